@@ -1,0 +1,34 @@
+package kvm
+
+import (
+	"testing"
+	"unsafe"
+)
+
+// The structs overlay kernel memory: their sizes and offsets are the ABI.
+func TestABILayout(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"kvm_run header to exit union", unsafe.Offsetof(runHeader{}.Exit), 32},
+		{"kvm_run.io", unsafe.Sizeof(IOExit{}), 16},
+		{"kvm_run.mmio.len", unsafe.Offsetof(MMIOExit{}.Len), 16},
+		{"kvm_run.mmio.is_write", unsafe.Offsetof(MMIOExit{}.IsWrite), 20},
+		{"kvm_run.emulation_failure.insn_size", unsafe.Offsetof(EmulationFailure{}.InsnSize), 16},
+		{"kvm_run.emulation_failure.insn_bytes", unsafe.Offsetof(EmulationFailure{}.InsnBytes), 17},
+		{"kvm_fpu", unsafe.Sizeof(FPU{}), 416},
+		{"kvm_fpu.xmm", unsafe.Offsetof(FPU{}.XMM), 152},
+		{"kvm_xsave", unsafe.Sizeof(XSave{}), 4096},
+		{"kvm_enable_cap", unsafe.Sizeof(kvmEnableCap{}), 104},
+		{"kvm_vcpu_events", unsafe.Sizeof(VCPUEvents{}), 64},
+		{"kvm_regs", unsafe.Sizeof(Regs{}), 144},
+		{"kvm_sregs", unsafe.Sizeof(Sregs{}), 312},
+		{"kvm_sregs2", unsafe.Sizeof(Sregs2{}), 320},
+		{"kvm_translation", unsafe.Sizeof(Translation{}), 24},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: %d, want %d", c.name, c.got, c.want)
+		}
+	}
+}

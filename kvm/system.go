@@ -1,0 +1,175 @@
+package kvm
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	gokvm "github.com/bobuhiro11/gokvm/kvm"
+	"golang.org/x/sys/unix"
+)
+
+// APIVersion is the only KVM API version walkvm speaks (KVM_GET_API_VERSION).
+const APIVersion = 12
+
+// DevicePath is where the KVM device lives.
+const DevicePath = "/dev/kvm"
+
+// Capability is a KVM_CAP_* number.
+type Capability = gokvm.Capability
+
+// Capabilities walkvm uses, by their KVM names.
+const (
+	CapUserMemory             Capability = gokvm.CapUserMemory
+	CapSetTSSAddr             Capability = gokvm.CapSetTSSAddr
+	CapSetIdentityMapAddr     Capability = gokvm.CapSetIdentityMapAddr
+	CapExtCPUID               Capability = gokvm.CapEXTCPUID
+	CapImmediateExit          Capability = gokvm.CapImmediateExit
+	CapXSave                  Capability = gokvm.CapXSave
+	CapXSave2                 Capability = gokvm.CapXSave2
+	CapSRegs2                 Capability = gokvm.CapSREGS2
+	CapExitOnEmulationFailure Capability = gokvm.CapExitOnEmulationFailure
+	CapReadonlyMem            Capability = gokvm.CapReadOnlyMEM
+	CapVCPUEvents             Capability = gokvm.CapVCPUEvents
+	CapNrVCPUs                Capability = gokvm.CapNRVCPUS
+	CapMaxVCPUs               Capability = gokvm.CapMAXVCPUS
+	CapExceptionPayload       Capability = gokvm.CapExceptionPayload
+	CapSetGuestDebug          Capability = gokvm.CapSetGuestDebug
+	CapCoalescedMMIO          Capability = gokvm.CapCoalescedMMIO
+	CapMemoryFaultInfo        Capability = 232
+)
+
+// Required lists the capabilities walkvm cannot run without.
+var Required = []Capability{CapUserMemory, CapSetTSSAddr, CapSetIdentityMapAddr, CapExtCPUID, CapImmediateExit}
+
+// ErrNoKVM says the KVM device is missing or cannot be opened.
+var ErrNoKVM = errors.New("KVM is not available")
+
+// System is an open /dev/kvm.
+type System struct {
+	f        *os.File
+	mmapSize int
+}
+
+// Open opens /dev/kvm, checks the API version and the capabilities walkvm
+// needs, and returns the handle.
+func Open() (*System, error) {
+	f, err := os.OpenFile(DevicePath, os.O_RDWR|unix.O_CLOEXEC, 0)
+	if err != nil {
+		return nil, fmt.Errorf("%w: open %s: %w", ErrNoKVM, DevicePath, err)
+	}
+	s := &System{f: f}
+	v, err := gokvm.GetAPIVersion(s.fd())
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("KVM_GET_API_VERSION: %w", err)
+	}
+	if v != APIVersion {
+		f.Close()
+		return nil, fmt.Errorf("%s speaks KVM API version %d, walkvm needs %d", DevicePath, v, APIVersion)
+	}
+	for _, c := range Required {
+		n, err := s.CheckExtension(c)
+		if err != nil || n == 0 {
+			f.Close()
+			return nil, fmt.Errorf("%s lacks capability %v (KVM_CAP number %d), which walkvm needs", DevicePath, c, int(c))
+		}
+	}
+	sz, err := gokvm.GetVCPUMMmapSize(s.fd())
+	if err != nil {
+		f.Close()
+		return nil, fmt.Errorf("KVM_GET_VCPU_MMAP_SIZE: %w", err)
+	}
+	s.mmapSize = int(sz)
+	return s, nil
+}
+
+func (s *System) fd() uintptr { return s.f.Fd() }
+
+// Close releases /dev/kvm. VMs created from it stay valid until closed.
+func (s *System) Close() error { return s.f.Close() }
+
+// CheckExtension returns KVM_CHECK_EXTENSION's answer for c: 0 when absent,
+// otherwise 1 or a capability-specific value.
+func (s *System) CheckExtension(c Capability) (int, error) {
+	n, err := gokvm.CheckExtension(s.fd(), c)
+	return int(n), err
+}
+
+// SupportedCPUID returns KVM_GET_SUPPORTED_CPUID.
+func (s *System) SupportedCPUID() (*CPUID, error) {
+	c := &gokvm.CPUID{Nent: maxCPUIDEntries, Entries: make([]gokvm.CPUIDEntry2, maxCPUIDEntries)}
+	if err := gokvm.GetSupportedCPUID(s.fd(), c); err != nil {
+		return nil, fmt.Errorf("KVM_GET_SUPPORTED_CPUID: %w", err)
+	}
+	c.Entries = c.Entries[:c.Nent]
+	return &CPUID{c}, nil
+}
+
+const maxCPUIDEntries = 256
+
+// CPUID is a list of CPUID entries as KVM takes and returns them.
+type CPUID struct{ raw *gokvm.CPUID }
+
+// CPUIDEntry is one leaf/subleaf.
+type CPUIDEntry = gokvm.CPUIDEntry2
+
+// Entries returns the entries; changing them changes c.
+func (c *CPUID) Entries() []CPUIDEntry { return c.raw.Entries }
+
+// Lookup returns the entry for function fn, subleaf idx (ignored for leaves
+// without a significant index).
+func (c *CPUID) Lookup(fn, idx uint32) (CPUIDEntry, bool) {
+	for _, e := range c.raw.Entries {
+		if e.Function != fn {
+			continue
+		}
+		// KVM_CPUID_FLAG_SIGNIFCANT_INDEX = 1.
+		if e.Flags&1 == 0 || e.Index == idx {
+			return e, true
+		}
+	}
+	return CPUIDEntry{}, false
+}
+
+// MaxPhyAddr is the guest's physical-address width from CPUID
+// 0x80000008 EAX[7:0]; 36 when the leaf is absent (SDM Vol. 3A §4.1.4).
+func (c *CPUID) MaxPhyAddr() uint8 {
+	if e, ok := c.Lookup(0x80000008, 0); ok && e.Eax&0xff != 0 {
+		return uint8(e.Eax)
+	}
+	return 36
+}
+
+// Has1GPages reports CPUID 0x80000001 EDX bit 26 (Page1GB).
+func (c *CPUID) Has1GPages() bool {
+	e, ok := c.Lookup(0x80000001, 0)
+	return ok && e.Edx&(1<<26) != 0
+}
+
+// HasPSE36 reports CPUID 1 EDX bit 17.
+func (c *CPUID) HasPSE36() bool {
+	e, ok := c.Lookup(1, 0)
+	return ok && e.Edx&(1<<17) != 0
+}
+
+// HasLA57 reports CPUID 7.0 ECX bit 16.
+func (c *CPUID) HasLA57() bool {
+	e, ok := c.Lookup(7, 0)
+	return ok && e.Ecx&(1<<16) != 0
+}
+
+// HasAVX reports CPUID 1 ECX bit 28 and OSXSAVE-capable XSAVE (bit 26).
+func (c *CPUID) HasAVX() bool {
+	e, ok := c.Lookup(1, 0)
+	return ok && e.Ecx&(1<<28) != 0 && e.Ecx&(1<<26) != 0
+}
+
+// CreateVM creates a VM.
+func (s *System) CreateVM() (*VM, error) {
+	fd, err := gokvm.CreateVM(s.fd())
+	if err != nil {
+		return nil, fmt.Errorf("KVM_CREATE_VM: %w", err)
+	}
+	return &VM{f: os.NewFile(fd, "kvm-vm"), sys: s}, nil
+}
