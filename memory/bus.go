@@ -1,0 +1,109 @@
+package memory
+
+import (
+	"errors"
+	"fmt"
+	"sort"
+)
+
+// Device is a device model on a bus. off is the offset of the access inside
+// the device's range; len(data) is the access size.
+type Device interface {
+	Read(off uint64, data []byte) error
+	Write(off uint64, data []byte) error
+}
+
+// ErrNoDevice says nothing is mapped at an address.
+var ErrNoDevice = errors.New("no device")
+
+// Bus maps address ranges (GPAs on the MMIO bus, ports on the PIO bus) to
+// devices. Ranges never overlap; an access must lie inside one device.
+type Bus struct {
+	name    string
+	entries []busEntry // sorted by base
+}
+
+type busEntry struct {
+	base, size uint64
+	name       string
+	dev        Device
+}
+
+// NewBus returns an empty bus; name ("mmio", "pio") appears in errors.
+func NewBus(name string) *Bus { return &Bus{name: name} }
+
+// Register maps dev at [base, base+size). It refuses empty, wrapping and
+// overlapping ranges.
+func (b *Bus) Register(name string, base, size uint64, dev Device) error {
+	if size == 0 || base+size < base {
+		return fmt.Errorf("%s bus: %s range %#x+%#x is empty or wraps", b.name, name, base, size)
+	}
+	for _, e := range b.entries {
+		if base < e.base+e.size && e.base < base+size {
+			return fmt.Errorf("%s bus: %s at %#x-%#x overlaps %s at %#x-%#x",
+				b.name, name, base, base+size-1, e.name, e.base, e.base+e.size-1)
+		}
+	}
+	b.entries = append(b.entries, busEntry{base: base, size: size, name: name, dev: dev})
+	sort.Slice(b.entries, func(i, j int) bool { return b.entries[i].base < b.entries[j].base })
+	return nil
+}
+
+// AccessError is an access the bus could not route.
+type AccessError struct {
+	Bus   string
+	Addr  uint64
+	Len   int
+	Write bool
+	Err   error
+}
+
+func (e *AccessError) Error() string {
+	dir := "read"
+	if e.Write {
+		dir = "write"
+	}
+	return fmt.Sprintf("%s bus: %d-byte %s at %#x: %v", e.Bus, e.Len, dir, e.Addr, e.Err)
+}
+
+func (e *AccessError) Unwrap() error { return e.Err }
+
+// find returns the entry that holds [addr, addr+n).
+func (b *Bus) find(addr uint64, n int) (*busEntry, bool) {
+	i := sort.Search(len(b.entries), func(i int) bool { return b.entries[i].base+b.entries[i].size > addr })
+	if i == len(b.entries) {
+		return nil, false
+	}
+	e := &b.entries[i]
+	if addr < e.base || uint64(n) > e.base+e.size-addr {
+		return nil, false
+	}
+	return e, true
+}
+
+// Lookup names the device at addr, for traces.
+func (b *Bus) Lookup(addr uint64) (string, bool) {
+	e, ok := b.find(addr, 1)
+	if !ok {
+		return "", false
+	}
+	return e.name, true
+}
+
+// Read performs a read of len(data) bytes at addr.
+func (b *Bus) Read(addr uint64, data []byte) error {
+	e, ok := b.find(addr, len(data))
+	if !ok {
+		return &AccessError{Bus: b.name, Addr: addr, Len: len(data), Err: ErrNoDevice}
+	}
+	return e.dev.Read(addr-e.base, data)
+}
+
+// Write performs a write of data at addr.
+func (b *Bus) Write(addr uint64, data []byte) error {
+	e, ok := b.find(addr, len(data))
+	if !ok {
+		return &AccessError{Bus: b.name, Addr: addr, Len: len(data), Write: true, Err: ErrNoDevice}
+	}
+	return e.dev.Write(addr-e.base, data)
+}

@@ -1,0 +1,154 @@
+package memory
+
+import (
+	"errors"
+	"testing"
+)
+
+func TestNewRAMSizes(t *testing.T) {
+	for _, size := range []uint64{0, 4096, MinRAM - 4096, MinRAM + 1, MaxRAM + 4096} {
+		if r, err := NewRAM(size); err == nil {
+			r.Close()
+			t.Errorf("NewRAM(%d) accepted a bad size", size)
+		}
+	}
+	r, err := NewRAM(16 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if got, want := r.Size(), uint64(16<<20-(HoleEnd-HoleStart)); got != want {
+		t.Errorf("Size() = %#x, want %#x (hole excluded)", got, want)
+	}
+}
+
+func TestRAMBounds(t *testing.T) {
+	r, err := NewRAM(4 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	end := uint64(4 << 20)
+	for _, c := range []struct {
+		name string
+		gpa  uint64
+		n    uint64
+		ok   bool
+	}{
+		{"first byte", 0, 1, true},
+		{"last byte below the hole", HoleStart - 1, 1, true},
+		{"dword straddling the hole start", HoleStart - 2, 4, false},
+		{"inside the hole", 0xB8000, 2, false},
+		{"last byte of the hole", HoleEnd - 1, 1, false},
+		{"straddling the hole end", HoleEnd - 1, 2, false},
+		{"first byte above the hole", HoleEnd, 1, true},
+		{"last qword", end - 8, 8, true},
+		{"past the end", end - 4, 8, false},
+		{"far past the end", 1 << 40, 1, false},
+		{"wrapping length", 0x1000, ^uint64(0), false},
+		{"top of the address space", ^uint64(0), 1, false},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			_, err := r.Slice(c.gpa, c.n)
+			if (err == nil) != c.ok {
+				t.Fatalf("Slice(%#x, %d) err = %v, want ok=%v", c.gpa, c.n, err, c.ok)
+			}
+			if err != nil && !errors.Is(err, ErrOutOfRange) {
+				t.Fatalf("error %v does not match ErrOutOfRange", err)
+			}
+		})
+	}
+	if err := r.WriteUint64(0x2000, 0x1122334455667788); err != nil {
+		t.Fatal(err)
+	}
+	if v, err := r.ReadUint32(0x2004); err != nil || v != 0x11223344 {
+		t.Fatalf("ReadUint32 = %#x, %v", v, err)
+	}
+	if _, err := r.ReadUint64(end - 4); err == nil {
+		t.Fatal("ReadUint64 past the end succeeded")
+	}
+	if err := r.Write(HoleStart-1, []byte{1, 2}); err == nil {
+		t.Fatal("Write into the hole succeeded")
+	}
+}
+
+type recorder struct {
+	last uint64
+	n    int
+}
+
+func (d *recorder) Read(off uint64, data []byte) error  { d.last = off; d.n = len(data); return nil }
+func (d *recorder) Write(off uint64, data []byte) error { d.last = off; d.n = len(data); return nil }
+
+func TestBusRegisterOverlap(t *testing.T) {
+	b := NewBus("mmio")
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(b.Register("a", 0x1000, 0x100, &recorder{}))
+	must(b.Register("b", 0x1100, 0x100, &recorder{}))
+	for _, c := range []struct {
+		name       string
+		base, size uint64
+	}{
+		{"same range", 0x1000, 0x100},
+		{"overlaps the end of a", 0x10ff, 2},
+		{"covers both", 0x0, 0x10000},
+		{"inside b", 0x1180, 1},
+		{"empty", 0x5000, 0},
+		{"wraps", ^uint64(0) - 1, 4},
+	} {
+		if err := b.Register(c.name, c.base, c.size, &recorder{}); err == nil {
+			t.Errorf("%s: Register(%#x, %#x) accepted", c.name, c.base, c.size)
+		}
+	}
+}
+
+func TestBusRouting(t *testing.T) {
+	b := NewBus("pio")
+	a, c := &recorder{}, &recorder{}
+	if err := b.Register("a", 0x3f8, 8, a); err != nil {
+		t.Fatal(err)
+	}
+	if err := b.Register("c", 0xf4, 1, c); err != nil {
+		t.Fatal(err)
+	}
+	buf := make([]byte, 4)
+	if err := b.Read(0x3fd, buf[:1]); err != nil || a.last != 5 || a.n != 1 {
+		t.Fatalf("read 0x3fd: err %v, off %d n %d", err, a.last, a.n)
+	}
+	if err := b.Write(0xf4, buf[:1]); err != nil || c.last != 0 {
+		t.Fatalf("write 0xf4: %v", err)
+	}
+	for _, bad := range []struct {
+		addr uint64
+		n    int
+	}{{0x3fe, 4}, {0x3f7, 2}, {0x100, 1}, {0xf5, 1}} {
+		err := b.Read(bad.addr, buf[:bad.n])
+		if !errors.Is(err, ErrNoDevice) {
+			t.Errorf("read %#x/%d: err = %v, want ErrNoDevice", bad.addr, bad.n, err)
+		}
+	}
+	if name, ok := b.Lookup(0x3ff); !ok || name != "a" {
+		t.Errorf("Lookup(0x3ff) = %q, %v", name, ok)
+	}
+}
+
+func BenchmarkBusRead(b *testing.B) {
+	bus := NewBus("mmio")
+	for i := uint64(0); i < 8; i++ {
+		if err := bus.Register("d", 0x1000*i, 0x100, &recorder{}); err != nil {
+			b.Fatal(err)
+		}
+	}
+	var buf [8]byte
+	b.ReportAllocs()
+	for b.Loop() {
+		if err := bus.Read(0x5010, buf[:4]); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

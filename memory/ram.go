@@ -1,0 +1,199 @@
+// Package memory is walkvm's guest-physical address space: guest RAM
+// (anonymous host memory registered with KVM as memslots around the PC hole
+// at 0xA0000–0xFFFFF) with bounds-checked access at a GPA, and the MMIO and
+// port-I/O buses that route the rest of the space to device models.
+//
+// Code that reads guest memory never maps or manages it: every access is
+// checked against the RAM regions and fails with an error, never a panic or
+// an access outside guest RAM.
+package memory
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+
+	"golang.org/x/sys/unix"
+)
+
+// The legacy PC hole: VGA memory and option/BIOS ROM space, not RAM.
+const (
+	HoleStart = 0xA0000
+	HoleEnd   = 0x100000
+)
+
+// MaxRAM keeps RAM below the 32-bit MMIO space (test window at 0xff000000,
+// KVM's TSS pages at 0xfffbc000).
+const MaxRAM = 3 << 30
+
+// MinRAM is enough for the low 640 KiB and the first MiB above the hole.
+const MinRAM = 2 << 20
+
+// ErrOutOfRange says a GPA range is not wholly inside guest RAM.
+var ErrOutOfRange = errors.New("not in guest RAM")
+
+// RangeError is an access to [GPA, GPA+Len) that is not wholly guest RAM.
+type RangeError struct {
+	GPA uint64
+	Len uint64
+}
+
+func (e *RangeError) Error() string {
+	return fmt.Sprintf("GPA %#x (+%d bytes) is not in guest RAM", e.GPA, e.Len)
+}
+
+// Unwrap lets callers match ErrOutOfRange.
+func (e *RangeError) Unwrap() error { return ErrOutOfRange }
+
+// Region is one contiguous piece of guest RAM.
+type Region struct {
+	GPA  uint64
+	Host []byte // the host mapping of exactly this region
+}
+
+// End is the first GPA after the region.
+func (r Region) End() uint64 { return r.GPA + uint64(len(r.Host)) }
+
+// RAM is guest RAM: one host mapping, GPA == offset, with the PC hole left
+// out of the regions.
+type RAM struct {
+	mapping []byte
+	regions []Region
+}
+
+// NewRAM maps size bytes of guest RAM (a multiple of 4 KiB, MinRAM..MaxRAM).
+func NewRAM(size uint64) (*RAM, error) {
+	if size%4096 != 0 || size < MinRAM || size > MaxRAM {
+		return nil, fmt.Errorf("guest RAM size %d: must be a multiple of 4 KiB between %d MiB and %d MiB", size, MinRAM>>20, MaxRAM>>20)
+	}
+	m, err := unix.Mmap(-1, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	if err != nil {
+		return nil, fmt.Errorf("mmap %d bytes of guest RAM: %w", size, err)
+	}
+	return &RAM{mapping: m, regions: []Region{
+		{GPA: 0, Host: m[:HoleStart:HoleStart]},
+		{GPA: HoleEnd, Host: m[HoleEnd:size:size]},
+	}}, nil
+}
+
+// NewRAMFromSlice wraps b as RAM at GPA 0 with no hole: for tests and tools
+// that model memory without KVM.
+func NewRAMFromSlice(b []byte) *RAM {
+	return &RAM{regions: []Region{{GPA: 0, Host: b}}}
+}
+
+// Close unmaps the RAM. Nothing may use it afterwards.
+func (r *RAM) Close() error {
+	if r.mapping == nil {
+		return nil
+	}
+	err := unix.Munmap(r.mapping)
+	r.mapping, r.regions = nil, nil
+	return err
+}
+
+// Size is the amount of RAM, the hole excluded.
+func (r *RAM) Size() uint64 {
+	var n uint64
+	for _, rg := range r.regions {
+		n += uint64(len(rg.Host))
+	}
+	return n
+}
+
+// Regions lists the RAM regions in GPA order.
+func (r *RAM) Regions() []Region { return r.regions }
+
+// SlotSetter registers a memslot; *kvm.VM implements it.
+type SlotSetter interface {
+	SetMemoryRegion(slot uint32, gpa uint64, mem []byte, readonly bool) error
+}
+
+// Register makes every region a KVM memslot, numbered from 0.
+func (r *RAM) Register(vm SlotSetter) error {
+	for i, rg := range r.regions {
+		if err := vm.SetMemoryRegion(uint32(i), rg.GPA, rg.Host, false); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// Slice returns the host bytes of [gpa, gpa+n) when they are one piece of
+// RAM. The slice aliases guest memory.
+func (r *RAM) Slice(gpa, n uint64) ([]byte, error) {
+	for _, rg := range r.regions {
+		if gpa >= rg.GPA && gpa < rg.End() {
+			off := gpa - rg.GPA
+			if n > uint64(len(rg.Host))-off {
+				break
+			}
+			return rg.Host[off : off+n : off+n], nil
+		}
+	}
+	return nil, &RangeError{GPA: gpa, Len: n}
+}
+
+// Contains reports whether [gpa, gpa+n) is wholly RAM.
+func (r *RAM) Contains(gpa, n uint64) bool {
+	_, err := r.Slice(gpa, n)
+	return err == nil
+}
+
+// Read copies guest memory at gpa into b.
+func (r *RAM) Read(gpa uint64, b []byte) error {
+	s, err := r.Slice(gpa, uint64(len(b)))
+	if err != nil {
+		return err
+	}
+	copy(b, s)
+	return nil
+}
+
+// Write copies b into guest memory at gpa.
+func (r *RAM) Write(gpa uint64, b []byte) error {
+	s, err := r.Slice(gpa, uint64(len(b)))
+	if err != nil {
+		return err
+	}
+	copy(s, b)
+	return nil
+}
+
+// ReadUint32 reads a little-endian dword at gpa.
+func (r *RAM) ReadUint32(gpa uint64) (uint32, error) {
+	s, err := r.Slice(gpa, 4)
+	if err != nil {
+		return 0, err
+	}
+	return binary.LittleEndian.Uint32(s), nil
+}
+
+// ReadUint64 reads a little-endian qword at gpa.
+func (r *RAM) ReadUint64(gpa uint64) (uint64, error) {
+	s, err := r.Slice(gpa, 8)
+	if err != nil {
+		return 0, err
+	}
+	return binary.LittleEndian.Uint64(s), nil
+}
+
+// WriteUint32 writes a little-endian dword at gpa.
+func (r *RAM) WriteUint32(gpa uint64, v uint32) error {
+	s, err := r.Slice(gpa, 4)
+	if err != nil {
+		return err
+	}
+	binary.LittleEndian.PutUint32(s, v)
+	return nil
+}
+
+// WriteUint64 writes a little-endian qword at gpa.
+func (r *RAM) WriteUint64(gpa uint64, v uint64) error {
+	s, err := r.Slice(gpa, 8)
+	if err != nil {
+		return err
+	}
+	binary.LittleEndian.PutUint64(s, v)
+	return nil
+}
