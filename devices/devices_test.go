@@ -1,0 +1,108 @@
+package devices
+
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
+
+func TestUART(t *testing.T) {
+	var out bytes.Buffer
+	u := NewUART(&out)
+	one := func(off uint64) byte {
+		var b [1]byte
+		if err := u.Read(off, b[:]); err != nil {
+			t.Fatal(err)
+		}
+		return b[0]
+	}
+	for _, c := range []byte("hi\n") {
+		if err := u.Write(uartRBR, []byte{c}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if out.String() != "hi\n" {
+		t.Errorf("transmitted %q", out.String())
+	}
+	if got := one(uartLSR); got != lsrTHRE|lsrTEMT {
+		t.Errorf("LSR = %#x, want transmitter empty and no data ready", got)
+	}
+	if got := one(uartIIR); got != iirNoInt {
+		t.Errorf("IIR = %#x", got)
+	}
+	u.Write(uartIIR, []byte{fcrFIFO})
+	if got := one(uartIIR); got != iirFIFO|iirNoInt {
+		t.Errorf("IIR with FIFOs = %#x", got)
+	}
+	u.Write(uartSCR, []byte{0x5a})
+	if got := one(uartSCR); got != 0x5a {
+		t.Errorf("SCR = %#x", got)
+	}
+	// Divisor latch: DLAB redirects offsets 0 and 1 and transmits nothing.
+	u.Write(uartLCR, []byte{lcrDLAB | 3})
+	u.Write(uartRBR, []byte{0x01})
+	u.Write(uartIER, []byte{0x00})
+	if one(uartRBR) != 0x01 || out.Len() != 3 {
+		t.Errorf("DLL = %#x, output %q", one(uartRBR), out.String())
+	}
+	u.Write(uartLCR, []byte{3})
+	if got := one(uartRBR); got != 0 {
+		t.Errorf("RBR with nothing received = %#x", got)
+	}
+	// Loopback: MCR DTR|RTS show as DSR|CTS.
+	u.Write(uartMCR, []byte{mcrLoop | 0x03})
+	if got := one(uartMSR); got != 0x30 {
+		t.Errorf("MSR in loopback = %#x, want 0x30", got)
+	}
+}
+
+func TestDebugExit(t *testing.T) {
+	var d DebugExit
+	err := d.Write(0, []byte{0x2a, 0x01})
+	var req *ExitRequest
+	if !errors.As(err, &req) || req.Status != 0x2a {
+		t.Fatalf("write 0x12a: %v", err)
+	}
+}
+
+func TestTestWindow(t *testing.T) {
+	w := NewTestWindow(TestWindowHigh, TestWindowSize)
+	if err := w.Write(0x10, []byte{0x78, 0x56, 0x34, 0x12}); err != nil {
+		t.Fatal(err)
+	}
+	var b [2]byte
+	if err := w.Read(0x12, b[:]); err != nil || b != [2]byte{0x34, 0x12} {
+		t.Fatalf("read back %x, %v", b, err)
+	}
+	want := []Access{
+		{GPA: TestWindowHigh + 0x10, Size: 4, Write: true, Value: 0x12345678},
+		{GPA: TestWindowHigh + 0x12, Size: 2, Value: 0x1234},
+	}
+	got := w.Accesses()
+	if len(got) != len(want) {
+		t.Fatalf("recorded %+v", got)
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("access %d = %+v, want %+v", i, got[i], want[i])
+		}
+	}
+	for i := 0; i < RecordLimit+10; i++ {
+		w.Write(0, b[:1])
+	}
+	if r, wr := w.Counts(); r != 1 || wr != RecordLimit+11 {
+		t.Errorf("counts %d reads %d writes", r, wr)
+	}
+	if len(w.Accesses()) != RecordLimit {
+		t.Errorf("record grew past its limit: %d", len(w.Accesses()))
+	}
+}
+
+func BenchmarkTestWindowWrite(b *testing.B) {
+	w := NewTestWindow(TestWindowHigh, TestWindowSize)
+	var v [4]byte
+	b.ReportAllocs()
+	for b.Loop() {
+		w.Write(0x40, v[:])
+	}
+}
