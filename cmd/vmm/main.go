@@ -1,0 +1,47 @@
+// Command vmm is walkvm's front end: it boots flat guest images on KVM with
+// walkvm's own MMIO path.
+//
+//	vmm run [flags] [IMAGE]   boot IMAGE (default: the embedded default guest)
+//
+// Exit status of run: the guest's debug-exit value, 0 when it halts with
+// interrupts disabled, 124 on timeout, 125 when the VM or walkvm fails.
+package main
+
+import (
+	"fmt"
+	"io"
+	"os"
+)
+
+func main() {
+	os.Exit(Main(os.Args[1:], os.Stdout, os.Stderr))
+}
+
+// Main runs vmm with args and returns the process exit status.
+func Main(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 {
+		usage(stderr)
+		return 2
+	}
+	switch args[0] {
+	case "run":
+		return cmdRun(args[1:], stdout, stderr)
+	case "help", "-h", "-help", "--help":
+		usage(stdout)
+		return 0
+	}
+	fmt.Fprintf(stderr, "vmm: unknown command %q\n", args[0])
+	usage(stderr)
+	return 2
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `usage: vmm COMMAND [flags]
+
+commands:
+  run [flags] [IMAGE]   boot a flat image (default: the embedded default guest)
+  help                  this text
+
+Run "vmm run -h" for the flags of run.
+`)
+}

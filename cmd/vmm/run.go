@@ -1,0 +1,177 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"walkvm/boot"
+	"walkvm/guest"
+	"walkvm/machine"
+	"walkvm/vcpu"
+)
+
+// runOptions are the flags of `vmm run`.
+type runOptions struct {
+	mem      uint64
+	load     uint64
+	entry    boot.Mode
+	timeout  time.Duration
+	logLevel logrus.Level
+	guest    string
+	image    string
+}
+
+func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
+	fs := flag.NewFlagSet("vmm run", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	mem := fs.String("mem", "64M", "guest RAM size (bytes, or with K, M, G suffix)")
+	load := fs.String("load", "0x1000", "guest-physical load address of IMAGE")
+	entry := fs.String("entry", "real", "entry mode of IMAGE: real, protected or long")
+	timeout := fs.Duration("timeout", 10*time.Second, "stop the guest after this long (0: never)")
+	level := fs.String("log-level", "warning", "log level: panic, fatal, error, warning, info, debug, trace")
+	name := fs.String("guest", "", "run the embedded guest NAME instead of IMAGE")
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, "usage: vmm run [flags] [IMAGE]")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return nil, err
+	}
+	o := &runOptions{timeout: *timeout, guest: *name}
+	var err error
+	if o.mem, err = parseSize(*mem); err != nil {
+		return nil, fmt.Errorf("-mem %q: %w", *mem, err)
+	}
+	if o.load, err = strconv.ParseUint(*load, 0, 64); err != nil {
+		return nil, fmt.Errorf("-load %q: not a number", *load)
+	}
+	if o.entry, err = boot.ParseMode(*entry); err != nil {
+		return nil, fmt.Errorf("-entry: %w", err)
+	}
+	if o.logLevel, err = logrus.ParseLevel(*level); err != nil {
+		return nil, fmt.Errorf("-log-level: %w", err)
+	}
+	if *timeout < 0 {
+		return nil, fmt.Errorf("-timeout %v: must not be negative", *timeout)
+	}
+	switch fs.NArg() {
+	case 0:
+	case 1:
+		o.image = fs.Arg(0)
+	default:
+		return nil, fmt.Errorf("run takes one IMAGE, got %d arguments", fs.NArg())
+	}
+	if o.image != "" && o.guest != "" {
+		return nil, errors.New("give either IMAGE or -guest, not both")
+	}
+	if o.image == "" {
+		if o.guest == "" {
+			o.guest = guest.Default
+		}
+		set := map[string]bool{}
+		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+		if set["load"] || set["entry"] {
+			return nil, fmt.Errorf("-load and -entry apply to an IMAGE file; embedded guest %q has its own", o.guest)
+		}
+	}
+	return o, nil
+}
+
+// parseSize reads "64M", "1G", "65536", "512K".
+func parseSize(s string) (uint64, error) {
+	mult := uint64(1)
+	t := strings.ToUpper(strings.TrimSpace(s))
+	switch {
+	case strings.HasSuffix(t, "K"):
+		mult, t = 1<<10, t[:len(t)-1]
+	case strings.HasSuffix(t, "M"):
+		mult, t = 1<<20, t[:len(t)-1]
+	case strings.HasSuffix(t, "G"):
+		mult, t = 1<<30, t[:len(t)-1]
+	}
+	n, err := strconv.ParseUint(t, 0, 64)
+	if err != nil || n == 0 {
+		return 0, errors.New("not a positive size")
+	}
+	if n > ^uint64(0)/mult {
+		return 0, errors.New("too large")
+	}
+	return n * mult, nil
+}
+
+func cmdRun(args []string, stdout, stderr io.Writer) int {
+	o, err := parseRun(args, stderr)
+	if errors.Is(err, flag.ErrHelp) {
+		return 0
+	}
+	if err != nil {
+		fmt.Fprintf(stderr, "vmm run: %v\n", err)
+		return vcpu.StatusFailed
+	}
+	log := logrus.New()
+	log.SetOutput(stderr)
+	log.SetLevel(o.logLevel)
+
+	img, err := o.loadImage()
+	if err != nil {
+		fmt.Fprintf(stderr, "vmm run: %v\n", err)
+		return vcpu.StatusFailed
+	}
+	m, err := machine.New(machine.Config{MemSize: o.mem, Image: img, Console: stdout, Log: log})
+	if err != nil {
+		fmt.Fprintf(stderr, "vmm run: %v\n", err)
+		return vcpu.StatusFailed
+	}
+	defer m.Close()
+	res := m.Run(o.timeout)
+	report(stderr, res)
+	return res.Status
+}
+
+func (o *runOptions) loadImage() (boot.Image, error) {
+	if o.image != "" {
+		data, err := os.ReadFile(o.image)
+		if err != nil {
+			return boot.Image{}, fmt.Errorf("image: %w", err)
+		}
+		if len(data) == 0 {
+			return boot.Image{}, fmt.Errorf("image %s is empty", o.image)
+		}
+		return boot.Image{Data: data, Load: o.load, Mode: o.entry}, nil
+	}
+	g, err := guest.Lookup(o.guest)
+	if err != nil {
+		return boot.Image{}, err
+	}
+	data, err := g.Image()
+	if err != nil {
+		return boot.Image{}, err
+	}
+	mode, err := boot.ParseMode(g.Entry)
+	if err != nil {
+		return boot.Image{}, fmt.Errorf("guest %s: %w", g.Name, err)
+	}
+	return boot.Image{Data: data, Load: g.Load, Mode: mode}, nil
+}
+
+func report(w io.Writer, res vcpu.Result) {
+	switch res.Reason {
+	case "halt", "debug-exit":
+		return
+	case "timeout":
+		fmt.Fprintf(w, "vmm run: %v\n", res.Err)
+	default:
+		fmt.Fprintf(w, "vmm run: %v\n", res.Err)
+		if res.Dump != "" {
+			fmt.Fprintln(w, res.Dump)
+		}
+	}
+}

@@ -1,0 +1,154 @@
+// Package machine assembles a walkvm VM: /dev/kvm, guest RAM registered as
+// memslots, the PIO and MMIO buses with walkvm's devices, one vCPU with
+// KVM's supported CPUID, and a flat image loaded by package boot.
+package machine
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"walkvm/boot"
+	"walkvm/devices"
+	"walkvm/kvm"
+	"walkvm/memory"
+	"walkvm/vcpu"
+)
+
+// KVM's private pages for real-mode emulation on Intel: three TSS pages and
+// the identity-map page, just below 4 GiB and clear of the test window.
+const (
+	TSSAddr         = 0xfffbd000
+	IdentityMapAddr = 0xfffbc000
+)
+
+// Config describes a VM.
+type Config struct {
+	MemSize uint64
+	Image   boot.Image
+	Console io.Writer // the UART's output
+	Log     logrus.FieldLogger
+}
+
+// Machine is a built VM, ready to run.
+type Machine struct {
+	Sys   *kvm.System
+	VM    *kvm.VM
+	CPU   *kvm.VCPU
+	CPUID *kvm.CPUID
+	RAM   *memory.RAM
+	PIO   *memory.Bus
+	MMIO  *memory.Bus
+	UART  *devices.UART
+
+	// The MMIO test windows, for tests that inspect recorded accesses.
+	WindowHigh, WindowLow *devices.TestWindow
+
+	Log logrus.FieldLogger
+}
+
+// New builds the VM described by cfg. On error nothing is left open.
+func New(cfg Config) (m *Machine, err error) {
+	log := cfg.Log
+	if log == nil {
+		l := logrus.New()
+		l.SetOutput(io.Discard)
+		log = l
+	}
+	m = &Machine{Log: log}
+	defer func() {
+		if err != nil {
+			m.Close()
+			m = nil
+		}
+	}()
+	if m.Sys, err = kvm.Open(); err != nil {
+		return nil, err
+	}
+	if m.RAM, err = memory.NewRAM(cfg.MemSize); err != nil {
+		return nil, err
+	}
+	regs, sregs, err := boot.Load(m.RAM, cfg.Image)
+	if err != nil {
+		return nil, fmt.Errorf("load image: %w", err)
+	}
+	if m.VM, err = m.Sys.CreateVM(); err != nil {
+		return nil, err
+	}
+	if err = m.VM.SetTSSAddr(TSSAddr); err != nil {
+		return nil, err
+	}
+	if err = m.VM.SetIdentityMapAddr(IdentityMapAddr); err != nil {
+		return nil, err
+	}
+	if err = m.RAM.Register(m.VM); err != nil {
+		return nil, err
+	}
+	if err = m.buildBuses(cfg.Console); err != nil {
+		return nil, err
+	}
+	if m.CPU, err = m.VM.CreateVCPU(0); err != nil {
+		return nil, err
+	}
+	if m.CPUID, err = m.Sys.SupportedCPUID(); err != nil {
+		return nil, err
+	}
+	if err = m.CPU.SetCPUID(m.CPUID); err != nil {
+		return nil, err
+	}
+	if err = m.CPU.SetSregs(sregs); err != nil {
+		return nil, err
+	}
+	if err = m.CPU.SetRegs(regs); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+func (m *Machine) buildBuses(console io.Writer) error {
+	m.PIO = memory.NewBus("pio")
+	m.MMIO = memory.NewBus("mmio")
+	m.UART = devices.NewUART(console)
+	m.WindowHigh = devices.NewTestWindow(devices.TestWindowHigh, devices.TestWindowSize)
+	m.WindowLow = devices.NewTestWindow(devices.TestWindowLow, devices.TestWindowSize)
+	return errors.Join(
+		m.PIO.Register("uart0", devices.COM1Port, 8, m.UART),
+		m.PIO.Register("debug-exit", devices.DebugExitPort, 1, devices.DebugExit{}),
+		m.MMIO.Register("testwindow-high", devices.TestWindowHigh, devices.TestWindowSize, m.WindowHigh),
+		m.MMIO.Register("testwindow-low", devices.TestWindowLow, devices.TestWindowSize, m.WindowLow),
+	)
+}
+
+// Loop returns a run loop for the vCPU with handler h (nil: plain bus MMIO).
+func (m *Machine) Loop(h vcpu.MMIOHandler) *vcpu.Loop {
+	if h == nil {
+		h = &vcpu.BusMMIO{Bus: m.MMIO, Log: m.Log}
+	}
+	return &vcpu.Loop{CPU: m.CPU, PIO: m.PIO, MMIO: h, Log: m.Log}
+}
+
+// Run runs the guest with the plain bus MMIO handler.
+func (m *Machine) Run(timeout time.Duration) vcpu.Result {
+	return m.Loop(nil).Run(timeout)
+}
+
+// Close releases everything New acquired.
+func (m *Machine) Close() error {
+	var errs []error
+	if m.CPU != nil {
+		errs = append(errs, m.CPU.Close())
+	}
+	if m.VM != nil {
+		errs = append(errs, m.VM.Close())
+	}
+	if m.RAM != nil {
+		errs = append(errs, m.RAM.Close())
+	}
+	if m.Sys != nil {
+		errs = append(errs, m.Sys.Close())
+	}
+	return errors.Join(errs...)
+}
