@@ -53,10 +53,13 @@ type System struct {
 
 // Open opens /dev/kvm, checks the API version and the capabilities walkvm
 // needs, and returns the handle.
-func Open() (*System, error) {
-	f, err := os.OpenFile(DevicePath, os.O_RDWR|unix.O_CLOEXEC, 0)
+func Open() (*System, error) { return OpenPath(DevicePath) }
+
+// OpenPath is Open for a KVM device node at path.
+func OpenPath(path string) (*System, error) {
+	f, err := os.OpenFile(path, os.O_RDWR|unix.O_CLOEXEC, 0)
 	if err != nil {
-		return nil, fmt.Errorf("%w: open %s: %w", ErrNoKVM, DevicePath, err)
+		return nil, fmt.Errorf("%w: %w", ErrNoKVM, err)
 	}
 	s := &System{f: f}
 	v, err := gokvm.GetAPIVersion(s.fd())
@@ -66,13 +69,13 @@ func Open() (*System, error) {
 	}
 	if v != APIVersion {
 		f.Close()
-		return nil, fmt.Errorf("%s speaks KVM API version %d, walkvm needs %d", DevicePath, v, APIVersion)
+		return nil, fmt.Errorf("%s speaks KVM API version %d, walkvm needs %d", path, v, APIVersion)
 	}
 	for _, c := range Required {
 		n, err := s.CheckExtension(c)
 		if err != nil || n == 0 {
 			f.Close()
-			return nil, fmt.Errorf("%s lacks capability %v (KVM_CAP number %d), which walkvm needs", DevicePath, c, int(c))
+			return nil, fmt.Errorf("%s lacks capability %v (KVM_CAP number %d), which walkvm needs", path, c, int(c))
 		}
 	}
 	sz, err := gokvm.GetVCPUMMmapSize(s.fd())

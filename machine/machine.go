@@ -31,6 +31,8 @@ type Config struct {
 	Image   boot.Image
 	Console io.Writer // the UART's output
 	Log     logrus.FieldLogger
+	// KVMPath is the KVM device node; empty means kvm.DevicePath.
+	KVMPath string
 }
 
 // Machine is a built VM, ready to run.
@@ -51,21 +53,24 @@ type Machine struct {
 }
 
 // New builds the VM described by cfg. On error nothing is left open.
-func New(cfg Config) (m *Machine, err error) {
+func New(cfg Config) (_ *Machine, err error) {
 	log := cfg.Log
 	if log == nil {
 		l := logrus.New()
 		l.SetOutput(io.Discard)
 		log = l
 	}
-	m = &Machine{Log: log}
+	m := &Machine{Log: log}
 	defer func() {
 		if err != nil {
 			m.Close()
-			m = nil
 		}
 	}()
-	if m.Sys, err = kvm.Open(); err != nil {
+	path := cfg.KVMPath
+	if path == "" {
+		path = kvm.DevicePath
+	}
+	if m.Sys, err = kvm.OpenPath(path); err != nil {
 		return nil, err
 	}
 	if m.RAM, err = memory.NewRAM(cfg.MemSize); err != nil {

@@ -27,6 +27,7 @@ type runOptions struct {
 	logLevel logrus.Level
 	guest    string
 	image    string
+	kvmPath  string
 }
 
 func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
@@ -38,6 +39,7 @@ func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
 	timeout := fs.Duration("timeout", 10*time.Second, "stop the guest after this long (0: never)")
 	level := fs.String("log-level", "warning", "log level: panic, fatal, error, warning, info, debug, trace")
 	name := fs.String("guest", "", "run the embedded guest NAME instead of IMAGE")
+	kvmPath := fs.String("kvm", "/dev/kvm", "KVM device node")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: vmm run [flags] [IMAGE]")
 		fs.PrintDefaults()
@@ -45,7 +47,7 @@ func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	o := &runOptions{timeout: *timeout, guest: *name}
+	o := &runOptions{timeout: *timeout, guest: *name, kvmPath: *kvmPath}
 	var err error
 	if o.mem, err = parseSize(*mem); err != nil {
 		return nil, fmt.Errorf("-mem %q: %w", *mem, err)
@@ -125,7 +127,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vmm run: %v\n", err)
 		return vcpu.StatusFailed
 	}
-	m, err := machine.New(machine.Config{MemSize: o.mem, Image: img, Console: stdout, Log: log})
+	m, err := machine.New(machine.Config{MemSize: o.mem, Image: img, Console: stdout, Log: log, KVMPath: o.kvmPath})
 	if err != nil {
 		fmt.Fprintf(stderr, "vmm run: %v\n", err)
 		return vcpu.StatusFailed
