@@ -1,0 +1,105 @@
+package mmu
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+)
+
+// Memory is how the walker reads paging-structure entries from guest
+// physical memory and writes back accessed/dirty flags. Addresses are
+// guest-physical; values are little-endian. An address that is not guest RAM
+// (MMIO, a hole, beyond the end) is an error, never a panic.
+type Memory interface {
+	ReadUint32(gpa uint64) (uint32, error)
+	ReadUint64(gpa uint64) (uint64, error)
+	WriteUint32(gpa uint64, v uint32) error
+	WriteUint64(gpa uint64, v uint64) error
+}
+
+// ErrNotRAM is what SliceMemory wraps when an access falls outside it.
+var ErrNotRAM = errors.New("not guest RAM")
+
+// SliceMemory is guest RAM as one byte slice starting at guest-physical
+// address Base. It is meant for tests and tools; use it through a pointer so
+// that converting it to Memory does not allocate.
+type SliceMemory struct {
+	Base uint64
+	Data []byte
+}
+
+// NewSliceMemory returns size bytes of zeroed RAM at guest-physical base.
+func NewSliceMemory(base uint64, size int) *SliceMemory {
+	return &SliceMemory{Base: base, Data: make([]byte, size)}
+}
+
+// at returns the n bytes at gpa, or an error if any of them is outside m.
+func (m *SliceMemory) at(gpa uint64, n uint64) ([]byte, error) {
+	off := gpa - m.Base
+	if gpa < m.Base || off > uint64(len(m.Data)) || uint64(len(m.Data))-off < n {
+		return nil, fmt.Errorf("%d bytes at gpa %#x: %w", n, gpa, ErrNotRAM)
+	}
+	return m.Data[off : off+n], nil
+}
+
+// ReadUint32 reads 4 bytes at gpa.
+func (m *SliceMemory) ReadUint32(gpa uint64) (uint32, error) {
+	b, err := m.at(gpa, 4)
+	if err != nil {
+		return 0, err
+	}
+	return binary.LittleEndian.Uint32(b), nil
+}
+
+// ReadUint64 reads 8 bytes at gpa.
+func (m *SliceMemory) ReadUint64(gpa uint64) (uint64, error) {
+	b, err := m.at(gpa, 8)
+	if err != nil {
+		return 0, err
+	}
+	return binary.LittleEndian.Uint64(b), nil
+}
+
+// WriteUint32 writes 4 bytes at gpa.
+func (m *SliceMemory) WriteUint32(gpa uint64, v uint32) error {
+	b, err := m.at(gpa, 4)
+	if err != nil {
+		return err
+	}
+	binary.LittleEndian.PutUint32(b, v)
+	return nil
+}
+
+// WriteUint64 writes 8 bytes at gpa.
+func (m *SliceMemory) WriteUint64(gpa uint64, v uint64) error {
+	b, err := m.at(gpa, 8)
+	if err != nil {
+		return err
+	}
+	binary.LittleEndian.PutUint64(b, v)
+	return nil
+}
+
+// MemoryError says that a paging-structure entry could not be read (or its
+// accessed/dirty flags written) because its address is not guest RAM. It is
+// walkvm's failure to translate, not an architectural fault: hardware would
+// have read whatever the bus returned. Err is the Memory's error.
+type MemoryError struct {
+	Walker   WalkerKind
+	Level    uint8  // level of the entry (1 = PTE)
+	EntryGPA uint64 // address of the entry
+	Addr     uint64 // linear (or, for EPT, guest-physical) address walked
+	Write    bool   // the failure was writing accessed/dirty flags
+	Err      error
+}
+
+func (e *MemoryError) Error() string {
+	op := "reading"
+	if e.Write {
+		op = "updating A/D of"
+	}
+	return fmt.Sprintf("mmu: %s: %s level-%d entry at gpa %#x (walking %#x): %v",
+		e.Walker, op, e.Level, e.EntryGPA, e.Addr, e.Err)
+}
+
+func (e *MemoryError) Unwrap() error { return e.Err }

@@ -1,0 +1,189 @@
+package mmu
+
+import (
+	"fmt"
+
+	"walkvm/x86"
+)
+
+// State is the architectural state a translation depends on, as the vCPU
+// has it (KVM_GET_SREGS2, KVM_GET_REGS, CPL from SS.DPL, PKRU from XSAVE).
+type State struct {
+	CR0, CR3, CR4, EFER uint64
+	RFLAGS              uint64 // AC and VM matter
+	CPL                 uint8  // forced to 3 in virtual-8086 mode
+	CSL, CSD            bool   // CS.L and CS.D: 64-bit code vs. compatibility mode
+	PKRU                uint32
+
+	// PDPTEs are the PAE PDPTE registers (KVM_GET_SREGS2 with
+	// KVM_SREGS2_FLAGS_PDPTRS_VALID). Without them (HasPDPTEs false) a PAE
+	// walk reads the PDPTEs from memory at CR3, as they were when loaded if
+	// the guest has not changed them since.
+	PDPTEs    [4]uint64
+	HasPDPTEs bool
+}
+
+// Features are what the guest's CPUID says about paging.
+type Features struct {
+	MaxPhyAddr uint8 // MAXPHYADDR, CPUID 0x80000008 EAX[7:0]; 0 means 36
+	GBPages    bool  // 1-GByte pages, CPUID 0x80000001 EDX[26]
+	PSE36      bool  // PSE-36, CPUID 0x1 EDX[17]
+}
+
+// DefaultMaxPhyAddr is MAXPHYADDR when CPUID leaf 0x80000008 is absent
+// (SDM Vol. 3A §4.1.4).
+const DefaultMaxPhyAddr = 36
+
+// CPUIDEntry is one CPUID leaf as the guest sees it (KVM_SET_CPUID2 layout).
+type CPUIDEntry struct {
+	Function, Index    uint32
+	EAX, EBX, ECX, EDX uint32
+}
+
+func findLeaf(entries []CPUIDEntry, fn uint32) (CPUIDEntry, bool) {
+	for _, e := range entries {
+		if e.Function == fn && e.Index == 0 {
+			return e, true
+		}
+	}
+	return CPUIDEntry{}, false
+}
+
+// MaxPhyAddrFromCPUID derives MAXPHYADDR from CPUID leaf 0x80000008
+// EAX[7:0], or DefaultMaxPhyAddr when the leaf is absent or reports 0.
+func MaxPhyAddrFromCPUID(entries []CPUIDEntry) uint8 {
+	if e, ok := findLeaf(entries, 0x80000008); ok && uint8(e.EAX) != 0 {
+		return uint8(e.EAX)
+	}
+	return DefaultMaxPhyAddr
+}
+
+// FeaturesFromCPUID collects the paging features of a guest CPUID.
+func FeaturesFromCPUID(entries []CPUIDEntry) Features {
+	f := Features{MaxPhyAddr: MaxPhyAddrFromCPUID(entries)}
+	if e, ok := findLeaf(entries, 1); ok {
+		f.PSE36 = e.EDX&(1<<17) != 0
+	}
+	if e, ok := findLeaf(entries, 0x80000001); ok {
+		f.GBPages = e.EDX&(1<<26) != 0
+	}
+	return f
+}
+
+func (f Features) maxPhyAddr() (uint8, error) {
+	m := f.MaxPhyAddr
+	if m == 0 {
+		m = DefaultMaxPhyAddr
+	}
+	if m < 32 || m > 52 {
+		return 0, fmt.Errorf("mmu: MAXPHYADDR %d outside 32..52", m)
+	}
+	return m, nil
+}
+
+// Mode is the paging mode of a vCPU (SDM Vol. 3A §4.1.1).
+type Mode uint8
+
+const (
+	ModeReal      Mode = iota // CR0.PE=0: no paging, 32-bit linear = physical
+	ModeProtected             // CR0.PE=1, CR0.PG=0: no paging
+	ModePaging32              // 32-bit paging
+	ModePAE                   // PAE paging
+	ModePaging4               // 4-level paging
+	ModePaging5               // 5-level paging
+)
+
+var modeNames = [...]string{"real", "protected", "32-bit paging", "PAE paging", "4-level paging", "5-level paging"}
+
+func (m Mode) String() string {
+	if int(m) < len(modeNames) {
+		return modeNames[m]
+	}
+	return fmt.Sprintf("mode%d", uint8(m))
+}
+
+// Paging reports whether the mode translates linear addresses.
+func (m Mode) Paging() bool { return m >= ModePaging32 }
+
+// Levels is the number of paging-structure levels (PAE counts the PDPT).
+func (m Mode) Levels() int {
+	switch m {
+	case ModePaging32:
+		return 2
+	case ModePAE:
+		return 3
+	case ModePaging4:
+		return 4
+	case ModePaging5:
+		return 5
+	}
+	return 0
+}
+
+// ModeOf derives the paging mode from CR0, CR4 and EFER. Combinations a CPU
+// cannot be in (CR0.PG without CR0.PE; IA32_EFER.LMA without PG and PAE; LME
+// and PG without LMA) are errors: MOV to CR0/CR4 and WRMSR refuse them.
+func ModeOf(s *State) (Mode, error) {
+	pe := s.CR0&x86.CR0PE != 0
+	pg := s.CR0&x86.CR0PG != 0
+	pae := s.CR4&x86.CR4PAE != 0
+	lma := s.EFER&x86.EFERLMA != 0
+	lme := s.EFER&x86.EFERLME != 0
+	switch {
+	case pg && !pe:
+		return 0, fmt.Errorf("mmu: CR0 %#x has PG without PE", s.CR0)
+	case lma && !(pg && pae):
+		return 0, fmt.Errorf("mmu: EFER.LMA with CR0 %#x CR4 %#x (needs PG and PAE)", s.CR0, s.CR4)
+	case lme && pg && !lma:
+		return 0, fmt.Errorf("mmu: EFER %#x has LME and CR0.PG but not LMA", s.EFER)
+	case !pe:
+		return ModeReal, nil
+	case !pg:
+		return ModeProtected, nil
+	case !pae:
+		return ModePaging32, nil
+	case !lma:
+		return ModePAE, nil
+	case s.CR4&x86.CR4LA57 != 0:
+		return ModePaging5, nil
+	}
+	return ModePaging4, nil
+}
+
+// PDPTE reserved bits in PAE paging (SDM Vol. 3A §4.4.1, Table 4-8): 2:1,
+// 8:5 and 63:MAXPHYADDR.
+func pdpteReserved(maxPhy uint8) uint64 {
+	return bits(1, 2) | bits(5, 8) | bits(uint(maxPhy), 63)
+}
+
+// LoadPDPTEs does what MOV to CR3 (or to CR0/CR4 entering PAE paging) does
+// with the PDPTEs (SDM Vol. 3A §4.4.1): it reads the four PDPTEs at CR3
+// bits 31:5 and returns #GP(0) if a present one has a reserved bit set.
+func LoadPDPTEs(mem Memory, cr3 uint64, f Features) ([4]uint64, error) {
+	var p [4]uint64
+	m, err := f.maxPhyAddr()
+	if err != nil {
+		return p, err
+	}
+	base := cr3 & 0xFFFFFFE0
+	for i := range p {
+		gpa := base + uint64(i)*8
+		v, err := mem.ReadUint64(gpa)
+		if err != nil {
+			return p, &MemoryError{Walker: Paging64, Level: 3, EntryGPA: gpa, Err: err}
+		}
+		if v&1 != 0 && v&pdpteReserved(m) != 0 {
+			return p, x86.GP(0, fmt.Sprintf("PDPTE %d (%#x) has reserved bits set", i, v))
+		}
+		p[i] = v
+	}
+	return p, nil
+}
+
+// bits is the mask of bits lo..hi inclusive; empty when lo > hi.
+func bits(lo, hi uint) uint64 {
+	if lo > hi || lo > 63 {
+		return 0
+	}
+	return (^uint64(0) >> (63 - hi)) &^ (1<<lo - 1)
+}
