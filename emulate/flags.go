@@ -1,0 +1,204 @@
+package emulate
+
+import (
+	"math/bits"
+
+	"walkvm/x86"
+)
+
+// ALUOp names an arithmetic or logic operation whose RFLAGS effect the
+// emulator computes. The first eight are in the order of the 00-3F opcode
+// rows and of ModRM.reg in opcodes 80-83 (SDM Vol. 2D Table A-6).
+type ALUOp uint8
+
+// ALU operations.
+const (
+	ALUAdd ALUOp = iota
+	ALUOr
+	ALUAdc
+	ALUSbb
+	ALUAnd
+	ALUSub
+	ALUXor
+	ALUCmp
+	ALUTest // AND without a result
+	ALUInc
+	ALUDec
+	ALUNeg
+	numALUOps
+)
+
+var aluNames = [numALUOps]string{"add", "or", "adc", "sbb", "and", "sub", "xor", "cmp", "test", "inc", "dec", "neg"}
+
+func (o ALUOp) String() string {
+	if o < numALUOps {
+		return aluNames[o]
+	}
+	return "alu?"
+}
+
+// Writes reports whether the operation stores its result (CMP and TEST only
+// set flags).
+func (o ALUOp) Writes() bool { return o != ALUCmp && o != ALUTest }
+
+// parityTable[b] is FlagPF when b has an even number of set bits.
+var parityTable = func() (t [256]uint8) {
+	for i := range t {
+		if bits.OnesCount8(uint8(i))%2 == 0 {
+			t[i] = x86.FlagPF
+		}
+	}
+	return
+}()
+
+// szp returns ZF, SF and PF for a result of n bytes (already masked).
+func szp(res uint64, n uint8) uint64 {
+	f := uint64(parityTable[uint8(res)])
+	if res == 0 {
+		f |= x86.FlagZF
+	}
+	if res>>(8*uint(n)-1)&1 != 0 {
+		f |= x86.FlagSF
+	}
+	return f
+}
+
+// ALU computes op on operands of n bytes (1, 2, 4 or 8) and returns the
+// result, masked to n bytes, and the new RFLAGS. dst is the destination
+// (first) operand, src the source; INC, DEC and NEG ignore src. The six
+// status flags are set as the SDM defines them (Vol. 2 instruction pages);
+// where it leaves one undefined (AF after AND, OR, XOR, TEST) the result is
+// what Intel and AMD processors produce, 0. INC and DEC keep CF; the other
+// bits of flags pass through unchanged.
+func ALU(op ALUOp, n uint8, dst, src, flags uint64) (res, out uint64) {
+	m := sizeMask(n)
+	dst &= m
+	src &= m
+	sign := uint(8*n - 1)
+	var f uint64
+	switch op {
+	case ALUAdd, ALUAdc, ALUInc:
+		var c uint64
+		switch op {
+		case ALUAdc:
+			c = flags & x86.FlagCF
+		case ALUInc:
+			src = 1
+		}
+		var carry uint64
+		if n == 8 {
+			res, carry = bits.Add64(dst, src, c)
+		} else {
+			sum := dst + src + c
+			res, carry = sum&m, sum>>(8*uint(n))&1
+		}
+		if op == ALUInc {
+			f = flags & x86.FlagCF
+		} else {
+			f = carry // FlagCF is bit 0
+		}
+		f |= (dst ^ src ^ res) & x86.FlagAF
+		if ((dst^res)&(src^res))>>sign&1 != 0 {
+			f |= x86.FlagOF
+		}
+	case ALUSub, ALUSbb, ALUCmp, ALUDec, ALUNeg:
+		var b uint64
+		switch op {
+		case ALUSbb:
+			b = flags & x86.FlagCF
+		case ALUDec:
+			src = 1
+		case ALUNeg:
+			dst, src = 0, dst
+		}
+		var borrow uint64
+		if n == 8 {
+			res, borrow = bits.Sub64(dst, src, b)
+		} else {
+			diff := dst - src - b
+			res, borrow = diff&m, diff>>63 // dst, src < 2^32: a borrow wraps the whole word
+		}
+		switch op {
+		case ALUDec:
+			f = flags & x86.FlagCF
+		case ALUNeg:
+			if src != 0 {
+				f = x86.FlagCF
+			}
+		default:
+			f = borrow
+		}
+		f |= (dst ^ src ^ res) & x86.FlagAF
+		if ((dst^src)&(dst^res))>>sign&1 != 0 {
+			f |= x86.FlagOF
+		}
+	case ALUOr:
+		res = dst | src
+	case ALUAnd, ALUTest:
+		res = dst & src
+	case ALUXor:
+		res = dst ^ src
+	default:
+		return dst, flags
+	}
+	f |= szp(res, n)
+	return res, flags&^x86.FlagsArith | f
+}
+
+// BitOp names the bit-test instructions.
+type BitOp uint8
+
+// Bit-test operations, in the order of ModRM.reg 4-7 of 0F BA.
+const (
+	BitTest       BitOp = iota // BT
+	BitSet                     // BTS
+	BitReset                   // BTR
+	BitComplement              // BTC
+)
+
+// BitTestOp tests bit (taken modulo the operand width of n bytes) of v, sets
+// CF to it and returns the new value and RFLAGS. Only CF is defined; the
+// emulator leaves OF, SF, AF and PF as they were (undefined by the SDM) and
+// ZF unchanged (defined so).
+func BitTestOp(op BitOp, n uint8, v, bit, flags uint64) (res, out uint64) {
+	bit %= 8 * uint64(n)
+	mask := uint64(1) << bit
+	out = flags &^ x86.FlagCF
+	if v&mask != 0 {
+		out |= x86.FlagCF
+	}
+	switch op {
+	case BitSet:
+		v |= mask
+	case BitReset:
+		v &^= mask
+	case BitComplement:
+		v ^= mask
+	}
+	return v & sizeMask(n), out
+}
+
+// Cond evaluates condition code cc (the low nibble of Jcc/SETcc/CMOVcc,
+// SDM Vol. 1 Appendix B) against RFLAGS.
+func Cond(cc uint8, flags uint64) bool {
+	var r bool
+	switch cc >> 1 & 7 {
+	case 0: // O
+		r = flags&x86.FlagOF != 0
+	case 1: // B
+		r = flags&x86.FlagCF != 0
+	case 2: // E
+		r = flags&x86.FlagZF != 0
+	case 3: // BE
+		r = flags&(x86.FlagCF|x86.FlagZF) != 0
+	case 4: // S
+		r = flags&x86.FlagSF != 0
+	case 5: // P
+		r = flags&x86.FlagPF != 0
+	case 6: // L
+		r = (flags&x86.FlagSF != 0) != (flags&x86.FlagOF != 0)
+	case 7: // LE
+		r = flags&x86.FlagZF != 0 || (flags&x86.FlagSF != 0) != (flags&x86.FlagOF != 0)
+	}
+	return r != (cc&1 != 0)
+}

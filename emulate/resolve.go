@@ -1,0 +1,379 @@
+package emulate
+
+import (
+	"walkvm/emulate/decode"
+	"walkvm/x86"
+)
+
+// Emulator fetches, decodes, resolves and executes guest instructions for
+// one vCPU. It keeps the decoded instruction and scratch buffers between
+// calls so that the hot path allocates nothing; it is not safe for
+// concurrent use. The zero value plus Mem is ready.
+type Emulator struct {
+	Mem Memory
+	// MaxRep caps the iterations one Step runs of a REP string
+	// instruction; 0 means DefaultMaxRep. When the cap stops a loop that is
+	// not finished, RIP stays at the instruction with rCX, rSI and rDI
+	// advanced, so the guest re-executes it and continues where it stopped
+	// (as the CPU does when an interrupt arrives between iterations, SDM
+	// Vol. 2B "REP").
+	MaxRep uint64
+
+	inst  decode.Inst
+	ibuf  [decode.MaxLen]byte
+	ilen  uint8
+	buf   [64]byte // data of the access in flight
+	buf2  [64]byte // second operand (CMPS, MOVS staging)
+	accs  Accesses
+	trans [2]uint64
+}
+
+// DefaultMaxRep is MaxRep's default.
+const DefaultMaxRep = 1024
+
+// Accesses lists the memory accesses of one instruction in the order it
+// makes them. String instructions list one iteration (source, then
+// destination); PUSH and POP with a memory operand list the operand and the
+// stack slot.
+type Accesses struct {
+	N int
+	A [2]Access
+}
+
+// Inst returns the instruction decoded by the last Fetch or Step.
+func (e *Emulator) Inst() *decode.Inst { return &e.inst }
+
+// InstBytes returns the bytes of the last fetched instruction (valid until
+// the next call).
+func (e *Emulator) InstBytes() []byte { return e.ibuf[:e.ilen] }
+
+// ea computes the effective address of a memory operand with the registers
+// of s (SDM Vol. 1 §3.7.5), truncated to the address size. RIP-relative
+// addressing adds the address of the next instruction.
+func ea(s *State, inst *decode.Inst, m *decode.Mem) uint64 {
+	var a uint64
+	if m.Base != decode.RegNone {
+		a += s.GPR[m.Base&15]
+	}
+	if m.Index != decode.RegNone {
+		a += s.GPR[m.Index&15] * uint64(m.Scale)
+	}
+	a += uint64(m.Disp)
+	if m.RIPRel {
+		a += s.RIP + uint64(inst.Len)
+	}
+	return a & addrMask(m.AddrSize)
+}
+
+// segLinear applies segmentation to an access of size bytes at offset off
+// through seg: protection checks and limits in protected mode (SDM Vol. 3A
+// §5.3, §5.5; Vol. 1 §3.4.5), the canonical check in 64-bit mode (Vol. 1
+// §3.3.7.1), and returns the linear address.
+func segLinear(s *State, m CPUMode, seg x86.SegReg, off, size uint64, write, read bool) (uint64, error) {
+	if int(seg) >= x86.NumSeg {
+		return 0, gp0(m, "bad segment register")
+	}
+	sd := &s.Seg[seg]
+	if m == ModeLong64 {
+		var la uint64
+		if seg == x86.FS || seg == x86.GS {
+			la = sd.Base
+		}
+		la += off
+		bits := s.LinearBits()
+		last := la + size - 1
+		if size == 0 {
+			last = la
+		}
+		if !x86.IsCanonical(la, bits) || !x86.IsCanonical(last, bits) {
+			return 0, segFault(m, seg, "non-canonical address")
+		}
+		return la, nil
+	}
+	if m.Protected() {
+		if sd.Unusable || (!sd.Present && seg != x86.CS) {
+			return 0, segFault(m, seg, "access through null or unusable "+seg.String())
+		}
+		if sd.S {
+			code := sd.Type&8 != 0
+			switch {
+			case code && write:
+				return 0, segFault(m, seg, "write to code segment "+seg.String())
+			case code && read && sd.Type&2 == 0:
+				return 0, segFault(m, seg, "read of execute-only segment "+seg.String())
+			case !code && write && sd.Type&2 == 0:
+				return 0, segFault(m, seg, "write to read-only segment "+seg.String())
+			}
+		}
+	}
+	// Limit check, real mode included: the hidden limit applies there too
+	// (it is 0FFFFH unless the guest set up "unreal" mode).
+	last := off + size - 1
+	if size == 0 {
+		last = off
+	}
+	limit := uint64(sd.Limit)
+	if m.Protected() && sd.S && sd.Type&8 == 0 && sd.Type&4 != 0 {
+		// Expand-down data segment: valid offsets are limit+1 up to FFFFH
+		// or FFFFFFFFH by the B flag (SDM Vol. 3A §5.3).
+		upper := uint64(0xFFFF)
+		if sd.DB {
+			upper = 0xFFFFFFFF
+		}
+		if off <= limit || last > upper || last < off {
+			return 0, segFault(m, seg, "offset outside expand-down "+seg.String()+" limit")
+		}
+	} else if last > limit || last < off {
+		return 0, segFault(m, seg, "offset beyond "+seg.String()+" limit")
+	}
+	return (sd.Base + off) & 0xFFFFFFFF, nil
+}
+
+// translate fills the pieces of acc (Linear and Size set) with the
+// guest-physical addresses, one translation per 4-KByte page.
+func (e *Emulator) translate(acc *Access, in Intent, long bool) error {
+	first := pageSize - acc.Linear%pageSize
+	if uint64(acc.Size) <= first {
+		gpa, err := e.Mem.Translate(acc.Linear, in)
+		if err != nil {
+			return err
+		}
+		acc.N = 1
+		acc.Pieces[0] = Piece{GPA: gpa, Size: acc.Size}
+		acc.Pieces[1] = Piece{}
+		return nil
+	}
+	gpa0, err := e.Mem.Translate(acc.Linear, in)
+	if err != nil {
+		return err
+	}
+	la1 := acc.Linear + first
+	if !long {
+		la1 &= 0xFFFFFFFF // linear addresses are 32 bits outside IA-32e mode
+	}
+	gpa1, err := e.Mem.Translate(la1, in)
+	if err != nil {
+		return err
+	}
+	acc.N = 2
+	acc.Pieces[0] = Piece{GPA: gpa0, Size: uint16(first)}
+	acc.Pieces[1] = Piece{GPA: gpa1, Size: acc.Size - uint16(first)}
+	return nil
+}
+
+// access resolves an access of size bytes at offset off through seg.
+func (e *Emulator) access(s *State, m CPUMode, seg x86.SegReg, off uint64, size uint16, read, write, commit bool, acc *Access) error {
+	return e.accessAligned(s, m, seg, off, size, 0, read, write, commit, acc)
+}
+
+// accessAligned is access for an operand that must be aligned on align
+// bytes (MOVDQA and friends): #GP(0) otherwise, before any translation.
+func (e *Emulator) accessAligned(s *State, m CPUMode, seg x86.SegReg, off uint64, size, align uint16, read, write, commit bool, acc *Access) error {
+	la, err := segLinear(s, m, seg, off, uint64(size), write, read)
+	if err != nil {
+		return err
+	}
+	*acc = Access{Seg: seg, Offset: off, Linear: la, Size: size, Read: read, Write: write}
+	if align > 1 && la%uint64(align) != 0 {
+		return gp0(m, "misaligned vector operand")
+	}
+	if err := alignCheck(s, m, la, size); err != nil {
+		return err
+	}
+	in := Intent{Kind: KindRead, Stack: seg == x86.SS, Commit: commit}
+	if write {
+		in.Kind = KindWrite
+	}
+	return e.translate(acc, in, m == ModeLong64)
+}
+
+// alignCheck raises #AC(0) for a misaligned access at CPL 3 with CR0.AM and
+// RFLAGS.AC set (SDM Vol. 3A §6.15, interrupt 17). Only the natural
+// alignment of 2-, 4- and 8-byte operands is checked.
+func alignCheck(s *State, m CPUMode, la uint64, size uint16) error {
+	if s.CR0&x86.CR0AM == 0 || s.RFLAGS&x86.FlagAC == 0 || m == ModeReal || s.CPL() != 3 {
+		return nil
+	}
+	switch size {
+	case 2, 4, 8:
+		if la&uint64(size-1) != 0 {
+			return &x86.Exception{Vector: x86.VectorAC, HasErrorCode: true, Addr: la, Reason: "misaligned access with alignment checking on"}
+		}
+	}
+	return nil
+}
+
+// memAccess resolves memory operand arg of inst with the registers of s.
+func (e *Emulator) memAccess(s *State, m CPUMode, inst *decode.Inst, mem *decode.Mem, size uint16, read, write, commit bool, acc *Access) error {
+	return e.access(s, m, mem.Seg, ea(s, inst, mem), size, read, write, commit, acc)
+}
+
+// Resolve reports the memory accesses inst would make with the registers of
+// s, without performing them or changing s: it applies segmentation, limit,
+// canonical and alignment checks and translates (without setting accessed
+// or dirty flags). Faults are returned as the *x86.Exception the
+// instruction would raise. An instruction without memory operands gives
+// acc.N == 0.
+//
+// For a write exit, which KVM reports after the instruction completed, call
+// it with a copy of s whose registers are as they were before the
+// instruction (see Rewind).
+func (e *Emulator) Resolve(s *State, inst *decode.Inst, acc *Accesses) error {
+	acc.N = 0
+	m := s.Mode()
+	if err := e.listAccesses(s, m, inst, acc, false); err != nil {
+		return err
+	}
+	return nil
+}
+
+// listAccesses resolves every access of inst in order.
+func (e *Emulator) listAccesses(s *State, m CPUMode, inst *decode.Inst, acc *Accesses, commit bool) error {
+	acc.N = 0
+	switch inst.Op {
+	case decode.PUSH, decode.POP:
+		mi := inst.MemArg()
+		if mi < 0 {
+			return e.stackOnly(s, m, inst, acc, commit)
+		}
+		mem := &inst.Args[mi].Mem
+		n := stackOpSize(m, inst)
+		if inst.Op == decode.PUSH {
+			if err := e.memAccess(s, m, inst, mem, uint16(n), true, false, commit, &acc.A[0]); err != nil {
+				return err
+			}
+			acc.N = 1
+			off := (s.GPR[x86.RSP] - uint64(n)) & addrMask(s.stackAddrSize(m))
+			if err := e.access(s, m, x86.SS, off, uint16(n), false, true, commit, &acc.A[1]); err != nil {
+				return err
+			}
+			acc.N = 2
+			return nil
+		}
+		sa := s.stackAddrSize(m)
+		off := s.GPR[x86.RSP] & addrMask(sa)
+		if err := e.access(s, m, x86.SS, off, uint16(n), true, false, commit, &acc.A[0]); err != nil {
+			return err
+		}
+		acc.N = 1
+		// The destination is computed with rSP already incremented (SDM
+		// Vol. 2B POP: "If the destination operand uses ESP as the base
+		// register, the address is computed after the POP").
+		saved := s.GPR[x86.RSP]
+		s.regWriteAddr(x86.RSP, sa, saved+uint64(n))
+		err := e.memAccess(s, m, inst, mem, uint16(n), false, true, commit, &acc.A[1])
+		s.GPR[x86.RSP] = saved
+		if err != nil {
+			return err
+		}
+		acc.N = 2
+		return nil
+	}
+	// Source (read-only) operands first, then the destination: the order of
+	// MOVS's read and write.
+	for pass := 0; pass < 2; pass++ {
+		for i := range inst.Args {
+			a := &inst.Args[i]
+			if a.Kind != decode.ArgMem || a.Mem.Access == 0 || a.Mem.Size == 0 {
+				continue
+			}
+			dst := a.Mem.Access.Writes()
+			if dst != (pass == 1) {
+				continue
+			}
+			if acc.N == len(acc.A) {
+				return nil
+			}
+			off := operandOffset(s, inst, a)
+			if err := e.accessAligned(s, m, a.Mem.Seg, off, a.Mem.Size, vecAlign(inst), a.Mem.Access.Reads(), dst, commit, &acc.A[acc.N]); err != nil {
+				return err
+			}
+			acc.N++
+		}
+	}
+	return nil
+}
+
+// operandOffset is the offset of memory operand a: its effective address,
+// moved for BT/BTS/BTR/BTC with a register bit offset, which addresses a bit
+// string beyond the operand (SDM Vol. 2A BT: the word at EA + size *
+// (BitOffset DIV bits), BitOffset signed).
+func operandOffset(s *State, inst *decode.Inst, a *decode.Arg) uint64 {
+	off := ea(s, inst, &a.Mem)
+	if d, ok := bitStringDisp(s, inst); ok {
+		off = (off + uint64(d)) & addrMask(a.Mem.AddrSize)
+	}
+	return off
+}
+
+// bitStringDisp is the byte displacement of the word a BT* with a register
+// bit offset and a memory operand accesses.
+func bitStringDisp(s *State, inst *decode.Inst) (int64, bool) {
+	switch inst.Op {
+	case decode.BT, decode.BTS, decode.BTR, decode.BTC:
+	default:
+		return 0, false
+	}
+	src := &inst.Args[1]
+	if inst.Args[0].Kind != decode.ArgMem || src.Kind != decode.ArgReg {
+		return 0, false
+	}
+	n := inst.OpSize
+	var bit int64
+	switch n {
+	case 2:
+		bit = int64(int16(s.GPR[src.Reg&15]))
+	case 4:
+		bit = int64(int32(s.GPR[src.Reg&15]))
+	default:
+		bit = int64(s.GPR[src.Reg&15])
+	}
+	return (bit >> (3 + log2(n))) * int64(n), true
+}
+
+func log2(n uint8) uint {
+	switch n {
+	case 2:
+		return 1
+	case 4:
+		return 2
+	case 8:
+		return 3
+	case 16:
+		return 4
+	case 32:
+		return 5
+	}
+	return 0
+}
+
+// stackOnly lists the stack access of PUSH/POP without a memory operand.
+func (e *Emulator) stackOnly(s *State, m CPUMode, inst *decode.Inst, acc *Accesses, commit bool) error {
+	n := stackOpSize(m, inst)
+	sa := s.stackAddrSize(m)
+	rsp := s.GPR[x86.RSP]
+	if inst.Op == decode.PUSH {
+		if err := e.access(s, m, x86.SS, (rsp-uint64(n))&addrMask(sa), uint16(n), false, true, commit, &acc.A[0]); err != nil {
+			return err
+		}
+	} else if err := e.access(s, m, x86.SS, rsp&addrMask(sa), uint16(n), true, false, commit, &acc.A[0]); err != nil {
+		return err
+	}
+	acc.N = 1
+	return nil
+}
+
+// stackOpSize is the size of a PUSH/POP: in 64-bit mode 8, or 2 with a 66
+// prefix (SDM Vol. 2B PUSH); else the operand size.
+func stackOpSize(m CPUMode, inst *decode.Inst) uint8 {
+	if m == ModeLong64 {
+		if inst.Prefix.OpSize {
+			return 2
+		}
+		return 8
+	}
+	if inst.OpSize == 2 || inst.OpSize == 4 {
+		return inst.OpSize
+	}
+	return 4
+}
