@@ -328,38 +328,46 @@ func (c *Context) Walk(mem Memory, addr uint64, acc Access, w *Walk) error {
 		level = 2
 	}
 
+	// Format fields in locals: the compiler cannot keep them in registers
+	// across the Memory calls otherwise.
+	ib := uint(f.IndexBits)
+	imask := uint64(1)<<ib - 1
+	amask := f.AddrMask
+	shift := 12 + ib*uint(level-1)
+	n := w.N
 	accBits := ^uint64(0)
 	var e uint64
 	for {
-		shift := f.PageShift(level)
-		idx := (addr >> shift) & (1<<f.IndexBits - 1)
-		egpa := table + idx*uint64(f.EntryBytes)
-		ent := &w.Entries[w.N]
-		ent.Level = level
-		ent.FromRegister = false
-		ent.Index = uint16(idx)
-		ent.TableGPA = table
-		ent.EntryGPA = egpa
+		idx := (addr >> shift) & imask
+		var egpa uint64
 		if f.EntryBytes == 4 {
+			egpa = table + idx*4
 			v, err := mem.ReadUint32(egpa)
 			if err != nil {
+				w.N = n
 				return &MemoryError{Walker: f.Walker, Level: level, EntryGPA: egpa, Addr: addr, Err: err}
 			}
 			e = uint64(v)
 		} else {
+			egpa = table + idx*8
 			v, err := mem.ReadUint64(egpa)
 			if err != nil {
+				w.N = n
 				return &MemoryError{Walker: f.Walker, Level: level, EntryGPA: egpa, Addr: addr, Err: err}
 			}
 			e = v
 		}
-		ent.Value = e
-		w.N++
+		ent := &w.Entries[n]
+		ent.Level, ent.FromRegister, ent.Index = level, false, uint16(idx)
+		ent.TableGPA, ent.EntryGPA, ent.Value = table, egpa, e
+		n++
 		if e&bitP == 0 {
+			w.N = n
 			return c.pageFault(w, pfec, "not present")
 		}
 		ps := (e >> 7) & 1
 		if e&c.rsvd[ps][level] != 0 {
+			w.N = n
 			return c.pageFault(w, pfec|x86.PFErrPresent|x86.PFErrReserved, "reserved bit set")
 		}
 		// XD is inverted so that AND-ing across levels leaves it set when
@@ -368,9 +376,11 @@ func (c *Context) Walk(mem Memory, addr uint64, acc Access, w *Walk) error {
 		if level == 1 || (ps != 0 && c.large&(1<<level) != 0) {
 			break
 		}
-		table = e & f.AddrMask
+		table = e & amask
 		level--
+		shift -= ib
 	}
+	w.N = n
 
 	// Effective rights (SDM Vol. 3A §4.6): AND of R/W, U/S and NOT XD.
 	var a uint8
@@ -395,9 +405,8 @@ func (c *Context) Walk(mem Memory, addr uint64, acc Access, w *Walk) error {
 		return c.pageFault(w, pfec|code, "access rights")
 	}
 
-	shift := f.PageShift(level)
 	w.PageSize = 1 << shift
-	base := e & f.AddrMask &^ (w.PageSize - 1)
+	base := e & amask &^ (w.PageSize - 1)
 	if level == 2 && f.Walker == Paging32 && c.pse36Bits != 0 {
 		base |= ((e >> 13) & (1<<c.pse36Bits - 1)) << 32
 	}

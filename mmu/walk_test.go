@@ -298,7 +298,7 @@ func TestPaging4Permissions(t *testing.T) {
 		{"not reserved: bit 39 with MAXPHYADDR 40", [4]uint64{fPRW, fPRW, fPRW, fPRW | 1<<39}, nil, &Features{MaxPhyAddr: 40}, 0, Read, -1},
 		{"reserved: PS in PML4E", [4]uint64{fPRW | fPS, fPRW, fPRW, fPRW}, nil, nil, 0, Read, P | R},
 		{"reserved: PS in PDPTE without 1G pages", [4]uint64{fPRW, fPRW | fPS, fPRW, fPRW}, nil, nil, 0, Read, P | R},
-		{"ignored: bits 62:52 of a PTE", [4]uint64{fPRW | 0x7FF << 52, fPRW, fPRW, fPRW | 0x7FF<<52}, nil, nil, 0, Read, -1},
+		{"ignored: bits 62:52 of a PTE", [4]uint64{fPRW | 0x7FF<<52, fPRW, fPRW, fPRW | 0x7FF<<52}, nil, nil, 0, Read, -1},
 		{"ignored: bit 8 (G) of PML4E", [4]uint64{fPRW | 1<<8, fPRW, fPRW, fPRW}, nil, nil, 0, Read, -1},
 		{"reserved: user write sets W and U too", [4]uint64{fPRWU, fPRWU, fPRWU, fPRWU | 1<<40}, nil, nil, 3, Write, P | W | U | R},
 		{"reserved beats rights", [4]uint64{fP, fP, fP, fP | 1<<40}, nil, nil, 3, Write, P | W | U | R},
