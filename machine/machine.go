@@ -15,6 +15,7 @@ import (
 	"walkvm/devices"
 	"walkvm/kvm"
 	"walkvm/memory"
+	"walkvm/mmu"
 	"walkvm/vcpu"
 )
 
@@ -133,6 +134,36 @@ func (m *Machine) Loop(h vcpu.MMIOHandler) *vcpu.Loop {
 		h = &vcpu.BusMMIO{Bus: m.MMIO, Log: m.Log}
 	}
 	return &vcpu.Loop{CPU: m.CPU, PIO: m.PIO, MMIO: h, Log: m.Log}
+}
+
+// OwnPath returns walkvm's own MMIO path for this machine, with
+// KVM_CAP_EXIT_ON_EMULATION_FAILURE enabled so that instructions KVM cannot
+// emulate reach it. Use it as both the MMIO handler and the observer of a
+// Loop (see RunOwn).
+func (m *Machine) OwnPath(verify vcpu.Verify) (*vcpu.OwnPath, error) {
+	if n, _ := m.Sys.CheckExtension(kvm.CapExitOnEmulationFailure); n == 0 {
+		return nil, fmt.Errorf("%s lacks KVM_CAP_EXIT_ON_EMULATION_FAILURE: walkvm could not see the instructions KVM cannot emulate", kvm.DevicePath)
+	}
+	if err := m.VM.EnableCap(kvm.CapExitOnEmulationFailure, 1); err != nil {
+		return nil, err
+	}
+	var entries []mmu.CPUIDEntry
+	for _, e := range m.CPUID.Entries() {
+		entries = append(entries, mmu.CPUIDEntry{Function: e.Function, Index: e.Index, EAX: e.Eax, EBX: e.Ebx, ECX: e.Ecx, EDX: e.Edx})
+	}
+	return &vcpu.OwnPath{
+		CPU: m.CPU, RAM: m.RAM, Bus: m.MMIO, Verify: verify, Log: m.Log,
+		Stats: vcpu.NewStats(), Features: mmu.FeaturesFromCPUID(entries),
+	}, nil
+}
+
+// RunOwn runs the guest through the own MMIO path p.
+func (m *Machine) RunOwn(p *vcpu.OwnPath, timeout time.Duration) vcpu.Result {
+	l := m.Loop(p)
+	l.Observer = p
+	res := l.Run(timeout)
+	p.Stats.ExitStatus = res.Status
+	return res
 }
 
 // Run runs the guest with the plain bus MMIO handler.

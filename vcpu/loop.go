@@ -80,6 +80,14 @@ func (h *BusMMIO) EmulationFailure(f *kvm.EmulationFailure) error {
 	return fmt.Errorf("KVM could not emulate the instruction % x", f.Instruction())
 }
 
+// Observer sees every exit.
+type Observer interface {
+	// BeginExit runs before the exit is handled; an error ends the run.
+	BeginExit(reason kvm.ExitReason) error
+	// EndExit runs after it was handled.
+	EndExit(reason kvm.ExitReason, emulationFailure bool)
+}
+
 // Loop runs one vCPU.
 type Loop struct {
 	CPU  *kvm.VCPU
@@ -89,9 +97,9 @@ type Loop struct {
 
 	// Exits counts exits by reason (index kvm.ExitReason, capped).
 	Exits [64]uint64
-	// OnExit, when set, is called after every exit is handled; it is where
-	// statistics and traces hook in.
-	OnExit func(reason kvm.ExitReason)
+	// Observer, when set, sees every exit before and after it is handled:
+	// the own MMIO path loads the vCPU state there, and counts and traces.
+	Observer Observer
 
 	stop atomic.Bool
 	tid  atomic.Int32
@@ -128,9 +136,14 @@ func (l *Loop) Run(timeout time.Duration) Result {
 		}
 		reason := l.CPU.ExitReason()
 		l.Exits[min(int(reason), len(l.Exits)-1)]++
+		if l.Observer != nil {
+			if err := l.Observer.BeginExit(reason); err != nil {
+				return l.fail(fmt.Errorf("reading vCPU state at a %v exit: %w", reason, err))
+			}
+		}
 		res, done := l.handle(reason)
-		if l.OnExit != nil {
-			l.OnExit(reason)
+		if l.Observer != nil {
+			l.Observer.EndExit(reason, reason == kvm.ExitInternalError && l.CPU.InternalError().Suberror == kvm.InternalErrorEmulation)
 		}
 		if done {
 			return res

@@ -1,6 +1,8 @@
 package main
 
 import (
+	"bufio"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -28,6 +30,11 @@ type runOptions struct {
 	guest    string
 	image    string
 	kvmPath  string
+	verify   vcpu.Verify
+	trace    string
+	stats    string
+	// statsFile receives the statistics instead of stderr.
+	statsFile string
 }
 
 func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
@@ -40,6 +47,10 @@ func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
 	level := fs.String("log-level", "warning", "log level: panic, fatal, error, warning, info, debug, trace")
 	name := fs.String("guest", "", "run the embedded guest NAME instead of IMAGE")
 	kvmPath := fs.String("kvm", "/dev/kvm", "KVM device node")
+	verify := fs.String("verify", "warn", "cross-checks of the own MMIO path against KVM: off, warn or strict")
+	trace := fs.String("trace", "", "write one JSON object per exit to FILE (- for stderr)")
+	stats := fs.String("stats", "", "print run statistics at the end: text or json")
+	statsFile := fs.String("stats-file", "", "write the statistics to FILE instead of stderr")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: vmm run [flags] [IMAGE]")
 		fs.PrintDefaults()
@@ -47,7 +58,7 @@ func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	o := &runOptions{timeout: *timeout, guest: *name, kvmPath: *kvmPath}
+	o := &runOptions{timeout: *timeout, guest: *name, kvmPath: *kvmPath, trace: *trace, stats: *stats, statsFile: *statsFile}
 	var err error
 	if o.mem, err = parseSize(*mem); err != nil {
 		return nil, fmt.Errorf("-mem %q: %w", *mem, err)
@@ -57,6 +68,17 @@ func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
 	}
 	if o.entry, err = boot.ParseMode(*entry); err != nil {
 		return nil, fmt.Errorf("-entry: %w", err)
+	}
+	if o.verify, err = vcpu.ParseVerify(*verify); err != nil {
+		return nil, fmt.Errorf("-verify: %w", err)
+	}
+	switch o.stats {
+	case "", "text", "json":
+	default:
+		return nil, fmt.Errorf("-stats %q: want text or json", o.stats)
+	}
+	if o.statsFile != "" && o.stats == "" {
+		o.stats = "json"
 	}
 	if o.logLevel, err = logrus.ParseLevel(*level); err != nil {
 		return nil, fmt.Errorf("-log-level: %w", err)
@@ -133,9 +155,67 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return vcpu.StatusFailed
 	}
 	defer m.Close()
-	res := m.Run(o.timeout)
+	own, err := m.OwnPath(o.verify)
+	if err != nil {
+		fmt.Fprintf(stderr, "vmm run: %v\n", err)
+		return vcpu.StatusFailed
+	}
+	if o.trace != "" {
+		tw, closeTrace, err := openOutput(o.trace, stderr)
+		if err != nil {
+			fmt.Fprintf(stderr, "vmm run: -trace: %v\n", err)
+			return vcpu.StatusFailed
+		}
+		defer closeTrace()
+		own.Trace = vcpu.NewTracer(tw)
+	}
+	res := m.RunOwn(own, o.timeout)
 	report(stderr, res)
+	if own.Trace != nil && own.Trace.Err != nil {
+		fmt.Fprintf(stderr, "vmm run: -trace: %v\n", own.Trace.Err)
+	}
+	if err := o.writeStats(own.Stats, stderr); err != nil {
+		fmt.Fprintf(stderr, "vmm run: %v\n", err)
+		return vcpu.StatusFailed
+	}
 	return res.Status
+}
+
+// openOutput opens FILE, or stderr for "-".
+func openOutput(name string, stderr io.Writer) (io.Writer, func(), error) {
+	if name == "-" {
+		return stderr, func() {}, nil
+	}
+	f, err := os.Create(name)
+	if err != nil {
+		return nil, nil, err
+	}
+	bw := bufio.NewWriterSize(f, 64<<10)
+	return bw, func() { bw.Flush(); f.Close() }, nil
+}
+
+func (o *runOptions) writeStats(s *vcpu.Stats, stderr io.Writer) error {
+	if o.stats == "" {
+		return nil
+	}
+	w := stderr
+	if o.statsFile != "" {
+		f, err := os.Create(o.statsFile)
+		if err != nil {
+			return fmt.Errorf("-stats-file: %w", err)
+		}
+		defer f.Close()
+		w = f
+	}
+	if o.stats == "text" {
+		return s.WriteText(w)
+	}
+	b, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprintf(w, "%s\n", b)
+	return err
 }
 
 func (o *runOptions) loadImage() (boot.Image, error) {

@@ -1,0 +1,147 @@
+package vcpu
+
+import (
+	"errors"
+
+	"walkvm/emulate"
+	"walkvm/memory"
+	"walkvm/mmu"
+	"walkvm/x86"
+)
+
+// maxWalks bounds the walks one exit records: a fetch across a page (2),
+// two operands across pages (4), with room to spare.
+const maxWalks = 8
+
+// guestMem is the emulator's view of the guest (emulate.Memory): walks with
+// walkvm's own mmu.Context, RAM through memory.RAM, everything else on the
+// MMIO bus. It records the walks of the current exit for stats and traces
+// and, when asked, checks each one against KVM_TRANSLATE.
+type guestMem struct {
+	ram *memory.RAM
+	bus *memory.Bus
+	ctx mmu.Context
+
+	walks  [maxWalks]mmu.Walk
+	nwalks int
+	spare  mmu.Walk // used once the record is full, or while quiet
+	// quiet stops recording and checking: walks made while searching for
+	// the instruction behind a write exit are not walks of the path.
+	quiet bool
+
+	// translate, when set, is KVM's translation of a linear address; a
+	// walk that disagrees with it is counted and remembered.
+	translate  func(la uint64) (gpa uint64, valid bool, err error)
+	checks     uint64
+	mismatches uint64
+	mismatch   translateMismatch // the first mismatch of the current exit
+}
+
+type translateMismatch struct {
+	seen     bool
+	la       uint64
+	own      uint64
+	ownFault error
+	kvm      uint64
+	kvmValid bool
+}
+
+func (g *guestMem) reset() {
+	g.nwalks = 0
+	g.mismatch = translateMismatch{}
+}
+
+// Walks returns the walks recorded since the last reset.
+func (g *guestMem) Walks() []mmu.Walk { return g.walks[:g.nwalks] }
+
+func (g *guestMem) nextWalk() *mmu.Walk {
+	if g.quiet || g.nwalks == len(g.walks) {
+		return &g.spare
+	}
+	g.nwalks++
+	return &g.walks[g.nwalks-1]
+}
+
+// Translate implements emulate.Memory.
+func (g *guestMem) Translate(la uint64, in emulate.Intent) (uint64, error) {
+	var acc mmu.Access
+	switch in.Kind {
+	case emulate.KindWrite:
+		acc = mmu.Write
+	case emulate.KindFetch:
+		acc = mmu.Fetch
+	}
+	if in.Implicit {
+		acc |= mmu.Implicit
+	}
+	if in.Stack {
+		acc |= mmu.Stack
+	}
+	if in.Commit {
+		acc |= mmu.SetAccessedDirty
+	}
+	w := g.nextWalk()
+	err := g.ctx.Walk(g.ram, la, acc, w)
+	if g.translate != nil && !g.quiet {
+		g.check(la, w, err)
+	}
+	if err != nil {
+		return 0, err
+	}
+	return w.GPA, nil
+}
+
+// check compares one walk with KVM_TRANSLATE. KVM translates for a
+// supervisor read, so only what does not depend on the access is compared:
+// a successful walk must give KVM's GPA, and a walk that found a
+// not-present entry must be invalid for KVM too.
+func (g *guestMem) check(la uint64, w *mmu.Walk, werr error) {
+	var pf bool
+	if werr != nil {
+		ex, isExc := werr.(*x86.Exception)
+		if !isExc || ex.Vector != x86.VectorPF || ex.ErrorCode&x86.PFErrPresent != 0 {
+			return // a permission or reserved-bit fault, or not a #PF: KVM may still translate
+		}
+		pf = true
+	}
+	gpa, valid, err := g.translate(la)
+	if err != nil {
+		return
+	}
+	g.checks++
+	ok := (!pf && valid && gpa == w.GPA) || (pf && !valid)
+	if ok {
+		return
+	}
+	g.mismatches++
+	if !g.mismatch.seen {
+		g.mismatch = translateMismatch{seen: true, la: la, own: w.GPA, ownFault: werr, kvm: gpa, kvmValid: valid}
+	}
+}
+
+// ReadPhys implements emulate.Memory.
+func (g *guestMem) ReadPhys(gpa uint64, b []byte) error {
+	if g.ram.Contains(gpa, uint64(len(b))) {
+		return g.ram.Read(gpa, b)
+	}
+	err := g.bus.Read(gpa, b)
+	if errors.Is(err, memory.ErrNoDevice) {
+		for i := range b {
+			b[i] = 0xff
+		}
+		return nil
+	}
+	return err
+}
+
+// WritePhys implements emulate.Memory.
+func (g *guestMem) WritePhys(gpa uint64, b []byte) error {
+	if g.ram.Contains(gpa, uint64(len(b))) {
+		return g.ram.Write(gpa, b)
+	}
+	err := g.bus.Write(gpa, b)
+	if errors.Is(err, memory.ErrNoDevice) {
+		return nil
+	}
+	return err
+}

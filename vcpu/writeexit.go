@@ -1,0 +1,317 @@
+package vcpu
+
+import (
+	"walkvm/emulate"
+	"walkvm/emulate/decode"
+	"walkvm/kvm"
+	"walkvm/mmu"
+	"walkvm/x86"
+)
+
+// A write exit arrives after KVM finished the instruction: RIP is past it
+// (at it for a REP string instruction that has iterations left, and on this
+// host for the last iteration too). walkvm finds the instruction again by
+// decoding backwards: every start RIP-15 … RIP-1 whose decode ends exactly
+// at RIP is a candidate, and so is RIP itself for string instructions. A
+// candidate matches when, with the registers as they are at the exit and
+// its own register effects undone, it writes KVM's GPA and size (and, for a
+// register or immediate source, KVM's data).
+
+// writeWindow holds the up to 15 code bytes before RIP and the 15 at it.
+type writeWindow struct {
+	b     [2 * decode.MaxLen]byte
+	valid [2 * decode.MaxLen]bool
+}
+
+// fetchWindow reads the code bytes around CS:RIP through walkvm's own
+// walks (no accessed flags set). Bytes that cannot be fetched stay invalid.
+func (p *OwnPath) fetchWindow(w *writeWindow) {
+	cs := &p.st.Seg[x86.CS]
+	ipMask := uint64(0xffffffff)
+	switch p.st.Mode().DecodeMode() {
+	case decode.Mode16:
+		ipMask = 0xffff
+	case decode.Mode64:
+		ipMask = ^uint64(0)
+	}
+	var page, pageGPA uint64
+	havePage := false
+	var walk mmu.Walk
+	for i := range w.b {
+		off := (p.st.RIP + uint64(i) - decode.MaxLen) & ipMask
+		la := off // CS base is 0 in 64-bit mode
+		if ipMask != ^uint64(0) {
+			la = (cs.Base + off) & 0xffffffff
+		}
+		w.valid[i] = false
+		if la>>12 != page || !havePage {
+			page, havePage = la>>12, false
+			if err := p.mem.ctx.Walk(p.RAM, la, mmu.Fetch, &walk); err != nil {
+				continue
+			}
+			pageGPA, havePage = walk.GPA&^0xfff, true
+		}
+		if !havePage {
+			continue
+		}
+		v, err := p.RAM.Slice(pageGPA|la&0xfff, 1)
+		if err != nil {
+			continue
+		}
+		w.b[i], w.valid[i] = v[0], true
+	}
+}
+
+// writeMatch is a candidate that explains a write exit.
+type writeMatch struct {
+	start uint64
+	len   uint8
+	acc   emulate.Access
+	undo  bool // its register effects had to be undone
+	inst  decode.Inst
+}
+
+// writeExit checks a write exit against the instruction that made it.
+func (p *OwnPath) writeExit(exit *kvm.MMIOExit, n int) error {
+	pend := p.pending
+	p.pending.valid = false
+	if p.Verify == VerifyOff {
+		return nil
+	}
+	// A read-modify-write or MOVS decoded at its read exit.
+	if pend.valid {
+		for i := range pend.accs.N {
+			a := &pend.accs.A[i]
+			if a.Write && a.Contains(exit.PhysAddr, n) {
+				p.Stats.MMIO.Agreed++
+				p.rec.Verdict = "agree"
+				p.rec.setAccess(&pend.accs)
+				return nil
+			}
+		}
+	}
+	var win writeWindow
+	p.mem.quiet = true
+	p.fetchWindow(&win)
+	matches, first, ambiguous := p.matchWrite(&win, exit, n)
+	p.mem.quiet = false
+	if matches > 0 {
+		p.rec.setInsn(first.bytes(&win, p.st.RIP))
+		p.rec.HasAccess, p.rec.Linear, p.rec.GPA, p.rec.Size = true, first.acc.Linear, first.acc.Pieces[0].GPA, int(first.acc.Size)
+		p.rec.InsnRIP, p.rec.HasInsnRIP = first.start, true
+		p.rewalk(&first)
+	}
+	if err := p.checkTranslate(p.rec.insn[:p.rec.insnLen]); err != nil {
+		return err
+	}
+	switch {
+	case matches == 0:
+		return p.disagree("write", win.b[:decode.MaxLen], "no instruction ending at RIP %#x writes %d bytes of %#x at GPA %#x", p.st.RIP, n, le64(exit.Data[:n]), exit.PhysAddr)
+	case ambiguous:
+		return p.disagree("write", p.rec.insn[:p.rec.insnLen], "candidates ending at RIP %#x disagree about the access", p.st.RIP)
+	}
+	p.Stats.MMIO.Agreed++
+	p.rec.Verdict = "agree"
+	return nil
+}
+
+// rewalk repeats the winning candidate's fetch and operand walks with
+// recording and KVM_TRANSLATE checks on: they are the walks of the path.
+func (p *OwnPath) rewalk(m *writeMatch) {
+	s := p.st
+	s.Vec = nil
+	s.RIP = m.start
+	if m.undo {
+		undoEffects(&s, &m.inst)
+	}
+	if _, err := p.emu.Fetch(&s); err != nil {
+		return
+	}
+	var accs emulate.Accesses
+	_ = p.emu.Resolve(&s, &m.inst, &accs)
+}
+
+func (m *writeMatch) bytes(w *writeWindow, rip uint64) []byte {
+	off := int(decode.MaxLen) - int(rip-m.start)
+	if off < 0 || off+int(m.len) > len(w.b) {
+		return nil
+	}
+	return w.b[off : off+int(m.len)]
+}
+
+// matchWrite tries every candidate start and returns how many match, the
+// first match, and whether matches disagree on the access.
+func (p *OwnPath) matchWrite(w *writeWindow, exit *kvm.MMIOExit, n int) (int, writeMatch, bool) {
+	var inst decode.Inst
+	var first writeMatch
+	matches, ambiguous := 0, false
+	mode := p.st.Mode().DecodeMode()
+	// k is how far before RIP the candidate starts; 0 is RIP itself.
+	for k := decode.MaxLen; k >= 0; k-- {
+		lo := decode.MaxLen - k
+		hi := lo + decode.MaxLen
+		end := lo
+		for end < hi && w.valid[end] {
+			end++
+		}
+		if end == lo {
+			continue
+		}
+		if err := decode.Decode(w.b[lo:end], mode, &inst); err != nil {
+			continue
+		}
+		if k > 0 && int(inst.Len) != k {
+			continue
+		}
+		if k == 0 && !isString(inst.Op) {
+			continue
+		}
+		acc, undo, ok := p.candidateWrites(&inst, uint64(k), exit, n)
+		if !ok {
+			continue
+		}
+		m := writeMatch{start: p.st.RIP - uint64(k), len: inst.Len, acc: acc, undo: undo}
+		if matches == 0 {
+			first = m
+			first.inst = inst
+		} else if acc.Pieces != first.acc.Pieces || acc.Size != first.acc.Size {
+			ambiguous = true
+		}
+		matches++
+	}
+	return matches, first, ambiguous
+}
+
+func isString(op decode.Op) bool {
+	switch op {
+	case decode.MOVS, decode.STOS:
+		return true
+	}
+	return false
+}
+
+// candidateWrites resolves inst as if it started k bytes before RIP, with
+// its register effects undone, and reports the write access that covers
+// KVM's exit.
+func (p *OwnPath) candidateWrites(inst *decode.Inst, k uint64, exit *kvm.MMIOExit, n int) (acc emulate.Access, undone, ok bool) {
+	undos := [2]int{0, 1}
+	nundo := 1
+	switch inst.Op {
+	case decode.MOVS, decode.STOS:
+		nundo = 2 // with and without one element undone
+	case decode.PUSH, decode.POP:
+		undos[0] = 1
+	}
+	for u := range nundo {
+		s := p.st
+		s.Vec = nil
+		s.RIP = p.st.RIP - k
+		if undos[u] == 1 {
+			undoEffects(&s, inst)
+		}
+		var accs emulate.Accesses
+		if err := p.emu.Resolve(&s, inst, &accs); err != nil {
+			continue // a candidate that faults did not make the write
+		}
+		for i := range accs.N {
+			a := &accs.A[i]
+			if !a.Write || !a.Contains(exit.PhysAddr, n) {
+				continue
+			}
+			if !dataMatches(&s, inst, a, exit, n) {
+				continue
+			}
+			return *a, undos[u] == 1, true
+		}
+	}
+	return emulate.Access{}, false, false
+}
+
+// undoEffects reverses the register changes inst made when it ran: string
+// pointers (and the count under REP), and RSP for PUSH and POP.
+func undoEffects(s *emulate.State, inst *decode.Inst) {
+	size := uint64(inst.OpSize)
+	addrMask := maskOf(inst.AddrSize)
+	step := size
+	if s.RFLAGS&x86.FlagDF != 0 {
+		step = -size
+	}
+	adj := func(r x86.Reg, d uint64) {
+		v := s.GPR[r]
+		s.GPR[r] = v&^addrMask | (v+d)&addrMask
+	}
+	switch inst.Op {
+	case decode.MOVS:
+		adj(x86.RSI, -step)
+		adj(x86.RDI, -step)
+	case decode.STOS:
+		adj(x86.RDI, -step)
+	case decode.PUSH:
+		adj(x86.RSP, stackStep(s, inst))
+		return
+	case decode.POP:
+		adj(x86.RSP, -stackStep(s, inst))
+		return
+	}
+	if inst.Prefix.Rep || inst.Prefix.Repne {
+		adj(x86.RCX, 1)
+	}
+}
+
+// stackStep is how far PUSH/POP moved RSP: the operand size, 8 for 64-bit
+// default-size pushes.
+func stackStep(s *emulate.State, inst *decode.Inst) uint64 {
+	if m := inst.MemArg(); m >= 0 && inst.Args[m].Mem.Size != 0 {
+		return uint64(inst.Args[m].Mem.Size)
+	}
+	return uint64(inst.OpSize)
+}
+
+func maskOf(n uint8) uint64 {
+	switch n {
+	case 2:
+		return 0xffff
+	case 4:
+		return 0xffffffff
+	}
+	return ^uint64(0)
+}
+
+// dataMatches compares KVM's data with the value a register or immediate
+// source would store; memory sources (MOVS, PUSH m) are not compared.
+func dataMatches(s *emulate.State, inst *decode.Inst, a *emulate.Access, exit *kvm.MMIOExit, n int) bool {
+	var src *decode.Arg
+	switch inst.Op {
+	case decode.MOV, decode.MOVNTI, decode.STOS:
+		src = &inst.Args[1]
+	default:
+		return true
+	}
+	var v uint64
+	switch src.Kind {
+	case decode.ArgReg:
+		v = s.GPR[src.Reg&15]
+		if src.High {
+			v >>= 8
+		}
+	case decode.ArgImm:
+		v = uint64(src.Imm)
+	default:
+		return true
+	}
+	// Offset of KVM's piece within the access.
+	off := exit.PhysAddr - a.Pieces[0].GPA
+	if a.N > 1 && !(exit.PhysAddr >= a.Pieces[0].GPA && exit.PhysAddr < a.Pieces[0].GPA+uint64(a.Pieces[0].Size)) {
+		off = uint64(a.Pieces[0].Size) + exit.PhysAddr - a.Pieces[1].GPA
+	}
+	if off >= 8 {
+		return true
+	}
+	want := v >> (8 * off)
+	got := le64(exit.Data[:n])
+	mask := ^uint64(0)
+	if n < 8 {
+		mask = 1<<(8*uint(n)) - 1
+	}
+	return want&mask == got&mask
+}
