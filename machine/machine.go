@@ -49,6 +49,8 @@ type Machine struct {
 
 	// The MMIO test windows, for tests that inspect recorded accesses.
 	WindowHigh, WindowLow *devices.TestWindow
+	// Report records the guests' structured events (ports 0xf0-0xf3).
+	Report *devices.Report
 
 	Log logrus.FieldLogger
 }
@@ -120,9 +122,11 @@ func (m *Machine) buildBuses(console io.Writer) error {
 	m.UART = devices.NewUART(console)
 	m.WindowHigh = devices.NewTestWindow(devices.TestWindowHigh, devices.TestWindowSize)
 	m.WindowLow = devices.NewTestWindow(devices.TestWindowLow, devices.TestWindowSize)
+	m.Report = devices.NewReport()
 	return errors.Join(
 		m.PIO.Register("uart0", devices.COM1Port, 8, m.UART),
 		m.PIO.Register("debug-exit", devices.DebugExitPort, 1, devices.DebugExit{}),
+		m.PIO.Register("report", devices.ReportPort, devices.ReportPorts, m.Report),
 		m.MMIO.Register("testwindow-high", devices.TestWindowHigh, devices.TestWindowSize, m.WindowHigh),
 		m.MMIO.Register("testwindow-low", devices.TestWindowLow, devices.TestWindowSize, m.WindowLow),
 	)
