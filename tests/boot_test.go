@@ -124,3 +124,20 @@ func TestTripleFault(t *testing.T) {
 		t.Fatalf("status %d reason %s err %v, want 125 with a register dump", res.Status, res.Reason, res.Err)
 	}
 }
+
+func mustGuest(t *testing.T, name string) boot.Image {
+	t.Helper()
+	g, err := guest.Lookup(name)
+	if err != nil {
+		t.Fatal(err)
+	}
+	data, err := g.Image()
+	if err != nil {
+		t.Fatal(err)
+	}
+	mode, err := boot.ParseMode(g.Entry)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return boot.Image{Data: data, Load: g.Load, Mode: mode}
+}
