@@ -7,10 +7,17 @@ cd "$(dirname "$0")"
 out=${1:-.}
 tmp=$(mktemp -d)
 trap 'rm -rf "$tmp"' EXIT
-# name load-address
+# name load-address; guests loaded at 0x1000 must end below 0x10000 (lib.h:
+# real-mode code and 16-bit relocations reach only the first 64 KiB).
 while read -r name load; do
 	gcc -m32 -nostdlib -fno-pic -Wa,--fatal-warnings -c "$name.S" -o "$tmp/$name.o"
 	ld -m elf_i386 -Ttext="$load" --build-id=none -nostdlib --oformat binary -o "$out/$name.bin" "$tmp/$name.o"
+	size=$(wc -c <"$out/$name.bin")
+	if [ $((load + size)) -gt 65536 ] && [ "$load" = 0x1000 ]; then
+		echo "build.sh: $name.bin ends at $((load + size)), above 0x10000" >&2
+		exit 1
+	fi
 done <<LIST
 hello 0x1000
+realmode 0x1000
 LIST

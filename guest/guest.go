@@ -1,6 +1,14 @@
 // Package guest holds walkvm's test guests: GNU assembler sources built into
 // flat binaries by `go generate ./guest` (build.sh, GNU as/ld), committed,
 // and embedded here with a manifest saying how to run each one.
+//
+// The guests share lib.h (their own GDT, IVT/IDT handlers that report
+// exceptions, mode switches, page-table builders) and walkvm.h (ports,
+// stage ids, verdicts, memory map). They report what happened through the
+// report device (devices.Report, ports 0xf0-0xf3) and end with a verdict on
+// the debug-exit port: 0 pass, 1..63 a failed check, devices.StatusSkipped
+// when the host refused (or the CPU lacks) a mode they need,
+// devices.StatusException+vector for an unexpected exception.
 package guest
 
 import (
@@ -14,13 +22,34 @@ import (
 //go:embed *.bin
 var images embed.FS
 
+// Host features a guest may need (Guest.Needs, Guest.Optional).
+const (
+	NeedPaging32 = "paging32" // legacy 32-bit paging (CR0.PG without EFER.LME)
+	NeedPAE      = "pae"      // legacy PAE paging
+	NeedPSE36    = "pse36"    // CPUID 1 EDX[17]: 4 MiB pages above 4 GiB
+	Need1G       = "1g"       // CPUID 0x80000001 EDX[26]: 1 GiB pages
+	NeedLA57     = "la57"     // CPUID 7.0 ECX[16]: 5-level paging
+	NeedAVX      = "avx"      // CPUID 1 ECX[28] and XSAVE
+	// NeedCompletion: walkvm must complete in userspace the MMIO
+	// instructions KVM's emulator gives up on (the own MMIO path).
+	NeedCompletion = "userspace-completion"
+)
+
 // Guest describes one embedded guest.
 type Guest struct {
 	Name   string
 	Load   uint64 // GPA the image is linked for
 	Entry  string // entry mode: real, protected or long
 	Checks string // what it checks, for `vmm guests`
-	// Output is text the guest prints on success; tests assert it.
+	// Needs are host features without which the guest cannot pass: where
+	// one is missing the guest reports the stage refused or unsupported
+	// and exits with devices.StatusSkipped (NeedCompletion: walkvm stops
+	// at an emulation failure instead).
+	Needs []string
+	// Optional are features the guest uses where the host has them and
+	// reports as refused or unsupported otherwise, passing all the same.
+	Optional []string
+	// Output is the text the guest's console ends with when it passes.
 	Output string
 }
 
@@ -29,6 +58,11 @@ var manifest = []Guest{
 		Name: "hello", Load: 0x1000, Entry: "real",
 		Checks: "UART output; MMIO test window at 0xd0000 with six 16-bit addressing forms (disp16, bx+si+disp8, di+disp16, bx+di with 0x66, bp+disp8 via SS, si via DS)",
 		Output: "walkvm: hello from real mode\nwalkvm: MMIO test window: 6 addressing forms ok\n",
+	},
+	{
+		Name: "realmode", Load: 0x1000, Entry: "real",
+		Checks: "real-mode MMIO (low window) with all 24 16-bit r/m forms (mod 00/01/10, disp16, a 64 KiB wrap), BP forms defaulting to SS, ES/FS/GS/SS/DS overrides, moffs16; a CS override reading and writing the PC hole at 0xa0000 (unassigned: all ones); #UD through the guest's IVT reported and resumed",
+		Output: "walkvm: realmode: 30 addressing forms and a CS override ok\n",
 	},
 }
 
@@ -60,3 +94,45 @@ func (g Guest) Image() ([]byte, error) {
 	}
 	return b, nil
 }
+
+// Stage is a stage (mode or feature) id a guest reports (walkvm.h STAGE_*).
+type Stage uint32
+
+// Stages.
+const (
+	StageReal       Stage = 1
+	StageProt32     Stage = 2
+	StageProt16     Stage = 3
+	StagePaging32   Stage = 4
+	StagePSE        Stage = 5
+	StagePSE36      Stage = 6
+	StagePAE        Stage = 7
+	StageLong       Stage = 8
+	StageCompat     Stage = 9
+	StageLA57       Stage = 10
+	Stage1G         Stage = 11
+	StageX87        Stage = 12
+	StageAVX        Stage = 13
+	StageUser       Stage = 14
+	StageHigherHalf Stage = 15
+)
+
+var stageNames = [...]string{
+	StageReal: "real mode", StageProt32: "32-bit protected mode", StageProt16: "16-bit protected mode",
+	StagePaging32: "legacy 32-bit paging", StagePSE: "4 MiB pages (CR4.PSE)", StagePSE36: "PSE-36",
+	StagePAE: "legacy PAE paging", StageLong: "long mode (4-level paging)", StageCompat: "compatibility mode",
+	StageLA57: "5-level paging (CR4.LA57)", Stage1G: "1 GiB pages", StageX87: "x87", StageAVX: "AVX",
+	StageUser: "CPL 3", StageHigherHalf: "the higher half",
+}
+
+func (s Stage) String() string {
+	if int(s) < len(stageNames) && stageNames[s] != "" {
+		return stageNames[s]
+	}
+	return fmt.Sprintf("stage %d", uint32(s))
+}
+
+// Value tags of report value events (walkvm.h TAG_*).
+const (
+	TagPSE36Read = 1
+)

@@ -1,0 +1,283 @@
+package tests
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"walkvm/devices"
+	"walkvm/guest"
+	"walkvm/internal/kvmtest"
+	"walkvm/kvm"
+	"walkvm/machine"
+	"walkvm/vcpu"
+)
+
+// guestRun is one guest's run and everything recorded about it.
+type guestRun struct {
+	g       guest.Guest
+	m       *machine.Machine
+	own     *vcpu.OwnPath
+	res     vcpu.Result
+	console string
+	events  []devices.Event
+	exits   []mmioExit // every KVM_EXIT_MMIO, in order
+	image   []byte
+}
+
+type mmioExit struct {
+	GPA   uint64
+	Len   int
+	Write bool
+}
+
+// exitRecorder notes every MMIO exit's GPA (including ones no device
+// serves) before the own path handles it.
+type exitRecorder struct {
+	inner vcpu.Observer
+	cpu   *kvm.VCPU
+	exits []mmioExit
+}
+
+func (r *exitRecorder) BeginExit(reason kvm.ExitReason) error {
+	if reason == kvm.ExitMMIO && len(r.exits) < cap(r.exits) {
+		e := r.cpu.MMIO()
+		r.exits = append(r.exits, mmioExit{GPA: e.PhysAddr, Len: int(e.Len), Write: e.IsWrite != 0})
+	}
+	return r.inner.BeginExit(reason)
+}
+
+func (r *exitRecorder) EndExit(reason kvm.ExitReason, emulationFailure bool) {
+	r.inner.EndExit(reason, emulationFailure)
+}
+
+// runGuest boots g through walkvm's own MMIO path with strict checks
+// against KVM, as `vmm run -verify strict` does.
+func runGuest(t *testing.T, g guest.Guest) *guestRun {
+	t.Helper()
+	var console bytes.Buffer
+	m := newGuestMachine(t, g.Name, &console)
+	own, err := m.OwnPath(vcpu.VerifyStrict)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec := &exitRecorder{inner: own, cpu: m.CPU, exits: make([]mmioExit, 0, 4096)}
+	l := m.Loop(own)
+	l.Observer = rec
+	res := l.Run(20 * time.Second)
+	img, _ := g.Image()
+	return &guestRun{g: g, m: m, own: own, res: res, console: console.String(), events: m.Report.Events(), exits: rec.exits, image: img}
+}
+
+func (r *guestRun) String() string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "run ended %s with status %d: %v\n", r.res.Reason, r.res.Status, r.res.Err)
+	if r.res.Dump != "" {
+		fmt.Fprintf(&b, "%s\n", r.res.Dump)
+	}
+	fmt.Fprintf(&b, "console:\n%s", r.console)
+	for _, e := range r.events {
+		fmt.Fprintf(&b, "event: %v\n", e)
+	}
+	return b.String()
+}
+
+// inImage reports whether addr lies in the guest's image.
+func (r *guestRun) inImage(addr uint64) bool {
+	return addr >= r.g.Load && addr < r.g.Load+uint64(len(r.image))
+}
+
+// onPVM reports whether /dev/kvm is PVM, which refuses legacy 32-bit
+// paging and PAE (/work/shared/host-kvm.md).
+func onPVM() bool {
+	_, err := os.Stat("/sys/module/kvm_pvm")
+	return err == nil
+}
+
+var vectorNames = map[uint8]string{0: "#DE", 1: "#DB", 3: "#BP", 4: "#OF", 5: "#BR", 6: "#UD", 7: "#NM", 8: "#DF",
+	10: "#TS", 11: "#NP", 12: "#SS", 13: "#GP", 14: "#PF", 16: "#MF", 17: "#AC", 18: "#MC", 19: "#XM"}
+
+func excName(vec uint8, code uint32) string {
+	n, ok := vectorNames[vec]
+	if !ok {
+		n = fmt.Sprintf("vector %d", vec)
+	}
+	return fmt.Sprintf("%s(%#x)", n, code)
+}
+
+var unsupportedWhat = map[guest.Stage]string{
+	guest.StageLA57:  "LA57 (CPUID 7.0:ECX[16])",
+	guest.Stage1G:    "1 GiB pages (CPUID 0x80000001:EDX[26])",
+	guest.StagePSE36: "PSE-36 (CPUID 1:EDX[17])",
+	guest.StageAVX:   "AVX and XSAVE (CPUID 1:ECX[28] and ECX[26])",
+}
+
+// declined lists the stages the guest reported refused or unsupported, as
+// a measured reason.
+func (r *guestRun) declined() (stages []guest.Stage, reason string) {
+	var why []string
+	for _, e := range r.events {
+		s := guest.Stage(e.Stage())
+		switch e.Kind {
+		case devices.EventRefused:
+			write := "CR0.PG write"
+			if s == guest.StageLA57 {
+				write = "CR4.LA57 write"
+			}
+			stages = append(stages, s)
+			why = append(why, fmt.Sprintf("host KVM refuses %v: the guest's %s raised %s (reported by the guest)", s, write, excName(e.Vector(), e.ErrorCode())))
+		case devices.EventUnsupported:
+			what := unsupportedWhat[s]
+			if what == "" {
+				what = s.String()
+			}
+			stages = append(stages, s)
+			why = append(why, fmt.Sprintf("the guest's CPUID lacks %s (reported by the guest)", what))
+		}
+	}
+	return stages, strings.Join(why, "; ")
+}
+
+// mustRunNested says which guests may never skip in the nested runner,
+// whose KVM has every legacy paging mode.
+var mustRunNested = map[string]bool{"paging32": true, "pae": true, "roundtrip": true}
+
+// guestChecks holds the per-guest assertions beyond status and output.
+var guestChecks = map[string]func(t *testing.T, r *guestRun){
+	"hello":    checkHello,
+	"realmode": checkRealMode,
+}
+
+func TestGuests(t *testing.T) {
+	kvmtest.Require(t)
+	for _, g := range guest.All() {
+		t.Run(g.Name, func(t *testing.T) {
+			r := runGuest(t, g)
+			if d, bad := r.m.Report.Counts(); d != 0 || bad != 0 {
+				t.Errorf("report device: %d events dropped, %d writes outside the protocol", d, bad)
+			}
+			for _, e := range r.events {
+				if !e.WellFormed() {
+					t.Errorf("malformed report: %v", e)
+				}
+			}
+			st := r.own.Stats
+			if st.MMIO.Disagreed != 0 || st.Translate.Mismatches != 0 {
+				t.Errorf("own MMIO path disagreed with KVM: %d MMIO disagreements, %d KVM_TRANSLATE mismatches", st.MMIO.Disagreed, st.Translate.Mismatches)
+			}
+			switch {
+			case r.res.Status == devices.StatusSkipped:
+				_, why := r.declined()
+				if why == "" {
+					t.Fatalf("guest exited with the skip status without reporting a refused or unsupported stage\n%v", r)
+				}
+				if kvmtest.Nested() && mustRunNested[g.Name] {
+					t.Fatalf("inside the nested runner every legacy mode must work, but %s\n%v", why, r)
+				}
+				t.Skip(why)
+			case r.res.Status == vcpu.StatusFailed && slices.Contains(g.Needs, guest.NeedCompletion) &&
+				r.res.Err != nil && strings.Contains(r.res.Err.Error(), "emulation failure"):
+				t.Skipf("needs the own MMIO path's userspace completion (issue 5): %v", r.res.Err)
+			case r.res.Status != 0:
+				t.Fatalf("%v", r)
+			}
+			if !strings.HasSuffix(r.console, g.Output) {
+				t.Errorf("console does not end with %q\n%v", g.Output, r)
+			}
+			if check := guestChecks[g.Name]; check != nil {
+				check(t, r)
+			} else {
+				t.Errorf("no checks for guest %s", g.Name)
+			}
+		})
+	}
+}
+
+// wantAccesses compares a window's recorded accesses with want.
+func wantAccesses(t *testing.T, what string, got, want []devices.Access) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%s: %d accesses, want %d\n got %+v\nwant %+v", what, len(got), len(want), got, want)
+		return
+	}
+	for i := range want {
+		if got[i] != want[i] {
+			t.Errorf("%s: access %d = %+v, want %+v", what, i, got[i], want[i])
+		}
+	}
+}
+
+// wantEvents compares the report events with want (kind and arguments).
+func wantEvents(t *testing.T, got []devices.Event, want []devices.Event) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%d report events, want %d\n got %v\nwant %v", len(got), len(want), got, want)
+		return
+	}
+	for i := range want {
+		if got[i].Kind != want[i].Kind || got[i].NArgs != want[i].NArgs || got[i].Args != want[i].Args {
+			t.Errorf("event %d = %v, want %v", i, got[i], want[i])
+		}
+	}
+}
+
+func ev(kind devices.EventKind, args ...uint32) devices.Event {
+	e := devices.Event{Kind: kind, NArgs: len(args)}
+	copy(e.Args[:], args)
+	return e
+}
+
+func stageEv(s guest.Stage) devices.Event { return ev(devices.EventStage, uint32(s)) }
+
+// rw is a write of v followed by a read of it at gpa.
+func rw(gpa uint64, size int, v uint64) []devices.Access {
+	return []devices.Access{{GPA: gpa, Size: size, Write: true, Value: v}, {GPA: gpa, Size: size, Value: v}}
+}
+
+func checkHello(t *testing.T, r *guestRun) {
+	if len(r.m.WindowLow.Accesses()) != 12 || len(r.events) != 0 {
+		t.Errorf("hello: %d low-window accesses (want 12), events %v", len(r.m.WindowLow.Accesses()), r.events)
+	}
+}
+
+func checkRealMode(t *testing.T, r *guestRun) {
+	const ds, ss, es, fs, gs = 0xd0000, 0xd1000, 0xd2000, 0xd3000, 0xd4000
+	// Linear address of each form (see realmode.S): BX=0x100, SI=0x10,
+	// DI=0x20, BP=0x300.
+	forms := []uint64{
+		ds + 0x110, ds + 0x120, ss + 0x310, ss + 0x320, ds + 0x10, ds + 0x20, ds + 0x600, ds + 0x100,
+		ds + 0x118, ds + 0x118, ss + 0x318, ss + 0x330, ds + 0x18, ds + 0x18, ss + 0x308, ds + 0x17f,
+		ds + 0x100, ds + 0x1120, ss + 0x1310, ss + 0x2320, ds + 0x1010, ds + 0x1020, ss + 0x1300, ds + 0x1100,
+		es + 0x110, fs + 0x308, gs + 0x1020, ss + 0x100, ds + 0x320, ds + 0x700,
+	}
+	var want []devices.Access
+	for i, gpa := range forms {
+		want = append(want, rw(gpa, 2, uint64(0xa500+i))...)
+	}
+	wantAccesses(t, "low window", r.m.WindowLow.Accesses(), want)
+	if n := len(r.m.WindowHigh.Accesses()); n != 0 {
+		t.Errorf("high window: %d accesses, want none", n)
+	}
+	// The CS override reached the PC hole: unassigned MMIO.
+	hole := []mmioExit{{GPA: 0xa0000, Len: 2}, {GPA: 0xa0002, Len: 2, Write: true}}
+	var got []mmioExit
+	for _, e := range r.exits {
+		if e.GPA < devices.TestWindowLow || e.GPA >= devices.TestWindowLow+devices.TestWindowSize {
+			got = append(got, e)
+		}
+	}
+	if !slices.Equal(got, hole) {
+		t.Errorf("MMIO exits outside the window: %+v, want %+v", got, hole)
+	}
+	if len(r.events) != 2 {
+		t.Fatalf("events %v, want stage real and #UD", r.events)
+	}
+	wantEvents(t, r.events[:1], []devices.Event{stageEv(guest.StageReal)})
+	if e := r.events[1]; e.Kind != devices.EventException || e.Vector() != 6 || e.ErrorCode() != 0 || !r.inImage(e.RIP()) {
+		t.Errorf("event %v, want #UD with RIP in the image", e)
+	}
+}
