@@ -78,6 +78,7 @@ const (
 	fzImplicit
 	fzStack
 	fzEPT5
+	fzAMD
 )
 
 // checkAgainstRef runs the walker and the reference on the same input and
@@ -162,7 +163,7 @@ func validPFCode(t *testing.T, code uint32, acc Access) {
 
 func fuzzState(modeSel uint8, ctl uint32, cpl uint8, cr3 uint64, pkru uint32, maxPhy uint8) (*State, Features) {
 	s := &State{CR3: cr3, CPL: cpl & 3, PKRU: pkru}
-	f := Features{MaxPhyAddr: 32 + maxPhy%21, GBPages: ctl&fzGB != 0, PSE36: ctl&fzPSE36 != 0}
+	f := Features{MaxPhyAddr: 32 + maxPhy%21, GBPages: ctl&fzGB != 0, PSE36: ctl&fzPSE36 != 0, AMD: ctl&fzAMD != 0}
 	switch modeSel % 6 {
 	case 1:
 		s.CR0 = cr0Prot

@@ -28,6 +28,10 @@ type Features struct {
 	MaxPhyAddr uint8 // MAXPHYADDR, CPUID 0x80000008 EAX[7:0]; 0 means 36
 	GBPages    bool  // 1-GByte pages, CPUID 0x80000001 EDX[26]
 	PSE36      bool  // PSE-36, CPUID 0x1 EDX[17]
+	// AMD says the guest CPU is AMD or Hygon (CPUID 0 vendor), whose
+	// PML4Es and PML5Es reserve bit 8 (AMD APM Vol. 2 §5.3.3, "MBZ"; KVM's
+	// nonleaf_bit8_rsvd). Intel ignores that bit.
+	AMD bool
 }
 
 // DefaultMaxPhyAddr is MAXPHYADDR when CPUID leaf 0x80000008 is absent
@@ -50,8 +54,13 @@ func findLeaf(entries []CPUIDEntry, fn uint32) (CPUIDEntry, bool) {
 }
 
 // MaxPhyAddrFromCPUID derives MAXPHYADDR from CPUID leaf 0x80000008
-// EAX[7:0], or DefaultMaxPhyAddr when the leaf is absent or reports 0.
+// EAX[7:0], or DefaultMaxPhyAddr when the leaf is absent (not listed, or
+// above the maximum extended leaf that 0x80000000 EAX reports) or reports 0.
+// KVM's cpuid_query_maxphyaddr reads it the same way.
 func MaxPhyAddrFromCPUID(entries []CPUIDEntry) uint8 {
+	if max, ok := findLeaf(entries, 0x80000000); !ok || max.EAX < 0x80000008 {
+		return DefaultMaxPhyAddr
+	}
 	if e, ok := findLeaf(entries, 0x80000008); ok && uint8(e.EAX) != 0 {
 		return uint8(e.EAX)
 	}
@@ -61,6 +70,11 @@ func MaxPhyAddrFromCPUID(entries []CPUIDEntry) uint8 {
 // FeaturesFromCPUID collects the paging features of a guest CPUID.
 func FeaturesFromCPUID(entries []CPUIDEntry) Features {
 	f := Features{MaxPhyAddr: MaxPhyAddrFromCPUID(entries)}
+	if e, ok := findLeaf(entries, 0); ok {
+		// "AuthenticAMD" and "HygonGenuine" in EBX, EDX, ECX.
+		f.AMD = e.EBX == 0x68747541 && e.EDX == 0x69746e65 && e.ECX == 0x444d4163 ||
+			e.EBX == 0x6f677948 && e.EDX == 0x6e65476e && e.ECX == 0x656e6975
+	}
 	if e, ok := findLeaf(entries, 1); ok {
 		f.PSE36 = e.EDX&(1<<17) != 0
 	}

@@ -206,6 +206,9 @@ func refWalk(mem Memory, s *State, f Features, la uint64, acc Access) refResult 
 			switch level {
 			case 5, 4:
 				r |= 0x80
+				if f.AMD {
+					r |= 0x100
+				}
 			case 3:
 				if ps {
 					if !f.GBPages {

@@ -212,9 +212,12 @@ func (c *Context) resetTables(mode Mode, s *State, f Features, m uint8) {
 	if mode == ModePAE {
 		high = bits(uint(m), 62) // PAE entries reserve 62:M
 	}
-	var exb, gb uint64
+	var exb, gb, amd uint64
 	if !nxe {
 		exb = bitXD
+	}
+	if f.AMD {
+		amd = 1 << 8
 	}
 	if !f.GBPages {
 		gb = bitPS
@@ -224,7 +227,7 @@ func (c *Context) resetTables(mode Mode, s *State, f Features, m uint8) {
 		c.rsvd[1][3] = pdpteReserved(m)
 	} else {
 		// PS is reserved in a PML4E and PML5E.
-		c.rsvd[0][4] = exb | bitPS | high
+		c.rsvd[0][4] = exb | bitPS | amd | high
 		c.rsvd[1][4] = c.rsvd[0][4]
 		c.rsvd[0][5] = c.rsvd[0][4]
 		c.rsvd[1][5] = c.rsvd[0][4]

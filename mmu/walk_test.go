@@ -63,13 +63,23 @@ func TestCPUIDHelpers(t *testing.T) {
 		want    Features
 	}{
 		{"absent", nil, Features{MaxPhyAddr: 36}},
-		{"zero", []CPUIDEntry{{Function: 0x80000008}}, Features{MaxPhyAddr: 36}},
-		{"48 bits, 1G, PSE-36", []CPUIDEntry{
+		{"zero", []CPUIDEntry{{Function: 0x80000000, EAX: 0x80000008}, {Function: 0x80000008}}, Features{MaxPhyAddr: 36}},
+		{"39 bits, 1G, PSE-36, Intel", []CPUIDEntry{
+			{Function: 0, EBX: 0x756e6547, EDX: 0x49656e69, ECX: 0x6c65746e},
 			{Function: 1, EDX: 1 << 17},
+			{Function: 0x80000000, EAX: 0x80000008},
 			{Function: 0x80000001, EDX: 1 << 26},
 			{Function: 0x80000008, EAX: 0x3027},
 		}, Features{MaxPhyAddr: 0x27, GBPages: true, PSE36: true}},
-		{"other index ignored", []CPUIDEntry{{Function: 0x80000008, Index: 1, EAX: 40}}, Features{MaxPhyAddr: 36}},
+		{"AMD", []CPUIDEntry{
+			{Function: 0, EBX: 0x68747541, EDX: 0x69746e65, ECX: 0x444d4163},
+			{Function: 0x80000000, EAX: 0x80000020},
+			{Function: 0x80000008, EAX: 0x3030},
+		}, Features{MaxPhyAddr: 48, AMD: true}},
+		{"Hygon", []CPUIDEntry{{Function: 0, EBX: 0x6f677948, EDX: 0x6e65476e, ECX: 0x656e6975}}, Features{MaxPhyAddr: 36, AMD: true}},
+		{"0x80000008 beyond the maximum extended leaf", []CPUIDEntry{{Function: 0x80000000, EAX: 0x80000004}, {Function: 0x80000008, EAX: 40}}, Features{MaxPhyAddr: 36}},
+		{"0x80000000 not listed", []CPUIDEntry{{Function: 0x80000008, EAX: 40}}, Features{MaxPhyAddr: 36}},
+		{"other index ignored", []CPUIDEntry{{Function: 0x80000000, EAX: 0x80000008}, {Function: 0x80000008, Index: 1, EAX: 40}}, Features{MaxPhyAddr: 36}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -300,6 +310,8 @@ func TestPaging4Permissions(t *testing.T) {
 		{"reserved: PS in PDPTE without 1G pages", [4]uint64{fPRW, fPRW | fPS, fPRW, fPRW}, nil, nil, 0, Read, P | R},
 		{"ignored: bits 62:52 of a PTE", [4]uint64{fPRW | 0x7FF<<52, fPRW, fPRW, fPRW | 0x7FF<<52}, nil, nil, 0, Read, -1},
 		{"ignored: bit 8 (G) of PML4E", [4]uint64{fPRW | 1<<8, fPRW, fPRW, fPRW}, nil, nil, 0, Read, -1},
+		{"AMD: bit 8 of PML4E reserved", [4]uint64{fPRW | 1<<8, fPRW, fPRW, fPRW}, nil, &Features{AMD: true}, 0, Read, P | R},
+		{"AMD: bit 8 of PDPTE ignored", [4]uint64{fPRW, fPRW | 1<<8, fPRW | 1<<8, fPRW | 1<<8}, nil, &Features{AMD: true}, 0, Read, -1},
 		{"reserved: user write sets W and U too", [4]uint64{fPRWU, fPRWU, fPRWU, fPRWU | 1<<40}, nil, nil, 3, Write, P | W | U | R},
 		{"reserved beats rights", [4]uint64{fP, fP, fP, fP | 1<<40}, nil, nil, 3, Write, P | W | U | R},
 		{"reserved fetch with NXE", [4]uint64{fPRW, fPRW, fPRW | 1<<45, fPRW}, nil, nil, 0, Fetch, P | R | I},
