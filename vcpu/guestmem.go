@@ -29,12 +29,36 @@ type guestMem struct {
 	// the instruction behind a write exit are not walks of the path.
 	quiet bool
 
-	// translate, when set, is KVM's translation of a linear address; a
-	// walk that disagrees with it is counted and remembered.
-	translate  func(la uint64) (gpa uint64, valid bool, err error)
+	// kvm, when set, answers KVM_TRANSLATE; a walk that disagrees with it
+	// is counted and remembered.
+	kvm        Translator
 	checks     uint64
+	ioctls     uint64
 	mismatches uint64
 	mismatch   translateMismatch // the first mismatch of the current exit
+
+	// memo remembers KVM's answers: KVM_TRANSLATE runs KVM's own walker
+	// over the same guest memory, so for a walk that read exactly the
+	// entries KVM last confirmed, under the same control registers, KVM
+	// would answer the same. Only a changed walk costs an ioctl.
+	memo    [memoSize]translateMemo
+	memoGen uint64 // bumped when the walker's control-register state changes
+}
+
+// Translator is KVM_TRANSLATE; *kvm.VCPU implements it.
+type Translator interface {
+	Translate(la uint64) (gpa uint64, valid bool, err error)
+}
+
+const memoSize = 64
+
+type translateMemo struct {
+	gen      uint64
+	page     uint64 // linear page number
+	n        uint8
+	entries  [mmu.MaxLevels]uint64 // values of the entries the walk read
+	kvmPage  uint64
+	kvmValid bool
 }
 
 type translateMismatch struct {
@@ -82,7 +106,7 @@ func (g *guestMem) Translate(la uint64, in emulate.Intent) (uint64, error) {
 	}
 	w := g.nextWalk()
 	err := g.ctx.Walk(g.ram, la, acc, w)
-	if g.translate != nil && !g.quiet {
+	if g.kvm != nil && !g.quiet {
 		g.check(la, w, err)
 	}
 	if err != nil {
@@ -104,7 +128,7 @@ func (g *guestMem) check(la uint64, w *mmu.Walk, werr error) {
 		}
 		pf = true
 	}
-	gpa, valid, err := g.translate(la)
+	gpa, valid, err := g.kvmTranslate(la, w)
 	if err != nil {
 		return
 	}
@@ -117,6 +141,34 @@ func (g *guestMem) check(la uint64, w *mmu.Walk, werr error) {
 	if !g.mismatch.seen {
 		g.mismatch = translateMismatch{seen: true, la: la, own: w.GPA, ownFault: werr, kvm: gpa, kvmValid: valid}
 	}
+}
+
+// kvmTranslate asks KVM, or the memo when the walk is one KVM confirmed.
+func (g *guestMem) kvmTranslate(la uint64, w *mmu.Walk) (uint64, bool, error) {
+	page := la >> 12
+	m := &g.memo[page%memoSize]
+	if m.gen == g.memoGen && m.page == page && m.n == w.N && g.sameEntries(m, w) {
+		return m.kvmPage | la&0xfff, m.kvmValid, nil
+	}
+	gpa, valid, err := g.kvm.Translate(la)
+	if err != nil {
+		return 0, false, err
+	}
+	g.ioctls++
+	*m = translateMemo{gen: g.memoGen, page: page, n: w.N, kvmPage: gpa &^ 0xfff, kvmValid: valid}
+	for i := range w.N {
+		m.entries[i] = w.Entries[i].Value
+	}
+	return gpa, valid, nil
+}
+
+func (g *guestMem) sameEntries(m *translateMemo, w *mmu.Walk) bool {
+	for i := range w.N {
+		if m.entries[i] != w.Entries[i].Value {
+			return false
+		}
+	}
+	return true
 }
 
 // ReadPhys implements emulate.Memory.

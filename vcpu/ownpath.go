@@ -166,11 +166,11 @@ func (p *OwnPath) load() error {
 			return fmt.Errorf("mode %v at %s: %w", p.mode, p.csrip(), err)
 		}
 		p.mst, p.ctxOK = ms, true
+		p.mem.memoGen++
 	}
+	p.mem.kvm = nil
 	if p.Verify != VerifyOff {
-		p.mem.translate = p.CPU.Translate
-	} else {
-		p.mem.translate = nil
+		p.mem.kvm = p.CPU
 	}
 	p.loaded = true
 	return nil
@@ -186,8 +186,9 @@ func (p *OwnPath) EndExit(reason kvm.ExitReason, emulationFailure bool) {
 		p.Stats.CountWalk(&p.mem.walks[i])
 	}
 	p.Stats.Translate.Checks += p.mem.checks
+	p.Stats.Translate.Ioctls += p.mem.ioctls
 	p.Stats.Translate.Mismatches += p.mem.mismatches
-	p.mem.checks, p.mem.mismatches = 0, 0
+	p.mem.checks, p.mem.ioctls, p.mem.mismatches = 0, 0, 0
 	if p.Trace != nil {
 		p.rec.Seq, p.rec.Reason, p.rec.Mode = p.seq, reason, p.mode
 		p.rec.CS, p.rec.RIP, p.rec.CodeMode = p.exitCS, p.exitRIP, p.st.Mode().DecodeMode()
