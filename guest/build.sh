@@ -20,4 +20,7 @@ while read -r name load; do
 done <<LIST
 hello 0x1000
 realmode 0x1000
+protmode 0x1000
+paging32 0x1000
+pae 0x1000
 LIST

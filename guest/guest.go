@@ -64,6 +64,24 @@ var manifest = []Guest{
 		Checks: "real-mode MMIO (low window) with all 24 16-bit r/m forms (mod 00/01/10, disp16, a 64 KiB wrap), BP forms defaulting to SS, ES/FS/GS/SS/DS overrides, moffs16; a CS override reading and writing the PC hole at 0xa0000 (unassigned: all ones); #UD through the guest's IVT reported and resumed",
 		Output: "walkvm: realmode: 30 addressing forms and a CS override ok\n",
 	},
+	{
+		Name: "protmode", Load: 0x1000, Entry: "real",
+		Checks: "protected mode without paging on the guest's own GDT: MMIO from 32-bit code (disp32, SIB, a window-based segment, 16-bit addressing via 0x67) and from a 16-bit code segment (a segment based at 0xff000000, 32-bit addressing via 0x67)",
+		Output: "walkvm: protmode: 16-bit code ok\n",
+	},
+	{
+		Name: "paging32", Load: 0x1000, Entry: "real",
+		Checks:   "legacy 32-bit paging: MMIO through 4 KiB pages (identity and remapped) and 4 MiB pages (CR4.PSE); with PSE-36, a 4 MiB page whose PDE sets address bit 32: KVM_EXIT_MMIO at GPA 0x1_0000_0010, unassigned, reads all ones",
+		Needs:    []string{NeedPaging32},
+		Optional: []string{NeedPSE36},
+		Output:   "walkvm: paging32: pass\n",
+	},
+	{
+		Name: "pae", Load: 0x1000, Entry: "real",
+		Checks: "legacy PAE paging: MMIO through 4 KiB pages (identity and remapped) and 2 MiB pages",
+		Needs:  []string{NeedPAE},
+		Output: "walkvm: pae: 2 MiB pages ok\n",
+	},
 }
 
 // Default is the guest `vmm run` boots without an image.

@@ -134,6 +134,17 @@
 909:
 .endm
 
+/* The same without printing, for code whose segments cannot reach the
+ * console strings (16-bit protected mode). */
+.macro CHECK_QUIET cond, code
+	j\cond	909f
+	movb	$\code, %al
+	outb	%al, $DEBUG_EXIT_PORT
+	cli
+	hlt
+909:
+.endm
+
 .macro CHECK_EQ reg, val, code, bits
 	cmpl	$\val, \reg
 	CHECK	e, \code, \bits
@@ -214,6 +225,7 @@ fault_rip:	.quad	0
 fault_vec:	.long	0
 fault_err:	.long	0
 fault_count:	.long	0
+recover_jmp:	.long	0
 fail_code:	.long	0
 msg_fail:	.asciz	"walkvm: FAIL check 0x"
 msg_exc:	.asciz	"walkvm: unexpected exception 0x"
@@ -464,10 +476,15 @@ idt32_common:
 	testl	%eax, %eax
 	jz	exc_fatal32
 	movl	$0, recover_rip
-	movl	%eax, 12(%esp)
+	/*
+	 * Same privilege level: drop the frame and jump instead of iret.
+	 * KVM's emulator (and walkvm's) cannot do a protected-mode iret, and
+	 * on PVM protected mode without paging runs in the emulator.
+	 */
+	movl	%eax, recover_jmp
 	popl	%eax
-	addl	$8, %esp
-	iretl
+	addl	$20, %esp
+	jmp	*recover_jmp
 	.balign	8
 idt32:
 	.irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31

@@ -106,6 +106,9 @@ func excName(vec uint8, code uint32) string {
 	if !ok {
 		n = fmt.Sprintf("vector %d", vec)
 	}
+	if code == 0 {
+		return n + "(0)"
+	}
 	return fmt.Sprintf("%s(%#x)", n, code)
 }
 
@@ -150,6 +153,9 @@ var mustRunNested = map[string]bool{"paging32": true, "pae": true, "roundtrip": 
 var guestChecks = map[string]func(t *testing.T, r *guestRun){
 	"hello":    checkHello,
 	"realmode": checkRealMode,
+	"protmode": checkProtMode,
+	"paging32": checkPaging32,
+	"pae":      checkPAE,
 }
 
 func TestGuests(t *testing.T) {
@@ -280,4 +286,66 @@ func checkRealMode(t *testing.T, r *guestRun) {
 	if e := r.events[1]; e.Kind != devices.EventException || e.Vector() != 6 || e.ErrorCode() != 0 || !r.inImage(e.RIP()) {
 		t.Errorf("event %v, want #UD with RIP in the image", e)
 	}
+}
+
+func checkProtMode(t *testing.T, r *guestRun) {
+	const hi = devices.TestWindowHigh
+	var high []devices.Access
+	for _, a := range [][]devices.Access{
+		rw(hi+0x10, 4, 0x11111111), rw(hi+0x30, 4, 0x22222222),
+		rw(hi+0x50, 2, 0x5555), rw(hi+0x68, 4, 0x66666666), rw(hi+0x70, 4, 0x77777777),
+	} {
+		high = append(high, a...)
+	}
+	wantAccesses(t, "high window", r.m.WindowHigh.Accesses(), high)
+	wantAccesses(t, "low window", r.m.WindowLow.Accesses(),
+		append(rw(devices.TestWindowLow+0x40, 4, 0x33333333), rw(devices.TestWindowLow+0x60, 4, 0x44444444)...))
+	wantEvents(t, r.events, []devices.Event{stageEv(guest.StageReal), stageEv(guest.StageProt32), stageEv(guest.StageProt16), stageEv(guest.StageProt32)})
+}
+
+// checkPSE36 checks the PSE-36 part of paging32's events: either unsupported, or reached with an all-ones read of GPA
+// 0x1_0000_0010 (outside every memslot: KVM_EXIT_MMIO there, no device).
+func checkPSE36(t *testing.T, r *guestRun, rest []devices.Event) {
+	const gpa = 0x1_0000_0010
+	var high []mmioExit
+	for _, e := range r.exits {
+		if e.GPA >= 1<<32 {
+			high = append(high, e)
+		}
+	}
+	if len(rest) == 1 && rest[0].Kind == devices.EventUnsupported && guest.Stage(rest[0].Stage()) == guest.StagePSE36 {
+		if kvmtest.Nested() {
+			t.Errorf("the nested CPU (qemu64) has PSE-36, but the guest's CPUID lacks it")
+		}
+		t.Logf("PSE-36 not exercised: the guest's CPUID lacks it (reported by the guest)")
+		if len(high) != 0 {
+			t.Errorf("MMIO exits above 4 GiB without PSE-36: %+v", high)
+		}
+		return
+	}
+	wantEvents(t, rest, []devices.Event{stageEv(guest.StagePSE36), ev(devices.EventValue, guest.TagPSE36Read, 0xffffffff, 0)})
+	want := []mmioExit{{GPA: gpa, Len: 4, Write: true}, {GPA: gpa, Len: 4}}
+	if !slices.Equal(high, want) {
+		t.Errorf("MMIO exits above 4 GiB: %+v, want %+v (KVM's GPA for the PSE-36 page)", high, want)
+	}
+}
+
+func checkPaging32(t *testing.T, r *guestRun) {
+	const hi = devices.TestWindowHigh
+	wantAccesses(t, "low window", r.m.WindowLow.Accesses(), rw(devices.TestWindowLow+0x100, 4, 0x01010101))
+	wantAccesses(t, "high window", r.m.WindowHigh.Accesses(), slices.Concat(
+		rw(hi+0x1010, 4, 0x02020202), rw(hi+0x200, 4, 0x03030303), rw(hi+0x2010, 4, 0x04040404)))
+	if len(r.events) < 3 {
+		t.Fatalf("events %v", r.events)
+	}
+	wantEvents(t, r.events[:2], []devices.Event{stageEv(guest.StagePaging32), stageEv(guest.StagePSE)})
+	checkPSE36(t, r, r.events[2:])
+}
+
+func checkPAE(t *testing.T, r *guestRun) {
+	const hi = devices.TestWindowHigh
+	wantAccesses(t, "low window", r.m.WindowLow.Accesses(), rw(devices.TestWindowLow+0x200, 4, 0x01010101))
+	wantAccesses(t, "high window", r.m.WindowHigh.Accesses(), slices.Concat(
+		rw(hi+0x1010, 4, 0x02020202), rw(hi+0x300, 4, 0x03030303), rw(hi+0x2010, 4, 0x04040404)))
+	wantEvents(t, r.events, []devices.Event{stageEv(guest.StagePAE)})
 }
