@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
 	"os"
 	"path/filepath"
 	"strings"
@@ -39,6 +40,10 @@ func TestRunBadInput(t *testing.T) {
 		{"bad -entry", []string{"-entry", "v86", small}, "entry mode", false},
 		{"bad -log-level", []string{"-log-level", "loud", small}, "-log-level", false},
 		{"two images", []string{small, small}, "one IMAGE", false},
+		{"bad -verify", []string{"-verify", "paranoid", small}, "-verify", false},
+		{"bad -stats", []string{"-stats", "xml", small}, "-stats", false},
+		{"negative -timeout", []string{"-timeout", "-1s", small}, "-timeout", false},
+		{"unwritable -trace", []string{"-trace", filepath.Join(dir, "no", "such", "dir"), small}, "-trace", true},
 		{"-load with the embedded guest", []string{"-load", "0x2000"}, "embedded guest", false},
 		{"unknown guest", []string{"-guest", "nosuch"}, "no embedded guest", false},
 		{"no KVM device", []string{"-kvm", filepath.Join(dir, "kvm"), small}, "KVM is not available", false},
@@ -90,5 +95,62 @@ func TestUnknownCommand(t *testing.T) {
 	var out, errb bytes.Buffer
 	if s := Main([]string{"frobnicate"}, &out, &errb); s != 2 || !strings.Contains(errb.String(), "unknown command") {
 		t.Errorf("status %d, stderr %q", s, errb.String())
+	}
+}
+
+// The documented -stats json shape, from a strict run of the default guest.
+func TestRunStatsJSON(t *testing.T) {
+	kvmtest.Require(t)
+	file := filepath.Join(t.TempDir(), "stats.json")
+	var stdout, stderr bytes.Buffer
+	status := Main([]string{"run", "-verify", "strict", "-stats", "json", "-stats-file", file}, &stdout, &stderr)
+	if status != 0 {
+		t.Fatalf("status %d: %s", status, stderr.String())
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var s struct {
+		ExitStatus *int `json:"exit_status"`
+		Exits      map[string]uint64
+		MMIO       map[string]uint64
+		Walks      struct {
+			Nonpaging, Paging32, Paging64 *uint64
+			Paging64Levels               map[string]uint64 `json:"paging64_levels"`
+		}
+		Modes []struct {
+			Mode     string
+			FirstRIP string `json:"first_rip"`
+			Exits    uint64
+		}
+	}
+	if err := json.Unmarshal(b, &s); err != nil {
+		t.Fatalf("%v in %s", err, b)
+	}
+	if s.ExitStatus == nil || *s.ExitStatus != 0 {
+		t.Errorf("exit_status missing or not 0: %s", b)
+	}
+	for _, k := range []string{"mmio", "io", "hlt", "emulation_failure", "shutdown", "total"} {
+		if _, ok := s.Exits[k]; !ok {
+			t.Errorf("exits.%s missing", k)
+		}
+	}
+	for _, k := range []string{"reads", "writes", "agreed", "disagreed", "completed_in_userspace"} {
+		if _, ok := s.MMIO[k]; !ok {
+			t.Errorf("mmio.%s missing", k)
+		}
+	}
+	if s.MMIO["disagreed"] != 0 || s.MMIO["agreed"] == 0 || s.Exits["total"] == 0 {
+		t.Errorf("counts: %s", b)
+	}
+	if s.Walks.Nonpaging == nil || s.Walks.Paging32 == nil || s.Walks.Paging64 == nil || s.Walks.Paging64Levels == nil {
+		t.Errorf("walks incomplete: %s", b)
+	}
+	if len(s.Modes) == 0 || s.Modes[0].Mode != "real" || s.Modes[0].FirstRIP == "" || s.Modes[0].Exits == 0 {
+		t.Errorf("modes: %+v", s.Modes)
+	}
+	if strings.Contains(stderr.String(), "exit status") {
+		t.Errorf("text stats printed although -stats json: %s", stderr.String())
 	}
 }

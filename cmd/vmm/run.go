@@ -49,7 +49,7 @@ func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
 	kvmPath := fs.String("kvm", "/dev/kvm", "KVM device node")
 	verify := fs.String("verify", "warn", "cross-checks of the own MMIO path against KVM: off, warn or strict")
 	trace := fs.String("trace", "", "write one JSON object per exit to FILE (- for stderr)")
-	stats := fs.String("stats", "", "print run statistics at the end: text or json")
+	stats := fs.String("stats", "text", "run statistics printed to stderr at the end: text, json or off")
 	statsFile := fs.String("stats-file", "", "write the statistics to FILE instead of stderr")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: vmm run [flags] [IMAGE]")
@@ -73,12 +73,11 @@ func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
 		return nil, fmt.Errorf("-verify: %w", err)
 	}
 	switch o.stats {
-	case "", "text", "json":
+	case "text", "json":
+	case "off":
+		o.stats = ""
 	default:
-		return nil, fmt.Errorf("-stats %q: want text or json", o.stats)
-	}
-	if o.statsFile != "" && o.stats == "" {
-		o.stats = "json"
+		return nil, fmt.Errorf("-stats %q: want text, json or off", o.stats)
 	}
 	if o.logLevel, err = logrus.ParseLevel(*level); err != nil {
 		return nil, fmt.Errorf("-log-level: %w", err)
