@@ -117,7 +117,7 @@ func TestRunStatsJSON(t *testing.T) {
 		MMIO       map[string]uint64
 		Walks      struct {
 			Nonpaging, Paging32, Paging64 *uint64
-			Paging64Levels               map[string]uint64 `json:"paging64_levels"`
+			Paging64Levels                map[string]uint64 `json:"paging64_levels"`
 		}
 		Modes []struct {
 			Mode     string
