@@ -193,6 +193,11 @@ type Mem struct {
 	Index x86.Reg
 	// Scale is 1, 2, 4 or 8 (1 when there is no index).
 	Scale uint8
+	// VSIB marks the vector-index form of AVX2 gathers (VEX 0F38 90-93):
+	// Index is then an XMM/YMM register number (0-15) whose elements
+	// each give one address, and Size is the total number of bytes
+	// gathered.
+	VSIB bool
 	// RIPRel marks RIP-relative addressing (64-bit mode, mod=00 r/m=101):
 	// Base and Index are RegNone and Disp is relative to the address of the
 	// next instruction, i.e. RIP + Inst.Len. With a 67 prefix the sum is
@@ -228,7 +233,9 @@ type VEX struct {
 	W bool
 	// L is VEX.L: 0 for 128-bit, 1 for 256-bit vectors.
 	L uint8
-	// VVVV is the extra source register number (0-15), un-inverted.
+	// VVVV is the extra source register number (0-15), un-inverted. An
+	// instruction that does not use it needs 1111b encoded (VVVV 0).
+	// Outside 64-bit mode its top bit does not select a register.
 	VVVV uint8
 	// PP is the implied mandatory prefix: 0 none, 1 66, 2 F3, 3 F2.
 	PP uint8
