@@ -2,6 +2,9 @@
 // walkvm's own MMIO path.
 //
 //	vmm run [flags] [IMAGE]   boot IMAGE (default: the embedded default guest)
+//	vmm guests                list the embedded guests
+//	vmm test [flags] [GUEST]  run the embedded guests under -verify strict
+//	vmm probe                 report the host's KVM and the modes a guest can enter
 //
 // Exit status of run: the guest's debug-exit value, 0 when it halts with
 // interrupts disabled, 124 on timeout, 125 when the VM or walkvm fails.
@@ -26,6 +29,12 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	switch args[0] {
 	case "run":
 		return cmdRun(args[1:], stdout, stderr)
+	case "guests":
+		return cmdGuests(args[1:], stdout, stderr)
+	case "test":
+		return cmdTest(args[1:], stdout, stderr)
+	case "probe":
+		return cmdProbe(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		usage(stdout)
 		return 0
@@ -40,6 +49,9 @@ func usage(w io.Writer) {
 
 commands:
   run [flags] [IMAGE]   boot a flat image (default: the embedded default guest)
+  guests                list the embedded guests
+  test [flags] [GUEST]  run the embedded guests under -verify strict and print a table
+  probe                 report the host's KVM and which paging modes a guest can enter
   help                  this text
 
 Run "vmm run -h" for the flags of run.

@@ -1,0 +1,148 @@
+// Package suite runs walkvm's embedded test guests through the own MMIO
+// path and judges them: pass, fail, or skip with the reason the guest
+// measured (a mode the host refused, a CPUID feature it lacks). `vmm test`
+// and `vmm probe` are built on it.
+package suite
+
+import (
+	"bytes"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/sirupsen/logrus"
+
+	"walkvm/boot"
+	"walkvm/devices"
+	"walkvm/guest"
+	"walkvm/machine"
+	"walkvm/vcpu"
+	"walkvm/x86"
+)
+
+// Verdicts.
+const (
+	Pass = "pass"
+	Fail = "fail"
+	Skip = "skip"
+)
+
+// Options say how guests run.
+type Options struct {
+	Verify  vcpu.Verify
+	Timeout time.Duration
+	MemSize uint64
+	Log     logrus.FieldLogger
+}
+
+// Outcome is how one guest ran.
+type Outcome struct {
+	Guest   guest.Guest
+	Verdict string
+	Reason  string // why it failed or was skipped
+	Status  int
+	Stats   *vcpu.Stats
+	Events  []devices.Event
+	Console string
+	Err     error
+}
+
+// Modes lists the modes the guest's exits were seen in, in order.
+func (o *Outcome) Modes() []string {
+	if o.Stats == nil {
+		return nil
+	}
+	return o.Stats.Modes.Names()
+}
+
+// Run boots g through the own MMIO path and judges it.
+func Run(g guest.Guest, opt Options) Outcome {
+	out := Outcome{Guest: g}
+	data, err := g.Image()
+	if err != nil {
+		return out.failed(err)
+	}
+	mode, err := boot.ParseMode(g.Entry)
+	if err != nil {
+		return out.failed(err)
+	}
+	if opt.MemSize == 0 {
+		opt.MemSize = 64 << 20
+	}
+	if opt.Timeout == 0 {
+		opt.Timeout = 30 * time.Second
+	}
+	var console bytes.Buffer
+	m, err := machine.New(machine.Config{MemSize: opt.MemSize, Image: boot.Image{Data: data, Load: g.Load, Mode: mode}, Console: &console, Log: opt.Log})
+	if err != nil {
+		return out.failed(err)
+	}
+	defer m.Close()
+	own, err := m.OwnPath(opt.Verify)
+	if err != nil {
+		return out.failed(err)
+	}
+	res := m.RunOwn(own, opt.Timeout)
+	out.Status, out.Stats, out.Console = res.Status, own.Stats, console.String()
+	out.Events = m.Report.Events()
+	switch {
+	case res.Status == 0 && res.Err == nil:
+		out.Verdict = Pass
+		if g.Output != "" && !strings.HasSuffix(out.Console, g.Output) {
+			out.Verdict, out.Reason = Fail, fmt.Sprintf("console does not end with %q", g.Output)
+		}
+		if own.Stats.MMIO.Disagreed != 0 {
+			out.Verdict, out.Reason = Fail, fmt.Sprintf("%d disagreements with KVM", own.Stats.MMIO.Disagreed)
+		}
+	case res.Status == devices.StatusSkipped:
+		out.Verdict, out.Reason = Skip, SkipReason(out.Events)
+	default:
+		out.Verdict, out.Err = Fail, res.Err
+		out.Reason = fmt.Sprintf("exit status %d", res.Status)
+		if res.Status >= devices.StatusException && res.Status < devices.StatusException+32 {
+			out.Reason = fmt.Sprintf("unexpected exception vector %d", res.Status-devices.StatusException)
+		}
+		if res.Err != nil {
+			out.Reason += ": " + firstLine(res.Err.Error())
+		}
+	}
+	return out
+}
+
+func (o Outcome) failed(err error) Outcome {
+	o.Verdict, o.Err, o.Reason, o.Status = Fail, err, firstLine(err.Error()), vcpu.StatusFailed
+	return o
+}
+
+func firstLine(s string) string {
+	if i := strings.IndexByte(s, '\n'); i >= 0 {
+		return s[:i]
+	}
+	return s
+}
+
+// SkipReason turns a guest's refused/unsupported reports into words.
+func SkipReason(events []devices.Event) string {
+	var parts []string
+	for _, e := range events {
+		switch e.Kind {
+		case devices.EventRefused:
+			parts = append(parts, fmt.Sprintf("host refused %s (%s entering it)", guest.Stage(e.Stage()), Exception(e.Vector(), e.ErrorCode())))
+		case devices.EventUnsupported:
+			parts = append(parts, fmt.Sprintf("the guest's CPUID lacks %s", guest.Stage(e.Stage())))
+		}
+	}
+	if len(parts) == 0 {
+		return "the guest exited with the skip status without saying why"
+	}
+	return strings.Join(parts, "; ")
+}
+
+// Exception renders an exception as the SDM writes it: #GP(0x0), #UD.
+func Exception(vector uint8, code uint32) string {
+	switch vector {
+	case x86.VectorDF, x86.VectorTS, x86.VectorNP, x86.VectorSS, x86.VectorGP, x86.VectorPF, x86.VectorAC:
+		return fmt.Sprintf("%s(%#x)", x86.VectorName(vector), code)
+	}
+	return x86.VectorName(vector)
+}
