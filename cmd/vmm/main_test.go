@@ -154,3 +154,22 @@ func TestRunStatsJSON(t *testing.T) {
 		t.Errorf("text stats printed although -stats json: %s", stderr.String())
 	}
 }
+
+func TestGuestsAndTestCommands(t *testing.T) {
+	var out, errb bytes.Buffer
+	if s := Main([]string{"guests"}, &out, &errb); s != 0 || !strings.Contains(out.String(), "hello") {
+		t.Fatalf("vmm guests: status %d, %q %q", s, out.String(), errb.String())
+	}
+	out.Reset()
+	if s := Main([]string{"test", "nosuchguest"}, &out, &errb); s != 2 {
+		t.Errorf("vmm test nosuchguest: status %d", s)
+	}
+	kvmtest.Require(t)
+	out.Reset()
+	if s := Main([]string{"test", "hello"}, &out, &errb); s != 0 {
+		t.Fatalf("vmm test hello: status %d\n%s%s", s, out.String(), errb.String())
+	}
+	if !strings.Contains(out.String(), "hello") || !strings.HasSuffix(out.String(), "1 passed, 0 failed, 0 skipped\n") {
+		t.Errorf("vmm test hello printed:\n%s", out.String())
+	}
+}
