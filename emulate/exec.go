@@ -60,6 +60,8 @@ func (e *Emulator) Execute(s *State, inst *decode.Inst) (Result, error) {
 		err = e.execALU(s, m, inst, aluOpOf(inst.Op))
 	case decode.INC, decode.DEC, decode.NEG, decode.NOT:
 		err = e.execUnary(s, m, inst)
+	case decode.ROL, decode.ROR, decode.RCL, decode.RCR, decode.SHL, decode.SHR, decode.SAL, decode.SAR:
+		err = e.execShift(s, m, inst)
 	case decode.XCHG:
 		err = e.execXchg(s, m, inst)
 	case decode.CMPXCHG:
@@ -87,7 +89,7 @@ func (e *Emulator) Execute(s *State, inst *decode.Inst) (Result, error) {
 		err = e.execMovbe(s, m, inst)
 	case decode.MOVD, decode.MOVQ, decode.MOVSS, decode.MOVSD, decode.MOVDQU, decode.MOVDQA, decode.MOVUPS, decode.MOVAPS, decode.MOVUPD, decode.MOVAPD,
 		decode.MOVNTDQ, decode.MOVNTPS, decode.MOVNTPD, decode.MOVNTDQA, decode.LDDQU,
-		decode.VMOVDQU, decode.VMOVDQA, decode.VMOVUPS, decode.VMOVAPS, decode.VMOVUPD, decode.VMOVAPD:
+		decode.VMOVD, decode.VMOVQ, decode.VMOVDQU, decode.VMOVDQA, decode.VMOVUPS, decode.VMOVAPS, decode.VMOVUPD, decode.VMOVAPD:
 		err = e.execVecMove(s, m, inst)
 	case decode.FLD, decode.FST, decode.FSTP:
 		err = e.execX87(s, m, inst)
@@ -274,6 +276,9 @@ func (e *Emulator) resolveArgs(s *State, m CPUMode, inst *decode.Inst, nargs int
 }
 
 func (e *Emulator) execMov(s *State, m CPUMode, inst *decode.Inst) error {
+	if inst.Args[1].Kind == decode.ArgSeg && inst.Args[0].Kind != decode.ArgSeg {
+		return e.execMovFromSeg(s, m, inst)
+	}
 	if err := e.gprOperands(s, inst, 2); err != nil {
 		return err
 	}
@@ -286,6 +291,25 @@ func (e *Emulator) execMov(s *State, m CPUMode, inst *decode.Inst) error {
 		return err
 	}
 	return e.store(s, inst, &inst.Args[0], &e.accs.A[0], n, v)
+}
+
+// execMovFromSeg stores a segment selector (8C /r): 16 bits to memory, the
+// operand size (zero-extended) to a register. Loading a segment register
+// needs the descriptor tables and is not emulated.
+func (e *Emulator) execMovFromSeg(s *State, m CPUMode, inst *decode.Inst) error {
+	dst := &inst.Args[0]
+	v := uint64(s.Seg[inst.Args[1].Seg%x86.NumSeg].Selector)
+	switch dst.Kind {
+	case decode.ArgReg:
+		s.regWrite(dst.Reg, dst.Size, false, v)
+		return nil
+	case decode.ArgMem:
+		if err := e.resolve(s, m, inst, dst, 2, false, true, &e.accs.A[0]); err != nil {
+			return err
+		}
+		return e.writeMem(&e.accs.A[0], 2, v)
+	}
+	return e.notEmulated(s, inst, "operand kind "+dst.Kind.String())
 }
 
 func (e *Emulator) execMovExtend(s *State, m CPUMode, inst *decode.Inst) error {
@@ -359,6 +383,47 @@ func (e *Emulator) execUnary(s *State, m CPUMode, inst *decode.Inst) error {
 	} else {
 		r, f = ALU(aluOpOf(inst.Op), n, a, 0, s.RFLAGS)
 	}
+	if err := e.store(s, inst, &inst.Args[0], &e.accs.A[0], n, r); err != nil {
+		return err
+	}
+	s.RFLAGS = f
+	return nil
+}
+
+func (e *Emulator) execShift(s *State, m CPUMode, inst *decode.Inst) error {
+	if err := e.gprOperands(s, inst, 2); err != nil {
+		return err
+	}
+	n := inst.OpSize
+	if err := e.resolveArgs(s, m, inst, 1, n, [2]bool{true}, [2]bool{true}); err != nil {
+		return err
+	}
+	a, err := e.value(s, inst, &inst.Args[0], &e.accs.A[0], n)
+	if err != nil {
+		return err
+	}
+	cnt, err := e.value(s, inst, &inst.Args[1], nil, 1)
+	if err != nil {
+		return err
+	}
+	op := ShiftSHL
+	switch inst.Op {
+	case decode.ROL:
+		op = ShiftROL
+	case decode.ROR:
+		op = ShiftROR
+	case decode.RCL:
+		op = ShiftRCL
+	case decode.RCR:
+		op = ShiftRCR
+	case decode.SHR:
+		op = ShiftSHR
+	case decode.SAR:
+		op = ShiftSAR
+	}
+	r, f := Shift(op, n, a, cnt, s.RFLAGS)
+	// The destination is written back even for a count of 0, as KVM's
+	// emulator does: the CPU's read-modify-write cycle is not skipped.
 	if err := e.store(s, inst, &inst.Args[0], &e.accs.A[0], n, r); err != nil {
 		return err
 	}

@@ -64,7 +64,8 @@ func szp(res uint64, n uint8) uint64 {
 }
 
 // ALU computes op on operands of n bytes (1, 2, 4 or 8) and returns the
-// result, masked to n bytes, and the new RFLAGS. dst is the destination
+// result, masked to n bytes (for CMP and TEST the difference and the AND
+// that they compute but do not store), and the new RFLAGS. dst is the destination
 // (first) operand, src the source; INC, DEC and NEG ignore src. The six
 // status flags are set as the SDM defines them (Vol. 2 instruction pages);
 // where it leaves one undefined (AF after AND, OR, XOR, TEST) the result is
@@ -201,4 +202,127 @@ func Cond(cc uint8, flags uint64) bool {
 		r = flags&x86.FlagZF != 0 || (flags&x86.FlagSF != 0) != (flags&x86.FlagOF != 0)
 	}
 	return r != (cc&1 != 0)
+}
+
+// ShiftOp names the shift and rotate operations, in the order of ModRM.reg
+// in opcodes C0, C1 and D0-D3 (group 2, SDM Vol. 2D Table A-6). /6 is an
+// alias of SHL.
+type ShiftOp uint8
+
+// Shift and rotate operations.
+const (
+	ShiftROL ShiftOp = iota
+	ShiftROR
+	ShiftRCL
+	ShiftRCR
+	ShiftSHL
+	ShiftSHR
+	ShiftSAL // same as SHL
+	ShiftSAR
+)
+
+// Shift shifts or rotates dst (n bytes) by count and returns the result and
+// RFLAGS (SDM Vol. 2B SAL/SAR/SHL/SHR, RCL/RCR/ROL/ROR). The count is masked
+// to 5 bits, 6 for 64-bit operands; a masked count of 0 changes nothing.
+// The defined flags are exact: CF is the last bit shifted out (rotated into
+// it), OF is defined for a count of 1, shifts set SF, ZF and PF from the
+// result, rotates leave them. Where the SDM leaves a flag undefined the
+// emulator chooses: OF is computed by the count-1 formula, AF is cleared by
+// shifts, and CF of SHL/SHR by more than the operand width is the bit the
+// 64-bit shift gives (0).
+func Shift(op ShiftOp, n uint8, dst, count, flags uint64) (res, out uint64) {
+	bits := uint(8 * n)
+	m := sizeMask(n)
+	dst &= m
+	c := uint(count & 0x1F)
+	if n == 8 {
+		c = uint(count & 0x3F)
+	}
+	if c == 0 {
+		return dst, flags
+	}
+	msb := func(v uint64) uint64 { return v >> (bits - 1) & 1 }
+	cf := flags & x86.FlagCF
+	var of uint64
+	switch op {
+	case ShiftROL, ShiftROR:
+		r := c % bits
+		if op == ShiftROL {
+			res = (dst<<r | dst>>((bits-r)%bits)) & m
+			cf = res & 1
+			of = msb(res) ^ cf
+		} else {
+			res = (dst>>r | dst<<((bits-r)%bits)) & m
+			cf = msb(res)
+			of = msb(res) ^ res>>(bits-2)&1
+		}
+		if r == 0 {
+			res = dst
+		}
+		out = flags &^ (x86.FlagCF | x86.FlagOF)
+		out |= cf | of<<11
+		return res, out
+	case ShiftRCL, ShiftRCR:
+		// Rotate the n*8+1-bit quantity CF:dst one bit at a time; the
+		// count is at most 63.
+		if n < 4 {
+			c %= bits + 1
+		}
+		res = dst
+		if op == ShiftRCR {
+			of = msb(dst) ^ cf // from the operands before the rotate
+		}
+		for range c {
+			if op == ShiftRCL {
+				nc := msb(res)
+				res = (res<<1 | cf) & m
+				cf = nc
+			} else {
+				nc := res & 1
+				res = res>>1 | cf<<(bits-1)
+				cf = nc
+			}
+		}
+		if op == ShiftRCL {
+			of = msb(res) ^ cf
+		}
+		out = flags &^ (x86.FlagCF | x86.FlagOF)
+		out |= cf | of<<11
+		return res, out
+	case ShiftSHL, ShiftSAL:
+		var wide uint64
+		if c < 64 {
+			wide = dst << c
+		}
+		res = wide & m
+		switch {
+		case c <= bits && c < 64:
+			cf = dst >> (bits - c) & 1
+		default:
+			cf = 0
+		}
+		of = msb(res) ^ cf
+	case ShiftSHR:
+		cf = dst >> (c - 1) & 1
+		if c-1 >= 64 {
+			cf = 0
+		}
+		res = dst >> c & m
+		if c >= 64 {
+			res = 0
+		}
+		of = msb(dst)
+	case ShiftSAR:
+		shift := 64 - bits
+		sdst := int64(dst<<shift) >> shift
+		cs := min(c, 63)
+		cf = uint64(sdst>>(cs-1)) & 1
+		res = uint64(sdst>>cs) & m
+		of = 0
+	default:
+		return dst, flags
+	}
+	out = flags &^ x86.FlagsArith
+	out |= cf | of<<11 | szp(res, n)
+	return res, out
 }

@@ -32,7 +32,7 @@ func TestALUTable(t *testing.T) {
 		{ALUSub, 1, 0, 1, 0, 0xFF, C | P | A | S},
 		{ALUSub, 1, 0x80, 1, 0, 0x7F, A | O},
 		{ALUSbb, 4, 5, 5, C, 0xFFFFFFFF, C | P | A | S},
-		{ALUCmp, 2, 3, 3, C | S, 3, P | Z},
+		{ALUCmp, 2, 3, 3, C | S, 0, P | Z},
 		{ALUAnd, 1, 0xF0, 0x0F, C | O, 0, P | Z},
 		{ALUOr, 8, 1 << 63, 0, 0, 1 << 63, P | S},
 		{ALUXor, 2, 0x0101, 0x0100, 0, 1, 0},

@@ -173,7 +173,7 @@ func (e *Emulator) accessAligned(s *State, m CPUMode, seg x86.SegReg, off uint64
 	if err != nil {
 		return err
 	}
-	*acc = Access{Seg: seg, Offset: off, Linear: la, Size: size, Read: read, Write: write}
+	acc.Seg, acc.Offset, acc.Linear, acc.Size, acc.Read, acc.Write, acc.N = seg, off, la, size, read, write, 0
 	if align > 1 && la%uint64(align) != 0 {
 		return gp0(m, "misaligned vector operand")
 	}
@@ -271,25 +271,25 @@ func (e *Emulator) listAccesses(s *State, m CPUMode, inst *decode.Inst, acc *Acc
 	}
 	// Source (read-only) operands first, then the destination: the order of
 	// MOVS's read and write.
-	for pass := 0; pass < 2; pass++ {
-		for i := range inst.Args {
-			a := &inst.Args[i]
-			if a.Kind != decode.ArgMem || a.Mem.Access == 0 || a.Mem.Size == 0 {
-				continue
-			}
-			dst := a.Mem.Access.Writes()
-			if dst != (pass == 1) {
-				continue
-			}
-			if acc.N == len(acc.A) {
-				return nil
-			}
-			off := operandOffset(s, inst, a)
-			if err := e.accessAligned(s, m, a.Mem.Seg, off, a.Mem.Size, vecAlign(inst), a.Mem.Access.Reads(), dst, commit, &acc.A[acc.N]); err != nil {
-				return err
-			}
-			acc.N++
+	var idx [2]int
+	k := 0
+	for i := range inst.Args {
+		a := &inst.Args[i]
+		if a.Kind == decode.ArgMem && a.Mem.Access != 0 && a.Mem.Size != 0 && k < len(idx) {
+			idx[k] = i
+			k++
 		}
+	}
+	if k == 2 && inst.Args[idx[0]].Mem.Access.Writes() && !inst.Args[idx[1]].Mem.Access.Writes() {
+		idx[0], idx[1] = idx[1], idx[0]
+	}
+	for _, i := range idx[:k] {
+		a := &inst.Args[i]
+		off := operandOffset(s, inst, a)
+		if err := e.accessAligned(s, m, a.Mem.Seg, off, a.Mem.Size, vecAlign(inst), a.Mem.Access.Reads(), a.Mem.Access.Writes(), commit, &acc.A[acc.N]); err != nil {
+			return err
+		}
+		acc.N++
 	}
 	return nil
 }

@@ -47,7 +47,7 @@ func vecMoveSize(inst *decode.Inst) uint8 {
 		return 4
 	case decode.MOVSD:
 		return 8
-	case decode.MOVD, decode.MOVQ:
+	case decode.MOVD, decode.MOVQ, decode.VMOVD, decode.VMOVQ:
 		for i := 0; i < 2; i++ {
 			a := &inst.Args[i]
 			switch a.Kind {
@@ -66,7 +66,7 @@ func vecMoveSize(inst *decode.Inst) uint8 {
 }
 
 // execVecMove executes the SSE, AVX and MMX data moves: MOVD/MOVQ (XMM and
-// MMX forms), MOVSS/MOVSD, MOVDQU/MOVDQA/MOVUPS/MOVAPS/MOVUPD/MOVAPD, the non-temporal
+// MMX forms, and VMOVD/VMOVQ), MOVSS/MOVSD, MOVDQU/MOVDQA/MOVUPS/MOVAPS/MOVUPD/MOVAPD, the non-temporal
 // MOVNTDQ/MOVNTPS/MOVNTPD/MOVNTDQA, LDDQU, and VEX-encoded
 // VMOVDQU/VMOVDQA/VMOVUPS/VMOVAPS/VMOVUPD/VMOVAPD at 128 and 256 bits.
 // A legacy-SSE write to an XMM register leaves bits 255:128 of the YMM
@@ -162,7 +162,7 @@ func (e *Emulator) execVecMove(s *State, m CPUMode, inst *decode.Inst) error {
 		copy(x[:], b)
 		// MOVD and MOVQ zero the rest of the register; MOVSS and MOVSD
 		// only when loading from memory (a register source merges).
-		if n < 16 && (src.Kind != decode.ArgXMM || inst.Op == decode.MOVQ) {
+		if n < 16 && (src.Kind != decode.ArgXMM || inst.Op == decode.MOVQ || inst.Op == decode.VMOVQ) {
 			clear(x[n:])
 		}
 		switch {

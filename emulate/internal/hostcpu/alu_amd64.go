@@ -66,3 +66,48 @@ var aluFuncs = [12][4]func(a, b, f uint64) (r, fo uint64){
 	{dec8, dec16, dec32, dec64},
 	{neg8, neg16, neg32, neg64},
 }
+
+func rol8(a, c, f uint64) (r, fo uint64)
+func rol16(a, c, f uint64) (r, fo uint64)
+func rol32(a, c, f uint64) (r, fo uint64)
+func rol64(a, c, f uint64) (r, fo uint64)
+func ror8(a, c, f uint64) (r, fo uint64)
+func ror16(a, c, f uint64) (r, fo uint64)
+func ror32(a, c, f uint64) (r, fo uint64)
+func ror64(a, c, f uint64) (r, fo uint64)
+func rcl8(a, c, f uint64) (r, fo uint64)
+func rcl16(a, c, f uint64) (r, fo uint64)
+func rcl32(a, c, f uint64) (r, fo uint64)
+func rcl64(a, c, f uint64) (r, fo uint64)
+func rcr8(a, c, f uint64) (r, fo uint64)
+func rcr16(a, c, f uint64) (r, fo uint64)
+func rcr32(a, c, f uint64) (r, fo uint64)
+func rcr64(a, c, f uint64) (r, fo uint64)
+func shl8(a, c, f uint64) (r, fo uint64)
+func shl16(a, c, f uint64) (r, fo uint64)
+func shl32(a, c, f uint64) (r, fo uint64)
+func shl64(a, c, f uint64) (r, fo uint64)
+func shr8(a, c, f uint64) (r, fo uint64)
+func shr16(a, c, f uint64) (r, fo uint64)
+func shr32(a, c, f uint64) (r, fo uint64)
+func shr64(a, c, f uint64) (r, fo uint64)
+func sal8(a, c, f uint64) (r, fo uint64)
+func sal16(a, c, f uint64) (r, fo uint64)
+func sal32(a, c, f uint64) (r, fo uint64)
+func sal64(a, c, f uint64) (r, fo uint64)
+func sar8(a, c, f uint64) (r, fo uint64)
+func sar16(a, c, f uint64) (r, fo uint64)
+func sar32(a, c, f uint64) (r, fo uint64)
+func sar64(a, c, f uint64) (r, fo uint64)
+
+// shiftFuncs is indexed like emulate.ShiftOp, then by log2(size).
+var shiftFuncs = [8][4]func(a, c, f uint64) (r, fo uint64){
+	{rol8, rol16, rol32, rol64},
+	{ror8, ror16, ror32, ror64},
+	{rcl8, rcl16, rcl32, rcl64},
+	{rcr8, rcr16, rcr32, rcr64},
+	{shl8, shl16, shl32, shl64},
+	{shr8, shr16, shr32, shr64},
+	{sal8, sal16, sal32, sal64},
+	{sar8, sar16, sar32, sar64},
+}

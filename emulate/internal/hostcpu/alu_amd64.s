@@ -673,3 +673,451 @@ TEXT ·neg64(SB), NOSPLIT, $0-40
 	MOVQ AX, r+24(FP)
 	MOVQ CX, fo+32(FP)
 	RET
+
+// func rol8(a, c, f uint64) (r, fo uint64)
+TEXT ·rol8(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	ROLB CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func rol16(a, c, f uint64) (r, fo uint64)
+TEXT ·rol16(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	ROLW CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func rol32(a, c, f uint64) (r, fo uint64)
+TEXT ·rol32(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	ROLL CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func rol64(a, c, f uint64) (r, fo uint64)
+TEXT ·rol64(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	ROLQ CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func ror8(a, c, f uint64) (r, fo uint64)
+TEXT ·ror8(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	RORB CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func ror16(a, c, f uint64) (r, fo uint64)
+TEXT ·ror16(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	RORW CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func ror32(a, c, f uint64) (r, fo uint64)
+TEXT ·ror32(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	RORL CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func ror64(a, c, f uint64) (r, fo uint64)
+TEXT ·ror64(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	RORQ CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func rcl8(a, c, f uint64) (r, fo uint64)
+TEXT ·rcl8(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	RCLB CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func rcl16(a, c, f uint64) (r, fo uint64)
+TEXT ·rcl16(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	RCLW CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func rcl32(a, c, f uint64) (r, fo uint64)
+TEXT ·rcl32(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	RCLL CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func rcl64(a, c, f uint64) (r, fo uint64)
+TEXT ·rcl64(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	RCLQ CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func rcr8(a, c, f uint64) (r, fo uint64)
+TEXT ·rcr8(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	RCRB CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func rcr16(a, c, f uint64) (r, fo uint64)
+TEXT ·rcr16(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	RCRW CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func rcr32(a, c, f uint64) (r, fo uint64)
+TEXT ·rcr32(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	RCRL CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func rcr64(a, c, f uint64) (r, fo uint64)
+TEXT ·rcr64(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	RCRQ CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func shl8(a, c, f uint64) (r, fo uint64)
+TEXT ·shl8(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	SHLB CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func shl16(a, c, f uint64) (r, fo uint64)
+TEXT ·shl16(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	SHLW CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func shl32(a, c, f uint64) (r, fo uint64)
+TEXT ·shl32(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	SHLL CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func shl64(a, c, f uint64) (r, fo uint64)
+TEXT ·shl64(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	SHLQ CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func shr8(a, c, f uint64) (r, fo uint64)
+TEXT ·shr8(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	SHRB CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func shr16(a, c, f uint64) (r, fo uint64)
+TEXT ·shr16(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	SHRW CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func shr32(a, c, f uint64) (r, fo uint64)
+TEXT ·shr32(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	SHRL CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func shr64(a, c, f uint64) (r, fo uint64)
+TEXT ·shr64(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	SHRQ CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func sal8(a, c, f uint64) (r, fo uint64)
+TEXT ·sal8(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	SALB CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func sal16(a, c, f uint64) (r, fo uint64)
+TEXT ·sal16(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	SALW CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func sal32(a, c, f uint64) (r, fo uint64)
+TEXT ·sal32(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	SALL CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func sal64(a, c, f uint64) (r, fo uint64)
+TEXT ·sal64(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	SALQ CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func sar8(a, c, f uint64) (r, fo uint64)
+TEXT ·sar8(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	SARB CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func sar16(a, c, f uint64) (r, fo uint64)
+TEXT ·sar16(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	SARW CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func sar32(a, c, f uint64) (r, fo uint64)
+TEXT ·sar32(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	SARL CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET
+
+// func sar64(a, c, f uint64) (r, fo uint64)
+TEXT ·sar64(SB), NOSPLIT, $0-40
+	MOVQ a+0(FP), AX
+	MOVQ c+8(FP), CX
+	MOVQ f+16(FP), DX
+	PUSHQ DX
+	POPFQ
+	SARQ CX, AX
+	PUSHFQ
+	POPQ DX
+	MOVQ AX, r+24(FP)
+	MOVQ DX, fo+32(FP)
+	RET

@@ -73,3 +73,14 @@ func FLD(src [8]byte, n int, fcw uint16) (ext [10]byte, fsw uint16) {
 	copy(ext[:], f.Out[:10])
 	return ext, f.FSW
 }
+
+// Shift runs shift or rotate op (numbered like emulate.ShiftOp: rol ror rcl
+// rcr shl shr sal sar) on an operand of n bytes with count in CL.
+func Shift(op int, n uint8, dst, count, flags uint64) (res, out uint64) {
+	i := map[uint8]int{1: 0, 2: 1, 4: 2, 8: 3}[n]
+	res, out = shiftFuncs[op][i](dst, count&0xFF, flags&flagsIn|2)
+	if n < 8 {
+		res &= 1<<(8*uint(n)) - 1
+	}
+	return res, out & flagsIn
+}
