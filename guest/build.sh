@@ -23,4 +23,5 @@ realmode 0x1000
 protmode 0x1000
 paging32 0x1000
 pae 0x1000
+long4 0x1000
 LIST

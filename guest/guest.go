@@ -82,6 +82,12 @@ var manifest = []Guest{
 		Needs:  []string{NeedPAE},
 		Output: "walkvm: pae: 2 MiB pages ok\n",
 	},
+	{
+		Name: "long4", Load: 0x1000, Entry: "real",
+		Checks:   "long mode, 4-level paging on the guest's own tables: MMIO through 4 KiB, 2 MiB and (where CPUID has them) 1 GiB pages; RIP-relative operands; code running in the higher half (0xffff800000000000) reaching a higher-half alias of the window RIP-relative and through a register; moffs A0-A3 with 64-bit offsets (byte, word, dword, qword)",
+		Optional: []string{Need1G},
+		Output:   "walkvm: long4: pass\n",
+	},
 }
 
 // Default is the guest `vmm run` boots without an image.

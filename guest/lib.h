@@ -23,6 +23,43 @@
  */
 #include "walkvm.h"
 
+/*
+ * Code size: use CODE16/CODE32/CODE64 instead of .code16/.code32/.code64 so
+ * that the macros below know it (BITS). In 64-bit code a guest's variables
+ * are reached RIP-relative: the 32-bit ELF object gas builds cannot hold
+ * the sign-extended absolute relocations 64-bit code would need.
+ */
+.macro CODE16
+	.code16
+	.set	BITS, 16
+.endm
+.macro CODE32
+	.code32
+	.set	BITS, 32
+.endm
+.macro CODE64
+	.code64
+	.set	BITS, 64
+.endm
+	.set	BITS, 0
+
+/* insn sym, dst: a variable as the source operand, in any code size. */
+.macro MEMSRC insn, sym, dst
+	.if BITS == 64
+	\insn	\sym(%rip), \dst
+	.else
+	\insn	\sym, \dst
+	.endif
+.endm
+/* insn src, sym: a variable as the destination operand. */
+.macro MEMDST insn, src, sym
+	.if BITS == 64
+	\insn	\src, \sym(%rip)
+	.else
+	\insn	\src, \sym
+	.endif
+.endm
+
 #define CR0_PE		0x1
 #define CR0_MP		0x2
 #define CR0_EM		0x4
@@ -90,7 +127,7 @@
 .endm
 
 .macro REPORT_ARG_MEM mem
-	movl	\mem, %eax
+	MEMSRC	movl, \mem, %eax
 	outl	%eax, $REPORT_PORT
 .endm
 
@@ -186,8 +223,9 @@
 	movl	$-1, fault_vec
 .endm
 .macro RECOVER64 label
-	movq	$\label, recover_rip
-	movl	$-1, fault_vec
+	movl	$\label, recover_rip(%rip)
+	movl	$0, recover_rip+4(%rip)
+	movl	$-1, fault_vec(%rip)
 .endm
 .macro RECOVER16 label
 	movw	$\label, recover_rip
@@ -201,15 +239,15 @@
  * fault (vector, error code, CR2, RIP = the faulting instruction's label).
  */
 .macro EXPECT_FAULT64 vec, err, cr2, rip, code
-	cmpl	$\vec, fault_vec
+	cmpl	$\vec, fault_vec(%rip)
 	CHECK	e, \code, 64
-	cmpl	$\err, fault_err
+	cmpl	$\err, fault_err(%rip)
 	CHECK	e, \code, 64
 	movabsq	$\cr2, %rax
-	cmpq	%rax, fault_cr2
+	cmpq	%rax, fault_cr2(%rip)
 	CHECK	e, \code, 64
-	movabsq	$\rip, %rax
-	cmpq	%rax, fault_rip
+	movl	$\rip, %eax
+	cmpq	%rax, fault_rip(%rip)
 	CHECK	e, \code, 64
 .endm
 
@@ -309,12 +347,12 @@ fail\bits:
 	movw	%ax, %ss
 	movw	$0x1000, %sp
 	.endif
-	movl	%ebx, fail_code
+	MEMDST	movl, %ebx, fail_code
 	PUTS\bits msg_fail
-	movl	fail_code, %eax
+	MEMSRC	movl, fail_code, %eax
 	call	puthex\bits
 	PUTS\bits msg_nl
-	movl	fail_code, %eax
+	MEMSRC	movl, fail_code, %eax
 	outb	%al, $DEBUG_EXIT_PORT
 	cli
 	hlt
@@ -330,23 +368,23 @@ skip\bits:
  * STATUS_EXCEPTION + vector. */
 exc_fatal\bits:
 	PUTS\bits msg_exc
-	movl	fault_vec, %eax
+	MEMSRC	movl, fault_vec, %eax
 	call	puthex\bits
 	PUTS\bits msg_err
-	movl	fault_err, %eax
+	MEMSRC	movl, fault_err, %eax
 	call	puthex\bits
 	PUTS\bits msg_cr2
-	movl	fault_cr2+4, %eax
+	MEMSRC	movl, fault_cr2+4, %eax
 	call	puthex\bits
-	movl	fault_cr2, %eax
+	MEMSRC	movl, fault_cr2, %eax
 	call	puthex\bits
 	PUTS\bits msg_rip
-	movl	fault_rip+4, %eax
+	MEMSRC	movl, fault_rip+4, %eax
 	call	puthex\bits
-	movl	fault_rip, %eax
+	MEMSRC	movl, fault_rip, %eax
 	call	puthex\bits
 	PUTS\bits msg_nl
-	movl	fault_vec, %eax
+	MEMSRC	movl, fault_vec, %eax
 	addl	$STATUS_EXCEPTION, %eax
 	outb	%al, $DEBUG_EXIT_PORT
 	cli
@@ -387,7 +425,7 @@ idt64_stub\v:
 .endm
 
 .macro IDT64
-	.code64
+	CODE64
 	.irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
 	IDT64_STUB \v
 	.endr
@@ -396,28 +434,28 @@ idt64_common:
 	pushq	%rax
 	pushq	%rdx
 	movq	16(%rsp), %rax
-	movl	%eax, fault_vec
+	movl	%eax, fault_vec(%rip)
 	movq	24(%rsp), %rax
-	movl	%eax, fault_err
+	movl	%eax, fault_err(%rip)
 	movq	32(%rsp), %rax
-	movq	%rax, fault_rip
+	movq	%rax, fault_rip(%rip)
 	movq	%cr2, %rax
-	movq	%rax, fault_cr2
-	incl	fault_count
+	movq	%rax, fault_cr2(%rip)
+	incl	fault_count(%rip)
 	REPORT_FAULT
-	movq	recover_rip, %rax
+	movq	recover_rip(%rip), %rax
 	testq	%rax, %rax
 	jz	exc_fatal64
-	movq	$0, recover_rip
+	movq	$0, recover_rip(%rip)
 	movq	%rax, 32(%rsp)
-	movq	recover_cs, %rax
+	movq	recover_cs(%rip), %rax
 	testq	%rax, %rax
 	jz	1f
 	/* back to CPL 0 on the stack the guest saved */
-	movq	$0, recover_cs
+	movq	$0, recover_cs(%rip)
 	movq	$SEL_CODE64, 40(%rsp)
 	movq	$SEL_DATA32, 64(%rsp)
-	movq	recover_rsp, %rax
+	movq	recover_rsp(%rip), %rax
 	movq	%rax, 56(%rsp)
 1:	popq	%rdx
 	popq	%rax
@@ -431,7 +469,7 @@ idt64:
 idt64_end:
 idt64_desc:
 	.word	idt64_end - idt64 - 1
-	.quad	idt64
+	.long	idt64, 0
 .endm
 
 /* ---- protected mode: 32-bit IDT ----------------------------------------- */
@@ -453,7 +491,7 @@ idt32_stub\v:
 .endm
 
 .macro IDT32
-	.code32
+	CODE32
 	.irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
 	IDT32_STUB \v
 	.endr
@@ -507,7 +545,7 @@ ivt16_stub\v:
 /* IVT16 defines the handlers; IVT16_INSTALL (real mode, DS=0) points IVT
  * entries 0-31 at them. */
 .macro IVT16
-	.code16
+	CODE16
 	.irp v, 0,1,2,3,4,5,6,7,8,9,10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31
 	IVT16_STUB \v
 	.endr
@@ -563,7 +601,7 @@ ivt16_table:
 /* Real mode (CS=0) -> 32-bit protected mode at label, flat segments, the
  * 32-bit IDT (the guest must instantiate IDT32), stack at STACK_TOP. */
 .macro REAL_TO_PROT32 label
-	.code16
+	CODE16
 	cli
 	xorw	%ax, %ax
 	movw	%ax, %ds
@@ -573,7 +611,7 @@ ivt16_table:
 	orl	$CR0_PE, %eax
 	movl	%eax, %cr0
 	ljmpl	$SEL_CODE32, $\label
-	.code32
+	CODE32
 \label:
 	movw	$SEL_DATA32, %ax
 	movw	%ax, %ds
@@ -587,9 +625,9 @@ ivt16_table:
 /* 32-bit protected mode (paging off) -> 16-bit protected mode at label16:
  * CS = SEL_CODE16, data segments SEL_DATA16, the stack below 0x1000. */
 .macro PROT32_TO_PROT16 label16
-	.code32
+	CODE32
 	ljmp	$SEL_CODE16, $\label16
-	.code16
+	CODE16
 \label16:
 	movw	$SEL_DATA16, %ax
 	movw	%ax, %ds
@@ -603,7 +641,7 @@ ivt16_table:
 /* 16-bit protected mode (segments from PROT32_TO_PROT16) -> real mode at
  * label, CS=DS=ES=FS=GS=SS=0, SP=0x1000, the IVT at 0. */
 .macro PROT16_TO_REAL label
-	.code16
+	CODE16
 	movl	%cr0, %eax
 	andl	$~CR0_PE, %eax
 	movl	%eax, %cr0
@@ -626,7 +664,7 @@ ivt16_table:
  * paging still off; CR4 is restored.
  */
 .macro PAGING_ON32 cr3, cr4bits, stage, refused
-	.code32
+	CODE32
 	movl	$\cr3, %eax
 	movl	%eax, %cr3
 	movl	%cr4, %eax
@@ -649,7 +687,7 @@ ivt16_table:
 
 /* Paging off again (32-bit code, identity-mapped), CR4.PSE and PAE cleared. */
 .macro PAGING_OFF32
-	.code32
+	CODE32
 	movl	%cr0, %eax
 	andl	$~CR0_PG, %eax
 	movl	%eax, %cr0
@@ -666,7 +704,7 @@ ivt16_table:
  * off, CR4 and EFER restored).
  */
 .macro LONG_ON cr3, cr4bits, eferbits, stage, refused, label64
-	.code32
+	CODE32
 	movl	$\cr3, %eax
 	movl	%eax, %cr3
 	movl	%cr4, %eax
@@ -697,9 +735,9 @@ ivt16_table:
 	movl	%eax, %cr4
 	jmp	\refused
 902:	ljmp	$SEL_CODE64, $\label64
-	.code64
+	CODE64
 \label64:
-	lidt	idt64_desc
+	lidt	idt64_desc(%rip)
 	movw	$SEL_DATA32, %ax
 	movw	%ax, %ds
 	movw	%ax, %es
@@ -709,26 +747,28 @@ ivt16_table:
 
 /* 64-bit mode -> compatibility mode (SEL_CODE32) at label32. */
 .macro LONG_TO_COMPAT label32
-	.code64
+	CODE64
 	pushq	$SEL_CODE32
-	pushq	$\label32
+	subq	$8, %rsp
+	movl	$\label32, (%rsp)
+	movl	$0, 4(%rsp)
 	lretq
-	.code32
+	CODE32
 \label32:
 .endm
 
 /* Compatibility mode -> 64-bit mode at label64. */
 .macro COMPAT_TO_LONG label64
-	.code32
+	CODE32
 	ljmp	$SEL_CODE64, $\label64
-	.code64
+	CODE64
 \label64:
 .endm
 
 /* Compatibility mode -> 32-bit protected mode, paging off, EFER.LME and
  * CR4.PAE clear, the 32-bit IDT loaded. */
 .macro COMPAT_TO_PROT32
-	.code32
+	CODE32
 	movl	%cr0, %eax
 	andl	$~CR0_PG, %eax
 	movl	%eax, %cr0

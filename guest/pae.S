@@ -12,7 +12,7 @@
  */
 #include "lib.h"
 
-	.code16
+	CODE16
 	.text
 	.globl	_start
 _start:
@@ -46,9 +46,9 @@ refused:
 	PUTS32	msg_refused
 	jmp	skip32
 
-	.code16
+	CODE16
 	LIB	16
-	.code32
+	CODE32
 	LIB	32
 	IDT32
 	GUEST_GDT

@@ -15,7 +15,7 @@
  */
 #include "lib.h"
 
-	.code16
+	CODE16
 	.text
 	.globl	_start
 _start:
@@ -79,7 +79,7 @@ _start:
 	movw	$SEL_DATA32, %ax
 	movw	%ax, %ds
 	ljmpl	$SEL_CODE32, $back32
-	.code32
+	CODE32
 back32:
 	movw	$SEL_DATA32, %ax
 	movw	%ax, %ss
@@ -87,9 +87,9 @@ back32:
 	REPORT_STAGE STAGE_PROT32
 	PASS	32, msg_ok
 
-	.code16
+	CODE16
 	LIB	16
-	.code32
+	CODE32
 	LIB	32
 	IDT32
 	GUEST_GDT

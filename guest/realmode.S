@@ -19,7 +19,7 @@
  */
 #include "lib.h"
 
-	.code16
+	CODE16
 	.text
 	.globl	_start
 _start:
