@@ -88,6 +88,11 @@ var manifest = []Guest{
 		Optional: []string{Need1G},
 		Output:   "walkvm: long4: pass\n",
 	},
+	{
+		Name: "compat", Load: 0x1000, Entry: "real",
+		Checks: "compatibility mode (32-bit code segment under long mode, entered with lret, left with ljmp): MMIO with disp32, SIB and a window-based ES segment, and from 64-bit code before and after",
+		Output: "walkvm: compat: back in 64-bit mode, pass\n",
+	},
 }
 
 // Default is the guest `vmm run` boots without an image.

@@ -179,6 +179,7 @@ var guestChecks = map[string]func(t *testing.T, r *guestRun){
 	"paging32": checkPaging32,
 	"pae":      checkPAE,
 	"long4":    checkLong4,
+	"compat":   checkCompat,
 }
 
 func TestGuests(t *testing.T) {
@@ -390,4 +391,12 @@ func checkLong4(t *testing.T, r *guestRun) {
 		rw(hi+0x700, 1, 0x88), rw(hi+0x702, 2, 0x9999), rw(hi+0x704, 4, 0xaaaaaaaa), rw(hi+0x708, 8, 0xbbbbbbbbcccccccc))
 	wantAccesses(t, "high window", r.m.WindowHigh.Accesses(), high)
 	wantEvents(t, r.events, want)
+}
+
+func checkCompat(t *testing.T, r *guestRun) {
+	const hi, lo = devices.TestWindowHigh, devices.TestWindowLow
+	wantAccesses(t, "high window", r.m.WindowHigh.Accesses(), slices.Concat(
+		rw(hi+0x800, 4, 0x01010101), rw(hi+0x810, 4, 0x02020202), rw(hi+0x830, 4, 0x04040404), rw(hi+0x840, 4, 0x06060606)))
+	wantAccesses(t, "low window", r.m.WindowLow.Accesses(), slices.Concat(rw(lo+0x810, 4, 0x03030303), rw(lo+0x820, 4, 0x05050505)))
+	wantEvents(t, r.events, []devices.Event{stageEv(guest.StageLong), stageEv(guest.StageCompat), stageEv(guest.StageLong)})
 }
