@@ -5,7 +5,7 @@
  *   -> compatibility mode (lret to SEL_CODE32):
  *   2  disp32 absolute                         0xff000810
  *   3  low window, 4 KiB page                  0x000d0810
- *   4  SIB, base+index*8+disp8                 0xff000830
+ *   4  SIB, base+index*8+disp32                0xff000830
  *   5  ES = window-based data segment (base 0xd0000): ES:0x820 -> 0xd0820
  *   -> 64-bit mode again (ljmp to SEL_CODE64):
  *   6  through %rbx                            0xff000840
@@ -40,8 +40,8 @@ _start:
 	movl	$TESTWIN_HIGH, %ebx
 	movl	$2, %esi
 	movl	$0x04040404, %ecx
-	movl	%ecx, 0x20(%ebx,%esi,8)
-	movl	0x20(%ebx,%esi,8), %edx
+	movl	%ecx, 0x820(%ebx,%esi,8)
+	movl	0x820(%ebx,%esi,8), %edx
 	CHECK_EQ %edx, 0x04040404, 4, 32
 	movw	$SEL_WINLOW16, %ax
 	movw	%ax, %es
