@@ -93,6 +93,11 @@ var manifest = []Guest{
 		Checks: "compatibility mode (32-bit code segment under long mode, entered with lret, left with ljmp): MMIO with disp32, SIB and a window-based ES segment, and from 64-bit code before and after",
 		Output: "walkvm: compat: back in 64-bit mode, pass\n",
 	},
+	{
+		Name: "pagefault", Load: 0x1000, Entry: "real",
+		Checks: "#PF error codes and CR2 in long mode (CR0.WP=1, EFER.NXE=1): not present (read, write), read-only write at CPL 0, XD fetch, reserved bit 51, user read and write of a supervisor page from CPL 3 code (iretq, TSS.RSP0); each reported and resumed; the test replays them through package mmu",
+		Output: "walkvm: pagefault: CPL 3 faults ok, pass\n",
+	},
 }
 
 // Default is the guest `vmm run` boots without an image.

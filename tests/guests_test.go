@@ -2,6 +2,7 @@ package tests
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"os"
 	"slices"
@@ -17,7 +18,9 @@ import (
 	"walkvm/internal/kvmtest"
 	"walkvm/kvm"
 	"walkvm/machine"
+	"walkvm/mmu"
 	"walkvm/vcpu"
+	"walkvm/x86"
 )
 
 // guestRun is one guest's run and everything recorded about it.
@@ -173,13 +176,14 @@ var mustRunNested = map[string]bool{"paging32": true, "pae": true, "roundtrip": 
 
 // guestChecks holds the per-guest assertions beyond status and output.
 var guestChecks = map[string]func(t *testing.T, r *guestRun){
-	"hello":    checkHello,
-	"realmode": checkRealMode,
-	"protmode": checkProtMode,
-	"paging32": checkPaging32,
-	"pae":      checkPAE,
-	"long4":    checkLong4,
-	"compat":   checkCompat,
+	"hello":     checkHello,
+	"realmode":  checkRealMode,
+	"protmode":  checkProtMode,
+	"paging32":  checkPaging32,
+	"pae":       checkPAE,
+	"long4":     checkLong4,
+	"compat":    checkCompat,
+	"pagefault": checkPageFault,
 }
 
 func TestGuests(t *testing.T) {
@@ -399,4 +403,77 @@ func checkCompat(t *testing.T, r *guestRun) {
 		rw(hi+0x800, 4, 0x01010101), rw(hi+0x810, 4, 0x02020202), rw(hi+0x830, 4, 0x04040404), rw(hi+0x840, 4, 0x06060606)))
 	wantAccesses(t, "low window", r.m.WindowLow.Accesses(), slices.Concat(rw(lo+0x810, 4, 0x03030303), rw(lo+0x820, 4, 0x05050505)))
 	wantEvents(t, r.events, []devices.Event{stageEv(guest.StageLong), stageEv(guest.StageCompat), stageEv(guest.StageLong)})
+}
+
+// checkPageFault asserts the exact #PF error codes and CR2 (SDM Vol. 3A
+// §4.7) the guest reported and replays each fault through walkvm's page
+// walker (package mmu) with the guest's final paging state.
+func checkPageFault(t *testing.T, r *guestRun) {
+	type pf struct {
+		cpl  uint8
+		acc  mmu.Access
+		code uint32
+		cr2  uint64
+	}
+	const (
+		p, w, u, rsvd, id = x86.PFErrPresent, x86.PFErrWrite, x86.PFErrUser, x86.PFErrReserved, x86.PFErrFetch
+	)
+	faults := []pf{
+		{0, mmu.Read, 0, 0x400010},          // not present
+		{0, mmu.Write, w, 0x400018},         // not present, write
+		{0, mmu.Write, p | w, 0x401020},     // read-only, CR0.WP=1
+		{0, mmu.Fetch, p | id, 0x403000},    // XD with EFER.NXE
+		{0, mmu.Read, p | rsvd, 0x404030},   // bit 51 set
+		{3, mmu.Read, p | u, 0x402040},      // user read, supervisor page
+		{3, mmu.Write, p | w | u, 0x402048}, // user write, supervisor page
+	}
+	var pfs []devices.Event
+	var stages []devices.Event
+	for _, e := range r.events {
+		if e.Kind == devices.EventException {
+			pfs = append(pfs, e)
+		} else {
+			stages = append(stages, e)
+		}
+	}
+	wantEvents(t, stages, []devices.Event{stageEv(guest.StageLong), stageEv(guest.StageUser)})
+	if len(pfs) != len(faults) {
+		t.Fatalf("%d exceptions reported, want %d: %v", len(pfs), len(faults), pfs)
+	}
+	var sregs kvm.Sregs
+	if err := r.m.CPU.GetSregs(&sregs); err != nil {
+		t.Fatal(err)
+	}
+	if sregs.CR0&x86.CR0WP == 0 || sregs.EFER&x86.EFERNXE == 0 || sregs.EFER&x86.EFERLMA == 0 {
+		t.Fatalf("guest left CR0 %#x EFER %#x, want WP, NXE and LMA set", sregs.CR0, sregs.EFER)
+	}
+	var entries []mmu.CPUIDEntry
+	for _, e := range r.m.CPUID.Entries() {
+		entries = append(entries, mmu.CPUIDEntry{Function: e.Function, Index: e.Index, EAX: e.Eax, EBX: e.Ebx, ECX: e.Ecx, EDX: e.Edx})
+	}
+	feat := mmu.FeaturesFromCPUID(entries)
+	for i, f := range faults {
+		e := pfs[i]
+		if e.Vector() != x86.VectorPF || e.ErrorCode() != f.code || e.CR2() != f.cr2 {
+			t.Errorf("fault %d: guest saw %v, want #PF(%#x) at %#x", i+1, e, f.code, f.cr2)
+		}
+		if f.acc == mmu.Fetch {
+			if e.RIP() != f.cr2 {
+				t.Errorf("fault %d: RIP %#x, want the fetched address %#x", i+1, e.RIP(), f.cr2)
+			}
+		} else if !r.inImage(e.RIP()) {
+			t.Errorf("fault %d: RIP %#x outside the image", i+1, e.RIP())
+		}
+		st := mmu.State{CR0: sregs.CR0, CR3: sregs.CR3, CR4: sregs.CR4, EFER: sregs.EFER, CPL: f.cpl, CSL: true}
+		var walk mmu.Walk
+		err := mmu.Translate(r.m.RAM, &st, feat, e.CR2(), f.acc, &walk)
+		var ex *x86.Exception
+		if !errors.As(err, &ex) {
+			t.Errorf("fault %d: walkvm's walker translated %#x for CPL %d without a fault (%v): %v", i+1, e.CR2(), f.cpl, err, &walk)
+			continue
+		}
+		if ex.Vector != e.Vector() || ex.ErrorCode != e.ErrorCode() || ex.Addr != e.CR2() {
+			t.Errorf("fault %d: walkvm's walker says %v, the CPU raised %v", i+1, ex, e)
+		}
+	}
 }
