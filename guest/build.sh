@@ -26,4 +26,5 @@ pae 0x1000
 long4 0x1000
 compat 0x1000
 pagefault 0x1000
+mmiocross 0x1000
 LIST

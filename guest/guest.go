@@ -98,6 +98,11 @@ var manifest = []Guest{
 		Checks: "#PF error codes and CR2 in long mode (CR0.WP=1, EFER.NXE=1): not present (read, write), read-only write at CPL 0, XD fetch, reserved bit 51, user read and write of a supervisor page from CPL 3 code (iretq, TSS.RSP0); each reported and resumed; the test replays them through package mmu",
 		Output: "walkvm: pagefault: CPL 3 faults ok, pass\n",
 	},
+	{
+		Name: "mmiocross", Load: 0x1000, Entry: "real",
+		Checks: "long mode, 4 KiB pages: a dword straddling two pages mapped to non-adjacent window pages; MMIO instructions whose bytes straddle non-contiguous code pages; rep stos/movs (RAM->MMIO, MMIO->RAM, MMIO->MMIO)/lods on MMIO, and std; rep stosw",
+		Output: "walkvm: mmiocross: rep stos/movs/lods on MMIO ok, pass\n",
+	},
 }
 
 // Default is the guest `vmm run` boots without an image.

@@ -184,6 +184,7 @@ var guestChecks = map[string]func(t *testing.T, r *guestRun){
 	"long4":     checkLong4,
 	"compat":    checkCompat,
 	"pagefault": checkPageFault,
+	"mmiocross": checkMMIOCross,
 }
 
 func TestGuests(t *testing.T) {
@@ -476,4 +477,40 @@ func checkPageFault(t *testing.T, r *guestRun) {
 			t.Errorf("fault %d: walkvm's walker says %v, the CPU raised %v", i+1, ex, e)
 		}
 	}
+}
+
+func checkMMIOCross(t *testing.T, r *guestRun) {
+	const hi, lo = devices.TestWindowHigh, devices.TestWindowLow
+	// The dword at 0x600ffe is split across two non-adjacent window pages.
+	wantAccesses(t, "high window", r.m.WindowHigh.Accesses(), []devices.Access{
+		{GPA: hi + 0x3ffe, Size: 2, Write: true, Value: 0x2211}, {GPA: hi + 0x7000, Size: 2, Write: true, Value: 0x4433},
+		{GPA: hi + 0x3ffe, Size: 2, Value: 0x2211}, {GPA: hi + 0x7000, Size: 2, Value: 0x4433},
+	})
+	w := func(gpa uint64, size int, v uint64) devices.Access {
+		return devices.Access{GPA: gpa, Size: size, Write: true, Value: v}
+	}
+	rd := func(gpa uint64, size int, v uint64) devices.Access {
+		return devices.Access{GPA: gpa, Size: size, Value: v}
+	}
+	want := rw(lo+0xb10, 4, 0x55555555) // the page-crossing instructions
+	for i := range uint64(4) {          // rep stosl
+		want = append(want, w(lo+0xa00+4*i, 4, 0xa1a1a1a1))
+	}
+	for i := range uint64(4) { // rep movsl RAM -> MMIO
+		want = append(want, w(lo+0xa10+4*i, 4, 0xb0b0b0b0+0x01010101*i))
+	}
+	for i := range uint64(4) { // rep movsl MMIO -> RAM
+		want = append(want, rd(lo+0xa10+4*i, 4, 0xb0b0b0b0+0x01010101*i))
+	}
+	for i := range uint64(4) { // rep movsl MMIO -> MMIO
+		want = append(want, rd(lo+0xa00+4*i, 4, 0xa1a1a1a1), w(lo+0xa20+4*i, 4, 0xa1a1a1a1))
+	}
+	for i := range uint64(4) { // rep lodsl
+		want = append(want, rd(lo+0xa20+4*i, 4, 0xa1a1a1a1))
+	}
+	for i := range uint64(3) { // std; rep stosw
+		want = append(want, w(lo+0xa3e-2*i, 2, 0xc3c3))
+	}
+	wantAccesses(t, "low window", r.m.WindowLow.Accesses(), want)
+	wantEvents(t, r.events, []devices.Event{stageEv(guest.StageLong)})
 }
