@@ -346,13 +346,32 @@ func (p *OwnPath) readExit(exit *kvm.MMIOExit, n int) error {
 	}
 	for i := range accs.N {
 		a := &accs.A[i]
-		if a.Read && a.Contains(exit.PhysAddr, n) {
+		if a.Read && isKVMFragment(a, exit.PhysAddr, n) {
 			p.Stats.MMIO.Agreed++
 			p.rec.Verdict = "agree"
 			return nil
 		}
 	}
 	return p.disagree("read", insn, "KVM read %d bytes at GPA %#x, walkvm resolved %s", n, exit.PhysAddr, accsString(&accs))
+}
+
+// isKVMFragment reports whether an MMIO exit (gpa, n) is one of the
+// fragments KVM splits access a into: each page piece on its own, in
+// chunks of at most 8 bytes (KVM's emulator_read_write_onepage and
+// complete_emulated_mmio). A 2-byte exit is not a fragment of a 4-byte
+// access at the same address.
+func isKVMFragment(a *emulate.Access, gpa uint64, n int) bool {
+	for i := range int(a.N) {
+		p := &a.Pieces[i]
+		end := p.GPA + uint64(p.Size)
+		if gpa < p.GPA || gpa >= end || (gpa-p.GPA)%8 != 0 {
+			continue
+		}
+		if uint64(n) == min(8, end-gpa) {
+			return true
+		}
+	}
+	return false
 }
 
 func accsString(a *emulate.Accesses) string {

@@ -82,7 +82,7 @@ func (p *OwnPath) writeExit(exit *kvm.MMIOExit, n int) error {
 	if pend.valid {
 		for i := range pend.accs.N {
 			a := &pend.accs.A[i]
-			if a.Write && a.Contains(exit.PhysAddr, n) {
+			if a.Write && isKVMFragment(a, exit.PhysAddr, n) {
 				p.Stats.MMIO.Agreed++
 				p.rec.Verdict = "agree"
 				p.rec.setAccess(&pend.accs)
@@ -215,7 +215,7 @@ func (p *OwnPath) candidateWrites(inst *decode.Inst, k uint64, exit *kvm.MMIOExi
 		}
 		for i := range accs.N {
 			a := &accs.A[i]
-			if !a.Write || !a.Contains(exit.PhysAddr, n) {
+			if !a.Write || !isKVMFragment(a, exit.PhysAddr, n) {
 				continue
 			}
 			if !dataMatches(&s, inst, a, exit, n) {

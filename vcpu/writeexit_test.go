@@ -119,6 +119,16 @@ func TestWriteExitResolution(t *testing.T) {
 			matches: 1, start: 0x1000,
 		},
 		{
+			// Without the 66 prefix the rest is "mov %eax,moffs": a
+			// 4-byte store whose first two bytes are KVM's 2-byte
+			// write. Only the exact size matches.
+			name: "moffs store behind an operand-size prefix", mode: "long64",
+			code:    []byte{0x66, 0xa3, 0x02, 0x07, 0x0d, 0, 0, 0, 0, 0},
+			setup:   func(s *emulate.State) { s.GPR[x86.RAX] = 0x1234 },
+			exit:    writeExit(mmio+0x702, 2, 0x1234),
+			matches: 1, start: 0x1000,
+		},
+		{
 			name: "immediate store", mode: "long64",
 			code:    []byte{0xc7, 0x07, 0x78, 0x56, 0x34, 0x12}, // movl $0x12345678,(%rdi)
 			setup:   func(s *emulate.State) { s.GPR[x86.RDI] = mmio },
