@@ -1,7 +1,6 @@
 package emulate
 
 import (
-	"encoding/binary"
 	"math/bits"
 
 	"walkvm/emulate/decode"
@@ -748,6 +747,3 @@ func Rewind(s *State, inst *decode.Inst) {
 		s.regWriteAddr(x86.RSP, sa, s.GPR[x86.RSP]+n)
 	}
 }
-
-// le64 reads a little-endian uint64 from the first 8 bytes of b.
-func le64(b []byte) uint64 { return binary.LittleEndian.Uint64(b) }

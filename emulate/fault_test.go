@@ -152,6 +152,30 @@ func TestFetch(t *testing.T) {
 	})
 }
 
+func TestOtherModes(t *testing.T) {
+	runCases(t, []execCase{
+		{name: "vm86: segment base is selector*16", st: func() *State {
+			s := realDataA000()
+			s.CR0 |= x86.CR0PE
+			s.RFLAGS |= x86.FlagVM
+			return s
+		}, code: []byte{0x89, 0x07}, regs: regs{rax: 0x4321, rbx: 0x20},
+			wantIO: []ioRec{wr(mmioLow+0x20, le16(0x4321))}, wantFlags: noFlag},
+		{name: "compat32: linear addresses wrap at 4 GiB", st: func() *State {
+			s := compat32State()
+			s.Seg[x86.DS].Base = 0xFFFFF000
+			return s
+		}, code: []byte{0x89, 0x03}, regs: regs{rax: 9, rbx: 0x1000 + 0x500},
+			wantMem: []memb{{0x500, le32(9)}}, wantFlags: noFlag},
+		{name: "prot32: EIP wraps at 4 GiB", st: prot32State, code: []byte{0x89, 0x03}, rip: 0xFFFFFFFE,
+			regs: regs{rax: 1, rbx: 0x600}, wantRIP: ptr(0), wantMem: []memb{{0x600, le32(1)}}, wantFlags: noFlag,
+			setup: func(s *State, m *testMem) {
+				m.mapPage(0xFFFFF000, 0x7000, false)
+				m.mapPage(0, 0, true)
+			}},
+	})
+}
+
 func TestModes(t *testing.T) {
 	vm86 := realState(0x100)
 	vm86.CR0 |= x86.CR0PE

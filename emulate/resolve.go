@@ -19,22 +19,21 @@ type Emulator struct {
 	// Vol. 2B "REP").
 	MaxRep uint64
 
-	inst  decode.Inst
-	ibuf  [decode.MaxLen]byte
-	ilen  uint8
-	buf   [64]byte // data of the access in flight
-	buf2  [64]byte // second operand (CMPS, MOVS staging)
-	accs  Accesses
-	trans [2]uint64
+	inst decode.Inst
+	ibuf [decode.MaxLen]byte
+	ilen uint8
+	buf  [64]byte // data of the access in flight
+	buf2 [64]byte // second operand (CMPS, MOVS staging)
+	accs Accesses
 }
 
 // DefaultMaxRep is MaxRep's default.
 const DefaultMaxRep = 1024
 
 // Accesses lists the memory accesses of one instruction in the order it
-// makes them. String instructions list one iteration (source, then
-// destination); PUSH and POP with a memory operand list the operand and the
-// stack slot.
+// makes them: string instructions list one iteration (source, then
+// destination), PUSH m the operand then the stack slot, POP m the stack slot
+// then the operand.
 type Accesses struct {
 	N int
 	A [2]Access
