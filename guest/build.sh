@@ -27,4 +27,6 @@ long4 0x1000
 compat 0x1000
 pagefault 0x1000
 mmiocross 0x1000
+x87mmio 0x1000
+avxmmio 0x1000
 LIST

@@ -103,6 +103,18 @@ var manifest = []Guest{
 		Checks: "long mode, 4 KiB pages: a dword straddling two pages mapped to non-adjacent window pages; MMIO instructions whose bytes straddle non-contiguous code pages; rep stos/movs (RAM->MMIO, MMIO->RAM, MMIO->MMIO)/lods on MMIO, and std; rep stosw",
 		Output: "walkvm: mmiocross: rep stos/movs/lods on MMIO ok, pass\n",
 	},
+	{
+		Name: "x87mmio", Load: 0x1000, Entry: "real",
+		Checks: "x87 flds/fstps/fldl/fstpl with MMIO operands, including float<->double conversions through MMIO (KVM's emulator cannot: walkvm completes them in userspace)",
+		Needs:  []string{NeedCompletion},
+		Output: "walkvm: x87mmio: flds/fstps/fldl/fstpl on MMIO ok, pass\n",
+	},
+	{
+		Name: "avxmmio", Load: 0x1000, Entry: "real",
+		Checks: "vmovdqu/vmovdqa at 128 and 256 bits to and from MMIO, aligned and unaligned, after enabling OSFXSR/OSXSAVE and XCR0 x87|SSE|AVX; reports AVX unsupported (CPUID) or refused (a register-only VEX move faults) and skips",
+		Needs:  []string{NeedAVX, NeedCompletion},
+		Output: "walkvm: avxmmio: vmovdqu/vmovdqa 128/256 on MMIO ok, pass\n",
+	},
 }
 
 // Default is the guest `vmm run` boots without an image.

@@ -144,6 +144,12 @@ var unsupportedWhat = map[guest.Stage]string{
 	guest.StageAVX:   "AVX and XSAVE (CPUID 1:ECX[28] and ECX[26])",
 }
 
+// refusedWhat says what the guest did when the host refused a stage.
+var refusedWhat = map[guest.Stage]string{
+	guest.StageLA57: "CR4.LA57 write",
+	guest.StageAVX:  "register-only vmovdqu %ymm0, %ymm1",
+}
+
 // declined lists the stages the guest reported refused or unsupported, as
 // a measured reason.
 func (r *guestRun) declined() (stages []guest.Stage, reason string) {
@@ -152,12 +158,16 @@ func (r *guestRun) declined() (stages []guest.Stage, reason string) {
 		s := guest.Stage(e.Stage())
 		switch e.Kind {
 		case devices.EventRefused:
-			write := "CR0.PG write"
-			if s == guest.StageLA57 {
-				write = "CR4.LA57 write"
+			what := refusedWhat[s]
+			if what == "" {
+				what = "CR0.PG write"
+			}
+			how := "reported by the guest"
+			if r.own.Stats.MMIO.ExceptionsInjected > 0 {
+				how += "; KVM could not emulate the instruction and walkvm injected the fault"
 			}
 			stages = append(stages, s)
-			why = append(why, fmt.Sprintf("host KVM refuses %v: the guest's %s raised %s (reported by the guest)", s, write, excName(e.Vector(), e.ErrorCode())))
+			why = append(why, fmt.Sprintf("host KVM refuses %v: the guest's %s raised %s (%s)", s, what, excName(e.Vector(), e.ErrorCode()), how))
 		case devices.EventUnsupported:
 			what := unsupportedWhat[s]
 			if what == "" {
@@ -185,6 +195,8 @@ var guestChecks = map[string]func(t *testing.T, r *guestRun){
 	"compat":    checkCompat,
 	"pagefault": checkPageFault,
 	"mmiocross": checkMMIOCross,
+	"x87mmio":   checkX87,
+	"avxmmio":   checkAVX,
 }
 
 func TestGuests(t *testing.T) {
@@ -513,4 +525,73 @@ func checkMMIOCross(t *testing.T, r *guestRun) {
 	}
 	wantAccesses(t, "low window", r.m.WindowLow.Accesses(), want)
 	wantEvents(t, r.events, []devices.Event{stageEv(guest.StageLong)})
+}
+
+func checkX87(t *testing.T, r *guestRun) {
+	const lo = devices.TestWindowLow + 0xc00
+	w := func(off uint64, size int, v uint64) devices.Access {
+		return devices.Access{GPA: lo + off, Size: size, Write: true, Value: v}
+	}
+	rd := func(off uint64, size int, v uint64) devices.Access {
+		return devices.Access{GPA: lo + off, Size: size, Value: v}
+	}
+	const f15, d25, d15, f25 = 0x3fc00000, 0x4004000000000000, 0x3ff8000000000000, 0x40200000
+	wantAccesses(t, "low window", r.m.WindowLow.Accesses(), []devices.Access{
+		w(0, 4, f15), w(8, 8, d25), // the operands, written with mov
+		rd(0, 4, f15), w(4, 4, f15), rd(4, 4, f15), // flds; fstps; check
+		rd(8, 8, d25), w(0x10, 8, d25), rd(0x10, 8, d25), // fldl; fstpl; check
+		rd(0, 4, f15), w(0x18, 8, d15), rd(0x18, 8, d15), // flds; fstpl; check
+		rd(8, 8, d25), w(0x20, 4, f25), rd(0x20, 4, f25), // fldl; fstps; check
+	})
+	wantEvents(t, r.events, []devices.Event{stageEv(guest.StageLong), stageEv(guest.StageX87)})
+}
+
+// span is a run of adjacent accesses in one direction.
+type span struct {
+	GPA   uint64
+	Len   int
+	Write bool
+}
+
+// spans merges adjacent same-direction accesses: how an access wider than
+// an exit is split is walkvm's business, which bytes are touched is not.
+func spans(accs []devices.Access) []span {
+	var out []span
+	for _, a := range accs {
+		if n := len(out); n > 0 && out[n-1].Write == a.Write && out[n-1].GPA+uint64(out[n-1].Len) == a.GPA {
+			out[n-1].Len += a.Size
+			continue
+		}
+		out = append(out, span{GPA: a.GPA, Len: a.Size, Write: a.Write})
+	}
+	return out
+}
+
+func checkAVX(t *testing.T, r *guestRun) {
+	const lo = devices.TestWindowLow + 0xd00
+	var want []span
+	for _, s := range []struct {
+		off uint64
+		n   int
+	}{{0, 16}, {0x20, 32}, {0x41, 32}, {0x80, 16}} {
+		want = append(want, span{lo + s.off, s.n, true}, span{lo + s.off, s.n, false})
+	}
+	got := spans(r.m.WindowLow.Accesses())
+	if !slices.Equal(got, want) {
+		t.Errorf("low window spans %+v, want %+v", got, want)
+	}
+	mem := r.m.WindowLow.Bytes()
+	for _, s := range []struct {
+		off uint64
+		n   int
+	}{{0, 16}, {0x20, 32}, {0x41, 32}, {0x80, 16}} {
+		off := lo - devices.TestWindowLow + s.off
+		for i := range s.n {
+			if mem[off+uint64(i)] != byte(0x40+i) {
+				t.Errorf("window byte %#x = %#x, want %#x", off+uint64(i), mem[off+uint64(i)], 0x40+i)
+				break
+			}
+		}
+	}
+	wantEvents(t, r.events, []devices.Event{stageEv(guest.StageLong), stageEv(guest.StageAVX)})
 }
