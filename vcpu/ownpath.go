@@ -6,10 +6,8 @@ import (
 	"strings"
 
 	"github.com/sirupsen/logrus"
-	"golang.org/x/arch/x86/x86asm"
 
 	"walkvm/emulate"
-	"walkvm/emulate/decode"
 	"walkvm/kvm"
 	"walkvm/memory"
 	"walkvm/mmu"
@@ -247,7 +245,7 @@ func (p *OwnPath) disagree(what string, insn []byte, format string, args ...any)
 		return nil
 	}
 	d := &Disagreement{What: what, Mode: p.mode, CSRIP: p.csrip(), Bytes: append([]byte(nil), insn...),
-		Disasm: Disasm(insn, p.st.Mode().DecodeMode()), Detail: fmt.Sprintf(format, args...)}
+		Disasm: emulate.Disasm(insn, p.st.Mode().DecodeMode(), p.exitRIP), Detail: fmt.Sprintf(format, args...)}
 	var wb strings.Builder
 	for i := range p.mem.Walks() {
 		fmt.Fprintf(&wb, "  %s\n", p.mem.walks[i].String())
@@ -391,7 +389,7 @@ func accsString(a *emulate.Accesses) string {
 // injected as the CPU would deliver it.
 func (p *OwnPath) EmulationFailure(f *kvm.EmulationFailure) error {
 	p.init()
-	res, err := p.emu.Step(&p.st)
+	_, err := p.emu.Step(&p.st)
 	insn := p.emu.InstBytes()
 	p.rec.setInsn(insn)
 	if kb := f.Instruction(); len(kb) > 0 && len(insn) > 0 && p.Verify != VerifyOff {
@@ -406,7 +404,6 @@ func (p *OwnPath) EmulationFailure(f *kvm.EmulationFailure) error {
 	case err == nil:
 		p.Stats.MMIO.CompletedInUserspace++
 		p.rec.Verdict = "completed"
-		_ = res
 		return p.writeBack()
 	case errors.As(err, &ex):
 		// Completed iterations of a REP instruction stay done.
@@ -419,7 +416,7 @@ func (p *OwnPath) EmulationFailure(f *kvm.EmulationFailure) error {
 	var ne *emulate.NotEmulatedError
 	if errors.As(err, &ne) {
 		return fmt.Errorf("walkvm cannot complete the instruction KVM gave up on in %v mode at %s: % x (%s): %w",
-			p.mode, p.csrip(), insn, Disasm(insn, p.st.Mode().DecodeMode()), err)
+			p.mode, p.csrip(), insn, emulate.Disasm(insn, p.st.Mode().DecodeMode(), p.exitRIP), err)
 	}
 	return fmt.Errorf("completing the instruction at %s (% x) in %v mode: %w", p.csrip(), insn, p.mode, err)
 }
@@ -476,16 +473,4 @@ func (p *OwnPath) inject(ex *x86.Exception) error {
 		p.Log.Debugf("injected %v at %s", ex, p.csrip())
 	}
 	return nil
-}
-
-// Disasm renders instruction bytes in GNU syntax for traces and reports.
-func Disasm(b []byte, mode decode.Mode) string {
-	if len(b) == 0 {
-		return ""
-	}
-	inst, err := x86asm.Decode(b, int(mode))
-	if err != nil {
-		return "(bad)"
-	}
-	return x86asm.GNUSyntax(inst, 0, nil)
 }

@@ -113,7 +113,7 @@ func (t *Tracer) Write(r *TraceRecord) {
 		b = append(b, `,"bytes":"`...)
 		b = hex.AppendEncode(b, insn)
 		b = append(b, `","disasm":`...)
-		b = strconv.AppendQuote(b, Disasm(insn, r.CodeMode))
+		b = strconv.AppendQuote(b, emulate.Disasm(insn, r.CodeMode, r.RIP))
 	}
 	if len(r.Walks) > 0 {
 		b = append(b, `,"walks":[`...)

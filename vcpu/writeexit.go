@@ -122,7 +122,7 @@ func (p *OwnPath) rewalk(m *writeMatch) {
 	s.Vec = nil
 	s.RIP = m.start
 	if m.undo {
-		undoEffects(&s, &m.inst)
+		emulate.Rewind(&s, &m.inst)
 	}
 	if _, err := p.emu.Fetch(&s); err != nil {
 		return
@@ -207,7 +207,7 @@ func (p *OwnPath) candidateWrites(inst *decode.Inst, k uint64, exit *kvm.MMIOExi
 		s.Vec = nil
 		s.RIP = p.st.RIP - k
 		if undos[u] == 1 {
-			undoEffects(&s, inst)
+			emulate.Rewind(&s, inst)
 		}
 		var accs emulate.Accesses
 		if err := p.emu.Resolve(&s, inst, &accs); err != nil {
@@ -225,56 +225,6 @@ func (p *OwnPath) candidateWrites(inst *decode.Inst, k uint64, exit *kvm.MMIOExi
 		}
 	}
 	return emulate.Access{}, false, false
-}
-
-// undoEffects reverses the register changes inst made when it ran: string
-// pointers (and the count under REP), and RSP for PUSH and POP.
-func undoEffects(s *emulate.State, inst *decode.Inst) {
-	size := uint64(inst.OpSize)
-	addrMask := maskOf(inst.AddrSize)
-	step := size
-	if s.RFLAGS&x86.FlagDF != 0 {
-		step = -size
-	}
-	adj := func(r x86.Reg, d uint64) {
-		v := s.GPR[r]
-		s.GPR[r] = v&^addrMask | (v+d)&addrMask
-	}
-	switch inst.Op {
-	case decode.MOVS:
-		adj(x86.RSI, -step)
-		adj(x86.RDI, -step)
-	case decode.STOS:
-		adj(x86.RDI, -step)
-	case decode.PUSH:
-		adj(x86.RSP, stackStep(s, inst))
-		return
-	case decode.POP:
-		adj(x86.RSP, -stackStep(s, inst))
-		return
-	}
-	if inst.Prefix.Rep || inst.Prefix.Repne {
-		adj(x86.RCX, 1)
-	}
-}
-
-// stackStep is how far PUSH/POP moved RSP: the operand size, 8 for 64-bit
-// default-size pushes.
-func stackStep(s *emulate.State, inst *decode.Inst) uint64 {
-	if m := inst.MemArg(); m >= 0 && inst.Args[m].Mem.Size != 0 {
-		return uint64(inst.Args[m].Mem.Size)
-	}
-	return uint64(inst.OpSize)
-}
-
-func maskOf(n uint8) uint64 {
-	switch n {
-	case 2:
-		return 0xffff
-	case 4:
-		return 0xffffffff
-	}
-	return ^uint64(0)
 }
 
 // dataMatches compares KVM's data with the value a register or immediate
