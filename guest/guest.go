@@ -115,6 +115,12 @@ var manifest = []Guest{
 		Needs:  []string{NeedAVX, NeedCompletion},
 		Output: "walkvm: avxmmio: vmovdqu/vmovdqa 128/256 on MMIO ok, pass\n",
 	},
+	{
+		Name: "roundtrip", Load: 0x1000, Entry: "real",
+		Checks:   "real -> protected -> 32-bit paging -> off -> PAE -> off -> long -> compat -> long -> protected -> 16-bit protected -> real, MMIO in every stage; a stage the host refuses (#GP on the CR0.PG write) is caught, reported and passed over",
+		Optional: []string{NeedPaging32, NeedPAE},
+		Output:   "walkvm: roundtrip: real -> protected -> paging32 -> PAE -> long -> compat -> long -> protected -> 16-bit -> real, pass\n",
+	},
 }
 
 // Default is the guest `vmm run` boots without an image.

@@ -197,6 +197,7 @@ var guestChecks = map[string]func(t *testing.T, r *guestRun){
 	"mmiocross": checkMMIOCross,
 	"x87mmio":   checkX87,
 	"avxmmio":   checkAVX,
+	"roundtrip": checkRoundTrip,
 }
 
 func TestGuests(t *testing.T) {
@@ -594,4 +595,44 @@ func checkAVX(t *testing.T, r *guestRun) {
 		}
 	}
 	wantEvents(t, r.events, []devices.Event{stageEv(guest.StageLong), stageEv(guest.StageAVX)})
+}
+
+// checkRoundTrip asserts every step's stage event and MMIO, and which
+// stages the host refused: on PVM exactly legacy 32-bit paging and PAE,
+// elsewhere (a KVM with every mode, the nested runner) none.
+func checkRoundTrip(t *testing.T, r *guestRun) {
+	steps := []guest.Stage{
+		guest.StageReal, guest.StageProt32, guest.StagePaging32, guest.StageProt32, guest.StagePAE, guest.StageProt32,
+		guest.StageLong, guest.StageCompat, guest.StageLong, guest.StageProt32, guest.StageProt16, guest.StageReal,
+	}
+	refused := map[guest.Stage]bool{}
+	if onPVM() && !kvmtest.Nested() {
+		refused[guest.StagePaging32], refused[guest.StagePAE] = true, true
+	}
+	var access []devices.Access
+	var want []devices.Event
+	for i, st := range steps {
+		if refused[st] {
+			want = append(want, ev(devices.EventException), ev(devices.EventRefused, uint32(st), 13, 0))
+			continue
+		}
+		want = append(want, stageEv(st))
+		access = append(access, rw(devices.TestWindowLow+0xe00+4*uint64(i), 4, uint64(0x5a000000|i<<8|int(st)))...)
+	}
+	got := r.events
+	if len(got) != len(want) {
+		t.Fatalf("%d events, want %d (refused on this host: %v)\n got %v", len(got), len(want), refused, got)
+	}
+	for i := range want {
+		g, w := got[i], want[i]
+		switch {
+		case w.Kind == devices.EventException:
+			if g.Kind != w.Kind || g.Vector() != 13 || g.ErrorCode() != 0 || !r.inImage(g.RIP()) {
+				t.Errorf("event %d = %v, want the #GP(0) of a refused CR0.PG write", i, g)
+			}
+		case g.Kind != w.Kind || g.Args != w.Args || g.NArgs != w.NArgs:
+			t.Errorf("event %d = %v, want %v", i, g, w)
+		}
+	}
+	wantAccesses(t, "low window", r.m.WindowLow.Accesses(), access)
 }
