@@ -89,6 +89,12 @@ var manifest = []Guest{
 		Output:   "walkvm: long4: pass\n",
 	},
 	{
+		Name: "la57", Load: 0x1000, Entry: "real",
+		Checks: "5-level paging (CR4.LA57) where CPUID 7.0 ECX[16] has it: MMIO through 4 KiB and 2 MiB pages and through a second PML5 entry (a linear address canonical only with 57 bits); reports unsupported or refused otherwise",
+		Needs:  []string{NeedLA57},
+		Output: "walkvm: la57: 5-level paging ok, pass\n",
+	},
+	{
 		Name: "compat", Load: 0x1000, Entry: "real",
 		Checks: "compatibility mode (32-bit code segment under long mode, entered with lret, left with ljmp): MMIO with disp32, SIB and a window-based ES segment, and from 64-bit code before and after",
 		Output: "walkvm: compat: back in 64-bit mode, pass\n",

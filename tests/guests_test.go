@@ -198,6 +198,7 @@ var guestChecks = map[string]func(t *testing.T, r *guestRun){
 	"x87mmio":   checkX87,
 	"avxmmio":   checkAVX,
 	"roundtrip": checkRoundTrip,
+	"la57":      checkLA57,
 }
 
 func TestGuests(t *testing.T) {
@@ -635,4 +636,11 @@ func checkRoundTrip(t *testing.T, r *guestRun) {
 		}
 	}
 	wantAccesses(t, "low window", r.m.WindowLow.Accesses(), access)
+}
+
+func checkLA57(t *testing.T, r *guestRun) {
+	const hi = devices.TestWindowHigh
+	wantAccesses(t, "low window", r.m.WindowLow.Accesses(), rw(devices.TestWindowLow+0x900, 4, 0x01010101))
+	wantAccesses(t, "high window", r.m.WindowHigh.Accesses(), slices.Concat(rw(hi+0x900, 4, 0x02020202), rw(hi+0x910, 4, 0x03030303)))
+	wantEvents(t, r.events, []devices.Event{stageEv(guest.StageLA57)})
 }
