@@ -229,7 +229,10 @@ func TestGuests(t *testing.T) {
 				}
 				t.Skip(why)
 			case r.res.Status == vcpu.StatusFailed && slices.Contains(g.Needs, guest.NeedCompletion) &&
-				r.res.Err != nil && strings.Contains(r.res.Err.Error(), "emulation failure"):
+				r.res.Err != nil && strings.Contains(r.res.Err.Error(), "emulation failure") &&
+				strings.Contains(r.res.Err.Error(), "not emulated"):
+				// walkvm's own path does not know the instruction yet;
+				// any other failure of the completion is a failure.
 				t.Skipf("needs the own MMIO path's userspace completion (issue 5): %v", r.res.Err)
 			case r.res.Status != 0:
 				t.Fatalf("%v", r)
@@ -469,7 +472,14 @@ func checkPageFault(t *testing.T, r *guestRun) {
 	feat := mmu.FeaturesFromCPUID(entries)
 	for i, f := range faults {
 		e := pfs[i]
-		if e.Vector() != x86.VectorPF || e.ErrorCode() != f.code || e.CR2() != f.cr2 {
+		code := e.ErrorCode()
+		if f.code&rsvd != 0 && code == f.code&^p && kvmtest.Nested() {
+			// QEMU TCG, the nested runner's CPU, reports RSVD without P;
+			// SDM Vol. 3A §4.7 sets P whenever RSVD is set.
+			t.Logf("fault %d: the nested CPU (QEMU TCG) reported #PF(%#x) for a reserved bit, without P; judged as %#x", i+1, code, f.code)
+			code = f.code
+		}
+		if e.Vector() != x86.VectorPF || code != f.code || e.CR2() != f.cr2 {
 			t.Errorf("fault %d: guest saw %v, want #PF(%#x) at %#x", i+1, e, f.code, f.cr2)
 		}
 		if f.acc == mmu.Fetch {
@@ -487,7 +497,7 @@ func checkPageFault(t *testing.T, r *guestRun) {
 			t.Errorf("fault %d: walkvm's walker translated %#x for CPL %d without a fault (%v): %v", i+1, e.CR2(), f.cpl, err, &walk)
 			continue
 		}
-		if ex.Vector != e.Vector() || ex.ErrorCode != e.ErrorCode() || ex.Addr != e.CR2() {
+		if ex.Vector != e.Vector() || ex.ErrorCode != code || ex.Addr != e.CR2() {
 			t.Errorf("fault %d: walkvm's walker says %v, the CPU raised %v", i+1, ex, e)
 		}
 	}
