@@ -294,19 +294,13 @@ func (d *decoder) finish(e *entry) error {
 	}
 
 	// ModRM and the memory operand come before any immediate.
-	needModRM := false
-	for _, a := range e.args {
-		if a.usesModRM() {
-			needModRM = true
-		}
-	}
-	if needModRM {
+	if e.flags&fModRM != 0 {
 		if err := d.readModRM(); err != nil {
 			return err
 		}
 	}
-	if in.HasModRM && d.mod != 3 && !e.modIgnored() {
-		if err := d.decodeMem(e.args[1].kind() == kMV); err != nil {
+	if in.HasModRM && d.mod != 3 && e.flags&fModIgn == 0 {
+		if err := d.decodeMem(e.flags&fVSIB != 0); err != nil {
 			return err
 		}
 	}
@@ -331,7 +325,7 @@ func (d *decoder) finish(e *entry) error {
 		in.OpSize = uint8(d.size(e, int(e.osize)))
 	}
 
-	if e.args[1].kind() == kMV {
+	if e.flags&fVSIB != 0 {
 		// Gathers: #UD if any two of destination, index and mask are the
 		// same register (SDM Vol. 2B VGATHERDPS, VPGATHERDD).
 		dst, idx, mask := in.Args[0].Reg, in.Args[1].Mem.Index, in.Args[2].Reg
@@ -360,17 +354,6 @@ func (d *decoder) finish(e *entry) error {
 	}
 	in.Len = uint8(d.pos)
 	return nil
-}
-
-// modIgnored reports entries whose ModRM.mod is ignored (MOV to/from
-// control and debug registers always name a register).
-func (e *entry) modIgnored() bool {
-	for _, a := range e.args {
-		if a.kind() == kRc {
-			return true
-		}
-	}
-	return false
 }
 
 // size resolves a size code for this instruction.
@@ -593,6 +576,18 @@ func (d *decoder) readSigned(n int) int64 {
 	return int64(v)
 }
 
+// vecRegSize is the width of a vector register operand: YMM for a
+// 256-bit spec or a VEX.L=1 vector, else XMM (scalar specs name XMM).
+func (d *decoder) vecRegSize(a spec) uint8 {
+	switch a.size() {
+	case z32:
+		return 32
+	case zX:
+		return 16 << d.inst.Prefix.VEX.L
+	}
+	return 16
+}
+
 // gpr builds a general-purpose register operand. Without REX, byte
 // registers 4-7 are AH, CH, DH, BH (SDM Vol. 2A §2.2.1.2, Table 3-1).
 func (d *decoder) gpr(n uint8, size int) Arg {
@@ -673,7 +668,7 @@ func (d *decoder) operand(e *entry, n int, a spec) error {
 	size := d.size(e, a.size())
 	arg := &in.Args[n]
 	switch a.kind() {
-	case kE, kM, kW, kQ, kMV:
+	case kE, kEr, kM, kW, kQ, kMV:
 		if d.mod != 3 {
 			*arg = d.memArg(e, n, size)
 			return nil
@@ -683,8 +678,10 @@ func (d *decoder) operand(e *entry, n int, a spec) error {
 			return d.undefined("register operand where memory is required")
 		case kE:
 			*arg = d.gpr(d.rmExt(), size)
+		case kEr:
+			*arg = d.gpr(d.rmExt(), d.size(e, zY))
 		case kW:
-			*arg = Arg{Kind: ArgXMM, Reg: x86.Reg(d.rmExt()), Size: uint8(16 << p.VEX.L)}
+			*arg = Arg{Kind: ArgXMM, Reg: x86.Reg(d.rmExt()), Size: d.vecRegSize(a)}
 		case kQ:
 			*arg = Arg{Kind: ArgMMX, Reg: x86.Reg(d.rm), Size: 8}
 		}
@@ -697,7 +694,7 @@ func (d *decoder) operand(e *entry, n int, a spec) error {
 		if d.mod != 3 {
 			return d.undefined("memory operand where a register is required")
 		}
-		*arg = Arg{Kind: ArgXMM, Reg: x86.Reg(d.rmExt()), Size: uint8(16 << p.VEX.L)}
+		*arg = Arg{Kind: ArgXMM, Reg: x86.Reg(d.rmExt()), Size: d.vecRegSize(a)}
 	case kN:
 		if d.mod != 3 {
 			return d.undefined("memory operand where a register is required")
@@ -723,11 +720,11 @@ func (d *decoder) operand(e *entry, n int, a spec) error {
 		}
 		*arg = Arg{Kind: ArgDR, Reg: x86.Reg(d.regExt()), Size: uint8(size)}
 	case kV:
-		*arg = Arg{Kind: ArgXMM, Reg: x86.Reg(d.regExt()), Size: uint8(16 << p.VEX.L)}
+		*arg = Arg{Kind: ArgXMM, Reg: x86.Reg(d.regExt()), Size: d.vecRegSize(a)}
 	case kP:
 		*arg = Arg{Kind: ArgMMX, Reg: x86.Reg(d.reg), Size: 8}
 	case kH:
-		*arg = Arg{Kind: ArgXMM, Reg: x86.Reg(d.vvvv()), Size: uint8(16 << p.VEX.L)}
+		*arg = Arg{Kind: ArgXMM, Reg: x86.Reg(d.vvvv()), Size: d.vecRegSize(a)}
 	case kBv:
 		*arg = d.gpr(d.vvvv(), size)
 	case kL:
@@ -740,7 +737,7 @@ func (d *decoder) operand(e *entry, n int, a spec) error {
 		if !d.mode64 {
 			r &= 7
 		}
-		*arg = Arg{Kind: ArgXMM, Reg: x86.Reg(r), Size: uint8(16 << p.VEX.L)}
+		*arg = Arg{Kind: ArgXMM, Reg: x86.Reg(r), Size: d.vecRegSize(a)}
 	case kI, kJ:
 		if a.kind() == kJ && e.flags&fF64 != 0 && d.mode64 && a.size() == zZ {
 			size = 4 // near branches ignore 66 in 64-bit mode (Intel)

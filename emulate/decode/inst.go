@@ -13,6 +13,10 @@
 // (Reason names the opcode), #GP(0) for an instruction longer than 15 bytes.
 // Running out of bytes is ErrTruncated, so a fetcher that stopped at a page
 // boundary can fetch more and decode again.
+//
+// README.md lists what is covered, the disagreement classes of the
+// differential test against golang.org/x/arch/x86/x86asm, and benchmark
+// numbers (about 80-110 ns and 0 allocations per decode).
 package decode
 
 import (
@@ -213,7 +217,8 @@ type Mem struct {
 	// or the size of a state image (FXSAVE 512, FNSAVE 94/108, FLDENV
 	// 14/28, descriptor-table register 6/10). It is 0 when the operand is
 	// an address that is not accessed (LEA, prefetch and cache hints,
-	// NOP r/m, CLFLUSH).
+	// NOP r/m, CLFLUSH, INVLPG) and for the XSAVE family, whose image size
+	// depends on XCR0 (Access is then set).
 	Size uint16
 	// Access says whether the instruction reads and/or writes this
 	// operand. CMPXCHG is a read-write even when the comparison fails

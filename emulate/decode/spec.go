@@ -43,6 +43,7 @@ const (
 	kMV   // ModRM r/m with VSIB (memory only; index is a vector)
 	kXlat // XLAT's DS:[rBX+AL]
 	kXdi  // MASKMOVQ's DS:rDI (overridable)
+	kEr   // ModRM r/m: a 32/64-bit GPR (y) or memory of the spec size (PEXTRB r32/m8)
 )
 
 // Size codes: fixed byte counts, or rules resolved per instruction.
@@ -85,8 +86,8 @@ func (s spec) reg() int            { return int(s >> 16 & 0xFF) }
 func (s spec) usesModRM() bool     { return modrmKinds&(1<<s.kind()) != 0 }
 func (s spec) isRM() bool          { return rmKinds&(1<<s.kind()) != 0 }
 
-const modrmKinds = 1<<kE | 1<<kM | 1<<kR | 1<<kRc | 1<<kG | 1<<kS | 1<<kC | 1<<kD | 1<<kV | 1<<kW | 1<<kU | 1<<kP | 1<<kQ | 1<<kN | 1<<kSTi | 1<<kMV
-const rmKinds = 1<<kE | 1<<kM | 1<<kW | 1<<kQ | 1<<kMV
+const modrmKinds = 1<<kEr | 1<<kE | 1<<kM | 1<<kR | 1<<kRc | 1<<kG | 1<<kS | 1<<kC | 1<<kD | 1<<kV | 1<<kW | 1<<kU | 1<<kP | 1<<kQ | 1<<kN | 1<<kSTi | 1<<kMV
+const rmKinds = 1<<kE | 1<<kM | 1<<kW | 1<<kQ | 1<<kMV | 1<<kEr
 
 // Operand specifications in SDM notation, prefixed with o.
 const (
@@ -97,6 +98,8 @@ const (
 	oEv    = spec(kE | zV<<8)
 	oEy    = spec(kE | zY<<8)
 	oEz    = spec(kE | zZ<<8)
+	oEbR   = spec(kEr | z1<<8)
+	oEwR   = spec(kEr | z2<<8)
 	oGb    = spec(kG | z1<<8)
 	oGw    = spec(kG | z2<<8)
 	oGd    = spec(kG | z4<<8)
@@ -228,6 +231,9 @@ const (
 	fL0                   // VEX.L must be 0
 	fXchgLock             // implicitly locked (XCHG with memory)
 	fString               // string instruction (REP applies)
+	fModRM                // derived: an operand uses ModRM
+	fModIgn               // derived: ModRM.mod is ignored (MOV CR/DR)
+	fVSIB                 // derived: a VSIB memory operand
 	fW0                   // VEX.W must be 0
 	fW1                   // VEX.W must be 1
 	fL1                   // VEX.L must be 1
@@ -248,6 +254,17 @@ type entry struct {
 func l(op Op, flags uint32, args ...spec) entry {
 	e := entry{op: op, flags: flags}
 	copy(e.args[:], args)
+	for _, a := range args {
+		if a.usesModRM() {
+			e.flags |= fModRM
+		}
+		switch a.kind() {
+		case kRc:
+			e.flags |= fModIgn
+		case kMV:
+			e.flags |= fVSIB
+		}
+	}
 	return e
 }
 

@@ -362,7 +362,9 @@ func mk0F() (t [256]entry) {
 	t[0x08] = l(INVD, 0)
 	t[0x09] = l(WBINVD, 0)
 	t[0x0B] = l(UD2, 0)
-	t[0x0D] = mr(grp(lo(PREFETCHW, z1, fMN, oMb), lo(PREFETCHW, z1, fMN, oMb)), ud)
+	// 0F 0D is "NOP Ev" in SDM Table A-3; /1 is PREFETCHW.
+	t[0x0D] = mr(grp(l(NOP, fMN, oEv), lo(PREFETCHW, z1, fMN, oMb), l(NOP, fMN, oEv), l(NOP, fMN, oEv),
+		l(NOP, fMN, oEv), l(NOP, fMN, oEv), l(NOP, fMN, oEv), l(NOP, fMN, oEv)), l(NOP, fMN, oEv))
 	t[0x10] = pfx(lo(MOVUPS, zX, 0, oVx, oWx), lo(MOVUPD, zX, 0, oVx, oWx), lo(MOVSS, z4, 0, oVx, oWd), lo(MOVSD, z8, 0, oVx, oWq))
 	t[0x11] = pfx(lo(MOVUPS, zX, fMW, oWx, oVx), lo(MOVUPD, zX, fMW, oWx, oVx), lo(MOVSS, z4, fMW, oWd, oVx), lo(MOVSD, z8, fMW, oWq, oVx))
 	t[0x12] = pfx(mr(lo(MOVLPS, z8, 0, oVx, oMq), lo(MOVHLPS, z8, 0, oVx, oUx)), mr(lo(MOVLPD, z8, 0, oVx, oMq), ud),
@@ -429,7 +431,7 @@ func mk0F() (t [256]entry) {
 	}
 	t[0x6C] = only66(PUNPCKLQDQ, zX, 0, oVx, oWx)
 	t[0x6D] = only66(PUNPCKHQDQ, zX, 0, oVx, oWx)
-	t[0x6E] = pfx(lo(MOVD, z4, 0, oPq, oEy).w(MOVQ), lo(MOVD, z4, 0, oVx, oEy).w(MOVQ), ud, ud)
+	t[0x6E] = pfx(lo(MOVD, zY, 0, oPq, oEy).w(MOVQ), lo(MOVD, zY, 0, oVx, oEy).w(MOVQ), ud, ud)
 	t[0x6F] = pfx(lo(MOVQ, z8, 0, oPq, oQq), lo(MOVDQA, zX, 0, oVx, oWx), lo(MOVDQU, zX, 0, oVx, oWx), ud)
 	t[0x70] = pfx(lo(PSHUFW, z8, 0, oPq, oQq, oIb), lo(PSHUFD, zX, 0, oVx, oWx, oIb),
 		lo(PSHUFHW, zX, 0, oVx, oWx, oIb), lo(PSHUFLW, zX, 0, oVx, oWx, oIb))
@@ -444,7 +446,7 @@ func mk0F() (t [256]entry) {
 	t[0x79] = pfx(lo(VMWRITE, zMd, 0, oGMd, oEMd), ud, ud, ud)
 	t[0x7C] = pfx(ud, lo(HADDPD, zX, 0, oVx, oWx), ud, lo(HADDPS, zX, 0, oVx, oWx))
 	t[0x7D] = pfx(ud, lo(HSUBPD, zX, 0, oVx, oWx), ud, lo(HSUBPS, zX, 0, oVx, oWx))
-	t[0x7E] = pfx(lo(MOVD, z4, fMW, oEy, oPq).w(MOVQ), lo(MOVD, z4, fMW, oEy, oVx).w(MOVQ), lo(MOVQ, z8, 0, oVx, oWq), ud)
+	t[0x7E] = pfx(lo(MOVD, zY, fMW, oEy, oPq).w(MOVQ), lo(MOVD, zY, fMW, oEy, oVx).w(MOVQ), lo(MOVQ, z8, 0, oVx, oWq), ud)
 	t[0x7F] = pfx(lo(MOVQ, z8, fMW, oQq, oPq), lo(MOVDQA, zX, fMW, oWx, oVx), lo(MOVDQU, zX, fMW, oWx, oVx), ud)
 	t[0xA0] = l(PUSH, fD64, oFS)
 	t[0xA1] = l(POP, fD64, oFS)
@@ -490,7 +492,7 @@ func mk0F() (t [256]entry) {
 	t[0xC1] = l(XADD, fLock, oEv, oGv)
 	t[0xC2] = pfx(lo(CMPPS, zX, 0, oVx, oWx, oIb), lo(CMPPD, zX, 0, oVx, oWx, oIb), lo(CMPSS, z4, 0, oVx, oWd, oIb), lo(CMPSD, z8, 0, oVx, oWq, oIb))
 	t[0xC3] = pfx(lo(MOVNTI, zY, fMW, oMy, oGy), ud, ud, ud)
-	t[0xC4] = pfx(lo(PINSRW, z8, 0, oPq, oEw, oIb), lo(PINSRW, z16, 0, oVx, oEw, oIb), ud, ud)
+	t[0xC4] = pfx(lo(PINSRW, z8, 0, oPq, oEwR, oIb), lo(PINSRW, z16, 0, oVx, oEwR, oIb), ud, ud)
 	t[0xC5] = pfx(mr(ud, lo(PEXTRW, z8, 0, oGd, oNq, oIb)), mr(ud, lo(PEXTRW, z16, 0, oGd, oUdq, oIb)), ud, ud)
 	t[0xC6] = sse2pImm(SHUFPS, SHUFPD)
 	t[0xC7] = grp(ud,
@@ -601,11 +603,11 @@ func mk0F3A() (t [256]entry) {
 	t[0x0D] = x(BLENDPD, oVx, oWx, oIb)
 	t[0x0E] = x(PBLENDW, oVx, oWx, oIb)
 	t[0x0F] = mmxsse(PALIGNR, oIb)
-	t[0x14] = only66(PEXTRB, z16, fMW, oEb, oVdq, oIb)
-	t[0x15] = only66(PEXTRW, z16, fMW, oEw, oVdq, oIb)
+	t[0x14] = only66(PEXTRB, z16, fMW, oEbR, oVdq, oIb)
+	t[0x15] = only66(PEXTRW, z16, fMW, oEwR, oVdq, oIb)
 	t[0x16] = pfx(ud, lo(PEXTRD, z16, fMW, oEy, oVdq, oIb).w(PEXTRQ), ud, ud)
 	t[0x17] = only66(EXTRACTPS, z16, fMW, oEd, oVdq, oIb)
-	t[0x20] = x(PINSRB, oVdq, oEb, oIb)
+	t[0x20] = x(PINSRB, oVdq, oEbR, oIb)
 	t[0x21] = x(INSERTPS, oVdq, oWd, oIb)
 	t[0x22] = pfx(ud, lo(PINSRD, z16, 0, oVdq, oEy, oIb).w(PINSRQ), ud, ud)
 	t[0x40] = x(DPPS, oVx, oWx, oIb)

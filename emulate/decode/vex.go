@@ -183,7 +183,7 @@ func mkVEX0F() (t [256]entry) {
 	for op := 0x60; op <= 0x6D; op++ {
 		t[op] = nds(0)
 	}
-	t[0x6E] = vp(1, vx(VMOVD, z4, fL0, oVdq, oEy).w(VMOVQ))
+	t[0x6E] = vp(1, vx(VMOVD, zY, fL0, oVdq, oEy).w(VMOVQ))
 	t[0x6F] = pfx(ud, v(VMOVDQA, 0, oVx, oWx), v(VMOVDQU, 0, oVx, oWx), ud)
 	t[0x70] = pfx(ud, v(vo, 0, oVx, oWx, oIb), v(vo, 0, oVx, oWx, oIb), v(vo, 0, oVx, oWx, oIb))
 	t[0x71] = vshift(2, 4, 6)
@@ -193,12 +193,12 @@ func mkVEX0F() (t [256]entry) {
 	t[0x77] = vp(0, node(nL, l(VZEROUPPER, fVEX|fNoVVVV), l(VZEROALL, fVEX|fNoVVVV)))
 	t[0x7C] = pfx(ud, v(vo, 0, oVx, oHx, oWx), ud, v(vo, 0, oVx, oHx, oWx))
 	t[0x7D] = t[0x7C]
-	t[0x7E] = pfx(ud, vx(VMOVD, z4, fL0|fMW, oEy, oVdq).w(VMOVQ), vx(VMOVQ, z8, fL0, oVdq, oWq), ud)
+	t[0x7E] = pfx(ud, vx(VMOVD, zY, fL0|fMW, oEy, oVdq).w(VMOVQ), vx(VMOVQ, z8, fL0, oVdq, oWq), ud)
 	t[0x7F] = pfx(ud, v(VMOVDQA, fMW, oWx, oVx), v(VMOVDQU, fMW, oWx, oVx), ud)
 	t[0xAE] = vp(0, mr(grp(ud, ud, vx(vo, z4, fL0|fMR, oMd), vx(vo, z4, fL0|fMW, oMd)), ud))
 	t[0xC2] = pfx(v(vo, 0, oVx, oHx, oWx, oIb), v(vo, 0, oVx, oHx, oWx, oIb),
 		vx(vo, z4, 0, oVdq, oHdq, oWd, oIb), vx(vo, z8, 0, oVdq, oHdq, oWq, oIb))
-	t[0xC4] = vp(1, vx(vo, z16, fL0, oVdq, oHdq, oEw, oIb))
+	t[0xC4] = vp(1, vx(vo, z16, fL0, oVdq, oHdq, oEwR, oIb))
 	t[0xC5] = vp(1, mr(ud, vx(vo, z16, fL0, oGd, oUdq, oIb)))
 	t[0xC6] = psd(v(vo, 0, oVx, oHx, oWx, oIb), v(vo, 0, oVx, oHx, oWx, oIb))
 	t[0xD0] = pfx(ud, v(vo, 0, oVx, oHx, oWx), ud, v(vo, 0, oVx, oHx, oWx))
@@ -309,14 +309,14 @@ func mkVEX0F3A() (t [256]entry) {
 	for op := 0x0C; op <= 0x0F; op++ {
 		t[op] = ndsImm(0)
 	}
-	t[0x14] = vp(1, vx(vo, z16, fL0|fMW, oEb, oVdq, oIb))
-	t[0x15] = vp(1, vx(vo, z16, fL0|fMW, oEw, oVdq, oIb))
+	t[0x14] = vp(1, vx(vo, z16, fL0|fMW, oEbR, oVdq, oIb))
+	t[0x15] = vp(1, vx(vo, z16, fL0|fMW, oEwR, oVdq, oIb))
 	t[0x16] = vp(1, vx(vo, z16, fL0|fMW, oEy, oVdq, oIb))
 	t[0x17] = vp(1, vx(vo, z16, fL0|fMW, oEd, oVdq, oIb))
 	t[0x18] = vp(1, vx(vo, z32, fW0|fL1, oVqq, oHqq, oWdq, oIb))
 	t[0x19] = vp(1, vx(vo, z32, fW0|fL1|fMW, oWdq, oVqq, oIb))
 	t[0x1D] = vp(1, v(vo, fW0|fMW, oWhx, oVx, oIb))
-	t[0x20] = vp(1, vx(vo, z16, fL0, oVdq, oHdq, oEb, oIb))
+	t[0x20] = vp(1, vx(vo, z16, fL0, oVdq, oHdq, oEbR, oIb))
 	t[0x21] = vp(1, vx(vo, z16, fL0, oVdq, oHdq, oWd, oIb))
 	t[0x22] = vp(1, vx(vo, z16, fL0, oVdq, oHdq, oEy, oIb))
 	t[0x38] = t[0x18]
