@@ -634,15 +634,15 @@ func knownDiffClasses() []diffClass {
 	return []diffClass{
 		{"LOCK on an instruction that is not lockable or has no memory destination: #UD (SDM Vol. 2A LOCK; §2.1.1); x86asm accepts it",
 			func(c *diffCase, what string) bool {
-			if what != wRejects || !c.oursUD("LOCK prefix") {
-				return false
-			}
-			// Not this class if x86asm saw a lockable instruction with a
-			// memory destination: walkvm would be wrong to reject it.
-			_, memDst := c.theirs.Args[0].(x86asm.Mem)
-			return !memDst || !c.theirOp("ADD", "ADC", "AND", "BTC", "BTR", "BTS", "CMPXCHG", "CMPXCHG8B", "CMPXCHG16B",
-				"DEC", "INC", "NEG", "NOT", "OR", "SBB", "SUB", "XADD", "XCHG", "XOR")
-		}},
+				if what != wRejects || !c.oursUD("LOCK prefix") {
+					return false
+				}
+				// Not this class if x86asm saw a lockable instruction with a
+				// memory destination: walkvm would be wrong to reject it.
+				_, memDst := c.theirs.Args[0].(x86asm.Mem)
+				return !memDst || !c.theirOp("ADD", "ADC", "AND", "BTC", "BTR", "BTS", "CMPXCHG", "CMPXCHG8B", "CMPXCHG16B",
+					"DEC", "INC", "NEG", "NOT", "OR", "SBB", "SUB", "XADD", "XCHG", "XOR")
+			}},
 		{"VEX in 16-bit code (valid in 16-bit protected mode, SDM Vol. 2A §2.3; real and virtual-8086 mode are the executor's #UD); x86asm decodes VEX only in 32/64-bit mode",
 			func(c *diffCase, what string) bool {
 				return what == wAccepts && c.mode == Mode16 && c.ours.Prefix.VEX.Len != 0
