@@ -80,7 +80,7 @@ func (c *Context) ResetEPT(eptp uint64, f EPTFeatures) error {
 	if !f.GBPages {
 		gb = eptPS
 	}
-	c.rsvd = [2][MaxLevels + 1]uint64{}
+	c.rsvd = [2][8]uint64{}
 	c.rsvd[0][5] = high | bits(3, 7)
 	c.rsvd[1][5] = c.rsvd[0][5]
 	c.rsvd[0][4] = high | bits(3, 7)
@@ -147,7 +147,7 @@ func (c *Context) walkEPT(mem Memory, gpa uint64, acc Access, w *Walk) error {
 		}
 		ps := (e >> 7) & 1
 		leaf := level == 1 || (ps != 0 && c.large&(1<<level) != 0)
-		if e&c.rsvd[ps][level] != 0 || c.eptMisconfigured(e, leaf) {
+		if e&c.rsvd[ps&1][level&7] != 0 || c.eptMisconfigured(e, leaf) {
 			w.EPTMisconfig = EPTMisconfig{GPA: gpa, Level: level, Entry: e}
 			return &w.EPTMisconfig
 		}

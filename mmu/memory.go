@@ -33,51 +33,48 @@ func NewSliceMemory(base uint64, size int) *SliceMemory {
 	return &SliceMemory{Base: base, Data: make([]byte, size)}
 }
 
-// at returns the n bytes at gpa, or an error if any of them is outside m.
-func (m *SliceMemory) at(gpa uint64, n uint64) ([]byte, error) {
+// in reports whether the n bytes at gpa lie inside m, and their offset.
+func (m *SliceMemory) in(gpa uint64, n uint64) (uint64, bool) {
 	off := gpa - m.Base
-	if gpa < m.Base || off > uint64(len(m.Data)) || uint64(len(m.Data))-off < n {
-		return nil, fmt.Errorf("%d bytes at gpa %#x: %w", n, gpa, ErrNotRAM)
-	}
-	return m.Data[off : off+n], nil
+	return off, gpa >= m.Base && off <= uint64(len(m.Data)) && uint64(len(m.Data))-off >= n
+}
+
+func (m *SliceMemory) rangeError(gpa uint64, n uint64) error {
+	return fmt.Errorf("%d bytes at gpa %#x: %w", n, gpa, ErrNotRAM)
 }
 
 // ReadUint32 reads 4 bytes at gpa.
 func (m *SliceMemory) ReadUint32(gpa uint64) (uint32, error) {
-	b, err := m.at(gpa, 4)
-	if err != nil {
-		return 0, err
+	if off, ok := m.in(gpa, 4); ok {
+		return binary.LittleEndian.Uint32(m.Data[off:]), nil
 	}
-	return binary.LittleEndian.Uint32(b), nil
+	return 0, m.rangeError(gpa, 4)
 }
 
 // ReadUint64 reads 8 bytes at gpa.
 func (m *SliceMemory) ReadUint64(gpa uint64) (uint64, error) {
-	b, err := m.at(gpa, 8)
-	if err != nil {
-		return 0, err
+	if off, ok := m.in(gpa, 8); ok {
+		return binary.LittleEndian.Uint64(m.Data[off:]), nil
 	}
-	return binary.LittleEndian.Uint64(b), nil
+	return 0, m.rangeError(gpa, 8)
 }
 
 // WriteUint32 writes 4 bytes at gpa.
 func (m *SliceMemory) WriteUint32(gpa uint64, v uint32) error {
-	b, err := m.at(gpa, 4)
-	if err != nil {
-		return err
+	if off, ok := m.in(gpa, 4); ok {
+		binary.LittleEndian.PutUint32(m.Data[off:], v)
+		return nil
 	}
-	binary.LittleEndian.PutUint32(b, v)
-	return nil
+	return m.rangeError(gpa, 4)
 }
 
 // WriteUint64 writes 8 bytes at gpa.
 func (m *SliceMemory) WriteUint64(gpa uint64, v uint64) error {
-	b, err := m.at(gpa, 8)
-	if err != nil {
-		return err
+	if off, ok := m.in(gpa, 8); ok {
+		binary.LittleEndian.PutUint64(m.Data[off:], v)
+		return nil
 	}
-	binary.LittleEndian.PutUint64(b, v)
-	return nil
+	return m.rangeError(gpa, 8)
 }
 
 // MemoryError says that a paging-structure entry could not be read (or its

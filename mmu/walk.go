@@ -87,11 +87,11 @@ type Context struct {
 	idFetch bool // a fetch fault sets I/D (SDM Vol. 3A §4.7)
 	perm    permissions
 
-	rsvd      [2][MaxLevels + 1]uint64 // [PS][level]
-	large     uint8                    // levels where a PS entry is a leaf
-	pse36Bits uint                     // PSE-36 address bits in a 4-MByte PDE
-	ad        bool                     // the format has accessed/dirty flags
-	execOnly  bool                     // EPT: execute-only translations allowed
+	rsvd      [2][8]uint64 // [PS][level]; 8 so that level&7 needs no bounds check
+	large     uint8        // levels where a PS entry is a leaf
+	pse36Bits uint         // PSE-36 address bits in a 4-MByte PDE
+	ad        bool         // the format has accessed/dirty flags
+	execOnly  bool         // EPT: execute-only translations allowed
 
 	// Inputs of the last reset, to skip recomputing the tables.
 	key   resetKey
@@ -166,7 +166,7 @@ func (c *Context) resetTables(mode Mode, s *State, f Features, m uint8) {
 	c.mode = mode
 	c.ad = true
 	c.execOnly = false
-	c.rsvd = [2][MaxLevels + 1]uint64{}
+	c.rsvd = [2][8]uint64{}
 	c.large = 0
 	c.pse36Bits = 0
 	nxe := s.EFER&x86.EFERNXE != 0
@@ -336,29 +336,28 @@ func (c *Context) Walk(mem Memory, addr uint64, acc Access, w *Walk) error {
 	ib := uint(f.IndexBits)
 	imask := uint64(1)<<ib - 1
 	amask := f.AddrMask
+	esh := uint(3) // log2 of the entry size
+	if f.EntryBytes == 4 {
+		esh = 2
+	}
 	shift := 12 + ib*uint(level-1)
 	n := w.N
 	accBits := ^uint64(0)
 	var e uint64
 	for {
-		idx := (addr >> shift) & imask
-		var egpa uint64
-		if f.EntryBytes == 4 {
-			egpa = table + idx*4
-			v, err := mem.ReadUint32(egpa)
-			if err != nil {
-				w.N = n
-				return &MemoryError{Walker: f.Walker, Level: level, EntryGPA: egpa, Addr: addr, Err: err}
-			}
-			e = uint64(v)
+		idx := (addr >> (shift & 63)) & imask
+		egpa := table + idx<<esh
+		var err error
+		if esh == 3 {
+			e, err = mem.ReadUint64(egpa)
 		} else {
-			egpa = table + idx*8
-			v, err := mem.ReadUint64(egpa)
-			if err != nil {
-				w.N = n
-				return &MemoryError{Walker: f.Walker, Level: level, EntryGPA: egpa, Addr: addr, Err: err}
-			}
-			e = v
+			var v uint32
+			v, err = mem.ReadUint32(egpa)
+			e = uint64(v)
+		}
+		if err != nil {
+			w.N = n
+			return &MemoryError{Walker: f.Walker, Level: level, EntryGPA: egpa, Addr: addr, Err: err}
 		}
 		ent := &w.Entries[n]
 		ent.Level, ent.FromRegister, ent.Index = level, false, uint16(idx)
@@ -369,7 +368,7 @@ func (c *Context) Walk(mem Memory, addr uint64, acc Access, w *Walk) error {
 			return c.pageFault(w, pfec, "not present")
 		}
 		ps := (e >> 7) & 1
-		if e&c.rsvd[ps][level] != 0 {
+		if e&c.rsvd[ps&1][level&7] != 0 {
 			w.N = n
 			return c.pageFault(w, pfec|x86.PFErrPresent|x86.PFErrReserved, "reserved bit set")
 		}
@@ -408,7 +407,7 @@ func (c *Context) Walk(mem Memory, addr uint64, acc Access, w *Walk) error {
 		return c.pageFault(w, pfec|code, "access rights")
 	}
 
-	w.PageSize = 1 << shift
+	w.PageSize = 1 << (shift & 63)
 	base := e & amask &^ (w.PageSize - 1)
 	if level == 2 && f.Walker == Paging32 && c.pse36Bits != 0 {
 		base |= ((e >> 13) & (1<<c.pse36Bits - 1)) << 32
