@@ -181,8 +181,8 @@ func (a Access) String() string {
 type Mem struct {
 	// Seg is the effective segment: the override if there is one, else
 	// DefaultSeg. In 64-bit mode ES/CS/SS/DS overrides are ignored (SDM
-	// Vol. 1 §3.3.7.1), so Seg stays DefaultSeg and SegOverride is false;
-	// Inst.Prefix still records the prefix byte.
+	// Vol. 1 §3.3.7.1), so Seg stays DefaultSeg (or an earlier FS/GS)
+	// and SegOverride is false for them; Inst.Prefix records the bytes.
 	Seg x86.SegReg
 	// DefaultSeg is the segment without an override: SS when the base is
 	// rSP or rBP (and for [BP+..] in 16-bit addressing), ES for the
@@ -264,7 +264,9 @@ type Prefixes struct {
 	// OpSize is the 66 prefix, AddrSize the 67 prefix.
 	OpSize   bool
 	AddrSize bool
-	// Seg is the last segment-override prefix, valid when HasSeg.
+	// Seg is the last segment-override prefix byte, valid when HasSeg.
+	// In 64-bit mode ES/CS/SS/DS are null prefixes that neither apply
+	// nor cancel an earlier FS/GS: Mem.Seg has the effective segment.
 	Seg    x86.SegReg
 	HasSeg bool
 	// REX is the REX byte (0x40-0x4F) if one took effect: 64-bit mode and
