@@ -11,4 +11,5 @@ while read -r name load; do
 	ld -m elf_i386 -Ttext="$load" --build-id=none -nostdlib --oformat binary -o "$out/$name.bin" "$tmp/$name.o"
 done <<LIST
 faults 0x1000
+oracle 0x1000
 LIST
