@@ -223,6 +223,20 @@ func (c *VCPU) Translate(la uint64) (gpa uint64, valid bool, err error) {
 	return t.PhysicalAddress, t.Valid != 0, nil
 }
 
+// XCR0 reads the guest's extended control register 0 (KVM_GET_XCRS).
+func (c *VCPU) XCR0() (uint64, error) {
+	var x gokvm.XCRS
+	if err := gokvm.GetXCRS(c.fd(), &x); err != nil {
+		return 0, &IoctlError{Name: "KVM_GET_XCRS", Err: err}
+	}
+	for i := range min(int(x.NrXRCS), len(x.Registers)) {
+		if x.Registers[i].XRC == 0 {
+			return x.Registers[i].Value, nil
+		}
+	}
+	return 1, nil // x87 only: XCR0's reset value
+}
+
 // EnableCap enables a vCPU capability (KVM_ENABLE_CAP on the vCPU fd).
 func (c *VCPU) EnableCap(cp Capability, args ...uint64) error {
 	ec := kvmEnableCap{Cap: uint32(cp)}

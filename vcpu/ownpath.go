@@ -389,6 +389,10 @@ func accsString(a *emulate.Accesses) string {
 // injected as the CPU would deliver it.
 func (p *OwnPath) EmulationFailure(f *kvm.EmulationFailure) error {
 	p.init()
+	// AVX needs XCR0, which only a completion reads.
+	if x, err := p.CPU.XCR0(); err == nil {
+		p.st.XCR0 = x
+	}
 	_, err := p.emu.Step(&p.st)
 	insn := p.emu.InstBytes()
 	p.rec.setInsn(insn)
