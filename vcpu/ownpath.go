@@ -83,8 +83,9 @@ type OwnPath struct {
 	exitRIP uint64
 	loaded  bool
 
-	xsave kvm.XSave
-	fpu   kvm.FPU
+	xsave        kvm.XSave
+	fpu          kvm.FPU
+	vecFromXSave bool // the vector state came from KVM_GET_XSAVE
 
 	pending pendingRMW
 	rec     TraceRecord
@@ -196,12 +197,24 @@ func (p *OwnPath) EndExit(reason kvm.ExitReason, emulationFailure bool) {
 	p.rec.reset()
 }
 
+// xcr0AVX is XCR0 bit 2: AVX state enabled.
+const xcr0AVX = 1 << 2
+
 // LoadFPU implements emulate.FPUSource with KVM_GET_XSAVE, or KVM_GET_FPU
 // where XSAVE is unavailable.
 func (p *OwnPath) LoadFPU(f *emulate.FPUState) error {
 	if err := p.CPU.GetXSave(&p.xsave); err == nil {
-		return f.UnmarshalXSAVE(p.xsave.Bytes())
+		if err := f.UnmarshalXSAVE(p.xsave.Bytes()); err != nil {
+			return err
+		}
+		// The YMM halves exist only where the guest enabled AVX state in
+		// XCR0; writing them back elsewhere is refused (KVM_SET_XSAVE
+		// checks XSTATE_BV against what the vCPU supports).
+		f.HasYMM = p.st.XCR0&xcr0AVX != 0
+		p.vecFromXSave = true
+		return nil
 	}
+	p.vecFromXSave = false
 	if err := p.CPU.GetFPU(&p.fpu); err != nil {
 		return err
 	}
@@ -437,7 +450,11 @@ func (p *OwnPath) writeBack() error {
 		if err != nil {
 			return err
 		}
-		if f.HasYMM {
+		// Write back the way it was read: the XSAVE image keeps the
+		// components the emulator does not model, and KVM_SET_FPU alone
+		// does not mark the x87 state in use in XSTATE_BV, so an x87
+		// state in its init configuration would stay there.
+		if p.vecFromXSave {
 			if err := f.MarshalXSAVE(p.xsave.Bytes()); err != nil {
 				return err
 			}
