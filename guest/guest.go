@@ -130,7 +130,7 @@ var manifest = []Guest{
 }
 
 // Default is the guest `vmm run` boots without an image.
-const Default = "hello"
+const Default = "roundtrip"
 
 // All lists the embedded guests by name.
 func All() []Guest {
