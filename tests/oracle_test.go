@@ -44,6 +44,7 @@ var oracleImage []byte
 var (
 	oracleSeedFlag  = flag.Uint64("oracle.seed", 0, "TestOracle: seed to replay (0: WALKVM_ORACLE_SEED or a new one)")
 	oracleCasesFlag = flag.Int("oracle.cases", 0, "TestOracle: cases per mode (0: WALKVM_ORACLE_CASES or 10000)")
+	oracleShowFlag  = flag.Int("oracle.show", 10, "TestOracle: disagreements to describe per mode")
 )
 
 // Guest-physical layout (identity-mapped where the guest uses it); the
@@ -163,13 +164,14 @@ var oracleModes = []oracleMode{
 	{name: "pae", mode: mmu.ModePAE, legacy: true},
 	{name: "long64", mode: mmu.ModePaging4, code64: true},
 	{name: "compat", mode: mmu.ModePaging4},
+	{name: "la57", mode: mmu.ModePaging5, code64: true},
 }
 
 // oracleCPU is what the guest's CPUID offers that the test randomizes.
 type oracleCPU struct {
-	mmu                          mmu.Features
-	maxPhy                       uint
-	nx, smep, smap, pku, pse, gb bool
+	mmu                                mmu.Features
+	maxPhy                             uint
+	nx, smep, smap, pku, pse, gb, la57 bool
 }
 
 func oracleCPUOf(c *kvm.CPUID) oracleCPU {
@@ -186,6 +188,7 @@ func oracleCPUOf(c *kvm.CPUID) oracleCPU {
 		o.smep = e.Ebx&(1<<7) != 0
 		o.smap = e.Ebx&(1<<20) != 0
 		o.pku = e.Ecx&(1<<3) != 0
+		o.la57 = e.Ecx&(1<<16) != 0
 	}
 	if e, ok := c.Lookup(0x80000001, 0); ok {
 		o.nx = e.Edx&(1<<20) != 0
@@ -198,7 +201,7 @@ func (c oracleCPU) String() string {
 	for _, b := range []struct {
 		on   bool
 		name string
-	}{{c.nx, "nx"}, {c.smep, "smep"}, {c.smap, "smap"}, {c.pku, "pku"}, {c.pse, "pse"}, {c.mmu.PSE36, "pse36"}, {c.gb, "1g"}, {c.mmu.AMD, "amd"}} {
+	}{{c.nx, "nx"}, {c.smep, "smep"}, {c.smap, "smap"}, {c.pku, "pku"}, {c.pse, "pse"}, {c.mmu.PSE36, "pse36"}, {c.gb, "1g"}, {c.la57, "la57"}, {c.mmu.AMD, "amd"}} {
 		if b.on {
 			f = append(f, b.name)
 		}
@@ -240,9 +243,23 @@ func oracleSettings(t *testing.T) (seed uint64, n int) {
 func TestOracle(t *testing.T) {
 	kvmtest.Require(t)
 	seed, n := oracleSettings(t)
-	t.Logf("seed %d, %d cases per mode (replay: WALKVM_ORACLE_SEED=%d or -oracle.seed=%d; count: WALKVM_ORACLE_CASES or -oracle.cases)", seed, n, seed, seed)
+	sys, err := kvm.Open()
+	if err != nil {
+		t.Fatal(err)
+	}
+	id, err := sys.SupportedCPUID()
+	sys.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cpu := oracleCPUOf(id)
+	t.Logf("seed %d, %d cases per mode (replay: WALKVM_ORACLE_SEED=%d or -oracle.seed=%d; count: WALKVM_ORACLE_CASES or -oracle.cases); guest CPUID: %s",
+		seed, n, seed, seed, cpu)
 	for i, md := range oracleModes {
 		t.Run(md.name, func(t *testing.T) {
+			if md.mode == mmu.ModePaging5 && !cpu.la57 {
+				t.Skip("KVM_GET_SUPPORTED_CPUID has no LA57 (CPUID.7.0:ECX[16]): no 5-level paging here")
+			}
 			rnd := rand.New(rand.NewPCG(seed, uint64(i)))
 			runOracleMode(t, md, rnd, n, seed)
 		})
@@ -252,13 +269,15 @@ func TestOracle(t *testing.T) {
 // oracleStats counts outcomes, to show what a run covered.
 type oracleStats struct {
 	cases, user, mmio, fetches, faults, gp int
+	rsvdNoP                                int            // RSVD faults without P, accepted under QEMU (see compareOracle)
+	sizes                                  map[uint64]int // translations by page size
 	pfCodes                                map[uint32]int
 	rounds                                 []string
 }
 
 func runOracleMode(t *testing.T, md oracleMode, rnd *rand.Rand, n int, seed uint64) {
 	start := time.Now()
-	st := oracleStats{pfCodes: map[uint32]int{}}
+	st := oracleStats{pfCodes: map[uint32]int{}, sizes: map[uint64]int{}}
 
 	// Pre-flight: does the mode run here at all, and CPL 3 in it? On
 	// this project's PVM KVM, legacy paging does not, nor CPL 3 outside
@@ -321,7 +340,7 @@ func runOracleMode(t *testing.T, md oracleMode, rnd *rand.Rand, n int, seed uint
 		}
 		nbad += len(out.mism)
 		for _, s := range out.mism {
-			if len(bad) < 10 {
+			if len(bad) < *oracleShowFlag {
 				bad = append(bad, fmt.Sprintf("seed %d, round %d, %s", seed, r, s))
 			}
 		}
@@ -334,6 +353,18 @@ func runOracleMode(t *testing.T, md oracleMode, rnd *rand.Rand, n int, seed uint
 	}
 	t.Logf("%s: %d cases (%d at CPL 3) in %d rounds, %v: %d MMIO accesses, %d landing fetches, %d #PF (error codes %s), %d #GP",
 		md.name, st.cases, st.user, len(st.rounds), time.Since(start).Round(time.Millisecond), st.mmio, st.fetches, st.faults, strings.Join(codes, " "), st.gp)
+	var sizes []string
+	for _, sz := range []uint64{4 << 10, 2 << 20, 4 << 20, 1 << 30} {
+		if st.sizes[sz] > 0 {
+			sizes = append(sizes, fmt.Sprintf("%d KiB:%d", sz>>10, st.sizes[sz]))
+		}
+	}
+	if len(sizes) > 0 {
+		t.Logf("translations by page size: %s", strings.Join(sizes, " "))
+	}
+	if st.rsvdNoP > 0 {
+		t.Logf("%d reserved-bit #PFs came without P=1 (QEMU TCG's mmu_translate sets RSVD alone); accepted as the RSVD|P mmu predicts", st.rsvdNoP)
+	}
 	for i, r := range st.rounds {
 		t.Logf("  round %d: %s", i, r)
 	}
@@ -367,7 +398,7 @@ func oracleProbeCases(md oracleMode, user bool) []oracleCase {
 		return []oracleCase{{addr: la, op: opRead4, class: "probe"}}
 	}
 	ps := []oracleCase{{addr: la, op: opRead4, user: true, class: "CPL-3 probe"}}
-	if md.code64 {
+	if md.code64 && md.mode == mmu.ModePaging4 {
 		ps = append(ps, oracleCase{addr: oracleSlotProbeLA, op: opRead4, user: true, class: "CPL-3 probe in PML4[256]"})
 	}
 	return ps
@@ -438,8 +469,11 @@ func randomOracleState(r *rand.Rand, md oracleMode, cpu oracleCPU) oracleState {
 	switch md.mode {
 	case mmu.ModePAE:
 		s.cr4 |= x86.CR4PAE
-	case mmu.ModePaging4:
+	case mmu.ModePaging4, mmu.ModePaging5:
 		s.cr4 |= x86.CR4PAE
+		if md.mode == mmu.ModePaging5 {
+			s.cr4 |= x86.CR4LA57
+		}
 		s.efer |= x86.EFERLME | x86.EFERLMA
 		if cpu.pku && r.IntN(2) == 0 {
 			s.cr4 |= x86.CR4PKE
@@ -481,6 +515,18 @@ func runOracleRound(md oracleMode, rnd *rand.Rand, o oracleOpts, st *oracleStats
 	cases := append(append([]oracleCase(nil), o.probes...), g.cases(o.k)...)
 	if err := writeOracleGuest(m.RAM, md, state, hdr, cases); err != nil {
 		return nil, err
+	}
+	// PAE: the CPU loads the PDPTEs into registers with CR3 (here,
+	// KVM_SET_SREGS) and walks with those; QEMU's TCG even sets bit 5 of
+	// the PDPTEs in memory, a reserved bit, as it walks. mmu gets the
+	// PDPTEs as loaded.
+	var pdptes [4]uint64
+	if md.mode == mmu.ModePAE {
+		for i := range pdptes {
+			if pdptes[i], err = m.RAM.ReadUint64(g.cr3 + uint64(i)*8); err != nil {
+				return nil, err
+			}
+		}
 	}
 	sregs, err := oracleSregs(m.CPU, md, state, g.cr3)
 	if err != nil {
@@ -533,7 +579,8 @@ func runOracleRound(md oracleMode, rnd *rand.Rand, o oracleOpts, st *oracleStats
 	var w mmu.Walk
 	for i, c := range cases[len(o.probes):] {
 		i += len(o.probes)
-		ms := mmu.State{CR0: after.CR0, CR3: after.CR3, CR4: after.CR4, EFER: after.EFER, RFLAGS: 2, CSL: md.code64, CSD: !md.code64, PKRU: state.pkru}
+		ms := mmu.State{CR0: after.CR0, CR3: after.CR3, CR4: after.CR4, EFER: after.EFER, RFLAGS: 2, CSL: md.code64, CSD: !md.code64, PKRU: state.pkru,
+			PDPTEs: pdptes, HasPDPTEs: md.mode == mmu.ModePAE}
 		if c.user {
 			ms.CPL = 3
 		}
@@ -544,7 +591,11 @@ func runOracleRound(md oracleMode, rnd *rand.Rand, o oracleOpts, st *oracleStats
 			return nil, fmt.Errorf("mmu.Context.Reset(%+v): %w", ms, err)
 		}
 		werr := ctx.Walk(m.RAM, c.addr, c.op.access(), &w)
-		if why := compareOracle(c, results[i], h.recs[i], &w, werr, uint64(i)); why != "" {
+		why, noP := compareOracle(c, results[i], h.recs[i], &w, werr, uint64(i))
+		if noP {
+			st.rsvdNoP++
+		}
+		if why != "" {
 			out.mism = append(out.mism, fmt.Sprintf("case %d: %s %s at linear %#x%s (generator: %s)\n  state: CR0 %#x CR3 %#x CR4 %#x EFER %#x (%s)\n  mmu: %s\n  cpu: %s\n  walk: %s",
 				i, c.op, cpl(c), c.addr, acFlag(c), c.class, after.CR0, after.CR3, after.CR4, after.EFER, state, describeMMU(&w, werr), describeCPU(c, results[i], h.recs[i]), describeEntries(&w))+"\n  why: "+why)
 		}
@@ -555,8 +606,10 @@ func runOracleRound(md oracleMode, rnd *rand.Rand, o oracleOpts, st *oracleStats
 		switch r := results[i]; {
 		case r.status == 1 && c.op == opFetch:
 			st.fetches++
+			st.sizes[w.PageSize]++
 		case r.status == 1:
 			st.mmio++
+			st.sizes[w.PageSize]++
 		case r.status == 2 && r.vector == x86.VectorPF:
 			st.faults++
 			st.pfCodes[uint32(r.errCode)]++
@@ -617,8 +670,24 @@ func sizeMask(n int) uint64 {
 }
 
 // compareOracle returns why the CPU's outcome of case i differs from mmu's
-// prediction, or "".
-func compareOracle(c oracleCase, r oracleResult, rec mmioRecord, w *mmu.Walk, werr error, i uint64) string {
+// prediction, or "". noP reports a reserved-bit fault the CPU reported
+// without P, which is accepted inside the nested runner only: QEMU's TCG
+// (target/i386/tcg/sysemu/excp_helper.c, mmu_translate, do_fault_rsvd)
+// sets RSVD alone, where the SDM (Vol. 3A §4.7) says P=1.
+func compareOracle(c oracleCase, r oracleResult, rec mmioRecord, w *mmu.Walk, werr error, i uint64) (why string, noP bool) {
+	why = compareOracleStrict(c, r, rec, w, werr, i)
+	if why == "" || !kvmtest.Nested() {
+		return why, false
+	}
+	e, ok := werr.(*x86.Exception)
+	if ok && e.Vector == x86.VectorPF && e.ErrorCode&x86.PFErrReserved != 0 && r.status == 2 && r.vector == x86.VectorPF &&
+		r.errCode == uint64(e.ErrorCode&^x86.PFErrPresent) && r.cr2 == e.Addr && rec.n == 0 {
+		return "", true
+	}
+	return why, false
+}
+
+func compareOracleStrict(c oracleCase, r oracleResult, rec mmioRecord, w *mmu.Walk, werr error, i uint64) string {
 	if werr != nil {
 		e, ok := werr.(*x86.Exception)
 		if !ok {
@@ -771,19 +840,21 @@ func writeOracleGuest(ram *memory.RAM, md oracleMode, s oracleState, h oracleHea
 	}
 	gdt := []uint64{
 		0,
-		0x00cf9b000000ffff, // 0x08 code32, accessed
-		0x00cf93000000ffff, // 0x10 data
-		0x00af9b000000ffff, // 0x18 code64
-		0x00cffb000000ffff, // 0x20 user code32 (DPL 3)
-		0x00cff3000000ffff, // 0x28 user data
-		0x00affb000000ffff, // 0x30 user code64
+		0x00cf9b000000ffff,                 // 0x08 code32, accessed
+		0x00cf93000000ffff,                 // 0x10 data
+		0x00af9b000000ffff,                 // 0x18 code64
+		0x00cffb000000ffff,                 // 0x20 user code32 (DPL 3)
+		0x00cff3000000ffff,                 // 0x28 user data
+		0x00affb000000ffff,                 // 0x30 user code64
+		0x0000890000000067 | oracleTSS<<16, // 0x38 available TSS (base below 64 KiB): the guest loads TR
+		0,                                  // 0x40 its high half in long mode
 	}
 	for i, d := range gdt {
 		if err := ram.WriteUint64(oracleGDT+uint64(i)*8, d); err != nil {
 			return err
 		}
 	}
-	long := md.mode == mmu.ModePaging4
+	long := md.mode >= mmu.ModePaging4
 	gate := func(v int, off uint32, sel uint16) error {
 		lo := uint64(off&0xffff) | uint64(sel)<<16 | 0x8e<<40 | uint64(off>>16)<<48
 		if !long {
@@ -897,9 +968,9 @@ func oracleSregs(c *kvm.VCPU, md oracleMode, s oracleState, cr3 uint64) (*kvm.Sr
 	sr.SS = seg(selData, 3, 0)
 	sr.DS, sr.ES, sr.FS, sr.GS = seg(selUData, 3, 3), seg(selUData, 3, 3), seg(selUData, 3, 3), seg(selUData, 3, 3)
 	sr.TR = kvm.Segment{Base: oracleTSS, Limit: 0x67, Typ: 11, Present: 1}
-	sr.GDT = kvm.Descriptor{Base: oracleGDT, Limit: 7*8 - 1}
+	sr.GDT = kvm.Descriptor{Base: oracleGDT, Limit: 9*8 - 1}
 	sr.IDT = kvm.Descriptor{Base: oracleIDT, Limit: 32*8 - 1}
-	if md.mode == mmu.ModePaging4 {
+	if md.mode >= mmu.ModePaging4 {
 		sr.IDT.Limit = 32*16 - 1
 	}
 	sr.CR0, sr.CR3, sr.CR4, sr.EFER = s.cr0, cr3, s.cr4, s.efer
@@ -925,6 +996,7 @@ type oracleGen struct {
 
 	users     bool // cases at CPL 3 too
 	avoidSlot bool // none at CPL 3 in PML4[256]
+	amdBit8   bool // set bit 8 of PML4Es/PML5Es (reserved on AMD) at times
 
 	ntables    int
 	top        int
@@ -969,7 +1041,13 @@ func newOracleGen(r *rand.Rand, ram *memory.RAM, md oracleMode, s oracleState, c
 		if md.code64 {
 			g.addrBits = 48
 		}
+	case mmu.ModePaging5:
+		g.top, g.entryBytes, g.bits, g.addrBits = 5, 8, 9, 57
 	}
+	// QEMU's TCG, the CPU inside the nested runner, ignores bit 8 of a
+	// PML4E/PML5E, which AMD reserves (KVM's nonleaf_bit8_rsvd, from
+	// AMD CPUs' behaviour): the generator leaves it clear there.
+	g.amdBit8 = cpu.mmu.AMD && !kvmtest.Nested()
 	return g
 }
 
@@ -1055,7 +1133,7 @@ func (g *oracleGen) build() error {
 	if err := g.put(pt, oracleProbeLA>>12, oracleProbeGPA&^0xfff|up); err != nil {
 		return err
 	}
-	if !g.md.code64 {
+	if !g.md.code64 || g.md.mode != mmu.ModePaging4 {
 		return nil
 	}
 	// 64-bit mode: PML4[256] -> ... -> a PT whose first PTE maps the slot
@@ -1178,7 +1256,7 @@ func (g *oracleGen) fill(t *gtable, idx int) error {
 		v |= ptUS
 	}
 	v |= garbage & (ptPWT | ptPCD | ptA | 0xe00) // AVL 11:9
-	long := g.md.mode == mmu.ModePaging4
+	long := g.md.mode >= mmu.ModePaging4
 	if long && r.IntN(3) == 0 {
 		v |= garbage & (0x7ff << 52) // ignored, or the protection key of a leaf
 	}
@@ -1208,7 +1286,7 @@ func (g *oracleGen) fill(t *gtable, idx int) error {
 			v |= garbage & ptPS // ignored without CR4.PSE
 		}
 		if level < 4 || !g.cpu.mmu.AMD {
-			v |= garbage & ptG // ignored in a non-leaf entry, except AMD's PML4E
+			v |= garbage & ptG // ignored in a non-leaf entry, except AMD's PML4E and PML5E
 		}
 	}
 	rsvd := false
@@ -1231,7 +1309,7 @@ func (g *oracleGen) reserve(v uint64, level int, leaf bool) (uint64, bool) {
 		if leaf && level == 2 {
 			add(13+g.pse36Bits, 21)
 		}
-	case mmu.ModePAE, mmu.ModePaging4:
+	case mmu.ModePAE, mmu.ModePaging4, mmu.ModePaging5:
 		hi := uint(51)
 		if g.md.mode == mmu.ModePAE {
 			hi = 62
@@ -1246,9 +1324,9 @@ func (g *oracleGen) reserve(v uint64, level int, leaf bool) (uint64, bool) {
 		if leaf && level == 3 {
 			add(13, 29)
 		}
-		if level == 4 {
+		if level >= 4 {
 			opts = append(opts, ptPS)
-			if g.cpu.mmu.AMD {
+			if g.amdBit8 {
 				opts = append(opts, ptG)
 			}
 		}
@@ -1366,11 +1444,12 @@ func (g *oracleGen) cases(n int) []oracleCase {
 			c.addr += r.Uint64N(uint64(4096/size)) * uint64(size)
 		}
 		if g.md.code64 {
-			if c.addr&(1<<47) != 0 {
-				c.addr |= 0xffff << 48
+			top := g.addrBits - 1 // sign bit: 47, or 56 with LA57
+			if c.addr&(1<<top) != 0 {
+				c.addr |= ^uint64(0) << top
 			}
 			if r.IntN(40) == 0 {
-				c.addr ^= 1 << (48 + r.IntN(16))
+				c.addr ^= 1 << (top + 1 + uint(r.IntN(64-int(top)-1)))
 				c.class = "non-canonical"
 			}
 			if g.avoidSlot && c.addr>>39&0x1ff == 256 {

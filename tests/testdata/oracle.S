@@ -18,6 +18,12 @@
  * Every handler resets the stack and goes on with the next case. After
  * the last case: hlt.
  *
+ * TSS: the test's KVM_SET_SREGS gives TR a busy TSS, but the entry code
+ * loads TR itself from the GDT's available TSS descriptor (SEL_TSS): QEMU's
+ * TCG, the CPU of the nested runner, aborts ("invalid tss type") on a
+ * stack switch through a 32-bit TSS whose cached type is busy, which only
+ * a TR not loaded by LTR has.
+ *
  * ops: 0-3 read 1/2/4/8 bytes, 4-7 write 1/2/4/8 bytes (the case's
  * value), 8 fetch (call to the address; the landing page returns an ID).
  */
@@ -38,6 +44,7 @@
 #define UCS32		0x23
 #define UDS		0x2b
 #define UCS64		0x33
+#define SEL_TSS		0x38
 #define FLAG_AC		0x40000
 /* Vectors that push an error code: 8, 10-14, 17, 21, 29, 30. */
 #define ERRMASK		0x60227d00
@@ -118,6 +125,8 @@ _start:
  * compatibility mode. */
 	.code32
 entry32:
+	mov	$SEL_TSS, %ax		/* see TSS below */
+	ltr	%ax
 	testl	$1, P_FLAGS
 	jz	loop32
 	mov	P_PKRU, %eax
@@ -211,6 +220,8 @@ exc32:
  * mode and go on at P_RESUME_CS:P_RESUME_IP. */
 	.code64
 entry64:
+	mov	$SEL_TSS, %ax
+	ltr	%ax
 	testl	$1, P_FLAGS
 	jz	loop64
 	mov	P_PKRU, %eax
