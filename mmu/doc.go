@@ -25,10 +25,13 @@
 //     as SDM §4.7 says; KVM looks at EFER.NXE alone.
 //   - PSE-36 uses bits 20:13 of a 4-MByte PDE up to MAXPHYADDR (at most 40),
 //     per SDM Table 4-4; KVM assumes 36 bits.
+//   - AMD guests (Features.AMD) reserve bit 8 of PML4Es and PML5Es, as KVM
+//     does.
 //   - Canonical checks (64-bit mode only) live here, not in a caller.
 //   - Protection keys for supervisor pages (CR4.PKS), shadow stacks, LAM,
 //     mode-based execute control for EPT and AMD's reserved bits are not
 //     modelled.
 //
-// Benchmarks: see README.md.
+// README.md has the API in brief, the KVM differential test's results and
+// the benchmark figures.
 package mmu
