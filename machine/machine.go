@@ -155,10 +155,15 @@ func (m *Machine) OwnPath(verify vcpu.Verify) (*vcpu.OwnPath, error) {
 	for _, e := range m.CPUID.Entries() {
 		entries = append(entries, mmu.CPUIDEntry{Function: e.Function, Index: e.Index, EAX: e.Eax, EBX: e.Ebx, ECX: e.Ecx, EDX: e.Edx})
 	}
-	return &vcpu.OwnPath{
+	p := &vcpu.OwnPath{
 		CPU: m.CPU, RAM: m.RAM, Bus: m.MMIO, Verify: verify, Log: m.Log,
 		Stats: vcpu.NewStats(), Features: mmu.FeaturesFromCPUID(entries),
-	}, nil
+	}
+	// PKRU is XSAVE component 9 (SDM Vol. 1 §13.2).
+	if e, ok := m.CPUID.Lookup(0xd, 9); ok && e.Eax == 8 {
+		p.PKRUOffset = e.Ebx
+	}
+	return p, nil
 }
 
 // RunOwn runs the guest through the own MMIO path p.

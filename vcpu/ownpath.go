@@ -1,6 +1,7 @@
 package vcpu
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"strings"
@@ -66,6 +67,9 @@ type OwnPath struct {
 	Trace  *Tracer
 	// Features are the paging features of the guest's CPUID.
 	Features mmu.Features
+	// PKRUOffset is where XSAVE keeps PKRU (CPUID 0xd.9 EBX); 0 when the
+	// guest has no protection keys.
+	PKRUOffset uint32
 
 	mem    guestMem
 	emu    emulate.Emulator
@@ -120,7 +124,6 @@ func (p *OwnPath) init() {
 func (p *OwnPath) BeginExit(reason kvm.ExitReason) error {
 	p.init()
 	p.seq++
-	p.loaded = false
 	p.mem.reset()
 	p.vec.Invalidate()
 	if err := p.load(); err != nil {
@@ -155,6 +158,7 @@ func (p *OwnPath) load() error {
 		CR0: p.sregs.CR0, CR3: p.sregs.CR3, CR4: p.sregs.CR4, EFER: p.sregs.EFER,
 		RFLAGS: p.regs.RFLAGS, CPL: p.st.CPL(),
 		CSL: p.sregs.CS.L != 0, CSD: p.sregs.CS.DB != 0,
+		PKRU: p.pkru(),
 	}
 	if p.sregs.Flags&kvm.Sregs2PDPTRsValid != 0 {
 		ms.PDPTEs, ms.HasPDPTEs = p.sregs.PDptrs, true
@@ -171,8 +175,23 @@ func (p *OwnPath) load() error {
 	if p.Verify != VerifyOff {
 		p.mem.kvm = p.CPU
 	}
-	p.loaded = true
 	return nil
+}
+
+// pkru reads PKRU from the XSAVE area; it matters only with CR4.PKE, so
+// only then does an exit pay for KVM_GET_XSAVE.
+func (p *OwnPath) pkru() uint32 {
+	if p.sregs.CR4&x86.CR4PKE == 0 || p.PKRUOffset == 0 {
+		return 0
+	}
+	if err := p.CPU.GetXSave(&p.xsave); err != nil {
+		return 0
+	}
+	b := p.xsave.Bytes()
+	if int(p.PKRUOffset)+4 > len(b) {
+		return 0
+	}
+	return binary.LittleEndian.Uint32(b[p.PKRUOffset:])
 }
 
 func (p *OwnPath) csrip() string { return FormatCSRIP(p.exitCS, p.exitRIP) }
