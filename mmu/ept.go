@@ -70,7 +70,7 @@ func (c *Context) ResetEPT(eptp uint64, f EPTFeatures) error {
 	c.root = eptp & bits(12, uint(m)-1)
 	c.ad = eptp&(1<<6) != 0
 	c.execOnly = f.ExecOnly
-	c.large = c.format.LargeLevels
+	c.leaf = [2]uint8{1 << 1, 1<<1 | c.format.LargeLevels}
 	c.long64 = false
 	c.pse36Bits = 0
 
@@ -114,68 +114,27 @@ func (c *Context) eptMisconfigured(e uint64, leaf bool) bool {
 	return false
 }
 
-func (c *Context) walkEPT(mem Memory, gpa uint64, acc Access, w *Walk) error {
-	f := c.format
-	var need, qual uint64
+// eptNeed is the right an access needs under EPT.
+func eptNeed(acc Access) Perm {
 	switch {
 	case acc&Write != 0:
-		need, qual = eptW, EPTQualWrite
+		return PermWrite
 	case acc&Fetch != 0:
-		need, qual = eptX, EPTQualFetch
-	default:
-		need, qual = eptR, EPTQualRead
+		return PermExec
 	}
-	level := f.Levels
-	table := c.root
-	accBits := uint64(eptRWX)
-	var e uint64
-	for {
-		shift := f.PageShift(level)
-		idx := (gpa >> shift) & (1<<f.IndexBits - 1)
-		egpa := table + idx*8
-		v, err := mem.ReadUint64(egpa)
-		if err != nil {
-			return &MemoryError{Walker: EPT, Level: level, EntryGPA: egpa, Addr: gpa, Err: err}
-		}
-		e = v
-		w.Entries[w.N] = Entry{Level: level, Index: uint16(idx), TableGPA: table, EntryGPA: egpa, Value: e}
-		w.N++
-		accBits &= e
-		if e&eptRWX == 0 {
-			w.EPTViolation = EPTViolation{GPA: gpa, Qualification: qual | (accBits&eptRWX)<<3, Level: level}
-			return &w.EPTViolation
-		}
-		ps := (e >> 7) & 1
-		leaf := level == 1 || (ps != 0 && c.large&(1<<level) != 0)
-		if e&c.rsvd[ps&1][level&7] != 0 || c.eptMisconfigured(e, leaf) {
-			w.EPTMisconfig = EPTMisconfig{GPA: gpa, Level: level, Entry: e}
-			return &w.EPTMisconfig
-		}
-		if leaf {
-			break
-		}
-		table = e & f.AddrMask
-		level--
+	return PermRead
+}
+
+// eptViolation fills w.EPTViolation for the walk stopped at level, with the
+// rights AND-ed so far (bits 5:3 of the qualification).
+func eptViolation(w *Walk, level uint8, accBits uint64) error {
+	q := uint64(EPTQualRead)
+	switch eptNeed(w.Access) {
+	case PermWrite:
+		q = EPTQualWrite
+	case PermExec:
+		q = EPTQualFetch
 	}
-	if accBits&need == 0 {
-		w.EPTViolation = EPTViolation{GPA: gpa, Qualification: qual | (accBits&eptRWX)<<3, Level: level}
-		return &w.EPTViolation
-	}
-	w.Perm = 0
-	if accBits&eptR != 0 {
-		w.Perm |= PermRead
-	}
-	if accBits&eptW != 0 {
-		w.Perm |= PermWrite
-	}
-	if accBits&eptX != 0 {
-		w.Perm |= PermExec
-	}
-	w.MemType = uint8(e>>3) & 7
-	w.PageSize = 1 << f.PageShift(level)
-	w.GPA = e&f.AddrMask&^(w.PageSize-1) | gpa&(w.PageSize-1)
-	if c.ad && acc&SetAccessedDirty != 0 {
-		return c.setAccessedDirty(mem, w, 0, acc&Write != 0)
-	}
-	return nil
+	w.EPTViolation = EPTViolation{GPA: w.Addr, Qualification: q | (accBits&eptRWX)<<3, Level: level}
+	return &w.EPTViolation
 }

@@ -87,11 +87,13 @@ type Context struct {
 	idFetch bool // a fetch fault sets I/D (SDM Vol. 3A §4.7)
 	perm    permissions
 
-	rsvd      [2][8]uint64 // [PS][level]; 8 so that level&7 needs no bounds check
-	large     uint8        // levels where a PS entry is a leaf
-	pse36Bits uint         // PSE-36 address bits in a 4-MByte PDE
-	ad        bool         // the format has accessed/dirty flags
-	execOnly  bool         // EPT: execute-only translations allowed
+	rsvd [2][8]uint64 // [PS][level]; 8 so that level&7 needs no bounds check
+	// leaf[PS] has bit l set when an entry at level l with that PS is a
+	// leaf: level 1 always, large-page levels with PS=1.
+	leaf      [2]uint8
+	pse36Bits uint // PSE-36 address bits in a 4-MByte PDE
+	ad        bool // the format has accessed/dirty flags
+	execOnly  bool // EPT: execute-only translations allowed
 
 	// Inputs of the last reset, to skip recomputing the tables.
 	key   resetKey
@@ -101,7 +103,6 @@ type Context struct {
 type resetKey struct {
 	cr0, cr4, efer uint64
 	f              Features
-	ept            bool
 }
 
 // Mode is the paging mode the context was reset for.
@@ -167,7 +168,7 @@ func (c *Context) resetTables(mode Mode, s *State, f Features, m uint8) {
 	c.ad = true
 	c.execOnly = false
 	c.rsvd = [2][8]uint64{}
-	c.large = 0
+	c.leaf = [2]uint8{1 << 1, 1 << 1}
 	c.pse36Bits = 0
 	nxe := s.EFER&x86.EFERNXE != 0
 	pae := s.CR4&x86.CR4PAE != 0
@@ -190,7 +191,7 @@ func (c *Context) resetTables(mode Mode, s *State, f Features, m uint8) {
 		// 39:32 with PSE-36, as far as MAXPHYADDR (at most 40) goes; bit 21
 		// and the rest are reserved. Without CR4.PSE, PS is ignored.
 		if s.CR4&x86.CR4PSE != 0 {
-			c.large = 1 << 2
+			c.leaf[1] |= 1 << 2
 			if f.PSE36 {
 				c.pse36Bits = uint(min(m, 40)) - 32
 			}
@@ -204,7 +205,7 @@ func (c *Context) resetTables(mode Mode, s *State, f Features, m uint8) {
 	case ModePaging5:
 		c.format = &formatPaging5
 	}
-	c.large = c.format.LargeLevels
+	c.leaf[1] |= c.format.LargeLevels
 
 	// Reserved bits (SDM Vol. 3A Tables 4-8 to 4-11, 4-15 to 4-20; KVM's
 	// __reset_rsvds_bits_mask).
@@ -268,13 +269,13 @@ func (c *Context) Walk(mem Memory, addr uint64, acc Access, w *Walk) error {
 	}
 	w.Walker = f.Walker
 	w.Levels = f.Levels
-	if f.Walker == EPT {
-		w.Addr = addr
-		return c.walkEPT(mem, addr, acc, w)
-	}
-	if c.mode <= ModePAE || !c.long64 {
+	ept := f.Walker == EPT
+	switch {
+	case ept:
+		// addr is a guest-physical address: no canonical check.
+	case c.mode <= ModePAE || !c.long64:
 		addr &= 0xFFFFFFFF // legacy and compatibility modes
-	} else if !x86.IsCanonical(addr, c.laBits) {
+	case !x86.IsCanonical(addr, c.laBits):
 		w.Addr = addr
 		w.Fault = x86.Exception{Vector: x86.VectorGP, HasErrorCode: true, Reason: "non-canonical address"}
 		if acc&Stack != 0 {
@@ -288,8 +289,7 @@ func (c *Context) Walk(mem Memory, addr uint64, acc Access, w *Walk) error {
 	if acc&Write != 0 {
 		pfec |= x86.PFErrWrite
 	}
-	user := c.user && acc&Implicit == 0
-	if user {
+	if c.user && acc&Implicit == 0 && !ept {
 		pfec |= x86.PFErrUser
 	}
 	if acc&Fetch != 0 {
@@ -298,7 +298,7 @@ func (c *Context) Walk(mem Memory, addr uint64, acc Access, w *Walk) error {
 
 	level := f.Levels
 	table := c.root
-	if c.mode == ModePAE {
+	if c.mode == ModePAE && !ept {
 		// The PDPTE comes from the PDPTE registers loaded with CR3, not
 		// from memory. It has no R/W, U/S, XD or accessed flag.
 		idx := (addr >> 30) & 3
@@ -342,6 +342,8 @@ func (c *Context) Walk(mem Memory, addr uint64, acc Access, w *Walk) error {
 	}
 	shift := 12 + ib*uint(level-1)
 	n := w.N
+	// The rights of every level AND-ed together; NX is inverted first so
+	// that the AND leaves it set when every level allows execution.
 	accBits := ^uint64(0)
 	var e uint64
 	for {
@@ -363,19 +365,28 @@ func (c *Context) Walk(mem Memory, addr uint64, acc Access, w *Walk) error {
 		ent.Level, ent.FromRegister, ent.Index = level, false, uint16(idx)
 		ent.TableGPA, ent.EntryGPA, ent.Value = table, egpa, e
 		n++
-		if e&bitP == 0 {
+		accBits &= e ^ f.NX
+		if e&f.Present == 0 {
 			w.N = n
+			if ept {
+				return eptViolation(w, level, accBits)
+			}
 			return c.pageFault(w, pfec, "not present")
 		}
-		ps := (e >> 7) & 1
-		if e&c.rsvd[ps&1][level&7] != 0 {
+		var ps uint64
+		if e&f.PageSize != 0 {
+			ps = 1
+		}
+		leaf := (c.leaf[ps&1]>>(level&7))&1 != 0
+		if e&c.rsvd[ps&1][level&7] != 0 || (ept && c.eptMisconfigured(e, leaf)) {
 			w.N = n
+			if ept {
+				w.EPTMisconfig = EPTMisconfig{GPA: addr, Level: level, Entry: e}
+				return &w.EPTMisconfig
+			}
 			return c.pageFault(w, pfec|x86.PFErrPresent|x86.PFErrReserved, "reserved bit set")
 		}
-		// XD is inverted so that AND-ing across levels leaves it set when
-		// every level allows execution.
-		accBits &= e ^ bitXD
-		if level == 1 || (ps != 0 && c.large&(1<<level) != 0) {
+		if leaf {
 			break
 		}
 		table = e & amask
@@ -384,39 +395,56 @@ func (c *Context) Walk(mem Memory, addr uint64, acc Access, w *Walk) error {
 	}
 	w.N = n
 
-	// Effective rights (SDM Vol. 3A §4.6): AND of R/W, U/S and NOT XD.
-	var a uint8
-	w.Perm = PermRead
-	if accBits&bitRW != 0 {
-		a |= accWrite
+	// Effective rights (SDM Vol. 3A §4.6, Vol. 3C §29.3.3.2): the AND of
+	// every level's.
+	w.Perm = 0
+	if f.Readable == 0 || accBits&f.Readable != 0 {
+		w.Perm |= PermRead
+	}
+	if accBits&f.Writable != 0 {
 		w.Perm |= PermWrite
 	}
-	if accBits&bitUS != 0 {
-		a |= accUser
+	if f.User != 0 && accBits&f.User != 0 {
 		w.Perm |= PermUser
 	}
-	if accBits&bitXD != 0 || f.NX == 0 {
-		a |= accExec
+	if (f.NX == 0 && f.Exec == 0) || accBits&(f.NX|f.Exec) != 0 {
 		w.Perm |= PermExec
 	}
-	if f.NX != 0 {
-		w.PKey = uint8(e>>59) & 15
-	}
-	notSMAP := c.ac && acc&Implicit == 0
-	if code := c.perm.check(a, w.PKey, pfec, notSMAP, c.pkru); code != 0 {
-		return c.pageFault(w, pfec|code, "access rights")
+	if ept {
+		if w.Perm&eptNeed(acc) == 0 {
+			return eptViolation(w, level, accBits)
+		}
+		w.MemType = uint8((e & f.MemType) >> 3)
+	} else {
+		if f.NX != 0 {
+			w.PKey = uint8(e>>59) & 15
+		}
+		var a uint8
+		if w.Perm&PermWrite != 0 {
+			a |= accWrite
+		}
+		if w.Perm&PermUser != 0 {
+			a |= accUser
+		}
+		if w.Perm&PermExec != 0 {
+			a |= accExec
+		}
+		notSMAP := c.ac && acc&Implicit == 0
+		if code := c.perm.check(a, w.PKey, pfec, notSMAP, c.pkru); code != 0 {
+			return c.pageFault(w, pfec|code, "access rights")
+		}
 	}
 
 	w.PageSize = 1 << (shift & 63)
 	base := e & amask &^ (w.PageSize - 1)
-	if level == 2 && f.Walker == Paging32 && c.pse36Bits != 0 {
+	if level == 2 && c.pse36Bits != 0 {
 		base |= ((e >> 13) & (1<<c.pse36Bits - 1)) << 32
 	}
 	w.GPA = base | addr&(w.PageSize-1)
 
-	if acc&SetAccessedDirty != 0 {
+	if acc&SetAccessedDirty != 0 && c.ad {
 		first := uint8(0)
-		if c.mode == ModePAE {
+		if c.mode == ModePAE && !ept {
 			first = 1 // the PDPTE has no accessed flag
 		}
 		if err := c.setAccessedDirty(mem, w, first, acc&Write != 0); err != nil {
