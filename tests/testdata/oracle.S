@@ -10,13 +10,12 @@
  * u64 value to write) the loop sets PARAMS_CUR = i, sets RFLAGS.AC if
  * flags bit 1, and performs the access with one instruction, at CPL 0 or,
  * if flags bit 0, at CPL 3 (iret to the user page, which comes back with
- * a ud2 at a known address: int $0x80 at CPL 3 is unreliable under the
- * project's PVM KVM, which sometimes emulates it and gives up with #UD). The result (RESULTS + 32*i: u32 status, u32 vector, u64 error
- * code, u64 CR2, u64 value) is 1/value read or returned by the landing
- * code for a completed access, 2/vector/error code/CR2/RIP for an
- * exception.
- * Every handler resets the stack and goes on with the next case. After
- * the last case: hlt.
+ * a ud2 at a known address: under the project's PVM KVM an int $0x80 at
+ * CPL 3 raised #UD instead in some of the cases). The result (RESULTS +
+ * 32*i: u32 status, u32 vector, u64 error code, u64 CR2, u64 value) is
+ * 1/value read or returned by the landing code for a completed access,
+ * 2/vector/error code/CR2/RIP for an exception. Every handler resets the
+ * stack and goes on with the next case. After the last case: hlt.
  *
  * TSS: the test's KVM_SET_SREGS gives TR a busy TSS, but the entry code
  * loads TR itself from the GDT's available TSS descriptor (SEL_TSS): QEMU's
