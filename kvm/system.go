@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"syscall"
 
 	gokvm "github.com/bobuhiro11/gokvm/kvm"
 	"golang.org/x/sys/unix"
@@ -168,9 +169,17 @@ func (c *CPUID) HasAVX() bool {
 	return ok && e.Ecx&(1<<28) != 0 && e.Ecx&(1<<26) != 0
 }
 
-// CreateVM creates a VM.
+// CreateVM creates a VM. KVM_CREATE_VM can fail with EINTR when a signal
+// (Go's preemption signal included) arrives while KVM sets the VM up; it is
+// retried.
 func (s *System) CreateVM() (*VM, error) {
-	fd, err := gokvm.CreateVM(s.fd())
+	var fd uintptr
+	var err error
+	for range 100 {
+		if fd, err = gokvm.CreateVM(s.fd()); !errors.Is(err, syscall.EINTR) {
+			break
+		}
+	}
 	if err != nil {
 		return nil, fmt.Errorf("KVM_CREATE_VM: %w", err)
 	}
