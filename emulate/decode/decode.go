@@ -590,12 +590,13 @@ func (d *decoder) vecRegSize(a spec) uint8 {
 
 // gpr builds a general-purpose register operand. Without REX, byte
 // registers 4-7 are AH, CH, DH, BH (SDM Vol. 2A §2.2.1.2, Table 3-1).
-func (d *decoder) gpr(n uint8, size int) Arg {
-	a := Arg{Kind: ArgReg, Size: uint8(size), Reg: x86.Reg(n)}
+// gpr makes a a general-purpose register operand. It fills the zeroed Arg
+// in place: returning the large Arg by value cost a copy per operand.
+func (d *decoder) gpr(a *Arg, n uint8, size int) {
+	a.Kind, a.Size, a.Reg = ArgReg, uint8(size), x86.Reg(n)
 	if size == 1 && n >= 4 && n < 8 && d.inst.Prefix.REX == 0 && d.inst.Prefix.VEX.Len == 0 {
 		a.Reg, a.High = x86.Reg(n-4), true
 	}
-	return a
 }
 
 // vvvv is the VEX.vvvv register number; outside 64-bit mode only XMM0-7
@@ -622,15 +623,14 @@ func (d *decoder) rmExt() uint8 {
 }
 
 // memArg turns the decoded memory form into operand n.
-func (d *decoder) memArg(e *entry, n int, size int) Arg {
-	m := d.mem
+func (d *decoder) memArg(a *Arg, e *entry, n int, size int) {
+	a.Kind, a.Mem = ArgMem, d.mem
 	if e.flags&fMN != 0 {
-		m.Size, m.Access = 0, 0
+		a.Mem.Size, a.Mem.Access = 0, 0
 	} else {
-		m.Size = uint16(size)
-		m.Access = accessFor(e, n)
+		a.Mem.Size = uint16(size)
+		a.Mem.Access = accessFor(e, n)
 	}
-	return Arg{Kind: ArgMem, Mem: m}
 }
 
 // accessFor derives the access to a memory operand in slot n from the
@@ -670,16 +670,16 @@ func (d *decoder) operand(e *entry, n int, a spec) error {
 	switch a.kind() {
 	case kE, kEr, kM, kW, kQ, kMV:
 		if d.mod != 3 {
-			*arg = d.memArg(e, n, size)
+			d.memArg(arg, e, n, size)
 			return nil
 		}
 		switch a.kind() {
 		case kM, kMV:
 			return d.undefined("register operand where memory is required")
 		case kE:
-			*arg = d.gpr(d.rmExt(), size)
+			d.gpr(arg, d.rmExt(), size)
 		case kEr:
-			*arg = d.gpr(d.rmExt(), d.size(e, zY))
+			d.gpr(arg, d.rmExt(), d.size(e, zY))
 		case kW:
 			*arg = Arg{Kind: ArgXMM, Reg: x86.Reg(d.rmExt()), Size: d.vecRegSize(a)}
 		case kQ:
@@ -689,7 +689,7 @@ func (d *decoder) operand(e *entry, n int, a spec) error {
 		if d.mod != 3 && a.kind() == kR {
 			return d.undefined("memory operand where a register is required")
 		}
-		*arg = d.gpr(d.rmExt(), size)
+		d.gpr(arg, d.rmExt(), size)
 	case kU:
 		if d.mod != 3 {
 			return d.undefined("memory operand where a register is required")
@@ -701,7 +701,7 @@ func (d *decoder) operand(e *entry, n int, a spec) error {
 		}
 		*arg = Arg{Kind: ArgMMX, Reg: x86.Reg(d.rm), Size: 8}
 	case kG:
-		*arg = d.gpr(d.regExt(), size)
+		d.gpr(arg, d.regExt(), size)
 	case kS:
 		if d.reg > 5 {
 			return d.undefined("segment register 6/7")
@@ -726,7 +726,7 @@ func (d *decoder) operand(e *entry, n int, a spec) error {
 	case kH:
 		*arg = Arg{Kind: ArgXMM, Reg: x86.Reg(d.vvvv()), Size: d.vecRegSize(a)}
 	case kBv:
-		*arg = d.gpr(d.vvvv(), size)
+		d.gpr(arg, d.vvvv(), size)
 	case kL:
 		if err := d.need(1); err != nil {
 			return err
@@ -790,9 +790,9 @@ func (d *decoder) operand(e *entry, n int, a spec) error {
 		if p.B() {
 			r |= 8
 		}
-		*arg = d.gpr(r, size)
+		d.gpr(arg, r, size)
 	case kFix:
-		*arg = d.gpr(uint8(a.reg()), size)
+		d.gpr(arg, uint8(a.reg()), size)
 	case kSeg:
 		*arg = Arg{Kind: ArgSeg, Seg: x86.SegReg(a.reg()), Size: 2}
 	case kX:
