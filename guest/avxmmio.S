@@ -104,16 +104,7 @@ pattern:
 	.byte	0x50, 0x51, 0x52, 0x53, 0x54, 0x55, 0x56, 0x57
 	.byte	0x58, 0x59, 0x5a, 0x5b, 0x5c, 0x5d, 0x5e, 0x5f
 
-	CODE16
-	LIB	16
-	CODE32
-	LIB	32
-	IDT32
-	CODE64
-	LIB	64
-	IDT64
-	GUEST_GDT
-	GUEST_DATA
+	GUEST_LIBS 64
 msg_hello:	.asciz	"walkvm: avxmmio: start\n"
 msg_refused:	.asciz	"walkvm: avxmmio: a register-only vmovdqu faulted: the host refuses AVX\n"
 msg_noavx:	.asciz	"walkvm: avxmmio: no AVX/XSAVE in CPUID, skipped\n"

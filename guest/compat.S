@@ -60,16 +60,7 @@ _start:
 	CHECK_EQ %eax, 0x06060606, 6, 64
 	PASS	64, msg_ok
 
-	CODE16
-	LIB	16
-	CODE32
-	LIB	32
-	IDT32
-	CODE64
-	LIB	64
-	IDT64
-	GUEST_GDT
-	GUEST_DATA
+	GUEST_LIBS 64
 msg_hello:	.asciz	"walkvm: compat: start\n"
 msg_compat:	.asciz	"walkvm: compat: compatibility mode ok\n"
 msg_ok:		.asciz	"walkvm: compat: back in 64-bit mode, pass\n"

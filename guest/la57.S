@@ -58,16 +58,7 @@ refused:
 	PUTS32	msg_refused
 	jmp	skip32
 
-	CODE16
-	LIB	16
-	CODE32
-	LIB	32
-	IDT32
-	CODE64
-	LIB	64
-	IDT64
-	GUEST_GDT
-	GUEST_DATA
+	GUEST_LIBS 64
 msg_hello:	.asciz	"walkvm: la57: start\n"
 msg_nola57:	.asciz	"walkvm: la57: no LA57 in CPUID, skipped\n"
 msg_refused:	.asciz	"walkvm: la57: the host refused 5-level paging\n"

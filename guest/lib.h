@@ -872,3 +872,21 @@ ivt16_table:
 	BUILD_LM
 	LONG_ON	LM_PML4, 0, \eferbits, STAGE_LONG, skip32, \label64
 .endm
+
+/* GUEST_LIBS: the shared code and data every guest ends with: the 16- and
+ * 32-bit library and IDT, with bits=64 the 64-bit ones too, the guest's GDT
+ * and its data. */
+.macro GUEST_LIBS bits
+	CODE16
+	LIB	16
+	CODE32
+	LIB	32
+	IDT32
+	.if \bits == 64
+	CODE64
+	LIB	64
+	IDT64
+	.endif
+	GUEST_GDT
+	GUEST_DATA
+.endm

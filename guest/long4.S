@@ -128,16 +128,7 @@ hh:
 low:
 	PASS	64, msg_ok
 
-	CODE16
-	LIB	16
-	CODE32
-	LIB	32
-	IDT32
-	CODE64
-	LIB	64
-	IDT64
-	GUEST_GDT
-	GUEST_DATA
+	GUEST_LIBS 64
 msg_hello:	.asciz	"walkvm: long4: start\n"
 msg_4k:		.asciz	"walkvm: long4: 4 KiB pages ok\n"
 msg_2m:		.asciz	"walkvm: long4: 2 MiB pages ok\n"

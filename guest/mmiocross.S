@@ -114,16 +114,7 @@ _start:
 	.balign	4
 src:	.long	0xb0b0b0b0, 0xb1b1b1b1, 0xb2b2b2b2, 0xb3b3b3b3
 
-	CODE16
-	LIB	16
-	CODE32
-	LIB	32
-	IDT32
-	CODE64
-	LIB	64
-	IDT64
-	GUEST_GDT
-	GUEST_DATA
+	GUEST_LIBS 64
 msg_hello:	.asciz	"walkvm: mmiocross: start\n"
 msg_split:	.asciz	"walkvm: mmiocross: dword across two MMIO pages ok\n"
 msg_insn:	.asciz	"walkvm: mmiocross: MMIO instructions across page boundaries ok\n"

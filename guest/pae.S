@@ -46,13 +46,7 @@ refused:
 	PUTS32	msg_refused
 	jmp	skip32
 
-	CODE16
-	LIB	16
-	CODE32
-	LIB	32
-	IDT32
-	GUEST_GDT
-	GUEST_DATA
+	GUEST_LIBS 32
 msg_hello:	.asciz	"walkvm: pae: start\n"
 msg_refused:	.asciz	"walkvm: pae: the host refused PAE paging (CR0.PG write faulted)\n"
 msg_4k:		.asciz	"walkvm: pae: 4 KiB pages ok\n"

@@ -100,16 +100,7 @@ to_user:
 	iretq
 1:	ret
 
-	CODE16
-	LIB	16
-	CODE32
-	LIB	32
-	IDT32
-	CODE64
-	LIB	64
-	IDT64
-	GUEST_GDT
-	GUEST_DATA
+	GUEST_LIBS 64
 msg_hello:	.asciz	"walkvm: pagefault: start\n"
 msg_cpl0:	.asciz	"walkvm: pagefault: CPL 0 faults ok\n"
 msg_ok:		.asciz	"walkvm: pagefault: CPL 3 faults ok, pass\n"

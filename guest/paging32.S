@@ -68,13 +68,7 @@ refused:
 	PUTS32	msg_refused
 	jmp	skip32
 
-	CODE16
-	LIB	16
-	CODE32
-	LIB	32
-	IDT32
-	GUEST_GDT
-	GUEST_DATA
+	GUEST_LIBS 32
 msg_hello:	.asciz	"walkvm: paging32: start\n"
 msg_refused:	.asciz	"walkvm: paging32: the host refused 32-bit paging (CR0.PG write faulted)\n"
 msg_4k:		.asciz	"walkvm: paging32: 4 KiB pages ok\n"

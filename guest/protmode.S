@@ -87,13 +87,7 @@ back32:
 	REPORT_STAGE STAGE_PROT32
 	PASS	32, msg_ok
 
-	CODE16
-	LIB	16
-	CODE32
-	LIB	32
-	IDT32
-	GUEST_GDT
-	GUEST_DATA
+	GUEST_LIBS 32
 msg_hello:	.asciz	"walkvm: protmode: start\n"
 msg_pm32:	.asciz	"walkvm: protmode: 32-bit code ok\n"
 msg_ok:		.asciz	"walkvm: protmode: 16-bit code ok\n"

@@ -54,15 +54,6 @@ _start:
 	CHECK_EQ %eax, 0x40200000, 4, 64
 	PASS	64, msg_ok
 
-	CODE16
-	LIB	16
-	CODE32
-	LIB	32
-	IDT32
-	CODE64
-	LIB	64
-	IDT64
-	GUEST_GDT
-	GUEST_DATA
+	GUEST_LIBS 64
 msg_hello:	.asciz	"walkvm: x87mmio: start\n"
 msg_ok:		.asciz	"walkvm: x87mmio: flds/fstps/fldl/fstpl on MMIO ok, pass\n"
