@@ -156,7 +156,9 @@ func (p *OwnPath) load() error {
 	p.mode = ClassifyMode(&p.sregs, p.regs.RFLAGS)
 	ms := mmu.State{
 		CR0: p.sregs.CR0, CR3: p.sregs.CR3, CR4: p.sregs.CR4, EFER: p.sregs.EFER,
-		RFLAGS: p.regs.RFLAGS, CPL: p.st.CPL(),
+		// Only AC and VM matter to a walk; keeping the arithmetic flags
+		// out lets the walker's precomputed context survive across exits.
+		RFLAGS: p.regs.RFLAGS & (x86.FlagAC | x86.FlagVM), CPL: p.st.CPL(),
 		CSL: p.sregs.CS.L != 0, CSD: p.sregs.CS.DB != 0,
 		PKRU: p.pkru(),
 	}
