@@ -91,9 +91,11 @@ type OwnPath struct {
 	fpu          kvm.FPU
 	vecFromXSave bool // the vector state came from KVM_GET_XSAVE
 
-	pending pendingRMW
-	rec     TraceRecord
-	inited  bool
+	pending  pendingRMW
+	candMemo [candidateMemoSize]candidateMemo
+	winWalk  mmu.Walk
+	rec      TraceRecord
+	inited   bool
 }
 
 // pendingRMW is the instruction decoded at a read exit whose write exit is

@@ -24,7 +24,8 @@ type writeWindow struct {
 }
 
 // fetchWindow reads the code bytes around CS:RIP through walkvm's own
-// walks (no accessed flags set). Bytes that cannot be fetched stay invalid.
+// walks (no accessed flags set), one walk per page. Bytes that cannot be
+// fetched stay invalid.
 func (p *OwnPath) fetchWindow(w *writeWindow) {
 	cs := &p.st.Seg[x86.CS]
 	ipMask := uint64(0xffffffff)
@@ -34,31 +35,26 @@ func (p *OwnPath) fetchWindow(w *writeWindow) {
 	case decode.Mode64:
 		ipMask = ^uint64(0)
 	}
-	var page, pageGPA uint64
-	havePage := false
-	var walk mmu.Walk
+	var page []byte // host bytes of the current linear page, nil if unmapped
+	pageNum, havePage := uint64(0), false
 	for i := range w.b {
 		off := (p.st.RIP + uint64(i) - decode.MaxLen) & ipMask
 		la := off // CS base is 0 in 64-bit mode
 		if ipMask != ^uint64(0) {
 			la = (cs.Base + off) & 0xffffffff
 		}
-		w.valid[i] = false
-		if la>>12 != page || !havePage {
-			page, havePage = la>>12, false
-			if err := p.mem.ctx.Walk(p.RAM, la, mmu.Fetch, &walk); err != nil {
-				continue
+		if !havePage || la>>12 != pageNum {
+			pageNum, havePage, page = la>>12, true, nil
+			if err := p.mem.ctx.Walk(p.RAM, la, mmu.Fetch, &p.winWalk); err == nil {
+				page, _ = p.RAM.Slice(p.winWalk.GPA&^0xfff, 4096)
 			}
-			pageGPA, havePage = walk.GPA&^0xfff, true
 		}
-		if !havePage {
-			continue
+		w.valid[i] = page != nil
+		if page != nil {
+			w.b[i] = page[la&0xfff]
+		} else {
+			w.b[i] = 0
 		}
-		v, err := p.RAM.Slice(pageGPA|la&0xfff, 1)
-		if err != nil {
-			continue
-		}
-		w.b[i], w.valid[i] = v[0], true
 	}
 }
 
@@ -139,15 +135,39 @@ func (m *writeMatch) bytes(w *writeWindow, rip uint64) []byte {
 	return w.b[off : off+int(m.len)]
 }
 
-// matchWrite tries every candidate start and returns how many match, the
-// first match, and whether matches disagree on the access.
-func (p *OwnPath) matchWrite(w *writeWindow, exit *kvm.MMIOExit, n int) (int, writeMatch, bool) {
-	var inst decode.Inst
-	var first writeMatch
-	matches, ambiguous := 0, false
-	mode := p.st.Mode().DecodeMode()
-	// k is how far before RIP the candidate starts; 0 is RIP itself.
-	for k := decode.MaxLen; k >= 0; k-- {
+// maxCandidates bounds the starts whose decode ends exactly at RIP; real
+// code has one or two (a prefix-like byte before the instruction).
+const maxCandidates = 4
+
+// candidateSet is the decodes of one window of code bytes that end at RIP:
+// a pure function of the bytes and the code size, so a loop that writes
+// MMIO from the same place decodes its window once (candidateMemo).
+type candidateSet struct {
+	n     int
+	k     [maxCandidates]uint8 // bytes before RIP the candidate starts
+	insts [maxCandidates]decode.Inst
+}
+
+// candidateMemo remembers the candidate sets of recent write sites.
+type candidateMemo struct {
+	valid bool
+	mode  decode.Mode
+	win   writeWindow
+	set   candidateSet
+}
+
+const candidateMemoSize = 8
+
+// candidates decodes every start in w whose instruction ends at RIP (and
+// string instructions at RIP), or returns the set decoded last time for
+// identical bytes.
+func (p *OwnPath) candidates(w *writeWindow, mode decode.Mode) *candidateSet {
+	m := &p.candMemo[p.st.RIP%candidateMemoSize]
+	if m.valid && m.mode == mode && m.win == *w {
+		return &m.set
+	}
+	m.valid, m.mode, m.win, m.set.n = true, mode, *w, 0
+	for k := decode.MaxLen; k >= 0 && m.set.n < maxCandidates; k-- {
 		lo := decode.MaxLen - k
 		hi := lo + decode.MaxLen
 		end := lo
@@ -157,7 +177,8 @@ func (p *OwnPath) matchWrite(w *writeWindow, exit *kvm.MMIOExit, n int) (int, wr
 		if end == lo {
 			continue
 		}
-		if err := decode.Decode(w.b[lo:end], mode, &inst); err != nil {
+		inst := &m.set.insts[m.set.n]
+		if err := decode.Decode(w.b[lo:end], mode, inst); err != nil {
 			continue
 		}
 		if k > 0 && int(inst.Len) != k {
@@ -166,14 +187,28 @@ func (p *OwnPath) matchWrite(w *writeWindow, exit *kvm.MMIOExit, n int) (int, wr
 		if k == 0 && !isString(inst.Op) {
 			continue
 		}
-		acc, undo, ok := p.candidateWrites(&inst, uint64(k), exit, n)
+		m.set.k[m.set.n] = uint8(k)
+		m.set.n++
+	}
+	return &m.set
+}
+
+// matchWrite resolves every candidate against KVM's exit and returns how
+// many match, the first match, and whether matches disagree on the access.
+func (p *OwnPath) matchWrite(w *writeWindow, exit *kvm.MMIOExit, n int) (int, writeMatch, bool) {
+	var first writeMatch
+	matches, ambiguous := 0, false
+	set := p.candidates(w, p.st.Mode().DecodeMode())
+	for i := range set.n {
+		inst, k := &set.insts[i], uint64(set.k[i])
+		acc, undo, ok := p.candidateWrites(inst, k, exit, n)
 		if !ok {
 			continue
 		}
-		m := writeMatch{start: p.st.RIP - uint64(k), len: inst.Len, acc: acc, undo: undo}
+		m := writeMatch{start: p.st.RIP - k, len: inst.Len, acc: acc, undo: undo}
 		if matches == 0 {
 			first = m
-			first.inst = inst
+			first.inst = *inst
 		} else if acc.Pieces != first.acc.Pieces || acc.Size != first.acc.Size {
 			ambiguous = true
 		}
