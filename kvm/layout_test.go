@@ -12,6 +12,9 @@ func TestABILayout(t *testing.T) {
 		got, want uintptr
 	}{
 		{"kvm_run header to exit union", unsafe.Offsetof(runHeader{}.Exit), 32},
+		{"kvm_run.kvm_valid_regs", unsafe.Offsetof(runHeader{}.ValidRegs), 288},
+		{"kvm_run.s.regs", unsafe.Offsetof(runHeader{}.Sync), 304},
+		{"kvm_sync_regs", unsafe.Sizeof(syncRegs{}), 144 + 312 + 64},
 		{"kvm_run.io", unsafe.Sizeof(IOExit{}), 16},
 		{"kvm_run.mmio.len", unsafe.Offsetof(MMIOExit{}.Len), 16},
 		{"kvm_run.mmio.is_write", unsafe.Offsetof(MMIOExit{}.IsWrite), 20},

@@ -52,7 +52,36 @@ type runHeader struct {
 	CR8                        uint64
 	APICBase                   uint64
 	Exit                       [256]byte
+	ValidRegs                  uint64 // kvm_valid_regs: what KVM copies out at each exit
+	DirtyRegs                  uint64 // kvm_dirty_regs: what KVM copies in at KVM_RUN
+	Sync                       syncRegs
 }
+
+// syncRegs is struct kvm_sync_regs (x86), inside kvm_run's 2 KiB union.
+type syncRegs struct {
+	Regs   Regs
+	Sregs  Sregs
+	Events VCPUEvents
+}
+
+// Register sets KVM_CAP_SYNC_REGS can copy out (KVM_SYNC_X86_*).
+const (
+	SyncRegs  = 1 << 0
+	SyncSregs = 1 << 1
+)
+
+// EnableSyncRegs asks KVM to copy the register sets in mask into kvm_run at
+// every exit (KVM_CAP_SYNC_REGS), sparing a KVM_GET_REGS and KVM_GET_SREGS
+// per exit. Writes still go through KVM_SET_REGS/SREGS.
+func (c *VCPU) EnableSyncRegs(mask uint64) { c.run.ValidRegs = mask }
+
+// SyncedRegs are the registers KVM copied out at the last exit; valid only
+// after EnableSyncRegs(SyncRegs).
+func (c *VCPU) SyncedRegs() *Regs { return &c.run.Sync.Regs }
+
+// SyncedSregs are the special registers KVM copied out at the last exit;
+// valid only after EnableSyncRegs(SyncSregs).
+func (c *VCPU) SyncedSregs() *Sregs { return &c.run.Sync.Sregs }
 
 // ExitReason is the reason of the last exit.
 func (c *VCPU) ExitReason() ExitReason { return c.run.ExitReason }

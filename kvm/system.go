@@ -38,6 +38,7 @@ const (
 	CapSetGuestDebug          Capability = gokvm.CapSetGuestDebug
 	CapCoalescedMMIO          Capability = gokvm.CapCoalescedMMIO
 	CapMemoryFaultInfo        Capability = 232
+	CapSyncRegs               Capability = gokvm.CapSyncRegs
 )
 
 // Required lists the capabilities walkvm cannot run without.

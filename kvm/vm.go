@@ -92,5 +92,10 @@ func (vm *VM) CreateVCPU(id int) (*VCPU, error) {
 		f.Close()
 		return nil, fmt.Errorf("mmap kvm_run of vCPU %d: %w", id, err)
 	}
+	if len(mem) < int(unsafe.Sizeof(runHeader{})) {
+		unix.Munmap(mem)
+		f.Close()
+		return nil, fmt.Errorf("kvm_run of vCPU %d is %d bytes, smaller than walkvm's view of it", id, len(mem))
+	}
 	return &VCPU{f: f, ID: id, runMem: mem, run: (*runHeader)(unsafe.Pointer(&mem[0]))}, nil
 }

@@ -159,6 +159,10 @@ func (m *Machine) OwnPath(verify vcpu.Verify) (*vcpu.OwnPath, error) {
 		CPU: m.CPU, RAM: m.RAM, Bus: m.MMIO, Verify: verify, Log: m.Log,
 		Stats: vcpu.NewStats(), Features: mmu.FeaturesFromCPUID(entries),
 	}
+	if n, _ := m.Sys.CheckExtension(kvm.CapSyncRegs); n&(kvm.SyncRegs|kvm.SyncSregs) == kvm.SyncRegs|kvm.SyncSregs {
+		m.CPU.EnableSyncRegs(kvm.SyncRegs | kvm.SyncSregs)
+		p.SyncRegs = true
+	}
 	// PKRU is XSAVE component 9 (SDM Vol. 1 §13.2).
 	if e, ok := m.CPUID.Lookup(0xd, 9); ok && e.Eax == 8 {
 		p.PKRUOffset = e.Ebx

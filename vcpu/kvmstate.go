@@ -46,9 +46,10 @@ func regsFromState(r *kvm.Regs, s *emulate.State) {
 	r.RIP, r.RFLAGS = s.RIP, s.RFLAGS
 }
 
-// sregs2From widens KVM_GET_SREGS's answer where KVM_GET_SREGS2 is missing.
-func sregs2From(s *kvm.Sregs) kvm.Sregs2 {
-	return kvm.Sregs2{
+// sregs2From widens KVM_GET_SREGS's answer (or the synced copy) into d,
+// without PDPTEs.
+func sregs2From(d *kvm.Sregs2, s *kvm.Sregs) {
+	*d = kvm.Sregs2{
 		CS: s.CS, DS: s.DS, ES: s.ES, FS: s.FS, GS: s.GS, SS: s.SS, TR: s.TR, LDT: s.LDT,
 		GDT: s.GDT, IDT: s.IDT, CR0: s.CR0, CR2: s.CR2, CR3: s.CR3, CR4: s.CR4, CR8: s.CR8,
 		EFER: s.EFER, APICBase: s.ApicBase,

@@ -67,6 +67,10 @@ type OwnPath struct {
 	Trace  *Tracer
 	// Features are the paging features of the guest's CPUID.
 	Features mmu.Features
+	// SyncRegs says KVM copies registers and special registers into
+	// kvm_run at every exit (kvm.VCPU.EnableSyncRegs), so an exit reads
+	// them without two ioctls.
+	SyncRegs bool
 	// PKRUOffset is where XSAVE keeps PKRU (CPUID 0xd.9 EBX); 0 when the
 	// guest has no protection keys.
 	PKRUOffset uint32
@@ -138,20 +142,8 @@ func (p *OwnPath) BeginExit(reason kvm.ExitReason) error {
 // load reads registers and special registers and rebuilds the emulator and
 // walker state from them.
 func (p *OwnPath) load() error {
-	if err := p.CPU.GetRegs(&p.regs); err != nil {
+	if err := p.loadRegs(); err != nil {
 		return err
-	}
-	if p.sregs2 {
-		if err := p.CPU.GetSregs2(&p.sregs); err != nil {
-			p.sregs2 = false
-		}
-	}
-	if !p.sregs2 {
-		var s kvm.Sregs
-		if err := p.CPU.GetSregs(&s); err != nil {
-			return err
-		}
-		p.sregs = sregs2From(&s)
 	}
 	stateFromKVM(&p.st, &p.regs, &p.sregs)
 	p.exitCS, p.exitRIP = p.sregs.CS.Selector, p.regs.RIP
@@ -179,6 +171,35 @@ func (p *OwnPath) load() error {
 	if p.Verify != VerifyOff {
 		p.mem.kvm = p.CPU
 	}
+	return nil
+}
+
+// loadRegs reads the registers and special registers: from kvm_run where
+// KVM syncs them, else with ioctls. The PAE PDPTE registers come only with
+// KVM_GET_SREGS2, which PAE paging therefore still pays for.
+func (p *OwnPath) loadRegs() error {
+	if p.SyncRegs {
+		p.regs = *p.CPU.SyncedRegs()
+		s := p.CPU.SyncedSregs()
+		pae := s.CR0&x86.CR0PG != 0 && s.CR4&x86.CR4PAE != 0 && s.EFER&x86.EFERLMA == 0
+		if !pae || !p.sregs2 {
+			sregs2From(&p.sregs, s)
+			return nil
+		}
+	} else if err := p.CPU.GetRegs(&p.regs); err != nil {
+		return err
+	}
+	if p.sregs2 {
+		if err := p.CPU.GetSregs2(&p.sregs); err == nil {
+			return nil
+		}
+		p.sregs2 = false
+	}
+	var s kvm.Sregs
+	if err := p.CPU.GetSregs(&s); err != nil {
+		return err
+	}
+	sregs2From(&p.sregs, &s)
 	return nil
 }
 
