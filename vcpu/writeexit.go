@@ -27,22 +27,10 @@ type writeWindow struct {
 // walks (no accessed flags set), one walk per page. Bytes that cannot be
 // fetched stay invalid.
 func (p *OwnPath) fetchWindow(w *writeWindow) {
-	cs := &p.st.Seg[x86.CS]
-	ipMask := uint64(0xffffffff)
-	switch p.st.Mode().DecodeMode() {
-	case decode.Mode16:
-		ipMask = 0xffff
-	case decode.Mode64:
-		ipMask = ^uint64(0)
-	}
 	var page []byte // host bytes of the current linear page, nil if unmapped
 	pageNum, havePage := uint64(0), false
 	for i := range w.b {
-		off := (p.st.RIP + uint64(i) - decode.MaxLen) & ipMask
-		la := off // CS base is 0 in 64-bit mode
-		if ipMask != ^uint64(0) {
-			la = (cs.Base + off) & 0xffffffff
-		}
+		la := p.codeLinear(p.st.RIP + uint64(i) - decode.MaxLen)
 		if !havePage || la>>12 != pageNum {
 			pageNum, havePage, page = la>>12, true, nil
 			if err := p.mem.ctx.Walk(p.RAM, la, mmu.Fetch, &p.winWalk); err == nil {
@@ -113,18 +101,41 @@ func (p *OwnPath) writeExit(exit *kvm.MMIOExit, n int) error {
 
 // rewalk repeats the winning candidate's fetch and operand walks with
 // recording and KVM_TRANSLATE checks on: they are the walks of the path.
+// The instruction is already decoded; only its pages are walked again.
 func (p *OwnPath) rewalk(m *writeMatch) {
 	s := p.st
 	s.Vec = nil
 	s.RIP = m.start
+	first := p.codeLinear(m.start)
+	last := p.codeLinear(m.start + uint64(m.len) - 1)
+	if _, err := p.mem.Translate(first, emulate.Intent{Kind: emulate.KindFetch}); err != nil {
+		return
+	}
+	if last>>12 != first>>12 {
+		if _, err := p.mem.Translate(last&^0xfff, emulate.Intent{Kind: emulate.KindFetch}); err != nil {
+			return
+		}
+	}
 	if m.undo {
 		emulate.Rewind(&s, &m.inst)
 	}
-	if _, err := p.emu.Fetch(&s); err != nil {
-		return
-	}
 	var accs emulate.Accesses
 	_ = p.emu.Resolve(&s, &m.inst, &accs)
+}
+
+// codeLinear is the linear address of code offset off in CS, wrapped to
+// the code size (IP, EIP) as the CPU wraps it; CS's base is 0 in 64-bit
+// mode.
+func (p *OwnPath) codeLinear(off uint64) uint64 {
+	switch p.st.Mode().DecodeMode() {
+	case decode.Mode64:
+		return off
+	case decode.Mode16:
+		off &= 0xffff
+	default:
+		off &= 0xffffffff
+	}
+	return (p.st.Seg[x86.CS].Base + off) & 0xffffffff
 }
 
 func (m *writeMatch) bytes(w *writeWindow, rip uint64) []byte {
