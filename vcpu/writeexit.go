@@ -62,8 +62,9 @@ func (p *OwnPath) writeExit(exit *kvm.MMIOExit, n int) error {
 	if p.Verify == VerifyOff {
 		return nil
 	}
-	// A read-modify-write or MOVS decoded at its read exit.
-	if pend.valid {
+	// A read-modify-write or MOVS decoded at its read exit: the write
+	// exit comes with RIP past it, or still at it for a REP iteration.
+	if pend.valid && (p.st.RIP == pend.rip || p.st.RIP == p.nextIP(pend.rip, pend.len)) {
 		for i := range pend.accs.N {
 			a := &pend.accs.A[i]
 			if a.Write && isKVMFragment(a, exit.PhysAddr, n) {
@@ -121,6 +122,18 @@ func (p *OwnPath) rewalk(m *writeMatch) {
 	}
 	var accs emulate.Accesses
 	_ = p.emu.Resolve(&s, &m.inst, &accs)
+}
+
+// nextIP is the offset after an instruction of n bytes at ip, wrapped to
+// the code size.
+func (p *OwnPath) nextIP(ip uint64, n uint8) uint64 {
+	switch p.st.Mode().DecodeMode() {
+	case decode.Mode16:
+		return (ip + uint64(n)) & 0xffff
+	case decode.Mode32:
+		return (ip + uint64(n)) & 0xffffffff
+	}
+	return ip + uint64(n)
 }
 
 // codeLinear is the linear address of code offset off in CS, wrapped to
