@@ -460,6 +460,9 @@ func (p *OwnPath) EmulationFailure(f *kvm.EmulationFailure) error {
 			}
 		}
 	}
+	if terr := p.checkTranslate(insn); terr != nil {
+		return terr
+	}
 	var ex *x86.Exception
 	switch {
 	case err == nil:
