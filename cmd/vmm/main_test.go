@@ -173,3 +173,51 @@ func TestGuestsAndTestCommands(t *testing.T) {
 		t.Errorf("vmm test hello printed:\n%s", out.String())
 	}
 }
+
+// -trace writes one JSON object per exit; MMIO exits carry the walks,
+// KVM's GPA and the verdict.
+func TestRunTrace(t *testing.T) {
+	kvmtest.Require(t)
+	file := filepath.Join(t.TempDir(), "trace.jsonl")
+	var stdout, stderr bytes.Buffer
+	if s := Main([]string{"run", "-guest", "hello", "-verify", "strict", "-stats", "off", "-trace", file}, &stdout, &stderr); s != 0 {
+		t.Fatalf("status %d: %s", s, stderr.String())
+	}
+	b, err := os.ReadFile(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	mmio := 0
+	for i, l := range lines {
+		var rec struct {
+			Seq     uint64 `json:"seq"`
+			Exit    string `json:"exit"`
+			Mode    string `json:"mode"`
+			CSRIP   string `json:"cs_rip"`
+			Bytes   string `json:"bytes"`
+			Disasm  string `json:"disasm"`
+			Walks   []struct{ Walker, GPA string }
+			GPA     string `json:"gpa"`
+			KVMGPA  string `json:"kvm_gpa"`
+			Dir     string `json:"direction"`
+			Verdict string `json:"verdict"`
+		}
+		if err := json.Unmarshal([]byte(l), &rec); err != nil {
+			t.Fatalf("line %d is not JSON: %v: %s", i+1, err, l)
+		}
+		if rec.Seq != uint64(i+1) || rec.Mode != "real" || rec.CSRIP == "" {
+			t.Errorf("line %d: %s", i+1, l)
+		}
+		if rec.Exit != "mmio" {
+			continue
+		}
+		mmio++
+		if rec.Bytes == "" || rec.Disasm == "" || len(rec.Walks) == 0 || rec.GPA != rec.KVMGPA || rec.Verdict != "agree" || rec.Dir == "" {
+			t.Errorf("mmio record incomplete: %s", l)
+		}
+	}
+	if mmio != 12 {
+		t.Errorf("%d mmio records, want 12", mmio)
+	}
+}
