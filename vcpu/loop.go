@@ -95,8 +95,6 @@ type Loop struct {
 	MMIO MMIOHandler
 	Log  logrus.FieldLogger
 
-	// Exits counts exits by reason (index kvm.ExitReason, capped).
-	Exits [64]uint64
 	// Observer, when set, sees every exit before and after it is handled:
 	// the own MMIO path loads the vCPU state there, and counts and traces.
 	Observer Observer
@@ -135,7 +133,6 @@ func (l *Loop) Run(timeout time.Duration) Result {
 			return l.fail(fmt.Errorf("KVM_RUN: %w", err))
 		}
 		reason := l.CPU.ExitReason()
-		l.Exits[min(int(reason), len(l.Exits)-1)]++
 		if l.Observer != nil {
 			if err := l.Observer.BeginExit(reason); err != nil {
 				return l.fail(fmt.Errorf("reading vCPU state at a %v exit: %w", reason, err))
