@@ -5,6 +5,8 @@
 // It is amd64 only and imported only by tests.
 package hostcpu
 
+//go:generate sh -c "python3 gen.py && gofmt -w alu_amd64.go"
+
 // flagsIn are the RFLAGS bits a caller may pass in: the status flags.
 const flagsIn = 0x8D5 // CF PF AF ZF SF OF
 
