@@ -4,7 +4,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"strings"
 	"text/tabwriter"
 
 	"walkvm/kvm"
@@ -159,11 +158,18 @@ func (s *Stats) WriteText(w io.Writer) error {
 	fmt.Fprintf(tw, "walks\tnonpaging %d, paging32 %d, paging64 %d (3-level %d, 4-level %d, 5-level %d)\n",
 		wk.Nonpaging, wk.Paging32, wk.Paging64, wk.Paging64Levels[3], wk.Paging64Levels[4], wk.Paging64Levels[5])
 	if s.Modes != nil {
-		var parts []string
-		for _, sp := range s.Modes.Spans {
-			parts = append(parts, fmt.Sprintf("%s@%s×%d", sp.Mode, FormatCSRIP(sp.FirstCS, sp.FirstRIP), sp.Exits))
+		// One line per stretch of exits in one mode: mode, where it was
+		// first seen, how many exits it lasted.
+		for i, sp := range s.Modes.Spans {
+			label := ""
+			if i == 0 {
+				label = "modes"
+			}
+			fmt.Fprintf(tw, "%s\t%-12s first at %s, %d exits\n", label, sp.Mode, FormatCSRIP(sp.FirstCS, sp.FirstRIP), sp.Exits)
 		}
-		fmt.Fprintf(tw, "modes\t%s\n", strings.Join(parts, " → "))
+		if s.Modes.Dropped > 0 {
+			fmt.Fprintf(tw, "\t(the list is full: %d later exits in other modes are counted in its last line)\n", s.Modes.Dropped)
+		}
 	}
 	return tw.Flush()
 }
