@@ -67,7 +67,7 @@ func OpenPath(path string) (*System, error) {
 	v, err := gokvm.GetAPIVersion(s.fd())
 	if err != nil {
 		f.Close()
-		return nil, fmt.Errorf("KVM_GET_API_VERSION: %w", err)
+		return nil, fmt.Errorf("%w: KVM_GET_API_VERSION on %s: %w", ErrNoKVM, path, err)
 	}
 	if v != APIVersion {
 		f.Close()

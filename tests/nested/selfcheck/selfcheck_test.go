@@ -18,6 +18,8 @@ import (
 
 	"github.com/bobuhiro11/gokvm/kvm"
 	"golang.org/x/sys/unix"
+
+	"walkvm/internal/kvmtest"
 )
 
 // Guest-physical layout. One memslot covers [0, memSize).
@@ -107,6 +109,9 @@ type outcome struct {
 
 func TestLegacy32BitPagingMMIO(t *testing.T) {
 	nested := os.Getenv("WALKVM_NESTED") == "1"
+	if !nested {
+		kvmtest.Require(t)
+	}
 	out, err := runGuest(t)
 	if err != nil {
 		if !nested && errors.Is(err, os.ErrNotExist) {
