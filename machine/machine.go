@@ -104,6 +104,7 @@ func New(cfg Config) (_ *Machine, err error) {
 	if m.CPUID, err = m.Sys.SupportedCPUID(); err != nil {
 		return nil, err
 	}
+	modelCPUID(m.CPUID)
 	if err = m.CPU.SetCPUID(m.CPUID); err != nil {
 		return nil, err
 	}
