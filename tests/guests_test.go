@@ -228,12 +228,6 @@ func TestGuests(t *testing.T) {
 					t.Fatalf("inside the nested runner every legacy mode must work, but %s\n%v", why, r)
 				}
 				t.Skip(why)
-			case r.res.Status == vcpu.StatusFailed && slices.Contains(g.Needs, guest.NeedCompletion) &&
-				r.res.Err != nil && strings.Contains(r.res.Err.Error(), "emulation failure") &&
-				strings.Contains(r.res.Err.Error(), "not emulated"):
-				// walkvm's own path does not know the instruction yet;
-				// any other failure of the completion is a failure.
-				t.Skipf("needs the own MMIO path's userspace completion (issue 5): %v", r.res.Err)
 			case r.res.Status != 0:
 				t.Fatalf("%v", r)
 			}
