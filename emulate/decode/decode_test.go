@@ -442,3 +442,34 @@ func TestMemAccess(t *testing.T) {
 		}
 	}
 }
+
+// The undocumented aliases CPUs execute: shift group /6 is SAL (= SHL), and
+// F6/F7 /1 is TEST. Decoding them as #UD would make walkvm inject a fault
+// the CPU never raises.
+func TestUndocumentedAliases(t *testing.T) {
+	for _, c := range []struct {
+		hex  string
+		mode Mode
+		op   Op
+		len  uint8
+	}{
+		{"d1f0", Mode32, SHL, 2},          // sal %eax (D1 /6)
+		{"c1300a", Mode32, SHL, 3},        // sal $10,(%eax) (C1 /6)
+		{"48d3f3", Mode64, SHL, 3},        // sal %cl,%rbx
+		{"f6c85a", Mode32, TEST, 3},       // test $0x5a,%al (F6 /1)
+		{"f70878563412", Mode32, TEST, 6}, // testl $0x12345678,(%eax) (F7 /1)
+	} {
+		var inst Inst
+		b, err := hex.DecodeString(c.hex)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := Decode(b, c.mode, &inst); err != nil {
+			t.Errorf("%s: %v", c.hex, err)
+			continue
+		}
+		if inst.Op != c.op || inst.Len != c.len {
+			t.Errorf("%s: %v len %d, want %v len %d", c.hex, inst.Op, inst.Len, c.op, c.len)
+		}
+	}
+}

@@ -693,6 +693,30 @@ func knownDiffClasses() []diffClass {
 			func(c *diffCase, what string) bool {
 				return strings.HasPrefix(what, "length") && c.ourOp(VZEROUPPER, VZEROALL)
 			}},
+		{"shift group /6 (C0, C1, D0-D3) and F6/F7 /1 are blank in SDM Table A-6, but Intel and AMD CPUs and KVM's emulator execute them as SAL and TEST; x86asm rejects them (and agrees once ModRM.reg is /4 or /0)",
+			func(c *diffCase, what string) bool {
+				if what != wAccepts || !c.ours.HasModRM || c.ours.Map != MapOneByte {
+					return false
+				}
+				reg := c.ours.ModRM >> 3 & 7
+				var to byte
+				switch {
+				case reg == 6 && (c.ours.Opcode == 0xC0 || c.ours.Opcode == 0xC1 || c.ours.Opcode >= 0xD0 && c.ours.Opcode <= 0xD3):
+					to = 4
+				case reg == 1 && (c.ours.Opcode == 0xF6 || c.ours.Opcode == 0xF7):
+					to = 0
+				default:
+					return false
+				}
+				return c.theirsAgreeEdited(func(b []byte) {
+					for i := c.prefixEnd(); i+1 < len(b); i++ {
+						if b[i] == c.ours.Opcode && b[i+1] == c.ours.ModRM {
+							b[i+1] = c.ours.ModRM&^0x38 | to<<3
+							return
+						}
+					}
+				})
+			}},
 		{"EVEX (62 in 64-bit mode, or with ModRM.mod=11 elsewhere): walkvm models a CPU without AVX-512, so it is #UD (SDM Vol. 2A §2.7); x86asm decodes AVX-512",
 			func(c *diffCase, what string) bool { return what == wRejects && c.oursUD("EVEX") }},
 		{"RIP-relative addressing in VEX instructions (SDM Vol. 2A §2.2.1.6 applies to every ModRM in 64-bit mode); x86asm's AVX decoder reads an absolute [disp32] (same displacement)",

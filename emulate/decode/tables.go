@@ -120,8 +120,10 @@ func mkOneByte() (t [256]entry) {
 	t[0xAE] = lo(SCAS, z1, fString, oAL, oYb)
 	t[0xAF] = l(SCAS, fString, oRAX, oYv)
 	grp2 := func(osize uint8, a, b spec) entry {
-		// /6 (an undocumented SAL alias) is blank in SDM Table A-6.
-		ops := [8]Op{ROL, ROR, RCL, RCR, SHL, SHR, Invalid, SAR}
+		// /6 is blank in SDM Table A-6, but Intel and AMD CPUs execute it
+		// as SAL (= SHL), and so does KVM's emulator (group2's em_shl):
+		// decoding it as #UD would inject a fault the CPU never raises.
+		ops := [8]Op{ROL, ROR, RCL, RCR, SHL, SHR, SHL, SAR}
 		var s [8]entry
 		for i, op := range ops {
 			if op != Invalid {
@@ -183,7 +185,9 @@ func mkOneByte() (t [256]entry) {
 	grp3 := func(osize uint8, e, imm spec) entry {
 		return grp(
 			lo(TEST, osize, fMR, e, imm),
-			ud, // /1: undocumented TEST alias; blank in SDM Table A-6
+			// /1 is blank in SDM Table A-6; CPUs and KVM's emulator
+			// (group3) execute it as TEST.
+			lo(TEST, osize, fMR, e, imm),
 			lo(NOT, osize, fLock, e),
 			lo(NEG, osize, fLock, e),
 			lo(MUL, osize, fMR, e),
