@@ -715,14 +715,14 @@ func (e *Emulator) execMovbe(s *State, m CPUMode, inst *decode.Inst) error {
 // Rewind undoes the register effects of one completed iteration of inst
 // (decoded at its own address) in s, so that Resolve gives the addresses it
 // used: string instructions get rSI/rDI moved back by the element size
-// (against DF) and rCX incremented under REP; PUSH gets rSP incremented,
-// POP decremented. RIP is left to the caller, who knows whether the exit
+// (against DF) and rCX incremented under REP; PUSH, PUSHF and CALL get rSP
+// incremented, POP and POPF decremented. RIP is left to the caller, who knows whether the exit
 // reported it at or past the instruction. Other instructions are left
 // unchanged (their registers do not feed their address).
 func Rewind(s *State, inst *decode.Inst) {
 	m := s.Mode()
 	switch inst.Op {
-	case decode.MOVS, decode.STOS, decode.LODS, decode.CMPS, decode.SCAS:
+	case decode.MOVS, decode.STOS, decode.LODS, decode.CMPS, decode.SCAS, decode.INS, decode.OUTS:
 		as := inst.AddrSize
 		d := uint64(inst.OpSize)
 		if s.RFLAGS&x86.FlagDF != 0 {
@@ -738,10 +738,10 @@ func Rewind(s *State, inst *decode.Inst) {
 		if inst.Prefix.Rep || inst.Prefix.Repne {
 			s.regWriteAddr(x86.RCX, as, s.GPR[x86.RCX]+1)
 		}
-	case decode.PUSH, decode.POP:
+	case decode.PUSH, decode.POP, decode.PUSHF, decode.POPF, decode.CALL:
 		n := uint64(stackOpSize(m, inst))
 		sa := s.stackAddrSize(m)
-		if inst.Op == decode.POP {
+		if !pushes(inst.Op) {
 			n = -n
 		}
 		s.regWriteAddr(x86.RSP, sa, s.GPR[x86.RSP]+n)

@@ -230,14 +230,14 @@ func (e *Emulator) Resolve(s *State, inst *decode.Inst, acc *Accesses) error {
 func (e *Emulator) listAccesses(s *State, m CPUMode, inst *decode.Inst, acc *Accesses, commit bool) error {
 	acc.N = 0
 	switch inst.Op {
-	case decode.PUSH, decode.POP:
+	case decode.PUSH, decode.POP, decode.PUSHF, decode.POPF, decode.CALL:
 		mi := inst.MemArg()
 		if mi < 0 {
 			return e.stackOnly(s, m, inst, acc, commit)
 		}
 		mem := &inst.Args[mi].Mem
 		n := stackOpSize(m, inst)
-		if inst.Op == decode.PUSH {
+		if pushes(inst.Op) { // PUSH m, CALL m: read the operand, then push
 			if err := e.memAccess(s, m, inst, mem, uint16(n), true, false, commit, &acc.A[0]); err != nil {
 				return err
 			}
@@ -351,7 +351,7 @@ func (e *Emulator) stackOnly(s *State, m CPUMode, inst *decode.Inst, acc *Access
 	n := stackOpSize(m, inst)
 	sa := s.stackAddrSize(m)
 	rsp := s.GPR[x86.RSP]
-	if inst.Op == decode.PUSH {
+	if pushes(inst.Op) {
 		if err := e.access(s, m, x86.SS, (rsp-uint64(n))&addrMask(sa), uint16(n), false, true, commit, &acc.A[0]); err != nil {
 			return err
 		}
@@ -364,6 +364,12 @@ func (e *Emulator) stackOnly(s *State, m CPUMode, inst *decode.Inst, acc *Access
 
 // stackOpSize is the size of a PUSH/POP: in 64-bit mode 8, or 2 with a 66
 // prefix (SDM Vol. 2B PUSH); else the operand size.
+// pushes reports whether a stack instruction writes the stack (PUSH,
+// PUSHF, and CALL's return address) rather than reading it.
+func pushes(op decode.Op) bool {
+	return op == decode.PUSH || op == decode.PUSHF || op == decode.CALL
+}
+
 func stackOpSize(m CPUMode, inst *decode.Inst) uint8 {
 	if m == ModeLong64 {
 		if inst.Prefix.OpSize {

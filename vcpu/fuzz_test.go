@@ -27,8 +27,7 @@ func FuzzWriteExit(f *testing.F) {
 		exit := &kvm.MMIOExit{PhysAddr: gpa, Len: uint32(n%8 + 1), IsWrite: 1}
 		binary.LittleEndian.PutUint64(exit.Data[:], regSeed)
 		var win writeWindow
-		p.fetchWindow(&win)
-		matches, first, _ := p.matchWrite(&win, exit, int(exit.Len))
+		matches, first, _ := p.findWrite(&win, exit, int(exit.Len))
 		if matches > 0 && !isKVMFragment(&first.acc, exit.PhysAddr, int(exit.Len)) {
 			t.Fatalf("match %+v does not cover KVM's %d bytes at %#x", first.acc, exit.Len, exit.PhysAddr)
 		}

@@ -23,14 +23,14 @@ type writeWindow struct {
 	valid [2 * decode.MaxLen]bool
 }
 
-// fetchWindow reads the code bytes around CS:RIP through walkvm's own
+// fetchWindow reads the code bytes around CS:end through walkvm's own
 // walks (no accessed flags set), one walk per page. Bytes that cannot be
 // fetched stay invalid.
-func (p *OwnPath) fetchWindow(w *writeWindow) {
+func (p *OwnPath) fetchWindow(w *writeWindow, end uint64) {
 	var page []byte // host bytes of the current linear page, nil if unmapped
 	pageNum, havePage := uint64(0), false
 	for i := range w.b {
-		la := p.codeLinear(p.st.RIP + uint64(i) - decode.MaxLen)
+		la := p.codeLinear(end + uint64(i) - decode.MaxLen)
 		if !havePage || la>>12 != pageNum {
 			pageNum, havePage, page = la>>12, true, nil
 			if err := p.mem.ctx.Walk(p.RAM, la, mmu.Fetch, &p.winWalk); err == nil {
@@ -49,6 +49,7 @@ func (p *OwnPath) fetchWindow(w *writeWindow) {
 // writeMatch is a candidate that explains a write exit.
 type writeMatch struct {
 	start uint64
+	end   uint64 // where the window ends: RIP, or a CALL's return address
 	len   uint8
 	acc   emulate.Access
 	undo  bool // its register effects had to be undone
@@ -77,11 +78,10 @@ func (p *OwnPath) writeExit(exit *kvm.MMIOExit, n int) error {
 	}
 	var win writeWindow
 	p.mem.quiet = true
-	p.fetchWindow(&win)
-	matches, first, ambiguous := p.matchWrite(&win, exit, n)
+	matches, first, ambiguous := p.findWrite(&win, exit, n)
 	p.mem.quiet = false
 	if matches > 0 {
-		p.rec.setInsn(first.bytes(&win, p.st.RIP))
+		p.rec.setInsn(first.bytes(&win))
 		p.rec.HasAccess, p.rec.Linear, p.rec.GPA, p.rec.Size = true, first.acc.Linear, first.acc.Pieces[0].GPA, int(first.acc.Size)
 		p.rec.InsnRIP, p.rec.HasInsnRIP = first.start, true
 		p.rewalk(&first)
@@ -98,6 +98,21 @@ func (p *OwnPath) writeExit(exit *kvm.MMIOExit, n int) error {
 	p.Stats.MMIO.Agreed++
 	p.rec.Verdict = "agree"
 	return nil
+}
+
+// findWrite looks for the instruction behind a write exit: first among
+// those ending at RIP; then, since a CALL's write exit arrives with RIP at
+// the call's target, among CALLs ending at the return address it pushed.
+// win is left holding the window of the last search.
+func (p *OwnPath) findWrite(win *writeWindow, exit *kvm.MMIOExit, n int) (int, writeMatch, bool) {
+	p.fetchWindow(win, p.st.RIP)
+	matches, first, ambiguous := p.matchWrite(win, p.st.RIP, exit, n, false)
+	if matches == 0 && (n == 2 || n == 4 || n == 8) {
+		ret := le64(exit.Data[:n])
+		p.fetchWindow(win, ret)
+		matches, first, ambiguous = p.matchWrite(win, ret, exit, n, true)
+	}
+	return matches, first, ambiguous
 }
 
 // rewalk repeats the winning candidate's fetch and operand walks with
@@ -151,8 +166,8 @@ func (p *OwnPath) codeLinear(off uint64) uint64 {
 	return (p.st.Seg[x86.CS].Base + off) & 0xffffffff
 }
 
-func (m *writeMatch) bytes(w *writeWindow, rip uint64) []byte {
-	off := int(decode.MaxLen) - int(rip-m.start)
+func (m *writeMatch) bytes(w *writeWindow) []byte {
+	off := int(decode.MaxLen) - int(m.end-m.start)
 	if off < 0 || off+int(m.len) > len(w.b) {
 		return nil
 	}
@@ -182,11 +197,11 @@ type candidateMemo struct {
 
 const candidateMemoSize = 8
 
-// candidates decodes every start in w whose instruction ends at RIP (and
-// string instructions at RIP), or returns the set decoded last time for
-// identical bytes.
-func (p *OwnPath) candidates(w *writeWindow, mode decode.Mode) *candidateSet {
-	m := &p.candMemo[p.st.RIP%candidateMemoSize]
+// candidates decodes every start in w whose instruction ends at the
+// window's end (and string instructions at it), or returns the set decoded
+// last time for identical bytes.
+func (p *OwnPath) candidates(w *writeWindow, mode decode.Mode, end uint64) *candidateSet {
+	m := &p.candMemo[end%candidateMemoSize]
 	if m.valid && m.mode == mode && m.win == *w {
 		return &m.set
 	}
@@ -217,19 +232,23 @@ func (p *OwnPath) candidates(w *writeWindow, mode decode.Mode) *candidateSet {
 	return &m.set
 }
 
-// matchWrite resolves every candidate against KVM's exit and returns how
-// many match, the first match, and whether matches disagree on the access.
-func (p *OwnPath) matchWrite(w *writeWindow, exit *kvm.MMIOExit, n int) (int, writeMatch, bool) {
+// matchWrite resolves every candidate ending at end against KVM's exit
+// (only CALLs when calls is set) and returns how many match, the first
+// match, and whether matches disagree on the access.
+func (p *OwnPath) matchWrite(w *writeWindow, end uint64, exit *kvm.MMIOExit, n int, calls bool) (int, writeMatch, bool) {
 	var first writeMatch
 	matches, ambiguous := 0, false
-	set := p.candidates(w, p.st.Mode().DecodeMode())
+	set := p.candidates(w, p.st.Mode().DecodeMode(), end)
 	for i := range set.n {
 		inst, k := &set.insts[i], uint64(set.k[i])
-		acc, undo, ok := p.candidateWrites(inst, k, exit, n)
+		if calls && (inst.Op != decode.CALL || k == 0 || !p.callTargets(inst, end)) {
+			continue
+		}
+		acc, undo, ok := p.candidateWrites(inst, end-k, exit, n)
 		if !ok {
 			continue
 		}
-		m := writeMatch{start: p.st.RIP - k, len: inst.Len, acc: acc, undo: undo}
+		m := writeMatch{start: end - k, end: end, len: inst.Len, acc: acc, undo: undo}
 		if matches == 0 {
 			first = m
 			first.inst = *inst
@@ -243,28 +262,39 @@ func (p *OwnPath) matchWrite(w *writeWindow, exit *kvm.MMIOExit, n int) (int, wr
 
 func isString(op decode.Op) bool {
 	switch op {
-	case decode.MOVS, decode.STOS:
+	case decode.MOVS, decode.STOS, decode.INS:
 		return true
 	}
 	return false
 }
 
-// candidateWrites resolves inst as if it started k bytes before RIP, with
-// its register effects undone, and reports the write access that covers
-// KVM's exit.
-func (p *OwnPath) candidateWrites(inst *decode.Inst, k uint64, exit *kvm.MMIOExit, n int) (acc emulate.Access, undone, ok bool) {
+// callTargets reports whether a CALL ending at end goes where the vCPU is
+// now: for a relative CALL, end plus its displacement is RIP; an indirect
+// CALL's target is not checked.
+func (p *OwnPath) callTargets(inst *decode.Inst, end uint64) bool {
+	a := &inst.Args[0]
+	if a.Kind != decode.ArgRel {
+		return true
+	}
+	return p.nextIP(end+uint64(a.Imm), 0) == p.st.RIP
+}
+
+// candidateWrites resolves inst as if it started at start, with its
+// register effects undone, and reports the write access that covers KVM's
+// exit.
+func (p *OwnPath) candidateWrites(inst *decode.Inst, start uint64, exit *kvm.MMIOExit, n int) (acc emulate.Access, undone, ok bool) {
 	undos := [2]int{0, 1}
 	nundo := 1
 	switch inst.Op {
-	case decode.MOVS, decode.STOS:
+	case decode.MOVS, decode.STOS, decode.INS:
 		nundo = 2 // with and without one element undone
-	case decode.PUSH, decode.POP:
+	case decode.PUSH, decode.POP, decode.PUSHF, decode.CALL:
 		undos[0] = 1
 	}
 	for u := range nundo {
 		s := p.st
 		s.Vec = nil
-		s.RIP = p.st.RIP - k
+		s.RIP = start
 		if undos[u] == 1 {
 			emulate.Rewind(&s, inst)
 		}

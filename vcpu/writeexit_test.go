@@ -160,6 +160,33 @@ func TestWriteExitResolution(t *testing.T) {
 			matches: 1, start: 0x1001,
 		},
 		{
+			name: "pushf onto an MMIO stack", mode: "long64",
+			code:    []byte{0x9c},
+			setup:   func(s *emulate.State) { s.GPR[x86.RSP] = mmio + 0x78 },
+			exit:    writeExit(mmio+0x78, 8, 2),
+			matches: 1, start: 0x1000,
+		},
+		{
+			// insb: the byte came from a port; RDI has moved past it.
+			name: "ins into MMIO", mode: "long64",
+			code:    []byte{0x6c},
+			setup:   func(s *emulate.State) { s.GPR[x86.RDI] = mmio + 0x11 },
+			exit:    writeExit(mmio+0x10, 1, 0xff),
+			matches: 1, start: 0x1000,
+		},
+		{
+			// The exit comes with RIP at the call's target; the pushed
+			// return address says where the CALL ended.
+			name: "call with an MMIO stack", mode: "long64",
+			code: []byte{0xe8, 0x10, 0, 0, 0, 0x90, 0x90},
+			setup: func(s *emulate.State) {
+				s.RIP = 0x1015
+				s.GPR[x86.RSP] = mmio + 0x80
+			},
+			exit:    writeExit(mmio+0x80, 8, 0x1005),
+			matches: 1, start: 0x1000,
+		},
+		{
 			name: "push of a memory operand onto an MMIO stack", mode: "long64",
 			code: []byte{0xff, 0x36}, // push (%rsi)
 			setup: func(s *emulate.State) {
@@ -176,8 +203,7 @@ func TestWriteExitResolution(t *testing.T) {
 				c.setup(&p.st)
 			}
 			var win writeWindow
-			p.fetchWindow(&win)
-			n, first, amb := p.matchWrite(&win, c.exit, int(c.exit.Len))
+			n, first, amb := p.findWrite(&win, c.exit, int(c.exit.Len))
 			if n != c.matches || amb != c.amb {
 				t.Fatalf("%d matches (ambiguous %v), want %d (%v)", n, amb, c.matches, c.amb)
 			}
