@@ -230,6 +230,19 @@ func (e *Emulator) Resolve(s *State, inst *decode.Inst, acc *Accesses) error {
 func (e *Emulator) listAccesses(s *State, m CPUMode, inst *decode.Inst, acc *Accesses, commit bool) error {
 	acc.N = 0
 	switch inst.Op {
+	case decode.RET, decode.LEAVE:
+		// RET reads its return address at rSP; LEAVE pops rBP from
+		// where rBP points (SDM Vol. 2A LEAVE: rSP <- rBP, then POP).
+		sa := s.stackAddrSize(m)
+		off := s.GPR[x86.RSP]
+		if inst.Op == decode.LEAVE {
+			off = s.GPR[x86.RBP]
+		}
+		if err := e.access(s, m, x86.SS, off&addrMask(sa), uint16(stackOpSize(m, inst)), true, false, commit, &acc.A[0]); err != nil {
+			return err
+		}
+		acc.N = 1
+		return nil
 	case decode.PUSH, decode.POP, decode.PUSHF, decode.POPF, decode.CALL:
 		mi := inst.MemArg()
 		if mi < 0 {
