@@ -243,6 +243,20 @@ func (e *Emulator) listAccesses(s *State, m CPUMode, inst *decode.Inst, acc *Acc
 		}
 		acc.N = 1
 		return nil
+	case decode.RETF:
+		// A far return pops the offset, then the selector, each of the
+		// operand size (SDM Vol. 2B RET; KVM's em_ret_far reads both).
+		// Its operand size is 32 bits by default in 64-bit mode too.
+		n := uint64(inst.OpSize)
+		sa := s.stackAddrSize(m)
+		for i := range uint64(2) {
+			off := (s.GPR[x86.RSP] + i*n) & addrMask(sa)
+			if err := e.access(s, m, x86.SS, off, uint16(n), true, false, commit, &acc.A[i]); err != nil {
+				return err
+			}
+			acc.N = int(i) + 1
+		}
+		return nil
 	case decode.PUSH, decode.POP, decode.PUSHF, decode.POPF, decode.CALL:
 		mi := inst.MemArg()
 		if mi < 0 {
