@@ -378,11 +378,19 @@ func (e *Emulator) stackOnly(s *State, m CPUMode, inst *decode.Inst, acc *Access
 	n := stackOpSize(m, inst)
 	sa := s.stackAddrSize(m)
 	rsp := s.GPR[x86.RSP]
+	// A segment register moves 16 bits through a 32-bit stack slot: PUSH
+	// writes the selector's two bytes at the bottom of the slot and POP
+	// reads two (the SDM leaves the upper half unspecified; KVM's
+	// em_push_sreg and em_pop_sreg move two bytes, and so does walkvm).
+	size := uint16(n)
+	if inst.Args[0].Kind == decode.ArgSeg && n == 4 {
+		size = 2
+	}
 	if pushes(inst.Op) {
-		if err := e.access(s, m, x86.SS, (rsp-uint64(n))&addrMask(sa), uint16(n), false, true, commit, &acc.A[0]); err != nil {
+		if err := e.access(s, m, x86.SS, (rsp-uint64(n))&addrMask(sa), size, false, true, commit, &acc.A[0]); err != nil {
 			return err
 		}
-	} else if err := e.access(s, m, x86.SS, rsp&addrMask(sa), uint16(n), true, false, commit, &acc.A[0]); err != nil {
+	} else if err := e.access(s, m, x86.SS, rsp&addrMask(sa), size, true, false, commit, &acc.A[0]); err != nil {
 		return err
 	}
 	acc.N = 1
