@@ -61,6 +61,9 @@ func ea(s *State, inst *decode.Inst, m *decode.Mem) uint64 {
 	if m.RIPRel {
 		a += s.RIP + uint64(inst.Len)
 	}
+	if inst.Op == decode.XLAT {
+		a += s.GPR[x86.RAX] & 0xFF // rBX + ZeroExtend(AL) (SDM Vol. 2B XLAT)
+	}
 	return a & addrMask(m.AddrSize)
 }
 

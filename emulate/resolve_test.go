@@ -71,6 +71,8 @@ func TestResolve(t *testing.T) {
 			regs: regs{rsp: 0x8000}, want: []want{{0x8000, 2, true, false, []Piece{{0x8000, 2}}}}},
 		{name: "push %es with a 32-bit operand writes two bytes at the slot's bottom", st: prot32State, code: []byte{0x06},
 			regs: regs{rsp: 0x8000}, want: []want{{0x7FFC, 2, false, true, []Piece{{0x7FFC, 2}}}}},
+		{name: "xlat reads DS:[rBX + AL]", st: prot32State, code: []byte{0xd7},
+			regs: regs{rbx: mmioBase, rax: 0x1234}, want: []want{{mmioBase + 0x34, 1, true, false, []Piece{{mmioBase + 0x34, 1}}}}},
 		{name: "insb writes ES:rDI", st: long64State, code: []byte{0x6c},
 			regs: regs{rdi: mm}, want: []want{{mm, 1, false, true, []Piece{{mm, 1}}}}},
 		{name: "btsl %eax, (%rbx) addresses the bit string", st: long64State, code: []byte{0x0f, 0xab, 0x03},

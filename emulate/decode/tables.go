@@ -154,7 +154,7 @@ func mkOneByte() (t [256]entry) {
 	t[0xD3] = grp2(zV, oEv, oCL)
 	t[0xD4] = lo(AAM, z1, fI64, oIb)
 	t[0xD5] = lo(AAD, z1, fI64, oIb)
-	t[0xD7] = lo(XLAT, z1, 0, oXlat)
+	t[0xD7] = lo(XLAT, z1, fMR, oXlat) // reads DS:[rBX + AL]
 	t[0xD8] = x87D8()
 	t[0xD9] = x87D9()
 	t[0xDA] = x87DA()
