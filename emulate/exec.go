@@ -274,6 +274,20 @@ func (e *Emulator) resolveArgs(s *State, m CPUMode, inst *decode.Inst, nargs int
 	return nil
 }
 
+// rmwDest checks the first nargs integer operands, resolves the
+// destination as a read-modify-write and reads its value: the start of
+// every instruction that updates its first operand in place.
+func (e *Emulator) rmwDest(s *State, m CPUMode, inst *decode.Inst, nargs int) (uint64, error) {
+	if err := e.gprOperands(s, inst, nargs); err != nil {
+		return 0, err
+	}
+	n := inst.OpSize
+	if err := e.resolveArgs(s, m, inst, 1, n, [2]bool{true}, [2]bool{true}); err != nil {
+		return 0, err
+	}
+	return e.value(s, inst, &inst.Args[0], &e.accs.A[0], n)
+}
+
 func (e *Emulator) execMov(s *State, m CPUMode, inst *decode.Inst) error {
 	if inst.Args[1].Kind == decode.ArgSeg && inst.Args[0].Kind != decode.ArgSeg {
 		return e.execMovFromSeg(s, m, inst)
@@ -365,17 +379,11 @@ func (e *Emulator) execALU(s *State, m CPUMode, inst *decode.Inst, op ALUOp) err
 }
 
 func (e *Emulator) execUnary(s *State, m CPUMode, inst *decode.Inst) error {
-	if err := e.gprOperands(s, inst, 1); err != nil {
-		return err
-	}
-	n := inst.OpSize
-	if err := e.resolveArgs(s, m, inst, 1, n, [2]bool{true}, [2]bool{true}); err != nil {
-		return err
-	}
-	a, err := e.value(s, inst, &inst.Args[0], &e.accs.A[0], n)
+	a, err := e.rmwDest(s, m, inst, 1)
 	if err != nil {
 		return err
 	}
+	n := inst.OpSize
 	var r, f uint64
 	if inst.Op == decode.NOT {
 		r, f = ^a&sizeMask(n), s.RFLAGS
@@ -390,17 +398,11 @@ func (e *Emulator) execUnary(s *State, m CPUMode, inst *decode.Inst) error {
 }
 
 func (e *Emulator) execShift(s *State, m CPUMode, inst *decode.Inst) error {
-	if err := e.gprOperands(s, inst, 2); err != nil {
-		return err
-	}
-	n := inst.OpSize
-	if err := e.resolveArgs(s, m, inst, 1, n, [2]bool{true}, [2]bool{true}); err != nil {
-		return err
-	}
-	a, err := e.value(s, inst, &inst.Args[0], &e.accs.A[0], n)
+	a, err := e.rmwDest(s, m, inst, 2)
 	if err != nil {
 		return err
 	}
+	n := inst.OpSize
 	cnt, err := e.value(s, inst, &inst.Args[1], nil, 1)
 	if err != nil {
 		return err
@@ -460,18 +462,12 @@ func (e *Emulator) execXchg(s *State, m CPUMode, inst *decode.Inst) error {
 }
 
 func (e *Emulator) execCmpxchg(s *State, m CPUMode, inst *decode.Inst) error {
-	if err := e.gprOperands(s, inst, 2); err != nil {
+	d, err := e.rmwDest(s, m, inst, 2)
+	if err != nil {
 		return err
 	}
 	n := inst.OpSize
 	dst, src := &inst.Args[0], &inst.Args[1]
-	if err := e.resolveArgs(s, m, inst, 1, n, [2]bool{true}, [2]bool{true}); err != nil {
-		return err
-	}
-	d, err := e.value(s, inst, dst, &e.accs.A[0], n)
-	if err != nil {
-		return err
-	}
 	v, err := e.value(s, inst, src, nil, n)
 	if err != nil {
 		return err
@@ -497,18 +493,12 @@ func (e *Emulator) execCmpxchg(s *State, m CPUMode, inst *decode.Inst) error {
 }
 
 func (e *Emulator) execXadd(s *State, m CPUMode, inst *decode.Inst) error {
-	if err := e.gprOperands(s, inst, 2); err != nil {
+	d, err := e.rmwDest(s, m, inst, 2)
+	if err != nil {
 		return err
 	}
 	n := inst.OpSize
 	dst, src := &inst.Args[0], &inst.Args[1]
-	if err := e.resolveArgs(s, m, inst, 1, n, [2]bool{true}, [2]bool{true}); err != nil {
-		return err
-	}
-	d, err := e.value(s, inst, dst, &e.accs.A[0], n)
-	if err != nil {
-		return err
-	}
 	v, err := e.value(s, inst, src, nil, n)
 	if err != nil {
 		return err
