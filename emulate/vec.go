@@ -25,21 +25,6 @@ func (e *Emulator) vecState(s *State, inst *decode.Inst) (*FPUState, error) {
 	return f, nil
 }
 
-// vecAlign is the alignment a vector move demands of its memory operand
-// (#GP(0) otherwise), 0 for none.
-func vecAlign(inst *decode.Inst) uint16 {
-	switch inst.Op {
-	case decode.MOVDQA, decode.MOVAPS, decode.MOVAPD, decode.MOVNTDQ, decode.MOVNTPS, decode.MOVNTPD, decode.MOVNTDQA:
-		return 16
-	case decode.VMOVDQA, decode.VMOVAPS, decode.VMOVAPD:
-		if inst.Prefix.VEX.L != 0 {
-			return 32
-		}
-		return 16
-	}
-	return 0
-}
-
 // vecMoveSize is the number of bytes a vector move copies.
 func vecMoveSize(inst *decode.Inst) uint8 {
 	switch inst.Op {
@@ -129,7 +114,7 @@ func (e *Emulator) execVecMove(s *State, m CPUMode, inst *decode.Inst) error {
 	if mi := inst.MemArg(); mi >= 0 {
 		a := &inst.Args[mi]
 		write := mi == 0
-		if err := e.accessAligned(s, m, a.Mem.Seg, ea(s, inst, &a.Mem), uint16(n), vecAlign(inst), !write, write, true, acc); err != nil {
+		if err := e.accessAligned(s, m, a.Mem.Seg, ea(s, inst, &a.Mem), uint16(n), operandAlign(inst, a), !write, write, true, acc); err != nil {
 			return err
 		}
 		e.accs.N = 1
