@@ -267,6 +267,9 @@ func (e *Emulator) execMov(s *State, m CPUMode, inst *decode.Inst) error {
 	if inst.Args[1].Kind == decode.ArgSeg && inst.Args[0].Kind != decode.ArgSeg {
 		return e.execMovFromSeg(s, m, inst)
 	}
+	if inst.Args[0].Kind == decode.ArgSeg {
+		return e.execMovToSeg(s, m, inst)
+	}
 	if err := e.gprOperands(s, inst, 2); err != nil {
 		return err
 	}
@@ -282,8 +285,7 @@ func (e *Emulator) execMov(s *State, m CPUMode, inst *decode.Inst) error {
 }
 
 // execMovFromSeg stores a segment selector (8C /r): 16 bits to memory, the
-// operand size (zero-extended) to a register. Loading a segment register
-// needs the descriptor tables and is not emulated.
+// operand size (zero-extended) to a register.
 func (e *Emulator) execMovFromSeg(s *State, m CPUMode, inst *decode.Inst) error {
 	dst := &inst.Args[0]
 	v := uint64(s.Seg[inst.Args[1].Seg%x86.NumSeg].Selector)
@@ -623,10 +625,30 @@ func (e *Emulator) execPush(s *State, m CPUMode, inst *decode.Inst) error {
 	return nil
 }
 
-// execPop handles POP r/m and POP reg.
+// execPop handles POP r/m, POP reg and POP Sreg (a segment load of the
+// slot's low 16 bits; the slot is the operand size).
 func (e *Emulator) execPop(s *State, m CPUMode, inst *decode.Inst) error {
 	n := stackOpSize(m, inst)
 	a := &inst.Args[0]
+	if a.Kind == decode.ArgSeg {
+		sa := s.stackAddrSize(m)
+		acc := &e.accs.A[0]
+		if err := e.stackAccess(s, m, s.GPR[x86.RSP], uint16(n), false, acc); err != nil {
+			return err
+		}
+		v, err := e.readMem(acc, n)
+		if err != nil {
+			return err
+		}
+		seg := a.Seg % x86.NumSeg
+		ns, err := e.loadSegment(s, m, seg, uint16(v))
+		if err != nil {
+			return err
+		}
+		s.Seg[seg] = ns
+		s.regWriteAddr(x86.RSP, sa, (s.GPR[x86.RSP]&addrMask(sa))+uint64(n))
+		return nil
+	}
 	if a.Kind != decode.ArgMem && a.Kind != decode.ArgReg {
 		return e.notEmulated(s, inst, "operand kind "+a.Kind.String())
 	}

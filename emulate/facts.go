@@ -226,19 +226,19 @@ func fillFacts(t *[decode.NumOps]Facts) {
 	set([]decode.Op{decode.INC, decode.DEC, decode.NEG, decode.NOT}, ex(ClassALU, (*Emulator).execUnary))
 	set([]decode.Op{decode.SHL, decode.SHR, decode.SAL, decode.SAR}, with(ex(ClassShift, (*Emulator).execShift), func(f *Facts) { f.UndefRule = UndefShift }))
 	set([]decode.Op{decode.ROL, decode.ROR, decode.RCL, decode.RCR}, with(ex(ClassShift, (*Emulator).execShift), func(f *Facts) { f.UndefRule = UndefRotate }))
-	set([]decode.Op{decode.SHLD, decode.SHRD}, with(ex(ClassShift, nil), func(f *Facts) { f.UndefRule = UndefShiftDouble }))
-	set([]decode.Op{decode.MUL, decode.IMUL}, with(ex(ClassMulDiv, nil), func(f *Facts) { f.Undefined = undefMul }))
-	set([]decode.Op{decode.DIV, decode.IDIV}, with(ex(ClassMulDiv, nil), func(f *Facts) { f.Undefined = undefDiv }))
+	set([]decode.Op{decode.SHLD, decode.SHRD}, with(ex(ClassShift, (*Emulator).execShiftDouble), func(f *Facts) { f.UndefRule = UndefShiftDouble }))
+	set([]decode.Op{decode.MUL, decode.IMUL}, with(ex(ClassMulDiv, (*Emulator).execMul), func(f *Facts) { f.Undefined = undefMul }))
+	set([]decode.Op{decode.DIV, decode.IDIV}, with(ex(ClassMulDiv, (*Emulator).execDiv), func(f *Facts) { f.Undefined = undefDiv }))
 
 	// Bits.
 	set([]decode.Op{decode.BT, decode.BTS, decode.BTR, decode.BTC}, with(ex(ClassBit, (*Emulator).execBT), func(f *Facts) {
 		f.Undefined, f.Flags = undefBit, FBitString
 	}))
-	set([]decode.Op{decode.BSF, decode.BSR}, with(ex(ClassBit, nil), func(f *Facts) {
+	set([]decode.Op{decode.BSF, decode.BSR}, with(ex(ClassBit, (*Emulator).execBitScan), func(f *Facts) {
 		f.Undefined, f.UndefRule = undefScan, UndefBitScan
 	}))
-	set([]decode.Op{decode.TZCNT, decode.LZCNT}, with(ex(ClassBit, nil), func(f *Facts) { f.Undefined = undefCount }))
-	t[decode.POPCNT] = ex(ClassBit, nil)
+	set([]decode.Op{decode.TZCNT, decode.LZCNT}, with(ex(ClassBit, (*Emulator).execBitScan), func(f *Facts) { f.Undefined = undefCount }))
+	t[decode.POPCNT] = ex(ClassBit, (*Emulator).execBitScan)
 
 	// Conditions.
 	set([]decode.Op{decode.SETO, decode.SETNO, decode.SETB, decode.SETAE, decode.SETE, decode.SETNE, decode.SETBE, decode.SETA,
@@ -251,7 +251,7 @@ func fillFacts(t *[decode.NumOps]Facts) {
 	t[decode.XCHG] = ex(ClassXchg, (*Emulator).execXchg)
 	t[decode.CMPXCHG] = ex(ClassXchg, (*Emulator).execCmpxchg)
 	t[decode.XADD] = ex(ClassXchg, (*Emulator).execXadd)
-	set([]decode.Op{decode.CMPXCHG8B, decode.CMPXCHG16B}, with(ex(ClassXchg, nil), func(f *Facts) {
+	set([]decode.Op{decode.CMPXCHG8B, decode.CMPXCHG16B}, with(ex(ClassXchg, (*Emulator).execCmpxchgDouble), func(f *Facts) {
 		f.Undefined = undefCmpx8b
 	}))
 	t[decode.CMPXCHG16B].Align = AlignOperand
@@ -268,31 +268,31 @@ func fillFacts(t *[decode.NumOps]Facts) {
 	// Stack.
 	t[decode.PUSH] = Facts{Class: ClassStack, Stack: StackPush, Rewind: RewindPush, DataArg: -1, exec: (*Emulator).execPush}
 	t[decode.POP] = Facts{Class: ClassStack, Stack: StackPop, Rewind: RewindPop, DataArg: -1, exec: (*Emulator).execPop}
-	t[decode.PUSHF] = Facts{Class: ClassStack, Stack: StackPush, Rewind: RewindPush, DataArg: -1}
-	t[decode.POPF] = Facts{Class: ClassStack, Stack: StackPop, Rewind: RewindPop, DataArg: -1}
-	t[decode.PUSHA] = Facts{Class: ClassStack, Stack: StackPushAll, Rewind: RewindPushAll, DataArg: -1, exec: nil}
-	t[decode.POPA] = Facts{Class: ClassStack, Stack: StackPopAll, DataArg: -1, exec: nil}
-	t[decode.ENTER] = Facts{Class: ClassStack, Stack: StackEnter, DataArg: -1, exec: nil}
-	t[decode.LEAVE] = Facts{Class: ClassStack, Stack: StackLeave, DataArg: -1, exec: nil}
+	t[decode.PUSHF] = Facts{Class: ClassStack, Stack: StackPush, Rewind: RewindPush, DataArg: -1, exec: (*Emulator).execPushf}
+	t[decode.POPF] = Facts{Class: ClassStack, Stack: StackPop, Rewind: RewindPop, DataArg: -1, exec: (*Emulator).execPopf}
+	t[decode.PUSHA] = Facts{Class: ClassStack, Stack: StackPushAll, Rewind: RewindPushAll, DataArg: -1, exec: (*Emulator).execPusha}
+	t[decode.POPA] = Facts{Class: ClassStack, Stack: StackPopAll, DataArg: -1, exec: (*Emulator).execPopa}
+	t[decode.ENTER] = Facts{Class: ClassStack, Stack: StackEnter, DataArg: -1, exec: (*Emulator).execEnter}
+	t[decode.LEAVE] = Facts{Class: ClassStack, Stack: StackLeave, DataArg: -1, exec: (*Emulator).execLeave}
 
 	// Branches: CALL and JMP execute their indirect memory forms.
-	t[decode.CALL] = Facts{Class: ClassBranch, Flags: FBranch, Stack: StackPush, Rewind: RewindPush, DataArg: -1, exec: nil}
-	t[decode.JMP] = Facts{Class: ClassBranch, Flags: FBranch, DataArg: -1, exec: nil}
-	t[decode.RET] = Facts{Class: ClassBranch, Flags: FBranch, Stack: StackRet, DataArg: -1}
+	t[decode.CALL] = Facts{Class: ClassBranch, Flags: FBranch, Stack: StackPush, Rewind: RewindPush, DataArg: -1, exec: (*Emulator).execCallJmp}
+	t[decode.JMP] = Facts{Class: ClassBranch, Flags: FBranch, DataArg: -1, exec: (*Emulator).execCallJmp}
+	t[decode.RET] = Facts{Class: ClassBranch, Flags: FBranch, Stack: StackRet, DataArg: -1, exec: (*Emulator).execRet}
 	t[decode.RETF] = Facts{Class: ClassBranch, Flags: FBranch, Stack: StackRetFar, DataArg: -1}
 	t[decode.CALLF] = Facts{Class: ClassBranch, Flags: FBranch | FDescriptor, Stack: StackPushFar, DataArg: -1}
 	t[decode.JMPF] = Facts{Class: ClassBranch, Flags: FBranch | FDescriptor, DataArg: -1}
 
 	// Segments.
 	set([]decode.Op{decode.LDS, decode.LES, decode.LFS, decode.LGS, decode.LSS},
-		Facts{Class: ClassSegment, Flags: FDescriptor, DataArg: -1, exec: nil})
-	t[decode.BOUND] = Facts{Class: ClassSegment, DataArg: -1, exec: nil}
-	t[decode.XLAT] = Facts{Class: ClassSegment, Flags: FXlat, DataArg: -1, exec: nil}
+		Facts{Class: ClassSegment, Flags: FDescriptor, DataArg: -1, exec: (*Emulator).execLoadFar})
+	t[decode.BOUND] = Facts{Class: ClassSegment, DataArg: -1, exec: (*Emulator).execBound}
+	t[decode.XLAT] = Facts{Class: ClassSegment, Flags: FXlat, DataArg: -1, exec: (*Emulator).execXlat}
 
 	// Descriptor-table registers.
-	set([]decode.Op{decode.SGDT, decode.SIDT, decode.SLDT, decode.STR, decode.SMSW}, Facts{Class: ClassSystem, DataArg: -1, exec: nil})
+	set([]decode.Op{decode.SGDT, decode.SIDT, decode.SLDT, decode.STR, decode.SMSW}, Facts{Class: ClassSystem, DataArg: -1, exec: (*Emulator).execStoreSys})
 	set([]decode.Op{decode.LGDT, decode.LIDT, decode.LLDT, decode.LTR, decode.LMSW},
-		Facts{Class: ClassSystem, Flags: FPrivileged, DataArg: -1, exec: nil})
+		Facts{Class: ClassSystem, Flags: FPrivileged, DataArg: -1, exec: (*Emulator).execLoadSys})
 	t[decode.LLDT].Flags |= FDescriptor
 	t[decode.LTR].Flags |= FDescriptor
 

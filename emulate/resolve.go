@@ -436,11 +436,12 @@ func operandAlign(inst *decode.Inst, a *decode.Arg) uint16 {
 // enterLevel is ENTER's nesting level, its second immediate modulo 32.
 func enterLevel(inst *decode.Inst) uint64 { return uint64(inst.Args[1].Imm) & 0x1F }
 
-// stackOpSize is the size of a stack slot: in 64-bit mode 8, or 2 with a
-// 66 prefix (SDM Vol. 2B PUSH); else the operand size.
+// stackOpSize is the size of a stack slot: in 64-bit mode 8, or 2 when the
+// decoder gave a 16-bit operand size (66 without REX.W; near branches
+// ignore 66 there); else the operand size (SDM Vol. 2B PUSH).
 func stackOpSize(m CPUMode, inst *decode.Inst) uint8 {
 	if m == ModeLong64 {
-		if inst.Prefix.OpSize {
+		if inst.OpSize == 2 {
 			return 2
 		}
 		return 8

@@ -16,8 +16,10 @@ import (
 // the caller sets, and captures the state it leaves, for the emulator's
 // differential test. Everything lives in one region at a fixed address
 // below 4 GiB (so that 32-bit displacements reach it): the control block,
-// the code page, data pages for memory operands, a stack, and the XSAVE
-// images in and out.
+// the code page, data pages for memory operands, a stack, a scratch page
+// and the XSAVE images in and out. The pages around the data, stack and
+// scratch pages are inaccessible guards, so an access that strays off them
+// faults.
 //
 // A fault (#DE, #GP, #PF, #UD, #MF, #XM, #AC ...) on the code page is
 // caught by a signal handler that is installed only while a batch runs
@@ -34,16 +36,16 @@ const (
 	BranchTarget = NativeBase + 0x1F00
 	// DataAddr..DataAddr+DataSize is free for memory operands,
 	// StackAddr..StackAddr+StackSize for the stack.
-	DataAddr  = NativeBase + 0x2000
+	DataAddr  = NativeBase + 0x3000
 	DataSize  = 0x4000
-	StackAddr = NativeBase + 0x6000
+	StackAddr = NativeBase + 0x7000
 	StackSize = 0x2000
+	// ScratchAddr is a free page the caller may use for anything.
+	ScratchAddr = NativeBase + 0x9000
 	// XSaveIn and XSaveOut are the standard-format XSAVE images (x87, SSE,
 	// AVX: RFBM 7) loaded before and saved after the instruction.
-	XSaveIn  = NativeBase + 0x8000
-	XSaveOut = NativeBase + 0x9000
-	// ScratchAddr is a free page the caller may use for anything.
-	ScratchAddr = NativeBase + 0xA000
+	XSaveIn  = NativeBase + 0xB000
+	XSaveOut = NativeBase + 0xC000
 
 	ctlMXCSR   = 0x38
 	ctlOld     = 0x40 // SEGV, FPE, ILL, BUS handlers
@@ -76,7 +78,10 @@ type NativeRegs struct {
 
 // NativeResult is what one run left.
 type NativeResult struct {
-	Regs     NativeRegs
+	Regs NativeRegs
+	// Sregs are the DS, ES, SS and GS selectors afterwards (the runner
+	// restores Go's own; FS is never loaded).
+	Sregs    [4]uint16
 	Landing  Landing
 	Signal   int
 	Trap     uint64 // the CPU's vector (uc_mcontext trapno)
@@ -126,6 +131,12 @@ func OpenNative() (*Native, error) {
 			return
 		}
 		n := &Native{mem: unsafe.Slice((*byte)(p), nativeSize)}
+		for _, g := range [][2]int{{0x2000, 0x1000}, {0xA000, 0x1000}, {0xD000, 0x3000}} {
+			if err := unix.Mprotect(n.mem[g[0]:g[0]+g[1]], unix.PROT_NONE); err != nil {
+				nativeErr = fmt.Errorf("hostcpu: guard pages: %w", err)
+				return
+			}
+		}
 		le := func(off int, v uint64) {
 			for i := range 8 {
 				n.mem[off+i] = byte(v >> (8 * i))
@@ -193,8 +204,12 @@ func (n *Native) End() {
 func (n *Native) Run(code []byte, in *NativeRegs, out *NativeResult) {
 	c := n.mem[CodeAddr-NativeBase:]
 	k := copy(c[:BranchTarget-CodeAddr-8], code)
-	// jmp *(BASE+0x28): exitFall
-	copy(c[k:], []byte{0xFF, 0x24, 0x25, 0x28, 0x00, 0x00, 0x6a})
+	// jmp *(BASE+0x28): exitFall, then UD2s: a CPU that decodes the
+	// instruction longer than the caller did stops at a #UD on the page.
+	k += copy(c[k:], []byte{0xFF, 0x24, 0x25, 0x28, 0x00, 0x00, 0x6a})
+	for i := 0; i < 16; i += 2 {
+		c[k+i], c[k+i+1] = 0x0F, 0x0B
+	}
 	for i, v := range in.GPR {
 		*(*uint64)(unsafe.Pointer(&n.mem[ctlIn+8*i])) = v
 	}
@@ -205,6 +220,9 @@ func (n *Native) Run(code []byte, in *NativeRegs, out *NativeResult) {
 		out.Regs.GPR[i] = u(ctlOut + 8*i)
 	}
 	out.Regs.RFLAGS = u(ctlOut + 0x80)
+	for i := range out.Sregs {
+		out.Sregs[i] = uint16(u(ctlOut + 0x88 + 8*i))
+	}
 	out.Landing = Landing(u(ctlLanding))
 	out.Signal, out.Trap, out.ErrCode, out.CR2, out.FaultRIP = 0, 0, 0, 0, 0
 	if out.Landing == LandFault {

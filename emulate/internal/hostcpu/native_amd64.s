@@ -32,8 +32,8 @@ TEXT ·nativeRun(SB), NOSPLIT|NOFRAME, $0-0
 	MOVQ AX, 0x20(BX)
 	MOVQ $0, 0x88(BX)
 	MOVQ $0, 0x60(BX)
-	// x87, SSE and AVX state: xrstor64 (BASE+0x8000) with RFBM = 7.
-	MOVQ $(BASE+0x8000), DI
+	// x87, SSE and AVX state: xrstor64 (BASE+0xB000) with RFBM = 7.
+	MOVQ $(BASE+0xB000), DI
 	MOVL $7, AX
 	XORL DX, DX
 	BYTE $0x48; BYTE $0x0F; BYTE $0xAE; BYTE $0x2F
@@ -104,6 +104,15 @@ TEXT exitCommon<>(SB), NOSPLIT|NOFRAME, $0-0
 	POPQ BX
 	MOVQ BX, 0x280(AX)
 	MOVQ AX, BX
+	// The selectors the instruction left, then the ones Go had.
+	BYTE $0x8C; BYTE $0xD8 // mov %ds, %eax
+	MOVQ AX, 0x288(BX)
+	BYTE $0x8C; BYTE $0xC0 // mov %es, %eax
+	MOVQ AX, 0x290(BX)
+	BYTE $0x8C; BYTE $0xD0 // mov %ss, %eax
+	MOVQ AX, 0x298(BX)
+	BYTE $0x8C; BYTE $0xE8 // mov %gs, %eax
+	MOVQ AX, 0x2a0(BX)
 	MOVQ 0x90(BX), AX
 	BYTE $0x8E; BYTE $0xD8 // mov %eax, %ds
 	MOVQ 0x98(BX), AX
@@ -112,8 +121,8 @@ TEXT exitCommon<>(SB), NOSPLIT|NOFRAME, $0-0
 	BYTE $0x8E; BYTE $0xD0 // mov %eax, %ss
 	MOVQ 0xa8(BX), AX
 	BYTE $0x8E; BYTE $0xE8 // mov %eax, %gs
-	// xsave64 (BASE+0x9000) with RFBM = 7, then the state Go expects.
-	MOVQ $(BASE+0x9000), DI
+	// xsave64 (BASE+0xC000) with RFBM = 7, then the state Go expects.
+	MOVQ $(BASE+0xC000), DI
 	MOVL $7, AX
 	XORL DX, DX
 	BYTE $0x48; BYTE $0x0F; BYTE $0xAE; BYTE $0x27
@@ -129,17 +138,18 @@ TEXT exitCommon<>(SB), NOSPLIT|NOFRAME, $0-0
 	RET
 
 // sigHandler is installed for SIGSEGV, SIGBUS, SIGFPE and SIGILL while a
-// batch runs. A fault on the code page is recorded (signal, trap number,
+// batch runs. A fault with RIP in the region (the code page, or wherever a
+// stray branch went in it) is recorded (signal, trap number,
 // error code, CR2, RIP) and resumed at exitFault with every register as
 // the fault left it; any other fault goes to the handler that was
 // installed before (Go's), with the registers the kernel passed.
 // func sigHandler()
 TEXT ·sigHandler(SB), NOSPLIT|NOFRAME, $0-0
 	MOVQ 168(DX), AX // uc_mcontext.gregs[REG_RIP]
-	MOVQ $(BASE+0x1000), CX
+	MOVQ $BASE, CX
 	CMPQ AX, CX
 	JB chain
-	ADDQ $0x1000, CX
+	ADDQ $0x10000, CX
 	CMPQ AX, CX
 	JAE chain
 	MOVQ $BASE, CX
@@ -179,5 +189,25 @@ ill:
 // func sigHandlerPC() uintptr
 TEXT ·sigHandlerPC(SB), NOSPLIT, $0-8
 	LEAQ ·sigHandler(SB), AX
+	MOVQ AX, ret+0(FP)
+	RET
+
+// func cpuid(leaf, sub uint32) (a, b, c, d uint32)
+TEXT ·cpuid(SB), NOSPLIT, $0-24
+	MOVL leaf+0(FP), AX
+	MOVL sub+4(FP), CX
+	CPUID
+	MOVL AX, a+8(FP)
+	MOVL BX, b+12(FP)
+	MOVL CX, c+16(FP)
+	MOVL DX, d+20(FP)
+	RET
+
+// func xgetbv0() uint64
+TEXT ·xgetbv0(SB), NOSPLIT, $0-8
+	XORL CX, CX
+	BYTE $0x0F; BYTE $0x01; BYTE $0xD0 // xgetbv
+	SHLQ $32, DX
+	ORQ DX, AX
 	MOVQ AX, ret+0(FP)
 	RET
