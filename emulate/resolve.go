@@ -25,7 +25,8 @@ type Emulator struct {
 	buf  [64]byte // data of the access in flight
 	buf2 [64]byte // second operand (CMPS, MOVS staging)
 	accs Accesses
-	res  Result // of the instruction in flight
+	res  Result  // of the instruction in flight
+	copy copyMem // the memory of ExecuteOnCopy
 }
 
 // DefaultMaxRep is MaxRep's default.
