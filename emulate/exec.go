@@ -66,12 +66,21 @@ func (e *Emulator) Execute(s *State, inst *decode.Inst) (Result, error) {
 	}
 	e.res = Result{Iterations: 1, Done: true, Undefined: f.Undefined}
 	saved := *s
+	// A fault leaves the state as it was: the registers here, the vector
+	// state (when loaded) from a copy.
+	vec := f.Flags&(FX87|FVector) != 0 && s.Vec != nil && s.Vec.loaded
+	if vec {
+		e.fpuSave, e.fpuDirty = s.Vec.f, s.Vec.dirty
+	}
 	if err := f.exec(e, s, m, inst); err != nil {
 		if f.Flags&FString != 0 {
 			// Completed iterations stay, RIP at the instruction.
 			return Result{Iterations: e.res.Iterations}, err
 		}
 		*s = saved
+		if vec {
+			s.Vec.f, s.Vec.dirty = e.fpuSave, e.fpuDirty
+		}
 		return Result{}, err
 	}
 	if !e.res.Done {

@@ -27,6 +27,10 @@ type Emulator struct {
 	accs Accesses
 	res  Result  // of the instruction in flight
 	copy copyMem // the memory of ExecuteOnCopy
+	// fpuSave is the vector state before a vector instruction, put back
+	// when it faults.
+	fpuSave  FPUState
+	fpuDirty bool
 }
 
 // DefaultMaxRep is MaxRep's default.
