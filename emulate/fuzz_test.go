@@ -81,9 +81,9 @@ func FuzzStep(f *testing.F) {
 	f.Add([]byte{0x0f, 0xab, 0x03}, []byte{0xff, 0xff, 0xff, 0xff}, byte(2))
 	f.Add([]byte{0xd9, 0x1b}, []byte{0}, byte(5))
 	f.Add([]byte{0xc5, 0xfe, 0x7f, 0x2b}, []byte{0x10}, byte(3))
-	f.Add([]byte{0xf7, 0x33}, []byte{0, 0, 0, 0, 0, 0, 0, 0}, byte(5))                 // div by zero
-	f.Add([]byte{0xc8, 0x10, 0x00, 0x05}, []byte{0, 0, 0, 0, 0, 0, 0, 0}, byte(2))     // enter that faults
-	f.Add([]byte{0x0f, 0xb2, 0x03}, []byte{0, 0, 0, 0, 0, 0, 0, 0}, byte(2))           // lss from 0
+	f.Add([]byte{0xf7, 0x33}, []byte{0, 0, 0, 0, 0, 0, 0, 0}, byte(5))                   // div by zero
+	f.Add([]byte{0xc8, 0x10, 0x00, 0x05}, []byte{0, 0, 0, 0, 0, 0, 0, 0}, byte(2))       // enter that faults
+	f.Add([]byte{0x0f, 0xb2, 0x03}, []byte{0, 0, 0, 0, 0, 0, 0, 0}, byte(2))             // lss from 0
 	f.Add([]byte{0xf3, 0xa5}, []byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff}, byte(5)) // rep movs off the map
 	f.Fuzz(func(t *testing.T, code, regBytes []byte, sel byte) {
 		if len(code) > 16 {
