@@ -4,6 +4,7 @@ package emulate
 
 import (
 	"encoding/binary"
+	"math/bits"
 
 	"walkvm/emulate/decode"
 	"walkvm/emulate/internal/hostcpu"
@@ -323,4 +324,133 @@ func (g *diffGen) selector() uint16 {
 		return uint16(r.IntN(0x90))
 	}
 	return uint16(r.Uint32())
+}
+
+// randExt80 is an extended-precision value with a bias to the special
+// encodings: zeros, denormals, pseudo-denormals, unnormals, infinities,
+// NaNs (quiet, signalling, indefinite), and values near the binary32 and
+// binary64 limits.
+func (g *diffGen) randExt80() [10]byte {
+	r := g.rng
+	var mant uint64
+	var exp uint16
+	switch r.IntN(10) {
+	case 0: // zero
+	case 1: // denormal or pseudo-denormal
+		mant = r.Uint64() >> 1
+		if r.IntN(2) == 0 {
+			mant |= 1 << 63
+		}
+	case 2: // infinity or NaN
+		exp = 0x7FFF
+		mant = 1<<63 | []uint64{0, 1 << 62, r.Uint64() >> 2, 1, r.Uint64() >> 1}[r.IntN(5)]
+	case 3: // unnormal or pseudo-NaN/infinity
+		exp = uint16(r.IntN(0x8000))
+		mant = r.Uint64() >> 1
+	case 4: // near the edges of binary32 and binary64
+		exp = uint16(16383 + []int{127, 128, -126, -127, -149, -150, 1023, 1024, -1022, -1023, -1074, -1075, 63, 31, 15}[r.IntN(15)])
+		mant = 1<<63 | r.Uint64()>>r.IntN(64)
+	case 5: // small integers
+		v := uint64(r.IntN(1 << 20))
+		if v != 0 {
+			lz := bits.LeadingZeros64(v)
+			mant = v << lz
+			exp = uint16(16383 + 63 - lz)
+		}
+	default:
+		exp = uint16(16383 + r.IntN(200) - 100)
+		mant = 1<<63 | r.Uint64()
+	}
+	if r.IntN(2) == 0 {
+		exp |= 0x8000
+	}
+	var b [10]byte
+	binary.LittleEndian.PutUint64(b[:], mant)
+	binary.LittleEndian.PutUint16(b[8:], exp)
+	return b
+}
+
+// randX87 fills the x87 part of f: control word (precision, rounding,
+// masks, mostly masked), stack depth and tags, register contents, status
+// flags (with ES consistent with them, mostly) and pointers.
+func (g *diffGen) randX87(f *FPUState) {
+	r := g.rng
+	f.FCW = 0x037F
+	f.FCW = f.FCW&^0xF00 | uint16(r.IntN(16))<<8 // PC and RC
+	if r.IntN(3) == 0 {
+		f.FCW &^= uint16(r.IntN(64)) // some exceptions unmasked
+	}
+	if r.IntN(8) == 0 {
+		f.FCW ^= uint16(r.Uint32()) & 0x1000 // the legacy infinity control
+	}
+	f.FCW = fcwLoad(f.FCW) // as the CPU holds it
+	top := uint(r.IntN(8))
+	depth := uint(r.IntN(9))
+	f.FTWX = 0
+	for i := range depth {
+		f.FTWX |= 1 << ((top + i) & 7)
+	}
+	if r.IntN(6) == 0 {
+		f.FTWX = uint8(r.Uint32()) // holes in the stack
+	}
+	for i := range f.FPR {
+		f.FPR[i] = [16]byte{}
+		v := g.randExt80()
+		copy(f.FPR[i][:10], v[:])
+	}
+	f.FSW = uint16(top) << 11
+	if r.IntN(3) == 0 {
+		f.FSW |= uint16(r.Uint32()) & 0x477F // flags, SF, C0-C3
+	}
+	switch r.IntN(10) {
+	case 0: // ES as the flags and masks say, or set with nothing unmasked
+		f.setSummary()
+	case 1:
+		f.FSW |= FSWES | FSWB
+	default:
+		// A state a guest reaches: no pending exception.
+		f.FSW &^= (f.FSW &^ f.FCW) & fswExc
+		f.setSummary()
+	}
+	// Pointers a CPU holds: addresses (the host keeps 56 bits).
+	f.LastOpcode = uint16(r.IntN(0x800))
+	f.LastIP = r.Uint64() >> (17 + r.IntN(47))
+	f.LastDP = r.Uint64() >> (17 + r.IntN(47))
+}
+
+func init() {
+	x87 := func(g *diffGen, c *diffCase, inst *decode.Inst, native, emu []byte) {
+		g.randX87(&c.fpu)
+		mi := inst.MemArg()
+		if mi < 0 || g.rng.IntN(3) == 0 {
+			return
+		}
+		// A float operand worth loading: a converted extended value.
+		a := &inst.Args[mi]
+		if !a.Mem.Access.Reads() {
+			return
+		}
+		v := g.randExt80()
+		var b []byte
+		switch {
+		case a.Mem.Size == 10 && inst.Op != decode.FBLD && inst.Op != decode.FRSTOR:
+			b = v[:]
+		case a.Mem.Size == 8 && inst.Opcode == 0xDC || inst.Op == decode.FLD && a.Mem.Size == 8:
+			e, _ := Ext80FromBytes(v[:]), 0
+			d, _, _ := Ext80ToFloat64(e, 0)
+			b = binary.LittleEndian.AppendUint64(nil, d)
+		case a.Mem.Size == 4 && (inst.Opcode == 0xD8 || inst.Opcode == 0xD9):
+			e := Ext80FromBytes(v[:])
+			d, _, _ := Ext80ToFloat32(e, 0)
+			b = binary.LittleEndian.AppendUint32(nil, d)
+		}
+		copy(native[c.target-nBase:], b)
+		copy(emu[c.target-nBase:], b)
+	}
+	for _, op := range []decode.Op{decode.FADD, decode.FMUL, decode.FCOM, decode.FCOMP, decode.FSUB, decode.FSUBR, decode.FDIV, decode.FDIVR,
+		decode.FIADD, decode.FIMUL, decode.FICOM, decode.FICOMP, decode.FISUB, decode.FISUBR, decode.FIDIV, decode.FIDIVR,
+		decode.FLD, decode.FST, decode.FSTP, decode.FILD, decode.FIST, decode.FISTP, decode.FISTTP, decode.FBLD, decode.FBSTP,
+		decode.FLDENV, decode.FLDCW, decode.FNSTENV, decode.FNSTCW, decode.FRSTOR, decode.FNSAVE, decode.FNSTSW} {
+		classSetups[op] = x87
+	}
 }

@@ -297,7 +297,11 @@ func fillFacts(t *[decode.NumOps]Facts) {
 	t[decode.LTR].Flags |= FDescriptor
 
 	// x87.
-	set([]decode.Op{decode.FLD, decode.FST, decode.FSTP}, Facts{Class: ClassX87, Flags: FX87, DataArg: -1, exec: (*Emulator).execX87})
+	set([]decode.Op{decode.FADD, decode.FMUL, decode.FCOM, decode.FCOMP, decode.FSUB, decode.FSUBR, decode.FDIV, decode.FDIVR,
+		decode.FIADD, decode.FIMUL, decode.FICOM, decode.FICOMP, decode.FISUB, decode.FISUBR, decode.FIDIV, decode.FIDIVR,
+		decode.FLD, decode.FST, decode.FSTP, decode.FILD, decode.FIST, decode.FISTP, decode.FISTTP, decode.FBLD, decode.FBSTP,
+		decode.FLDENV, decode.FLDCW, decode.FNSTENV, decode.FNSTCW, decode.FRSTOR, decode.FNSAVE, decode.FNSTSW},
+		Facts{Class: ClassX87, Flags: FX87, DataArg: -1, exec: (*Emulator).execX87})
 
 	// SSE, MMX and AVX moves.
 	vmove := Facts{Class: ClassSSE, Flags: FVector, DataArg: -1, exec: (*Emulator).execVecMove}

@@ -23,7 +23,7 @@ type Emulator struct {
 	ibuf [decode.MaxLen]byte
 	ilen uint8
 	buf  [64]byte // data of the access in flight
-	buf2 [64]byte // second operand (CMPS, MOVS staging)
+	buf2 [1024]byte // second operand, MOVS staging, state images (FNSAVE, FXSAVE, XSAVE)
 	accs Accesses
 	res  Result  // of the instruction in flight
 	copy copyMem // the memory of ExecuteOnCopy
@@ -31,6 +31,7 @@ type Emulator struct {
 	// when it faults.
 	fpuSave  FPUState
 	fpuDirty bool
+	fx       fxScratch // a host x87 run
 }
 
 // DefaultMaxRep is MaxRep's default.
