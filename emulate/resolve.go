@@ -22,7 +22,7 @@ type Emulator struct {
 	inst decode.Inst
 	ibuf [decode.MaxLen]byte
 	ilen uint8
-	buf  [64]byte // data of the access in flight
+	buf  [64]byte   // data of the access in flight
 	buf2 [1024]byte // second operand, MOVS staging, state images (FNSAVE, FXSAVE, XSAVE)
 	accs Accesses
 	res  Result  // of the instruction in flight

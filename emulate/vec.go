@@ -207,4 +207,3 @@ func (e *Emulator) x87Pending(s *State, inst *decode.Inst) error {
 	}
 	return e.notEmulated(s, inst, "pending x87 exception with CR0.NE clear (FERR#)")
 }
-
