@@ -211,3 +211,16 @@ func FuzzPlacer(f *testing.F) {
 		}
 	})
 }
+
+func TestBlock(t *testing.T) {
+	var b Block
+	a := b.Add(3, 1)
+	s := b.String("hi")
+	c := b.Add(8, 8)
+	if a != 0 || s != 3 || c != 8 || b.Size() != 16 {
+		t.Fatalf("offsets %d %d %d size %d", a, s, c, b.Size())
+	}
+	if got := string(b.Bytes()); got != "\x00\x00\x00hi\x00\x00\x00"+strings.Repeat("\x00", 8) {
+		t.Fatalf("bytes %q", got)
+	}
+}

@@ -128,22 +128,22 @@ func Load(mem loader.Memory, image []byte, cfg Config) (*loader.Entry, error) {
 		modName = "initrd"
 	}
 	gdt := []uint64{0, loader.DescCode32, loader.DescData32}
-	var b block
-	infoOff := b.add(InfoSize, 16)
-	gdtOff := b.add(uint64(8*len(gdt)), 8)
-	mmapOff := b.add(uint64(MmapEntrySize*len(m)), 8)
-	modOff := b.add(ModSize, 8)
-	nameOff := b.str(LoaderName)
-	cmdOff := b.str(cmdline)
-	modNameOff := b.str(modName)
-	base, err := pl.Place("multiboot information", b.size(), 4096, 0, loader.EBDA, true)
+	var b loader.Block
+	infoOff := b.Add(InfoSize, 16)
+	gdtOff := b.Add(uint64(8*len(gdt)), 8)
+	mmapOff := b.Add(uint64(MmapEntrySize*len(m)), 8)
+	modOff := b.Add(ModSize, 8)
+	nameOff := b.String(LoaderName)
+	cmdOff := b.String(cmdline)
+	modNameOff := b.String(modName)
+	base, err := pl.Place("multiboot information", b.Size(), 4096, 0, loader.EBDA, true)
 	if err != nil {
-		base, err = pl.Place("multiboot information", b.size(), 4096, loader.BIOSEnd, loader.Below4G, true)
+		base, err = pl.Place("multiboot information", b.Size(), 4096, loader.BIOSEnd, loader.Below4G, true)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("multiboot information (%d bytes, command line %d bytes): %w", b.size(), len(cmdline), err)
+		return nil, fmt.Errorf("multiboot information (%d bytes, command line %d bytes): %w", b.Size(), len(cmdline), err)
 	}
-	buf := b.bytes()
+	buf := b.Bytes()
 	le := binary.LittleEndian
 	info := buf[infoOff:]
 	flags := uint32(InfoMemory | InfoCmdline | InfoMods | InfoMemMap | InfoLoaderName)
@@ -238,39 +238,4 @@ func loadAout(mem loader.Memory, pl *loader.Placer, image []byte, h Header) (uin
 		return 0, fmt.Errorf("%s: zeroing bss: %w", what, err)
 	}
 	return a.Entry, nil
-}
-
-// block lays out pieces of one buffer at aligned offsets.
-type block struct {
-	n    uint64
-	strs []struct {
-		off uint64
-		s   string
-	}
-}
-
-func (b *block) add(size, align uint64) uint64 {
-	off := (b.n + align - 1) &^ (align - 1)
-	b.n = off + size
-	return off
-}
-
-func (b *block) str(s string) uint64 {
-	off := b.add(uint64(len(s))+1, 1)
-	b.strs = append(b.strs, struct {
-		off uint64
-		s   string
-	}{off, s})
-	return off
-}
-
-func (b *block) size() uint64 { return b.n }
-
-// bytes returns a zeroed buffer of the block's size with its strings in.
-func (b *block) bytes() []byte {
-	buf := make([]byte, b.n)
-	for _, s := range b.strs {
-		copy(buf[s.off:], s.s)
-	}
-	return buf
 }
