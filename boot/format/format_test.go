@@ -71,7 +71,7 @@ func TestDetect(t *testing.T) {
 		{"multiboot without addresses, not ELF", append(make([]byte, 4), mbHeader(0)...), MultibootAout, "file offset 0x4", "not ELF"},
 		{"multiboot address fields cut off", mbHeader(multiboot.FlagAddress), MultibootAout, "file offset 0x0", "address fields"},
 		{"broken ELF", []byte("\x7fELF\x01"), ELF, "magic", "shorter than an ELF header"},
-		{"broken multiboot ELF", append([]byte("\x7fELF\x03\x01\x01"), append(make([]byte, 57), mbHeader(0)...)...), MultibootELF, "multiboot header", "EI_CLASS 3"},
+		{"broken multiboot ELF", append([]byte("\x7fELF\x03\x01\x01"), append(make([]byte, 57), mbHeader(0)...)...), MultibootELF, "multiboot header", "e_type 0"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			k, reason, err := Detect(c.img)
