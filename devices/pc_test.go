@@ -520,3 +520,14 @@ func TestPCDevicesConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// BenchmarkRTCRead is a CMOS_READ of the seconds: index write, data read.
+func BenchmarkRTCRead(b *testing.B) {
+	r := NewRTC(RTCConfig{})
+	idx, v := []byte{rtcSeconds}, []byte{0}
+	b.ReportAllocs()
+	for b.Loop() {
+		r.Write(0, idx)
+		r.Read(1, v)
+	}
+}

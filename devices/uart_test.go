@@ -493,3 +493,16 @@ func TestUARTConcurrent(t *testing.T) {
 		t.Errorf("%d SetLevel calls repeated the line's level", irq.redundant)
 	}
 }
+
+// BenchmarkUARTTransmit is one THR write with THRE interrupts on: the
+// console's hot path. It must not allocate.
+func BenchmarkUARTTransmit(b *testing.B) {
+	u := NewUARTIRQ(nil, &irqRec{})
+	u.Write(uartMCR, []byte{mcrOUT2})
+	u.Write(uartIER, []byte{ierTHRI})
+	c := []byte{'x'}
+	b.ReportAllocs()
+	for b.Loop() {
+		u.Write(uartRBR, c)
+	}
+}
