@@ -338,3 +338,14 @@ func (c Config) build(j *Job) error {
 	j.Args = args
 	return nil
 }
+
+// FindDir returns the directory holding unittests.cfg: dir itself, or its
+// x86 subdirectory when dir is kvm-unit-tests' tree root.
+func FindDir(dir string) (string, error) {
+	for _, d := range []string{dir, filepath.Join(dir, "x86")} {
+		if _, err := os.Stat(filepath.Join(d, "unittests.cfg")); err == nil {
+			return filepath.Abs(d)
+		}
+	}
+	return "", fmt.Errorf("%s: no unittests.cfg here or in %s", dir, filepath.Join(dir, "x86"))
+}
