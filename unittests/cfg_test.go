@@ -90,13 +90,38 @@ func TestParseRealCfg(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if _, err := os.Stat(dir + "/x86/apic.flat"); err != nil {
+		t.Skipf("kvm-unit-tests at %s is not built (%v)", dir, err)
+	}
 	if len(entries) != 87 {
 		t.Errorf("parsed %d entries, want 87", len(entries))
 	}
 	c := Config{Dir: dir + "/x86", Arch: "x86_64", Accel: "kvm", EnvFile: "/env",
 		Shell:    Shell{Env: []string{"MAX_SMP=4", "PATH=" + os.Getenv("PATH")}},
 		ReadFile: func(string) ([]byte, error) { return []byte("Y\n"), nil }}
+	x86 := dir + "/x86/"
+	tail := []string{"-initrd", "/env", "-debug-exit", "qemu"}
+	exact := map[string][]string{
+		"x2apic":     append(append([]string{"run", "-mem", "128M", "-smp", "2", "-cpu", "qemu64,+x2apic,+tsc-deadline"}, tail...), "-timeout", "30s", "-verify", "strict", x86+"apic.flat"),
+		"vmexit_ipi": append(append([]string{"run", "-mem", "128M", "-smp", "2", "-append", "ipi"}, tail...), "-timeout", "1m30s", "-verify", "strict", x86+"vmexit.flat"),
+		"asyncpf":    append(append([]string{"run", "-mem", "2048M", "-smp", "1", "-cpu", "host"}, tail...), "-timeout", "1m30s", "-verify", "strict", x86+"asyncpf.flat"),
+		"svm":        append(append([]string{"run", "-mem", "4G", "-smp", "2", "-cpu", "max,+svm", "-append", "-pause_filter_test -svm_unsupported_instruction_intercept_test"}, tail...), "-timeout", "1m30s", "-verify", "strict", x86+"svm.flat"),
+	}
+	skips := map[string]string{
+		"cmpxchg8b":        "i386 only",
+		"access_fep":       "nodefault",
+		"vmware_backdoors": "needs -machine vmport=on",
+		"intel_iommu":      "needs -machine q35; needs -machine kernel-irqchip=split; -device intel-iommu not offered; -device edu not offered",
+		"hyperv_synic":     "-device hyperv-testdev not offered",
+		"svm_pause_filter": "needs -overcommit cpu-pm=on",
+	}
 	for _, j := range Plan(entries, c) {
+		if want, ok := exact[j.Entry.Name]; ok && !reflect.DeepEqual(j.Args, want) {
+			t.Errorf("%s: args\n got %q\nwant %q", j.Entry.Name, j.Args, want)
+		}
+		if want, ok := skips[j.Entry.Name]; ok && j.Skip != want {
+			t.Errorf("%s: skip %q, want %q", j.Entry.Name, j.Skip, want)
+		}
 		if j.Fail != "" {
 			t.Errorf("%s: %s", j.Entry.Name, j.Fail)
 		}
