@@ -45,8 +45,8 @@ func TestErratumHave(t *testing.T) {
 		{"4.9", "4.9.0", true},
 		{"4.9.3", "4.9.2", false},
 		{"4.9.3", "4.9.4", true},
-		{"4.9.3", "4.9", false},   // kernel gives no sublevel: the minimum's nonzero one wins
-		{"4.9.0", "4.9", true},    // … a zero one does not
+		{"4.9.3", "4.9", false}, // kernel gives no sublevel: the minimum's nonzero one wins
+		{"4.9.0", "4.9", true},  // … a zero one does not
 		{"4.9.3-2", "4.9.3-1", false},
 		{"4.9.3-2", "4.9.3-2", true},
 		{"4.9.3-2", "4.9.3", false},
