@@ -46,6 +46,9 @@ type Options struct {
 	// the loop (and counts its allocations), beside the floor's own loop
 	// time.
 	InProcess bool
+	// Dir, when set, receives the patched images (IMAGE.bin), the floor's
+	// states (IMAGE.state) and the floor, and is kept.
+	Dir string
 	// KUT is a kvm-unit-tests directory; Linux asks for a Linux boot.
 	KUT   string
 	Linux bool
@@ -155,11 +158,15 @@ func Run(o Options) (*Result, error) {
 		res.Variants = append(res.Variants, v.Name)
 	}
 
-	dir, err := os.MkdirTemp("", "walkvm-bench-")
-	if err != nil {
+	dir := o.Dir
+	if dir == "" {
+		if dir, err = os.MkdirTemp("", "walkvm-bench-"); err != nil {
+			return nil, err
+		}
+		defer os.RemoveAll(dir)
+	} else if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, err
 	}
-	defer os.RemoveAll(dir)
 	floor := o.Floor
 	if floor == "" {
 		if floor, err = BuildFloor(o.CC, dir); err != nil {

@@ -33,6 +33,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	inProcess := fs.Bool("inprocess", true, "also time walkvm's run loop in this process (and count its allocations)")
 	kut := fs.String("kut", "", "kvm-unit-tests directory to time (reported as not available until walkvm boots them)")
 	linux := fs.Bool("linux", false, "time a Linux boot to /init (reported as not available until walkvm boots Linux)")
+	dir := fs.String("dir", "", "keep the patched images, the floor's states and the floor in DIR")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: vmm bench [flags]")
@@ -64,7 +65,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	}
 	o := bench.Options{
 		Rounds: *rounds, Iterations: uint32(*iterations), VMM: self, Floor: *floor, CC: *cc,
-		MemSize: memSize, Timeout: *timeout, InProcess: *inProcess, KUT: *kut, Linux: *linux,
+		MemSize: memSize, Timeout: *timeout, InProcess: *inProcess, KUT: *kut, Linux: *linux, Dir: *dir,
 	}
 	if *workloads != "" {
 		o.Workloads = strings.Split(*workloads, ",")
