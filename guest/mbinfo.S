@@ -214,7 +214,7 @@
 	movl	$str_walkvm, %edi
 	call	prefix\bits
 	CHECK	e, 15, \bits
-	cmpb	$0, 6(%ecx)
+	cmpb	$0, (%ecx)
 	CHECK	e, 15, \bits
 9:	PASS	\bits, msg_pass
 
