@@ -58,7 +58,7 @@ func Detect(b []byte) (Kind, string, error) {
 		if err != nil {
 			return BzImage, "boot flag 0xaa55 at 0x1fe and \"HdrS\" at 0x202", err
 		}
-		return BzImage, fmt.Sprintf("bzImage: \"HdrS\" at 0x202, boot protocol %d.%02d, protected-mode code at file offset %#x", h.Version>>8, h.Version&0xff, h.PMOffset), nil
+		return BzImage, fmt.Sprintf("\"HdrS\" at 0x202, boot protocol %d.%02d, protected-mode code at file offset %#x", h.Version>>8, h.Version&0xff, h.PMOffset), nil
 	}
 	h, ok, err := multiboot.FindHeader(b)
 	if err != nil {
