@@ -16,6 +16,7 @@ import (
 	"walkvm/kvm"
 	"walkvm/memory"
 	"walkvm/mmu"
+	"walkvm/trace"
 	"walkvm/vcpu"
 )
 
@@ -158,7 +159,7 @@ func (m *Machine) OwnPath(verify vcpu.Verify) (*vcpu.OwnPath, error) {
 	}
 	p := &vcpu.OwnPath{
 		CPU: m.CPU, RAM: m.RAM, Bus: m.MMIO, Verify: verify, Log: m.Log,
-		Stats: vcpu.NewStats(), Features: mmu.FeaturesFromCPUID(entries),
+		Stats: trace.NewStats(0), Features: mmu.FeaturesFromCPUID(entries),
 	}
 	if n, _ := m.Sys.CheckExtension(kvm.CapSyncRegs); n&(kvm.SyncRegs|kvm.SyncSregs) == kvm.SyncRegs|kvm.SyncSregs {
 		m.CPU.EnableSyncRegs(kvm.SyncRegs | kvm.SyncSregs)

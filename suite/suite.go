@@ -16,6 +16,7 @@ import (
 	"walkvm/devices"
 	"walkvm/guest"
 	"walkvm/machine"
+	"walkvm/trace"
 	"walkvm/vcpu"
 	"walkvm/x86"
 )
@@ -41,7 +42,7 @@ type Outcome struct {
 	Verdict string
 	Reason  string // why it failed or was skipped
 	Status  int
-	Stats   *vcpu.Stats
+	Stats   *trace.Stats
 	Events  []devices.Event
 	Console string
 	Err     error
@@ -52,7 +53,7 @@ func (o *Outcome) Modes() []string {
 	if o.Stats == nil {
 		return nil
 	}
-	return o.Stats.Modes.Names()
+	return o.Stats.ModeNames()
 }
 
 // Run boots g through the own MMIO path and judges it.

@@ -45,7 +45,7 @@ func TestOwnPathHelloStrict(t *testing.T) {
 	if s.MMIO.Disagreed != 0 || s.MMIO.Agreed != 12 || s.MMIO.Reads != 6 || s.MMIO.Writes != 6 {
 		t.Errorf("mmio stats %+v, want 12 agreed of 6 reads and 6 writes", s.MMIO)
 	}
-	if got := s.Modes.Names(); len(got) != 1 || got[0] != "real" {
+	if got := s.ModeNames(); len(got) != 1 || got[0] != "real" {
 		t.Errorf("modes %v, want [real]", got)
 	}
 	if s.Walks.Nonpaging == 0 || s.Walks.Paging32+s.Walks.Paging64 != 0 {
@@ -79,7 +79,7 @@ func TestOwnPathLongStrict(t *testing.T) {
 	if s.Walks.Paging64Levels[4] == 0 || s.Walks.Nonpaging != 0 {
 		t.Errorf("walks %+v, want 4-level paging64 only", s.Walks)
 	}
-	if got := s.Modes.Names(); len(got) != 1 || got[0] != "long64" {
+	if got := s.ModeNames(); len(got) != 1 || got[0] != "long64" {
 		t.Errorf("modes %v", got)
 	}
 	if v := m.WindowHigh.Bytes()[0x10]; v != 0x79 {

@@ -12,6 +12,7 @@ import (
 	"walkvm/kvm"
 	"walkvm/memory"
 	"walkvm/mmu"
+	"walkvm/trace"
 	"walkvm/x86"
 )
 
@@ -63,8 +64,8 @@ type OwnPath struct {
 	Bus    *memory.Bus
 	Verify Verify
 	Log    logrus.FieldLogger
-	Stats  *Stats
-	Trace  *Tracer
+	Stats  *trace.Stats
+	Trace  *trace.Tracer
 	// Features are the paging features of the guest's CPUID.
 	Features mmu.Features
 	// SyncRegs says KVM copies registers and special registers into
@@ -84,7 +85,7 @@ type OwnPath struct {
 	regs   kvm.Regs
 	sregs  kvm.Sregs2
 	sregs2 bool // KVM_GET_SREGS2 works
-	mode   Mode
+	mode   trace.Mode
 	seq    uint64
 	// exitCS and exitRIP are CS:RIP as the exit found them.
 	exitCS  uint16
@@ -98,7 +99,7 @@ type OwnPath struct {
 	pending  pendingRMW
 	candMemo [candidateMemoSize]candidateMemo
 	winWalk  mmu.Walk
-	rec      TraceRecord
+	rec      trace.Record
 	inited   bool
 }
 
@@ -121,7 +122,7 @@ func (p *OwnPath) init() {
 	p.vec.Source = p
 	p.st.Vec = &p.vec
 	if p.Stats == nil {
-		p.Stats = NewStats()
+		p.Stats = trace.NewStats(0)
 	}
 	p.sregs2 = p.CPU != nil
 }
@@ -135,7 +136,7 @@ func (p *OwnPath) BeginExit(reason kvm.ExitReason) error {
 	if err := p.load(); err != nil {
 		return err
 	}
-	p.Stats.Modes.Observe(p.mode, p.exitCS, p.exitRIP)
+	p.Stats.ObserveMode(p.mode, p.exitCS, p.exitRIP)
 	return nil
 }
 
@@ -147,7 +148,7 @@ func (p *OwnPath) load() error {
 	}
 	stateFromKVM(&p.st, &p.regs, &p.sregs)
 	p.exitCS, p.exitRIP = p.sregs.CS.Selector, p.regs.RIP
-	p.mode = ClassifyMode(&p.sregs, p.regs.RFLAGS)
+	p.mode = trace.ClassifyMode(&p.sregs, p.regs.RFLAGS)
 	ms := mmu.State{
 		CR0: p.sregs.CR0, CR3: p.sregs.CR3, CR4: p.sregs.CR4, EFER: p.sregs.EFER,
 		// Only AC and VM matter to a walk; keeping the arithmetic flags
@@ -219,12 +220,25 @@ func (p *OwnPath) pkru() uint32 {
 	return binary.LittleEndian.Uint32(b[p.PKRUOffset:])
 }
 
-func (p *OwnPath) csrip() string { return FormatCSRIP(p.exitCS, p.exitRIP) }
+func (p *OwnPath) csrip() string { return trace.FormatCSRIP(p.exitCS, p.exitRIP) }
 
 // EndExit implements Observer: it counts the exit and the walks, and writes
 // the trace record.
 func (p *OwnPath) EndExit(reason kvm.ExitReason, emulationFailure bool) {
-	p.Stats.CountExit(reason, emulationFailure)
+	kind := kvm.KindOther
+	switch {
+	case reason == kvm.ExitMMIO:
+		kind = kvm.KindMMIO
+	case reason == kvm.ExitIO:
+		kind = kvm.KindIO
+	case reason == kvm.ExitHLT:
+		kind = kvm.KindHLT
+	case reason == kvm.ExitShutdown:
+		kind = kvm.KindShutdown
+	case emulationFailure:
+		kind = kvm.KindEmulationFailure
+	}
+	p.Stats.CountExit(kind)
 	for i := range p.mem.Walks() {
 		p.Stats.CountWalk(&p.mem.walks[i])
 	}
@@ -238,7 +252,7 @@ func (p *OwnPath) EndExit(reason kvm.ExitReason, emulationFailure bool) {
 		p.rec.Walks = p.mem.Walks()
 		p.Trace.Write(&p.rec)
 	}
-	p.rec.reset()
+	p.rec.Reset()
 }
 
 // xcr0AVX is XCR0 bit 2: AVX state enabled.
@@ -268,7 +282,7 @@ func (p *OwnPath) LoadFPU(f *emulate.FPUState) error {
 // Disagreement is a difference between walkvm's own MMIO path and KVM.
 type Disagreement struct {
 	What   string // "read", "write", "fetch", "translate"
-	Mode   Mode
+	Mode   trace.Mode
 	CSRIP  string
 	Bytes  []byte
 	Disasm string
@@ -344,7 +358,7 @@ func (p *OwnPath) checkTranslate(insn []byte) error {
 func (p *OwnPath) MMIO(exit *kvm.MMIOExit) error {
 	p.init()
 	n := min(int(exit.Len), len(exit.Data))
-	p.rec.setMMIO(exit, n)
+	p.rec.SetMMIO(exit.PhysAddr, n, exit.IsWrite != 0, le64(exit.Data[:n]))
 	var err error
 	if exit.IsWrite != 0 {
 		p.Stats.MMIO.Writes++
@@ -372,7 +386,7 @@ func (p *OwnPath) readExit(exit *kvm.MMIOExit, n int) error {
 	p.pending.valid = false
 	inst, err := p.emu.Fetch(&p.st)
 	insn := p.emu.InstBytes()
-	p.rec.setInsn(insn)
+	p.rec.SetInsn(insn)
 	if err != nil {
 		if p.Verify == VerifyOff {
 			return nil
@@ -386,7 +400,7 @@ func (p *OwnPath) readExit(exit *kvm.MMIOExit, n int) error {
 		}
 		return p.disagree("read", insn, "resolving the operand failed: %v", err)
 	}
-	p.rec.setAccess(&accs)
+	setAccess(&p.rec, &accs)
 	for i := range accs.N {
 		if accs.A[i].Write {
 			p.pending = pendingRMW{valid: true, rip: p.regs.RIP, len: inst.Len, accs: accs}
@@ -452,7 +466,7 @@ func (p *OwnPath) EmulationFailure(f *kvm.EmulationFailure) error {
 	}
 	_, err := p.emu.Step(&p.st)
 	insn := p.emu.InstBytes()
-	p.rec.setInsn(insn)
+	p.rec.SetInsn(insn)
 	// KVM reports as many bytes as it could fetch (up to 15): fewer than
 	// the instruction when the rest lies where KVM cannot fetch (MMIO), so
 	// only the bytes both have are compared.
@@ -544,4 +558,20 @@ func (p *OwnPath) inject(ex *x86.Exception) error {
 		p.Log.Debugf("injected %v at %s", ex, p.csrip())
 	}
 	return nil
+}
+
+// setAccess records in r the access KVM's exit belongs to: the one written
+// for a write exit, else the first.
+func setAccess(r *trace.Record, a *emulate.Accesses) {
+	if a.N == 0 {
+		return
+	}
+	acc := &a.A[0]
+	for i := range a.N {
+		if a.A[i].Write == r.Write {
+			acc = &a.A[i]
+			break
+		}
+	}
+	r.SetAccess(acc.Linear, acc.Pieces[0].GPA, int(acc.Size))
 }

@@ -71,7 +71,7 @@ func (p *OwnPath) writeExit(exit *kvm.MMIOExit, n int) error {
 			if a.Write && isKVMFragment(a, exit.PhysAddr, n) {
 				p.Stats.MMIO.Agreed++
 				p.rec.Verdict = "agree"
-				p.rec.setAccess(&pend.accs)
+				setAccess(&p.rec, &pend.accs)
 				return nil
 			}
 		}
@@ -81,19 +81,19 @@ func (p *OwnPath) writeExit(exit *kvm.MMIOExit, n int) error {
 	matches, first, ambiguous := p.findWrite(&win, exit, n)
 	p.mem.quiet = false
 	if matches > 0 {
-		p.rec.setInsn(first.bytes(&win))
-		p.rec.HasAccess, p.rec.Linear, p.rec.GPA, p.rec.Size = true, first.acc.Linear, first.acc.Pieces[0].GPA, int(first.acc.Size)
+		p.rec.SetInsn(first.bytes(&win))
+		p.rec.SetAccess(first.acc.Linear, first.acc.Pieces[0].GPA, int(first.acc.Size))
 		p.rec.InsnRIP, p.rec.HasInsnRIP = first.start, true
 		p.rewalk(&first)
 	}
-	if err := p.checkTranslate(p.rec.insn[:p.rec.insnLen]); err != nil {
+	if err := p.checkTranslate(p.rec.Insn()); err != nil {
 		return err
 	}
 	switch {
 	case matches == 0:
 		return p.disagree("write", win.b[:decode.MaxLen], "no instruction ending at RIP %#x writes %d bytes of %#x at GPA %#x", p.st.RIP, n, le64(exit.Data[:n]), exit.PhysAddr)
 	case ambiguous:
-		return p.disagree("write", p.rec.insn[:p.rec.insnLen], "candidates ending at RIP %#x disagree about the access", p.st.RIP)
+		return p.disagree("write", p.rec.Insn(), "candidates ending at RIP %#x disagree about the access", p.st.RIP)
 	}
 	p.Stats.MMIO.Agreed++
 	p.rec.Verdict = "agree"

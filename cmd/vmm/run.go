@@ -17,6 +17,7 @@ import (
 	"walkvm/boot"
 	"walkvm/guest"
 	"walkvm/machine"
+	"walkvm/trace"
 	"walkvm/vcpu"
 )
 
@@ -166,12 +167,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			return vcpu.StatusFailed
 		}
 		defer closeTrace()
-		own.Trace = vcpu.NewTracer(tw)
+		own.Trace = trace.NewTracer(tw)
 	}
 	res := m.RunOwn(own, o.timeout)
 	report(stderr, res)
-	if own.Trace != nil && own.Trace.Err != nil {
-		fmt.Fprintf(stderr, "vmm run: -trace: %v\n", own.Trace.Err)
+	if own.Trace != nil && own.Trace.Err() != nil {
+		fmt.Fprintf(stderr, "vmm run: -trace: %v\n", own.Trace.Err())
 	}
 	if err := o.writeStats(own.Stats, stderr); err != nil {
 		fmt.Fprintf(stderr, "vmm run: %v\n", err)
@@ -193,7 +194,7 @@ func openOutput(name string, stderr io.Writer) (io.Writer, func(), error) {
 	return bw, func() { bw.Flush(); f.Close() }, nil
 }
 
-func (o *runOptions) writeStats(s *vcpu.Stats, stderr io.Writer) error {
+func (o *runOptions) writeStats(s *trace.Stats, stderr io.Writer) error {
 	if o.stats == "" {
 		return nil
 	}
