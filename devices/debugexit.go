@@ -1,28 +1,34 @@
 package devices
 
-import "fmt"
-
-// ExitRequest is what a guest's write to the debug-exit port returns: the
-// run ends with Status. The vCPU loop matches it with errors.As.
-type ExitRequest struct {
-	Status int
+// Stopper ends the run at a device's request. The machine hands one to each
+// device that can end a run; the run ends once the vCPU's current exit is
+// done, and no vCPU enters the guest again. Safe for use from several vCPU
+// threads; the first request wins.
+type Stopper interface {
+	// Exit ends the run with the guest's status (a debug-exit write).
+	Exit(status int)
+	// Reset ends the run as the guest's reset request (an i8042 reset
+	// pulse, a write to the reset control register).
+	Reset()
 }
 
-func (e *ExitRequest) Error() string {
-	return fmt.Sprintf("guest requested exit with status %d", e.Status)
+// DebugExit ends the run: a write of value v gives status v (`vmm run`
+// exits with v & 0xff). Reads return 0.
+type DebugExit struct {
+	stop Stopper
 }
 
-// DebugExit ends the run: a write of value v gives exit status v & 0xff.
-// Reads return 0.
-type DebugExit struct{}
+// NewDebugExit returns a debug-exit port that ends runs through stop.
+func NewDebugExit(stop Stopper) *DebugExit { return &DebugExit{stop: stop} }
 
 // Read implements memory.Device.
-func (DebugExit) Read(off uint64, data []byte) error {
+func (d *DebugExit) Read(off uint64, data []byte) error {
 	clear(data)
 	return nil
 }
 
 // Write implements memory.Device.
-func (DebugExit) Write(off uint64, data []byte) error {
-	return &ExitRequest{Status: int(le(data) & 0xff)}
+func (d *DebugExit) Write(off uint64, data []byte) error {
+	d.stop.Exit(int(le(data)))
+	return nil
 }

@@ -17,6 +17,7 @@ import (
 	"walkvm/boot"
 	"walkvm/guest"
 	"walkvm/machine"
+	"walkvm/ownpath"
 	"walkvm/trace"
 	"walkvm/vcpu"
 )
@@ -31,7 +32,7 @@ type runOptions struct {
 	guest    string
 	image    string
 	kvmPath  string
-	verify   vcpu.Verify
+	verify   ownpath.Verify
 	trace    string
 	stats    string
 	// statsFile receives the statistics instead of stderr.
@@ -70,7 +71,7 @@ func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
 	if o.entry, err = boot.ParseMode(*entry); err != nil {
 		return nil, fmt.Errorf("-entry: %w", err)
 	}
-	if o.verify, err = vcpu.ParseVerify(*verify); err != nil {
+	if o.verify, err = ownpath.ParseVerify(*verify); err != nil {
 		return nil, fmt.Errorf("-verify: %w", err)
 	}
 	switch o.stats {
@@ -155,11 +156,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return vcpu.StatusFailed
 	}
 	defer m.Close()
-	own, err := m.OwnPath(o.verify)
-	if err != nil {
-		fmt.Fprintf(stderr, "vmm run: %v\n", err)
-		return vcpu.StatusFailed
-	}
+	var tr *trace.Tracer
 	if o.trace != "" {
 		tw, closeTrace, err := openOutput(o.trace, stderr)
 		if err != nil {
@@ -167,18 +164,23 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			return vcpu.StatusFailed
 		}
 		defer closeTrace()
-		own.Trace = trace.NewTracer(tw)
+		tr = trace.NewTracer(tw)
 	}
-	res := m.RunOwn(own, o.timeout)
-	report(stderr, res)
-	if own.Trace != nil && own.Trace.Err() != nil {
-		fmt.Fprintf(stderr, "vmm run: -trace: %v\n", own.Trace.Err())
-	}
-	if err := o.writeStats(own.Stats, stderr); err != nil {
+	own, err := m.OwnPath(o.verify, tr)
+	if err != nil {
 		fmt.Fprintf(stderr, "vmm run: %v\n", err)
 		return vcpu.StatusFailed
 	}
-	return res.Status
+	end := m.RunOwn(own, o.timeout)
+	report(stderr, end)
+	if tr != nil && tr.Err() != nil {
+		fmt.Fprintf(stderr, "vmm run: -trace: %v\n", tr.Err())
+	}
+	if err := o.writeStats(own.Stats(), stderr); err != nil {
+		fmt.Fprintf(stderr, "vmm run: %v\n", err)
+		return vcpu.StatusFailed
+	}
+	return end.ExitStatus()
 }
 
 // openOutput opens FILE, or stderr for "-".
@@ -244,16 +246,17 @@ func (o *runOptions) loadImage() (boot.Image, error) {
 	return boot.Image{Data: data, Load: g.Load, Mode: mode}, nil
 }
 
-func report(w io.Writer, res vcpu.Result) {
-	switch res.Reason {
-	case "halt", "debug-exit":
+// report says on w why a run ended, unless the guest ended it.
+func report(w io.Writer, end vcpu.End) {
+	switch end.Kind {
+	case vcpu.EndHalted, vcpu.EndDebugExit:
 		return
-	case "timeout":
-		fmt.Fprintf(w, "vmm run: %v\n", res.Err)
-	default:
-		fmt.Fprintf(w, "vmm run: %v\n", res.Err)
-		if res.Dump != "" {
-			fmt.Fprintln(w, res.Dump)
-		}
+	case vcpu.EndReset, vcpu.EndPowerOff:
+		fmt.Fprintf(w, "vmm run: the guest asked for a %v (vCPU %d)\n", end.Kind, end.VCPU)
+		return
+	}
+	fmt.Fprintf(w, "vmm run: %v\n", end.Err)
+	if end.Dump != "" {
+		fmt.Fprintln(w, end.Dump)
 	}
 }
