@@ -32,7 +32,11 @@ const (
 // Config describes a VM.
 type Config struct {
 	MemSize uint64
-	Image   boot.Image
+	// Loader puts the guest into memory; nil means boot.Flat(Image).
+	Loader boot.Loader
+	Image  boot.Image
+	// Devices are added to the machine's own (Devices).
+	Devices []Device
 	// VCPUs is the number of vCPUs; 0 means 1. vCPU 0 boots; see runnable
 	// for the others.
 	VCPUs   int
@@ -60,6 +64,13 @@ type Machine struct {
 	Report *devices.Report
 
 	Log logrus.FieldLogger
+
+	// Map is the guest-physical memory map the machine was built from.
+	Map *memory.Map
+	// Devices are the devices on the buses, as built.
+	Devices []Device
+	// Entry is how the boot vCPU entered the guest.
+	Entry *boot.Entry
 
 	// group runs the vCPUs and is the devices' Stopper.
 	group vcpu.Group
@@ -96,11 +107,21 @@ func New(cfg Config) (_ *Machine, err error) {
 	if m.Sys, err = kvm.OpenPath(path); err != nil {
 		return nil, err
 	}
-	if m.RAM, err = memory.NewRAM(cfg.MemSize); err != nil {
+	devs := append(m.pcDevices(), cfg.Devices...)
+	if m.Map, err = memoryMap(cfg.MemSize, devs); err != nil {
 		return nil, err
 	}
-	regs, sregs, err := boot.Load(m.RAM, cfg.Image)
-	if err != nil {
+	loader := cfg.Loader
+	if loader == nil {
+		loader = boot.Flat(cfg.Image)
+	}
+	if err = loader.Plan(m.Map); err != nil {
+		return nil, fmt.Errorf("load image: %w", err)
+	}
+	if m.RAM, err = memory.NewRAMFromMap(m.Map); err != nil {
+		return nil, err
+	}
+	if m.Entry, err = loader.Load(m.RAM); err != nil {
 		return nil, fmt.Errorf("load image: %w", err)
 	}
 	if m.VM, err = m.Sys.CreateVM(); err != nil {
@@ -115,7 +136,7 @@ func New(cfg Config) (_ *Machine, err error) {
 	if err = m.RAM.Register(m.VM); err != nil {
 		return nil, err
 	}
-	if err = m.buildBuses(cfg.Console); err != nil {
+	if err = m.addDevices(devs, cfg.Console); err != nil {
 		return nil, err
 	}
 	if m.CPUID, err = m.Sys.SupportedCPUID(); err != nil {
@@ -133,29 +154,37 @@ func New(cfg Config) (_ *Machine, err error) {
 		}
 	}
 	m.CPU = m.CPUs[0]
-	if err = m.CPU.SetSregs(sregs); err != nil {
+	if err = m.CPU.SetSregs(&m.Entry.Sregs); err != nil {
 		return nil, err
 	}
-	if err = m.CPU.SetRegs(regs); err != nil {
+	if err = m.CPU.SetRegs(&m.Entry.Regs); err != nil {
 		return nil, err
 	}
 	return m, nil
 }
 
-func (m *Machine) buildBuses(console io.Writer) error {
-	m.PIO = memory.NewBus("pio")
-	m.MMIO = memory.NewBus("mmio")
-	m.UART = devices.NewUART(console)
-	m.WindowHigh = devices.NewTestWindow(devices.TestWindowHigh, devices.TestWindowSize)
-	m.WindowLow = devices.NewTestWindow(devices.TestWindowLow, devices.TestWindowSize)
-	m.Report = devices.NewReport()
-	return errors.Join(
-		m.PIO.Register("uart0", devices.COM1Port, 8, m.UART),
-		m.PIO.Register("debug-exit", devices.DebugExitPort, 1, devices.NewDebugExit(&m.group)),
-		m.PIO.Register("report", devices.ReportPort, devices.ReportPorts, m.Report),
-		m.MMIO.Register("testwindow-high", devices.TestWindowHigh, devices.TestWindowSize, m.WindowHigh),
-		m.MMIO.Register("testwindow-low", devices.TestWindowLow, devices.TestWindowSize, m.WindowLow),
-	)
+// kvmPrivate is the range KVM_SET_TSS_ADDR and KVM_SET_IDENTITY_MAP_ADDR
+// take: no RAM or device may sit there.
+var kvmPrivate = memory.Range{Name: "KVM's real-mode TSS and identity map", Start: IdentityMapAddr, Size: TSSAddr + 3*4096 - IdentityMapAddr, Kind: memory.KindReserved}
+
+// memoryMap is a PC's memory map with KVM's private pages and every
+// device's MMIO windows.
+func memoryMap(size uint64, devs []Device) (*memory.Map, error) {
+	mm, err := memory.PCMap(size)
+	if err != nil {
+		return nil, err
+	}
+	if err := mm.Add(kvmPrivate); err != nil {
+		return nil, err
+	}
+	for _, d := range devs {
+		for _, sp := range d.MMIO {
+			if err := mm.Add(memory.Range{Name: d.Name, Start: sp.Base, Size: sp.Size, Kind: memory.KindMMIO}); err != nil {
+				return nil, err
+			}
+		}
+	}
+	return mm, nil
 }
 
 // Loops returns a run loop for every vCPU, with the MMIO handler mmio
