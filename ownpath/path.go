@@ -427,42 +427,41 @@ func (p *Path) checkTranslate(insn []byte) error {
 }
 
 // MMIORead implements vcpu.MMIOHandler for a read exit: RIP is at the
-// instruction. The path checks it, then the device serves KVM's access.
-func (p *Path) MMIORead(e *kvm.Exit) error {
-	if err := p.begin(e); err != nil {
-		return err
-	}
-	defer p.countWalks()
-	m := e.MMIO
-	data := m.Bytes()
-	p.exit.rec.SetMMIO(m.PhysAddr, len(data), false, 0)
-	p.stats.MMIO.Reads++
-	if err := p.readExit(m, len(data)); err != nil {
-		return err
-	}
-	if err := p.mem.phys.access(m.PhysAddr, data, false); err != nil {
-		return err
-	}
-	p.exit.rec.Data = le64(data)
-	return nil
-}
+// instruction. The path checks it (readExit), then the device serves KVM's
+// access.
+func (p *Path) MMIORead(e *kvm.Exit) error { return p.mmio(e, false) }
 
 // MMIOWrite implements vcpu.MMIOHandler for a write exit: KVM has finished
-// the instruction. The path finds the instruction that wrote, then the
-// device serves KVM's access, which is what the guest did.
-func (p *Path) MMIOWrite(e *kvm.Exit) error {
+// the instruction. The path finds the instruction that wrote (writeExit),
+// then the device serves KVM's access, which is what the guest did.
+func (p *Path) MMIOWrite(e *kvm.Exit) error { return p.mmio(e, true) }
+
+func (p *Path) mmio(e *kvm.Exit, write bool) error {
 	if err := p.begin(e); err != nil {
 		return err
 	}
 	defer p.countWalks()
 	m := e.MMIO
 	data := m.Bytes()
-	p.exit.rec.SetMMIO(m.PhysAddr, len(data), true, le64(data))
-	p.stats.MMIO.Writes++
-	if err := p.writeExit(m, len(data)); err != nil {
+	p.exit.rec.SetMMIO(m.PhysAddr, len(data), write, le64(data))
+	var err error
+	if write {
+		p.stats.MMIO.Writes++
+		err = p.writeExit(m, len(data))
+	} else {
+		p.stats.MMIO.Reads++
+		err = p.readExit(m, len(data))
+	}
+	if err != nil {
 		return err
 	}
-	return p.mem.phys.access(m.PhysAddr, data, true)
+	if err := p.mem.phys.access(m.PhysAddr, data, write); err != nil {
+		return err
+	}
+	if !write {
+		p.exit.rec.Data = le64(data)
+	}
+	return nil
 }
 
 // readExit: RIP is at the instruction. Fetch and decode it with walkvm's
