@@ -99,16 +99,3 @@ func (vm *VM) CreateVCPU(id int) (*VCPU, error) {
 	}
 	return &VCPU{f: f, ID: id, runMem: mem, run: (*runHeader)(unsafe.Pointer(&mem[0]))}, nil
 }
-
-// SetIRQLine raises or lowers interrupt line irq (a GSI) of the in-kernel
-// irqchip (KVM_IRQ_LINE_STATUS); it needs one (KVM_CREATE_IRQCHIP).
-func (vm *VM) SetIRQLine(irq uint32, high bool) error {
-	var level uint32
-	if high {
-		level = 1
-	}
-	if err := gokvm.IRQLineStatus(vm.fd(), irq, level); err != nil {
-		return fmt.Errorf("KVM_IRQ_LINE_STATUS %d=%d: %w", irq, level, err)
-	}
-	return nil
-}

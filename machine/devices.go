@@ -51,7 +51,7 @@ func (m *Machine) pcDevices() []Device {
 			return m.UART, nil
 		}},
 		{Name: "debug-exit", Ports: []Span{{devices.DebugExitPort, 1}}, New: func(env DeviceEnv) (memory.Device, error) {
-			return devices.NewDebugExit(env.Stop), nil
+			return devices.NewDebugExit(devices.DebugExitWalkvm, env.Stop), nil
 		}},
 		{Name: "report", Ports: []Span{{devices.ReportPort, devices.ReportPorts}}, New: func(env DeviceEnv) (memory.Device, error) {
 			m.Report = devices.NewReport()

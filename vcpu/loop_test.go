@@ -313,7 +313,7 @@ func TestRunDebugExit(t *testing.T) {
 	cpu := newFake(ioExit(0x81, 1, true, []byte{1}), mmioExit(0xff000000, 4, false), ioExit(devices.DebugExitPort, 1, true, []byte{0x2a}),
 		kvm.Exit{Kind: kvm.KindHLT, Reason: kvm.ExitHLT})
 	l, _, _ := newTestLoop(t, cpu)
-	if err := l.PIO.Register("debug-exit", devices.DebugExitPort, 1, devices.NewDebugExit(&g)); err != nil {
+	if err := l.PIO.Register("debug-exit", devices.DebugExitPort, 1, devices.NewDebugExit(devices.DebugExitWalkvm, &g)); err != nil {
 		t.Fatal(err)
 	}
 	obs := &observer{}
@@ -363,7 +363,7 @@ func TestGroupStopsAll(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			var g Group
-			debugExit := devices.NewDebugExit(&g)
+			debugExit := devices.NewDebugExit(devices.DebugExitWalkvm, &g)
 			var loops []*Loop
 			var cpus []*fakeCPU
 			for i := range 4 {
