@@ -277,7 +277,8 @@ func (p *Path) callTargets(inst *decode.Inst, end uint64) bool {
 
 // candidateWrites resolves inst as if it started at start, with its
 // register effects undone, and reports the write access that covers KVM's
-// exit.
+// exit. It resolves with the finder, whose walks are not walks of the path
+// (searchMem): only the winner's are repeated for the record (rewalk).
 func (p *Path) candidateWrites(inst *decode.Inst, start uint64, exit *kvm.MMIOExit, n int) (acc emulate.Access, undone, ok bool) {
 	undos := [2]int{0, 1}
 	nundo := 1
