@@ -2,7 +2,6 @@ package devices
 
 import (
 	"bytes"
-	"errors"
 	"testing"
 )
 
@@ -49,19 +48,37 @@ func TestUART(t *testing.T) {
 	if got := one(uartRBR); got != 0 {
 		t.Errorf("RBR with nothing received = %#x", got)
 	}
-	// Loopback: MCR DTR|RTS show as DSR|CTS.
+	// Loopback: MCR DTR|RTS show as DSR|CTS; DCD dropped (delta DCD).
 	u.Write(uartMCR, []byte{mcrLoop | 0x03})
-	if got := one(uartMSR); got != 0x30 {
-		t.Errorf("MSR in loopback = %#x, want 0x30", got)
+	if got := one(uartMSR); got != 0x38 {
+		t.Errorf("MSR in loopback = %#x, want 0x38", got)
 	}
 }
 
+// stopRecorder records a device's requests to end the run.
+type stopRecorder struct {
+	exits  []int
+	resets int
+}
+
+func (s *stopRecorder) Exit(status int) { s.exits = append(s.exits, status) }
+func (s *stopRecorder) Reset()          { s.resets++ }
+
 func TestDebugExit(t *testing.T) {
-	var d DebugExit
-	err := d.Write(0, []byte{0x2a, 0x01})
-	var req *ExitRequest
-	if !errors.As(err, &req) || req.Status != 0x2a {
-		t.Fatalf("write 0x12a: %v", err)
+	var s stopRecorder
+	d := NewDebugExit(DebugExitWalkvm, &s)
+	if err := d.Write(0, []byte{0x2a, 0x01}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Write(0, []byte{0x3f, 0, 0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.exits) != 2 || s.exits[0] != 0x2a || s.exits[1] != 0x3f || s.resets != 0 {
+		t.Fatalf("requests %+v", s)
+	}
+	var b [1]byte
+	if err := d.Read(0, b[:]); err != nil || b[0] != 0 {
+		t.Fatalf("read %#x, %v", b[0], err)
 	}
 }
 

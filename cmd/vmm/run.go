@@ -17,6 +17,8 @@ import (
 	"walkvm/boot"
 	"walkvm/guest"
 	"walkvm/machine"
+	"walkvm/ownpath"
+	"walkvm/trace"
 	"walkvm/vcpu"
 )
 
@@ -30,11 +32,13 @@ type runOptions struct {
 	guest    string
 	image    string
 	kvmPath  string
-	verify   vcpu.Verify
+	verify   ownpath.Verify
 	trace    string
 	stats    string
 	// statsFile receives the statistics instead of stderr.
 	statsFile string
+	// sink says where the trace goes (-trace, -trace-format, -report).
+	sink traceSink
 }
 
 func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
@@ -51,6 +55,8 @@ func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
 	trace := fs.String("trace", "", "write one JSON object per exit to FILE (- for stderr)")
 	stats := fs.String("stats", "text", "run statistics printed to stderr at the end: text, json or off")
 	statsFile := fs.String("stats-file", "", "write the statistics to FILE instead of stderr")
+	traceFormat := fs.String("trace-format", "json", "-trace as json (one object per exit) or chrome (trace events for Perfetto UI)")
+	reportFile := fs.String("report", "", "write an HTML report of the run (see vmm report) to FILE")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: vmm run [flags] [IMAGE]")
 		fs.PrintDefaults()
@@ -59,9 +65,16 @@ func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
 		return nil, err
 	}
 	o := &runOptions{timeout: *timeout, guest: *name, kvmPath: *kvmPath, trace: *trace, stats: *stats, statsFile: *statsFile}
+	o.sink = traceSink{trace: *trace, format: *traceFormat, report: *reportFile}
+	if *traceFormat != "json" && *traceFormat != "chrome" {
+		return nil, fmt.Errorf("-trace-format %q: want json or chrome", *traceFormat)
+	}
 	var err error
 	if o.mem, err = parseSize(*mem); err != nil {
 		return nil, fmt.Errorf("-mem %q: %w", *mem, err)
+	}
+	if err := checkMem(o.mem); err != nil {
+		return nil, fmt.Errorf("-mem %s: %w", *mem, err)
 	}
 	if o.load, err = strconv.ParseUint(*load, 0, 64); err != nil {
 		return nil, fmt.Errorf("-load %q: not a number", *load)
@@ -69,7 +82,7 @@ func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
 	if o.entry, err = boot.ParseMode(*entry); err != nil {
 		return nil, fmt.Errorf("-entry: %w", err)
 	}
-	if o.verify, err = vcpu.ParseVerify(*verify); err != nil {
+	if o.verify, err = ownpath.ParseVerify(*verify); err != nil {
 		return nil, fmt.Errorf("-verify: %w", err)
 	}
 	switch o.stats {
@@ -119,6 +132,8 @@ func parseSize(s string) (uint64, error) {
 		mult, t = 1<<20, t[:len(t)-1]
 	case strings.HasSuffix(t, "G"):
 		mult, t = 1<<30, t[:len(t)-1]
+	case strings.HasSuffix(t, "T"):
+		mult, t = 1<<40, t[:len(t)-1]
 	}
 	n, err := strconv.ParseUint(t, 0, 64)
 	if err != nil || n == 0 {
@@ -150,34 +165,46 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	m, err := machine.New(machine.Config{MemSize: o.mem, Image: img, Console: stdout, Log: log, KVMPath: o.kvmPath})
 	if err != nil {
-		fmt.Fprintf(stderr, "vmm run: %v\n", err)
+		fmt.Fprintf(stderr, "vmm run: %v\n", explainKVM(err, o.kvmPath, host{"/"}, append([]string{"run"}, args...)))
 		return vcpu.StatusFailed
 	}
 	defer m.Close()
-	own, err := m.OwnPath(o.verify)
+	closeTrace := func() {}
+	tracePath, err := o.sink.path()
 	if err != nil {
-		fmt.Fprintf(stderr, "vmm run: %v\n", err)
+		fmt.Fprintf(stderr, "vmm run: -trace: %v\n", err)
 		return vcpu.StatusFailed
 	}
-	if o.trace != "" {
-		tw, closeTrace, err := openOutput(o.trace, stderr)
+	var tr *trace.Tracer
+	if tracePath != "" {
+		tw, c, err := openOutput(tracePath, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "vmm run: -trace: %v\n", err)
 			return vcpu.StatusFailed
 		}
-		defer closeTrace()
-		own.Trace = vcpu.NewTracer(tw)
+		closeTrace = c
+		tr = trace.NewTracer(tw)
 	}
-	res := m.RunOwn(own, o.timeout)
-	report(stderr, res)
-	if own.Trace != nil && own.Trace.Err != nil {
-		fmt.Fprintf(stderr, "vmm run: -trace: %v\n", own.Trace.Err)
-	}
-	if err := o.writeStats(own.Stats, stderr); err != nil {
+	own, err := m.OwnPath(o.verify, tr)
+	if err != nil {
+		closeTrace()
 		fmt.Fprintf(stderr, "vmm run: %v\n", err)
 		return vcpu.StatusFailed
 	}
-	return res.Status
+	end := m.RunOwn(own, o.timeout)
+	report(stderr, end)
+	closeTrace()
+	if tr != nil && tr.Err() != nil {
+		fmt.Fprintf(stderr, "vmm run: -trace: %v\n", tr.Err())
+	}
+	if err := o.sink.finish(stderr); err != nil {
+		fmt.Fprintf(stderr, "vmm run: %v\n", err)
+	}
+	if err := o.writeStats(own.Stats(), stderr); err != nil {
+		fmt.Fprintf(stderr, "vmm run: %v\n", err)
+		return vcpu.StatusFailed
+	}
+	return end.ExitStatus()
 }
 
 // openOutput opens FILE, or stderr for "-".
@@ -193,7 +220,7 @@ func openOutput(name string, stderr io.Writer) (io.Writer, func(), error) {
 	return bw, func() { bw.Flush(); f.Close() }, nil
 }
 
-func (o *runOptions) writeStats(s *vcpu.Stats, stderr io.Writer) error {
+func (o *runOptions) writeStats(s *trace.Stats, stderr io.Writer) error {
 	if o.stats == "" {
 		return nil
 	}
@@ -219,12 +246,9 @@ func (o *runOptions) writeStats(s *vcpu.Stats, stderr io.Writer) error {
 
 func (o *runOptions) loadImage() (boot.Image, error) {
 	if o.image != "" {
-		data, err := os.ReadFile(o.image)
+		data, err := readImage(o.image, o.mem)
 		if err != nil {
-			return boot.Image{}, fmt.Errorf("image: %w", err)
-		}
-		if len(data) == 0 {
-			return boot.Image{}, fmt.Errorf("image %s is empty", o.image)
+			return boot.Image{}, err
 		}
 		return boot.Image{Data: data, Load: o.load, Mode: o.entry}, nil
 	}
@@ -243,16 +267,17 @@ func (o *runOptions) loadImage() (boot.Image, error) {
 	return boot.Image{Data: data, Load: g.Load, Mode: mode}, nil
 }
 
-func report(w io.Writer, res vcpu.Result) {
-	switch res.Reason {
-	case "halt", "debug-exit":
+// report says on w why a run ended, unless the guest ended it.
+func report(w io.Writer, end vcpu.End) {
+	switch end.Kind {
+	case vcpu.EndHalted, vcpu.EndDebugExit:
 		return
-	case "timeout":
-		fmt.Fprintf(w, "vmm run: %v\n", res.Err)
-	default:
-		fmt.Fprintf(w, "vmm run: %v\n", res.Err)
-		if res.Dump != "" {
-			fmt.Fprintln(w, res.Dump)
-		}
+	case vcpu.EndReset, vcpu.EndPowerOff:
+		fmt.Fprintf(w, "vmm run: the guest asked for a %v (vCPU %d)\n", end.Kind, end.VCPU)
+		return
+	}
+	fmt.Fprintf(w, "vmm run: %v\n", end.Err)
+	if end.Dump != "" {
+		fmt.Fprintln(w, end.Dump)
 	}
 }

@@ -15,6 +15,7 @@ import (
 	"walkvm/devices"
 	"walkvm/guest"
 	"walkvm/kvm"
+	"walkvm/ownpath"
 	"walkvm/suite"
 	"walkvm/vcpu"
 )
@@ -66,7 +67,7 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	verify, err := vcpu.ParseVerify(*verifyFlag)
+	verify, err := ownpath.ParseVerify(*verifyFlag)
 	if err != nil {
 		fmt.Fprintf(stderr, "vmm test: -verify: %v\n", err)
 		return 2
@@ -80,6 +81,10 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 	if err != nil {
 		fmt.Fprintf(stderr, "vmm test: %v\n", err)
 		return 2
+	}
+	if err := kvmReady(kvm.DevicePath, append([]string{"test"}, args...)); err != nil {
+		fmt.Fprintf(stderr, "vmm test: %v\n", err)
+		return vcpu.StatusFailed
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "GUEST\tMODES\tMMIO\tAGREED\tDISAGREED\tCOMPLETED\tVERDICT")
@@ -171,7 +176,7 @@ func cmdProbe(args []string, stdout, stderr io.Writer) int {
 	}
 	sys, err := kvm.Open()
 	if err != nil {
-		fmt.Fprintf(stderr, "vmm probe: %v\n", err)
+		fmt.Fprintf(stderr, "vmm probe: %v\n", explainKVM(err, kvm.DevicePath, host{"/"}, append([]string{"probe"}, args...)))
 		return vcpu.StatusFailed
 	}
 	defer sys.Close()
@@ -238,7 +243,7 @@ func yes(b bool) string {
 func probeStages(timeout time.Duration, log logrus.FieldLogger) map[guest.Stage]string {
 	found := map[guest.Stage]string{}
 	for _, g := range guest.All() {
-		o := suite.Run(g, suite.Options{Verify: vcpu.VerifyOff, Timeout: timeout, Log: log})
+		o := suite.Run(g, suite.Options{Verify: ownpath.VerifyOff, Timeout: timeout, Log: log})
 		for _, e := range o.Events {
 			s := guest.Stage(e.Stage())
 			switch e.Kind {
