@@ -93,6 +93,9 @@ func (p *Path) writeExit(exit *kvm.MMIOExit, n int) error {
 		return p.disagree("write", p.exit.rec.Insn(), "candidates ending at RIP %#x disagree about the access", p.exit.st.RIP)
 	}
 	p.agree()
+	if p.cfg.Verify == VerifyExec {
+		return p.execWrite(&first, exit, n)
+	}
 	return nil
 }
 
