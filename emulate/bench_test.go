@@ -116,7 +116,7 @@ func BenchmarkDecodeResolve(b *testing.B) {
 			e := &Emulator{Mem: m}
 			var inst decode.Inst
 			var acc Accesses
-			mode := s.Mode().DecodeMode()
+			mode := s.DecodeMode()
 			b.ReportAllocs()
 			for b.Loop() {
 				if err := decode.Decode(c.code, mode, &inst); err != nil {

@@ -45,7 +45,7 @@ func (e *Emulator) Step(s *State) (Result, error) {
 // caller in the current mode) against s. See Step.
 func (e *Emulator) Execute(s *State, inst *decode.Inst) (Result, error) {
 	m := s.Mode()
-	if inst.Mode != m.DecodeMode() {
+	if inst.Mode != decodeMode(m) {
 		return Result{}, e.notEmulated(s, inst, "decoded in "+inst.Mode.String()+" mode, CPU is in "+m.String())
 	}
 	res := Result{Iterations: 1, Done: true}
@@ -104,7 +104,7 @@ func (e *Emulator) Execute(s *State, inst *decode.Inst) (Result, error) {
 
 // finish moves RIP past the instruction and clears RF (SDM Vol. 3A
 // §17.3.1.1: RF is cleared when an instruction completes).
-func (e *Emulator) finish(s *State, m CPUMode, inst *decode.Inst) {
+func (e *Emulator) finish(s *State, m x86.Mode, inst *decode.Inst) {
 	s.RIP = nextRIP(s, inst)
 	s.RFLAGS &^= x86.FlagRF
 }
@@ -155,7 +155,7 @@ func aluOpOf(op decode.Op) ALUOp {
 // through it, so an RMW translates once and faults before anything changes.
 
 // resolve resolves a memory Arg for execution into acc.
-func (e *Emulator) resolve(s *State, m CPUMode, inst *decode.Inst, a *decode.Arg, n uint16, read, write bool, acc *Access) error {
+func (e *Emulator) resolve(s *State, m x86.Mode, inst *decode.Inst, a *decode.Arg, n uint16, read, write bool, acc *Access) error {
 	return e.access(s, m, a.Mem.Seg, operandOffset(s, inst, a), n, read, write, true, acc)
 }
 
@@ -261,7 +261,7 @@ func (e *Emulator) gprOperands(s *State, inst *decode.Inst, nargs int) error {
 
 // resolveArgs resolves the memory operands among the first nargs for
 // execution; writes[i] says whether operand i is written.
-func (e *Emulator) resolveArgs(s *State, m CPUMode, inst *decode.Inst, nargs int, n uint8, reads, writes [2]bool) error {
+func (e *Emulator) resolveArgs(s *State, m x86.Mode, inst *decode.Inst, nargs int, n uint8, reads, writes [2]bool) error {
 	for i := range nargs {
 		a := &inst.Args[i]
 		if a.Kind != decode.ArgMem {
@@ -277,7 +277,7 @@ func (e *Emulator) resolveArgs(s *State, m CPUMode, inst *decode.Inst, nargs int
 // rmwDest checks the first nargs integer operands, resolves the
 // destination as a read-modify-write and reads its value: the start of
 // every instruction that updates its first operand in place.
-func (e *Emulator) rmwDest(s *State, m CPUMode, inst *decode.Inst, nargs int) (uint64, error) {
+func (e *Emulator) rmwDest(s *State, m x86.Mode, inst *decode.Inst, nargs int) (uint64, error) {
 	if err := e.gprOperands(s, inst, nargs); err != nil {
 		return 0, err
 	}
@@ -288,7 +288,7 @@ func (e *Emulator) rmwDest(s *State, m CPUMode, inst *decode.Inst, nargs int) (u
 	return e.value(s, inst, &inst.Args[0], &e.accs.A[0], n)
 }
 
-func (e *Emulator) execMov(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execMov(s *State, m x86.Mode, inst *decode.Inst) error {
 	if inst.Args[1].Kind == decode.ArgSeg && inst.Args[0].Kind != decode.ArgSeg {
 		return e.execMovFromSeg(s, m, inst)
 	}
@@ -309,7 +309,7 @@ func (e *Emulator) execMov(s *State, m CPUMode, inst *decode.Inst) error {
 // execMovFromSeg stores a segment selector (8C /r): 16 bits to memory, the
 // operand size (zero-extended) to a register. Loading a segment register
 // needs the descriptor tables and is not emulated.
-func (e *Emulator) execMovFromSeg(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execMovFromSeg(s *State, m x86.Mode, inst *decode.Inst) error {
 	dst := &inst.Args[0]
 	v := uint64(s.Seg[inst.Args[1].Seg%x86.NumSeg].Selector)
 	switch dst.Kind {
@@ -325,7 +325,7 @@ func (e *Emulator) execMovFromSeg(s *State, m CPUMode, inst *decode.Inst) error 
 	return e.notEmulated(s, inst, "operand kind "+dst.Kind.String())
 }
 
-func (e *Emulator) execMovExtend(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execMovExtend(s *State, m x86.Mode, inst *decode.Inst) error {
 	if err := e.gprOperands(s, inst, 2); err != nil {
 		return err
 	}
@@ -352,7 +352,7 @@ func (e *Emulator) execMovExtend(s *State, m CPUMode, inst *decode.Inst) error {
 	return e.store(s, inst, dst, nil, inst.OpSize, v&sizeMask(inst.OpSize))
 }
 
-func (e *Emulator) execALU(s *State, m CPUMode, inst *decode.Inst, op ALUOp) error {
+func (e *Emulator) execALU(s *State, m x86.Mode, inst *decode.Inst, op ALUOp) error {
 	if err := e.gprOperands(s, inst, 2); err != nil {
 		return err
 	}
@@ -378,7 +378,7 @@ func (e *Emulator) execALU(s *State, m CPUMode, inst *decode.Inst, op ALUOp) err
 	return nil
 }
 
-func (e *Emulator) execUnary(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execUnary(s *State, m x86.Mode, inst *decode.Inst) error {
 	a, err := e.rmwDest(s, m, inst, 1)
 	if err != nil {
 		return err
@@ -397,7 +397,7 @@ func (e *Emulator) execUnary(s *State, m CPUMode, inst *decode.Inst) error {
 	return nil
 }
 
-func (e *Emulator) execShift(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execShift(s *State, m x86.Mode, inst *decode.Inst) error {
 	a, err := e.rmwDest(s, m, inst, 2)
 	if err != nil {
 		return err
@@ -432,7 +432,7 @@ func (e *Emulator) execShift(s *State, m CPUMode, inst *decode.Inst) error {
 	return nil
 }
 
-func (e *Emulator) execXchg(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execXchg(s *State, m x86.Mode, inst *decode.Inst) error {
 	if err := e.gprOperands(s, inst, 2); err != nil {
 		return err
 	}
@@ -461,7 +461,7 @@ func (e *Emulator) execXchg(s *State, m CPUMode, inst *decode.Inst) error {
 	return e.store(s, inst, &inst.Args[second], &e.accs.A[second], n, vals[second])
 }
 
-func (e *Emulator) execCmpxchg(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execCmpxchg(s *State, m x86.Mode, inst *decode.Inst) error {
 	d, err := e.rmwDest(s, m, inst, 2)
 	if err != nil {
 		return err
@@ -492,7 +492,7 @@ func (e *Emulator) execCmpxchg(s *State, m CPUMode, inst *decode.Inst) error {
 	return nil
 }
 
-func (e *Emulator) execXadd(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execXadd(s *State, m x86.Mode, inst *decode.Inst) error {
 	d, err := e.rmwDest(s, m, inst, 2)
 	if err != nil {
 		return err
@@ -519,7 +519,7 @@ func (e *Emulator) execXadd(s *State, m CPUMode, inst *decode.Inst) error {
 	return nil
 }
 
-func (e *Emulator) execBT(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execBT(s *State, m x86.Mode, inst *decode.Inst) error {
 	if err := e.gprOperands(s, inst, 2); err != nil {
 		return err
 	}
@@ -567,7 +567,7 @@ func (e *Emulator) execBT(s *State, m CPUMode, inst *decode.Inst) error {
 // ccOf is the condition-code nibble of SETcc/CMOVcc.
 func ccOf(inst *decode.Inst) uint8 { return inst.Opcode & 0xF }
 
-func (e *Emulator) execSetcc(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execSetcc(s *State, m x86.Mode, inst *decode.Inst) error {
 	a := &inst.Args[0]
 	if a.Kind != decode.ArgReg && a.Kind != decode.ArgMem {
 		return e.notEmulated(s, inst, "operand kind "+a.Kind.String())
@@ -584,7 +584,7 @@ func (e *Emulator) execSetcc(s *State, m CPUMode, inst *decode.Inst) error {
 	return e.store(s, inst, a, &e.accs.A[0], 1, v)
 }
 
-func (e *Emulator) execCmov(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execCmov(s *State, m x86.Mode, inst *decode.Inst) error {
 	if err := e.gprOperands(s, inst, 2); err != nil {
 		return err
 	}
@@ -609,7 +609,7 @@ func (e *Emulator) execCmov(s *State, m CPUMode, inst *decode.Inst) error {
 
 // execPush handles PUSH r/m, PUSH reg, PUSH imm and PUSH with a segment
 // register.
-func (e *Emulator) execPush(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execPush(s *State, m x86.Mode, inst *decode.Inst) error {
 	n := stackOpSize(m, inst)
 	a := &inst.Args[0]
 	var v uint64
@@ -647,7 +647,7 @@ func (e *Emulator) execPush(s *State, m CPUMode, inst *decode.Inst) error {
 }
 
 // execPop handles POP r/m and POP reg.
-func (e *Emulator) execPop(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execPop(s *State, m x86.Mode, inst *decode.Inst) error {
 	n := stackOpSize(m, inst)
 	a := &inst.Args[0]
 	if a.Kind != decode.ArgMem && a.Kind != decode.ArgReg {
@@ -679,7 +679,7 @@ func (e *Emulator) execPop(s *State, m CPUMode, inst *decode.Inst) error {
 	return nil
 }
 
-func (e *Emulator) execMovbe(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execMovbe(s *State, m x86.Mode, inst *decode.Inst) error {
 	if err := e.gprOperands(s, inst, 2); err != nil {
 		return err
 	}

@@ -71,12 +71,12 @@ func ea(s *State, inst *decode.Inst, m *decode.Mem) uint64 {
 // through seg: protection checks and limits in protected mode (SDM Vol. 3A
 // §5.3, §5.5; Vol. 1 §3.4.5), the canonical check in 64-bit mode (Vol. 1
 // §3.3.7.1), and returns the linear address.
-func segLinear(s *State, m CPUMode, seg x86.SegReg, off, size uint64, write, read bool) (uint64, error) {
+func segLinear(s *State, m x86.Mode, seg x86.SegReg, off, size uint64, write, read bool) (uint64, error) {
 	if int(seg) >= x86.NumSeg {
 		return 0, gp0(m, "bad segment register")
 	}
 	sd := &s.Seg[seg]
-	if m == ModeLong64 {
+	if m == x86.ModeLong64 {
 		var la uint64
 		if seg == x86.FS || seg == x86.GS {
 			la = sd.Base
@@ -164,13 +164,13 @@ func (e *Emulator) translate(acc *Access, in Intent, long bool) error {
 }
 
 // access resolves an access of size bytes at offset off through seg.
-func (e *Emulator) access(s *State, m CPUMode, seg x86.SegReg, off uint64, size uint16, read, write, commit bool, acc *Access) error {
+func (e *Emulator) access(s *State, m x86.Mode, seg x86.SegReg, off uint64, size uint16, read, write, commit bool, acc *Access) error {
 	return e.accessAligned(s, m, seg, off, size, 0, read, write, commit, acc)
 }
 
 // accessAligned is access for an operand that must be aligned on align
 // bytes (MOVDQA and friends): #GP(0) otherwise, before any translation.
-func (e *Emulator) accessAligned(s *State, m CPUMode, seg x86.SegReg, off uint64, size, align uint16, read, write, commit bool, acc *Access) error {
+func (e *Emulator) accessAligned(s *State, m x86.Mode, seg x86.SegReg, off uint64, size, align uint16, read, write, commit bool, acc *Access) error {
 	la, err := segLinear(s, m, seg, off, uint64(size), write, read)
 	if err != nil {
 		return err
@@ -182,18 +182,21 @@ func (e *Emulator) accessAligned(s *State, m CPUMode, seg x86.SegReg, off uint64
 	if err := alignCheck(s, m, la, size); err != nil {
 		return err
 	}
-	in := Intent{Kind: KindRead, Stack: seg == x86.SS, Commit: commit}
+	in := Intent{Access: x86.AccessRead, Commit: commit}
 	if write {
-		in.Kind = KindWrite
+		in.Access = x86.AccessWrite
 	}
-	return e.translate(acc, in, m == ModeLong64)
+	if seg == x86.SS {
+		in.Access |= x86.AccessStack
+	}
+	return e.translate(acc, in, m == x86.ModeLong64)
 }
 
 // alignCheck raises #AC(0) for a misaligned access at CPL 3 with CR0.AM and
 // RFLAGS.AC set (SDM Vol. 3A §6.15, interrupt 17). Only the natural
 // alignment of 2-, 4- and 8-byte operands is checked.
-func alignCheck(s *State, m CPUMode, la uint64, size uint16) error {
-	if s.CR0&x86.CR0AM == 0 || s.RFLAGS&x86.FlagAC == 0 || m == ModeReal || s.CPL() != 3 {
+func alignCheck(s *State, m x86.Mode, la uint64, size uint16) error {
+	if s.CR0&x86.CR0AM == 0 || s.RFLAGS&x86.FlagAC == 0 || m == x86.ModeReal || s.CPL() != 3 {
 		return nil
 	}
 	switch size {
@@ -206,7 +209,7 @@ func alignCheck(s *State, m CPUMode, la uint64, size uint16) error {
 }
 
 // memAccess resolves memory operand arg of inst with the registers of s.
-func (e *Emulator) memAccess(s *State, m CPUMode, inst *decode.Inst, mem *decode.Mem, size uint16, read, write, commit bool, acc *Access) error {
+func (e *Emulator) memAccess(s *State, m x86.Mode, inst *decode.Inst, mem *decode.Mem, size uint16, read, write, commit bool, acc *Access) error {
 	return e.access(s, m, mem.Seg, ea(s, inst, mem), size, read, write, commit, acc)
 }
 
@@ -230,7 +233,7 @@ func (e *Emulator) Resolve(s *State, inst *decode.Inst, acc *Accesses) error {
 }
 
 // listAccesses resolves every access of inst in order.
-func (e *Emulator) listAccesses(s *State, m CPUMode, inst *decode.Inst, acc *Accesses, commit bool) error {
+func (e *Emulator) listAccesses(s *State, m x86.Mode, inst *decode.Inst, acc *Accesses, commit bool) error {
 	acc.N = 0
 	switch inst.Op {
 	case decode.RET, decode.LEAVE:
@@ -377,7 +380,7 @@ func log2(n uint8) uint {
 }
 
 // stackOnly lists the stack access of PUSH/POP without a memory operand.
-func (e *Emulator) stackOnly(s *State, m CPUMode, inst *decode.Inst, acc *Accesses, commit bool) error {
+func (e *Emulator) stackOnly(s *State, m x86.Mode, inst *decode.Inst, acc *Accesses, commit bool) error {
 	n := stackOpSize(m, inst)
 	sa := s.stackAddrSize(m)
 	rsp := s.GPR[x86.RSP]
@@ -408,8 +411,8 @@ func pushes(op decode.Op) bool {
 	return op == decode.PUSH || op == decode.PUSHF || op == decode.CALL
 }
 
-func stackOpSize(m CPUMode, inst *decode.Inst) uint8 {
-	if m == ModeLong64 {
+func stackOpSize(m x86.Mode, inst *decode.Inst) uint8 {
+	if m == x86.ModeLong64 {
 		if inst.Prefix.OpSize {
 			return 2
 		}

@@ -152,13 +152,9 @@ func (m *Machine) OwnPath(verify vcpu.Verify) (*vcpu.OwnPath, error) {
 	if err := m.VM.EnableCap(kvm.CapExitOnEmulationFailure, 1); err != nil {
 		return nil, err
 	}
-	var entries []mmu.CPUIDEntry
-	for _, e := range m.CPUID.Entries() {
-		entries = append(entries, mmu.CPUIDEntry{Function: e.Function, Index: e.Index, EAX: e.Eax, EBX: e.Ebx, ECX: e.Ecx, EDX: e.Edx})
-	}
 	p := &vcpu.OwnPath{
 		CPU: m.CPU, RAM: m.RAM, Bus: m.MMIO, Verify: verify, Log: m.Log,
-		Stats: vcpu.NewStats(), Features: mmu.FeaturesFromCPUID(entries),
+		Stats: vcpu.NewStats(), Features: mmu.FeaturesFromCPUID(m.CPUID.Leaves()),
 	}
 	if n, _ := m.Sys.CheckExtension(kvm.CapSyncRegs); n&(kvm.SyncRegs|kvm.SyncSregs) == kvm.SyncRegs|kvm.SyncSregs {
 		m.CPU.EnableSyncRegs(kvm.SyncRegs | kvm.SyncSregs)

@@ -88,24 +88,12 @@ func (g *guestMem) nextWalk() *mmu.Walk {
 
 // Translate implements emulate.Memory.
 func (g *guestMem) Translate(la uint64, in emulate.Intent) (uint64, error) {
-	var acc mmu.Access
-	switch in.Kind {
-	case emulate.KindWrite:
-		acc = mmu.Write
-	case emulate.KindFetch:
-		acc = mmu.Fetch
-	}
-	if in.Implicit {
-		acc |= mmu.Implicit
-	}
-	if in.Stack {
-		acc |= mmu.Stack
-	}
-	if in.Commit {
-		acc |= mmu.SetAccessedDirty
-	}
 	w := g.nextWalk()
-	err := g.ctx.Walk(g.ram, la, acc, w)
+	walk := g.ctx.Walk
+	if in.Commit {
+		walk = g.ctx.WalkCommit
+	}
+	err := walk(g.ram, la, in.Access, w)
 	if g.kvm != nil && !g.quiet {
 		g.check(la, w, err)
 	}

@@ -146,19 +146,10 @@ func (p *OwnPath) load() error {
 		return err
 	}
 	stateFromKVM(&p.st, &p.regs, &p.sregs)
+	p.st.PKRU = p.pkru()
 	p.exitCS, p.exitRIP = p.sregs.CS.Selector, p.regs.RIP
 	p.mode = ClassifyMode(&p.sregs, p.regs.RFLAGS)
-	ms := mmu.State{
-		CR0: p.sregs.CR0, CR3: p.sregs.CR3, CR4: p.sregs.CR4, EFER: p.sregs.EFER,
-		// Only AC and VM matter to a walk; keeping the arithmetic flags
-		// out lets the walker's precomputed context survive across exits.
-		RFLAGS: p.regs.RFLAGS & (x86.FlagAC | x86.FlagVM), CPL: p.st.CPL(),
-		CSL: p.sregs.CS.L != 0, CSD: p.sregs.CS.DB != 0,
-		PKRU: p.pkru(),
-	}
-	if p.sregs.Flags&kvm.Sregs2PDPTRsValid != 0 {
-		ms.PDPTEs, ms.HasPDPTEs = p.sregs.PDptrs, true
-	}
+	ms := p.st.WalkerState()
 	if !p.ctxOK || ms != p.mst {
 		if err := p.mem.ctx.Reset(&ms, p.Features); err != nil {
 			p.ctxOK = false
@@ -234,7 +225,7 @@ func (p *OwnPath) EndExit(reason kvm.ExitReason, emulationFailure bool) {
 	p.mem.checks, p.mem.ioctls, p.mem.mismatches = 0, 0, 0
 	if p.Trace != nil {
 		p.rec.Seq, p.rec.Reason, p.rec.Mode = p.seq, reason, p.mode
-		p.rec.CS, p.rec.RIP, p.rec.CodeMode = p.exitCS, p.exitRIP, p.st.Mode().DecodeMode()
+		p.rec.CS, p.rec.RIP, p.rec.CodeMode = p.exitCS, p.exitRIP, p.st.DecodeMode()
 		p.rec.Walks = p.mem.Walks()
 		p.Trace.Write(&p.rec)
 	}
@@ -302,7 +293,7 @@ func (p *OwnPath) disagree(what string, insn []byte, format string, args ...any)
 		return nil
 	}
 	d := &Disagreement{What: what, Mode: p.mode, CSRIP: p.csrip(), Bytes: append([]byte(nil), insn...),
-		Disasm: emulate.Disasm(insn, p.st.Mode().DecodeMode(), p.exitRIP), Detail: fmt.Sprintf(format, args...)}
+		Disasm: emulate.Disasm(insn, p.st.DecodeMode(), p.exitRIP), Detail: fmt.Sprintf(format, args...)}
 	var wb strings.Builder
 	for i := range p.mem.Walks() {
 		fmt.Fprintf(&wb, "  %s\n", p.mem.walks[i].String())
@@ -483,7 +474,7 @@ func (p *OwnPath) EmulationFailure(f *kvm.EmulationFailure) error {
 	var ne *emulate.NotEmulatedError
 	if errors.As(err, &ne) {
 		return fmt.Errorf("walkvm cannot complete the instruction KVM gave up on in %v mode at %s: % x (%s): %w",
-			p.mode, p.csrip(), insn, emulate.Disasm(insn, p.st.Mode().DecodeMode(), p.exitRIP), err)
+			p.mode, p.csrip(), insn, emulate.Disasm(insn, p.st.DecodeMode(), p.exitRIP), err)
 	}
 	return fmt.Errorf("completing the instruction at %s (% x) in %v mode: %w", p.csrip(), insn, p.mode, err)
 }

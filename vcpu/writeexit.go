@@ -4,7 +4,6 @@ import (
 	"walkvm/emulate"
 	"walkvm/emulate/decode"
 	"walkvm/kvm"
-	"walkvm/mmu"
 	"walkvm/x86"
 )
 
@@ -33,7 +32,7 @@ func (p *OwnPath) fetchWindow(w *writeWindow, end uint64) {
 		la := p.codeLinear(end + uint64(i) - decode.MaxLen)
 		if !havePage || la>>12 != pageNum {
 			pageNum, havePage, page = la>>12, true, nil
-			if err := p.mem.ctx.Walk(p.RAM, la, mmu.Fetch, &p.winWalk); err == nil {
+			if err := p.mem.ctx.Walk(p.RAM, la, x86.AccessFetch, &p.winWalk); err == nil {
 				page, _ = p.RAM.Slice(p.winWalk.GPA&^0xfff, 4096)
 			}
 		}
@@ -124,11 +123,11 @@ func (p *OwnPath) rewalk(m *writeMatch) {
 	s.RIP = m.start
 	first := p.codeLinear(m.start)
 	last := p.codeLinear(m.start + uint64(m.len) - 1)
-	if _, err := p.mem.Translate(first, emulate.Intent{Kind: emulate.KindFetch}); err != nil {
+	if _, err := p.mem.Translate(first, emulate.Intent{Access: x86.AccessFetch}); err != nil {
 		return
 	}
 	if last>>12 != first>>12 {
-		if _, err := p.mem.Translate(last&^0xfff, emulate.Intent{Kind: emulate.KindFetch}); err != nil {
+		if _, err := p.mem.Translate(last&^0xfff, emulate.Intent{Access: x86.AccessFetch}); err != nil {
 			return
 		}
 	}
@@ -142,7 +141,7 @@ func (p *OwnPath) rewalk(m *writeMatch) {
 // nextIP is the offset after an instruction of n bytes at ip, wrapped to
 // the code size.
 func (p *OwnPath) nextIP(ip uint64, n uint8) uint64 {
-	switch p.st.Mode().DecodeMode() {
+	switch p.st.DecodeMode() {
 	case decode.Mode16:
 		return (ip + uint64(n)) & 0xffff
 	case decode.Mode32:
@@ -155,7 +154,7 @@ func (p *OwnPath) nextIP(ip uint64, n uint8) uint64 {
 // the code size (IP, EIP) as the CPU wraps it; CS's base is 0 in 64-bit
 // mode.
 func (p *OwnPath) codeLinear(off uint64) uint64 {
-	switch p.st.Mode().DecodeMode() {
+	switch p.st.DecodeMode() {
 	case decode.Mode64:
 		return off
 	case decode.Mode16:
@@ -238,7 +237,7 @@ func (p *OwnPath) candidates(w *writeWindow, mode decode.Mode, end uint64) *cand
 func (p *OwnPath) matchWrite(w *writeWindow, end uint64, exit *kvm.MMIOExit, n int, calls bool) (int, writeMatch, bool) {
 	var first writeMatch
 	matches, ambiguous := 0, false
-	set := p.candidates(w, p.st.Mode().DecodeMode(), end)
+	set := p.candidates(w, p.st.DecodeMode(), end)
 	for i := range set.n {
 		inst, k := &set.insts[i], uint64(set.k[i])
 		if calls && (inst.Op != decode.CALL || k == 0 || !p.callTargets(inst, end)) {
