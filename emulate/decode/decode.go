@@ -45,8 +45,8 @@ type decoder struct {
 	mem          Mem
 }
 
-// errGP15 and friends are built per call: an *x86.Exception is a value the
-// caller may keep.
+// tooLong is #GP(0) for an instruction over 15 bytes, built per call: an
+// *x86.Exception is a value the caller may keep.
 func tooLong() error { return x86.GP(0, "decode: instruction longer than 15 bytes") }
 
 // need checks that n more bytes exist: past 15 it is #GP(0), past the end
@@ -591,10 +591,9 @@ func (d *decoder) vecRegSize(a spec) uint8 {
 	return 16
 }
 
-// gpr builds a general-purpose register operand. Without REX, byte
+// gpr makes a, a zeroed Arg filled in place to spare a copy of the large
+// struct, general-purpose register n of size bytes. Without REX, byte
 // registers 4-7 are AH, CH, DH, BH (SDM Vol. 2A §2.2.1.2, Table 3-1).
-// gpr makes a a general-purpose register operand. It fills the zeroed Arg
-// in place: returning the large Arg by value cost a copy per operand.
 func (d *decoder) gpr(a *Arg, n uint8, size int) {
 	a.Kind, a.Size, a.Reg = ArgReg, uint8(size), x86.Reg(n)
 	if size == 1 && n >= 4 && n < 8 && d.inst.Prefix.REX == 0 && d.inst.Prefix.VEX.Len == 0 {

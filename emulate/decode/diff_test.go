@@ -455,14 +455,6 @@ func isSizeOrRep(i int, b byte) bool { return b == 0x66 || b == 0xF2 || b == 0xF
 
 func isSizeRepLock(i int, b byte) bool { return isSizeOrRep(i, b) || b == 0xF0 }
 
-// vexAt returns the offset of the VEX prefix, or -1.
-func (c *diffCase) vexAt() int {
-	if c.ours.Prefix.VEX.Len == 0 {
-		return -1
-	}
-	return c.prefixEnd()
-}
-
 // theirsAgreeEdited reports whether x86asm, given the bytes after edit,
 // decodes the same length and memory operand walkvm decoded from the
 // original bytes.
