@@ -29,6 +29,8 @@ func TestABILayout(t *testing.T) {
 		{"kvm_sregs", unsafe.Sizeof(Sregs{}), 312},
 		{"kvm_sregs2", unsafe.Sizeof(Sregs2{}), 320},
 		{"kvm_translation", unsafe.Sizeof(Translation{}), 24},
+		{"kvm_pit_config", unsafe.Sizeof(pitConfig{}), 64},
+		{"kvm_irq_level", unsafe.Sizeof(irqLevel{}), 8},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: %d, want %d", c.name, c.got, c.want)

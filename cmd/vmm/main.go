@@ -5,6 +5,7 @@
 //	vmm guests                list the embedded guests
 //	vmm test [flags] [GUEST]  run the embedded guests under -verify strict
 //	vmm probe                 report the host's KVM and the modes a guest can enter
+//	vmm bench [flags]         walkvm side by side with a minimal C VMM
 //
 // Exit status of run: the guest's debug-exit value, 0 when it halts with
 // interrupts disabled, 124 on timeout, 125 when the VM or walkvm fails.
@@ -35,6 +36,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return cmdTest(args[1:], stdout, stderr)
 	case "probe":
 		return cmdProbe(args[1:], stdout, stderr)
+	case "unittests":
+		return cmdUnittests(args[1:], stdout, stderr)
+	case "bench":
+		return cmdBench(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		usage(stdout)
 		return 0
@@ -52,6 +57,7 @@ commands:
   guests                list the embedded guests
   test [flags] [GUEST]  run the embedded guests under -verify strict and print a table
   probe                 report the host's KVM and which paging modes a guest can enter
+  bench [flags]         walkvm side by side with a minimal C VMM (the floor), interleaved
   help                  this text
 
 Run "vmm run -h" for the flags of run.

@@ -1,0 +1,173 @@
+package bench
+
+import (
+	"bytes"
+	"encoding/binary"
+	"os/exec"
+	"testing"
+	"unsafe"
+
+	"walkvm/boot"
+	"walkvm/kvm"
+	"walkvm/memory"
+)
+
+// TestLayout pins the STATE layout to floor.c's structs.
+func TestLayout(t *testing.T) {
+	for _, c := range []struct {
+		name      string
+		got, want uintptr
+	}{
+		{"kvm_regs", unsafe.Sizeof(kvm.Regs{}), 144},
+		{"kvm_sregs", unsafe.Sizeof(kvm.Sregs{}), 312},
+		{"state header before the registers", uintptr(binary.Size(stateHeader{})), 48},
+		{"state_slot", uintptr(binary.Size(stateSlot{})), 24},
+		{"state_chunk", uintptr(binary.Size(stateChunk{})), 16},
+	} {
+		if c.got != c.want {
+			t.Errorf("%s: %d bytes, floor.c has %d", c.name, c.got, c.want)
+		}
+	}
+}
+
+// readState parses a STATE file as floor.c does.
+func readState(t *testing.T, b []byte) (stateHeader, kvm.Regs, kvm.Sregs, []stateSlot, []byte) {
+	t.Helper()
+	r := bytes.NewReader(b)
+	var h stateHeader
+	var regs kvm.Regs
+	var sregs kvm.Sregs
+	must := func(err error) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	must(binary.Read(r, binary.LittleEndian, &h))
+	_, err := r.Read(structBytes(&regs))
+	must(err)
+	_, err = r.Read(structBytes(&sregs))
+	must(err)
+	slots := make([]stateSlot, h.NSlots)
+	must(binary.Read(r, binary.LittleEndian, slots))
+	mem := make([]byte, h.MemSize)
+	for range h.NChunks {
+		var c stateChunk
+		must(binary.Read(r, binary.LittleEndian, &c))
+		if c.Offset+c.Len > h.MemSize {
+			t.Fatalf("chunk %#x+%#x outside %#x bytes of RAM", c.Offset, c.Len, h.MemSize)
+		}
+		_, err := r.Read(mem[c.Offset : c.Offset+c.Len])
+		must(err)
+	}
+	if r.Len() != 0 {
+		t.Fatalf("%d bytes left over after the chunks", r.Len())
+	}
+	return h, regs, sregs, slots, mem
+}
+
+// TestStateMatchesBootLoad: the floor gets exactly the RAM, memslots and
+// registers that walkvm's boot.Load gives walkvm.
+func TestStateMatchesBootLoad(t *testing.T) {
+	const memSize = 4 << 20
+	for _, w := range Workloads {
+		t.Run(w.Name, func(t *testing.T) {
+			img, err := w.Image(1234)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var b bytes.Buffer
+			if err := WriteState(&b, memSize, img); err != nil {
+				t.Fatal(err)
+			}
+			h, regs, sregs, slots, mem := readState(t, b.Bytes())
+			if string(h.Magic[:]) != stateMagic || h.Version != stateVersion || h.MemSize != memSize {
+				t.Fatalf("header %+v", h)
+			}
+			ram, err := memory.NewRAM(memSize)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer ram.Close()
+			wantRegs, wantSregs, err := boot.Load(ram, img)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if regs != *wantRegs || sregs != *wantSregs {
+				t.Errorf("registers differ from boot.Load's:\n%+v %+v\nwant %+v %+v", regs, sregs, *wantRegs, *wantSregs)
+			}
+			rgs := ram.Regions()
+			if len(slots) != len(rgs) {
+				t.Fatalf("%d slots, walkvm registers %d", len(slots), len(rgs))
+			}
+			for i, rg := range rgs {
+				want := stateSlot{GPA: rg.GPA, Offset: rg.GPA, Size: uint64(len(rg.Host))}
+				if slots[i] != want {
+					t.Errorf("slot %d = %+v, want %+v", i, slots[i], want)
+				}
+				if !bytes.Equal(mem[rg.GPA:rg.End()], rg.Host) {
+					t.Errorf("slot %d: RAM contents differ from boot.Load's", i)
+				}
+			}
+			if got := binary.LittleEndian.Uint32(mem[Load+iterationsOffset:]); got != 1234 {
+				t.Errorf("iterations in RAM = %d, want 1234", got)
+			}
+		})
+	}
+}
+
+func TestWorkloadImage(t *testing.T) {
+	for _, w := range Workloads {
+		img, err := w.Image(7)
+		if err != nil {
+			t.Fatalf("%s: %v", w.Name, err)
+		}
+		if got := binary.LittleEndian.Uint32(img.Data[iterationsOffset:]); got != 7 {
+			t.Errorf("%s: iterations %d, want 7", w.Name, got)
+		}
+		if binary.LittleEndian.Uint32(w.image[iterationsOffset:]) != 1 {
+			t.Errorf("%s: Image changed the embedded guest", w.Name)
+		}
+		if _, err := w.Image(0); err == nil {
+			t.Errorf("%s: Image(0) accepted", w.Name)
+		}
+	}
+	bad := Workload{Name: "bad", image: []byte{0xeb, 0x0e, 0, 0, 1, 0, 0, 0, 'X'}}
+	if _, err := bad.Image(1); err == nil {
+		t.Error("an image without the header was accepted")
+	}
+	if _, err := LookupWorkload("nosuch"); err == nil {
+		t.Error("LookupWorkload(nosuch) succeeded")
+	}
+}
+
+func TestSummary(t *testing.T) {
+	for _, c := range []struct {
+		in   []float64
+		want Stat
+	}{
+		{nil, Stat{}},
+		{[]float64{3}, Stat{3, 3, 3, 1}},
+		{[]float64{5, 1, 3}, Stat{3, 1, 5, 3}},
+		{[]float64{4, 1, 3, 2}, Stat{2.5, 1, 4, 4}},
+	} {
+		if got := summary(c.in); got != c.want {
+			t.Errorf("summary(%v) = %+v, want %+v", c.in, got, c.want)
+		}
+	}
+}
+
+// TestBuildFloor compiles the floor as the bench does.
+func TestBuildFloor(t *testing.T) {
+	if _, err := exec.LookPath("gcc"); err != nil {
+		t.Skip("needs gcc to build the floor:", err)
+	}
+	bin, err := BuildFloor("gcc", t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(bin).CombinedOutput()
+	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !bytes.Contains(out, []byte("usage: floor")) {
+		t.Errorf("floor without arguments: %v, %q; want status 2 and its usage", err, out)
+	}
+}

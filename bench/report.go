@@ -1,0 +1,58 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+)
+
+// WriteText writes res as tables, one per workload.
+func WriteText(w io.Writer, res *Result) error {
+	fmt.Fprintf(w, "vmm bench: %d round(s), %d iterations, interleaved per round: %s\n",
+		res.Rounds, res.Iterations, strings.Join(res.Variants, ", "))
+	e := res.Env
+	fmt.Fprintf(w, "KVM: %s\n", e.KVM)
+	fmt.Fprintf(w, "CPU: %s; %d CPU(s), GOMAXPROCS %d; Linux %s; %s\n", e.CPU, e.CPUs, e.GOMAXPROCS, e.Kernel, e.Go)
+	for _, n := range res.NotAvailable {
+		fmt.Fprintf(w, "not available: %s\n", n)
+	}
+	fmt.Fprintln(w, "figures: median (min-max) over the rounds; ×floor: the ratio to the floor in the same round")
+	for _, wr := range res.Workloads {
+		fmt.Fprintf(w, "\n%s: %s; %d exits\n", wr.Name, wr.What, wr.Exits)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		loop := len(wr.Rows) > 0 && wr.Rows[0].ExitNS != nil
+		if loop {
+			fmt.Fprintln(tw, "variant\tprocess ms\tns/exit (process)\t×floor\tns/exit (run loop)\t×floor\tallocs/exit\t")
+		} else {
+			fmt.Fprintln(tw, "variant\tprocess ms\t×floor\tms over floor\t")
+		}
+		for _, r := range wr.Rows {
+			if !loop {
+				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", r.Variant, r.WallMS.format(2), r.WallRatio.format(2), r.OverFloorMS.format(2))
+				continue
+			}
+			loopNS, loopRatio, allocs := "-", "-", "-"
+			if r.LoopExitNS != nil {
+				loopNS, loopRatio = r.LoopExitNS.format(0), r.LoopRatio.format(2)
+			}
+			if r.AllocsPerExit != nil {
+				allocs = fmt.Sprintf("%.4f", *r.AllocsPerExit)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t\n", r.Variant, r.WallMS.format(1), r.ExitNS.format(0),
+				r.WallRatio.format(2), loopNS, loopRatio, allocs)
+		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// format prints "median (min-max)" with prec decimals.
+func (s Stat) format(prec int) string {
+	if s.N == 1 {
+		return fmt.Sprintf("%.*f", prec, s.Median)
+	}
+	return fmt.Sprintf("%.*f (%.*f–%.*f)", prec, s.Median, prec, s.Min, prec, s.Max)
+}
