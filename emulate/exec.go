@@ -155,12 +155,12 @@ func aluOpOf(op decode.Op) ALUOp {
 // through it, so an RMW translates once and faults before anything changes.
 
 // resolve resolves a memory Arg for execution into acc.
-func (e *Emulator) resolve(s *State, m x86.Mode, inst *decode.Inst, a *decode.Arg, n uint16, read, write bool, acc *Access) error {
+func (e *Emulator) resolve(s *State, m x86.Mode, inst *decode.Inst, a *decode.Arg, n uint16, read, write bool, acc *MemRef) error {
 	return e.access(s, m, a.Mem.Seg, operandOffset(s, inst, a), n, read, write, true, acc)
 }
 
 // readAcc reads the bytes of a resolved access into b (len(b) = acc.Size).
-func (e *Emulator) readAcc(acc *Access, b []byte) error {
+func (e *Emulator) readAcc(acc *MemRef, b []byte) error {
 	p0 := acc.Pieces[0].Size
 	if err := e.Mem.ReadPhys(acc.Pieces[0].GPA, b[:p0]); err != nil {
 		return err
@@ -172,7 +172,7 @@ func (e *Emulator) readAcc(acc *Access, b []byte) error {
 }
 
 // writeAcc writes b through a resolved access.
-func (e *Emulator) writeAcc(acc *Access, b []byte) error {
+func (e *Emulator) writeAcc(acc *MemRef, b []byte) error {
 	p0 := acc.Pieces[0].Size
 	if err := e.Mem.WritePhys(acc.Pieces[0].GPA, b[:p0]); err != nil {
 		return err
@@ -184,7 +184,7 @@ func (e *Emulator) writeAcc(acc *Access, b []byte) error {
 }
 
 // readMem reads an n-byte little-endian integer (n <= 8).
-func (e *Emulator) readMem(acc *Access, n uint8) (uint64, error) {
+func (e *Emulator) readMem(acc *MemRef, n uint8) (uint64, error) {
 	b := e.buf[:n]
 	if err := e.readAcc(acc, b); err != nil {
 		return 0, err
@@ -197,7 +197,7 @@ func (e *Emulator) readMem(acc *Access, n uint8) (uint64, error) {
 }
 
 // writeMem writes an n-byte little-endian integer (n <= 8).
-func (e *Emulator) writeMem(acc *Access, n uint8, v uint64) error {
+func (e *Emulator) writeMem(acc *MemRef, n uint8, v uint64) error {
 	b := e.buf[:n]
 	for i := range b {
 		b[i] = byte(v >> (8 * i))
@@ -217,7 +217,7 @@ func argSize(inst *decode.Inst, a *decode.Arg) uint8 {
 }
 
 // value reads a register, immediate or (resolved) memory operand of n bytes.
-func (e *Emulator) value(s *State, inst *decode.Inst, a *decode.Arg, acc *Access, n uint8) (uint64, error) {
+func (e *Emulator) value(s *State, inst *decode.Inst, a *decode.Arg, acc *MemRef, n uint8) (uint64, error) {
 	switch a.Kind {
 	case decode.ArgReg:
 		return s.regRead(a.Reg, n, a.High), nil
@@ -230,7 +230,7 @@ func (e *Emulator) value(s *State, inst *decode.Inst, a *decode.Arg, acc *Access
 }
 
 // store writes a register or (resolved) memory operand of n bytes.
-func (e *Emulator) store(s *State, inst *decode.Inst, a *decode.Arg, acc *Access, n uint8, v uint64) error {
+func (e *Emulator) store(s *State, inst *decode.Inst, a *decode.Arg, acc *MemRef, n uint8, v uint64) error {
 	switch a.Kind {
 	case decode.ArgReg:
 		s.regWrite(a.Reg, n, a.High, v)

@@ -65,7 +65,7 @@ func FuzzFetch(f *testing.F) {
 		if inst.Len == 0 || inst.Len > decode.MaxLen || int(inst.Len) != len(e.InstBytes()) {
 			t.Fatalf("length %d, fetched %d", inst.Len, len(e.InstBytes()))
 		}
-		var acc Accesses
+		var acc MemRefs
 		_ = e.Resolve(s, inst, &acc)
 	})
 }

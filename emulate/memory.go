@@ -48,10 +48,10 @@ type Piece struct {
 	Size uint16
 }
 
-// Access is a resolved memory operand: where one access of an instruction
+// MemRef is a resolved memory operand: where one access of an instruction
 // goes and what it does. An access that crosses a page boundary has two
 // pieces, each translated on its own, like the CPU's and KVM's accesses.
-type Access struct {
+type MemRef struct {
 	Seg    x86.SegReg
 	Offset uint64 // effective address, truncated to the address size
 	Linear uint64
@@ -66,7 +66,7 @@ type Access struct {
 // one piece of a: how a KVM MMIO exit (phys_addr, len) is matched against
 // the access the instruction makes. KVM may split a piece further into
 // exits of at most 8 bytes.
-func (a *Access) Contains(gpa uint64, n int) bool {
+func (a *MemRef) Contains(gpa uint64, n int) bool {
 	for i := range int(a.N) {
 		p := &a.Pieces[i]
 		if gpa >= p.GPA && n >= 0 && gpa-p.GPA+uint64(n) <= uint64(p.Size) {
@@ -76,7 +76,7 @@ func (a *Access) Contains(gpa uint64, n int) bool {
 	return false
 }
 
-func (a *Access) String() string {
+func (a *MemRef) String() string {
 	rw := "read"
 	switch {
 	case a.Read && a.Write:

@@ -24,19 +24,19 @@ type Emulator struct {
 	ilen uint8
 	buf  [64]byte // data of the access in flight
 	buf2 [64]byte // second operand (CMPS, MOVS staging)
-	accs Accesses
+	accs MemRefs
 }
 
 // DefaultMaxRep is MaxRep's default.
 const DefaultMaxRep = 1024
 
-// Accesses lists the memory accesses of one instruction in the order it
+// MemRefs lists the memory accesses of one instruction in the order it
 // makes them: string instructions list one iteration (source, then
 // destination), PUSH m the operand then the stack slot, POP m the stack slot
 // then the operand.
-type Accesses struct {
+type MemRefs struct {
 	N int
-	A [2]Access
+	A [2]MemRef
 }
 
 // Inst returns the instruction decoded by the last Fetch or Step.
@@ -133,7 +133,7 @@ func segLinear(s *State, m x86.Mode, seg x86.SegReg, off, size uint64, write, re
 
 // translate fills the pieces of acc (Linear and Size set) with the
 // guest-physical addresses, one translation per 4-KByte page.
-func (e *Emulator) translate(acc *Access, in Intent, long bool) error {
+func (e *Emulator) translate(acc *MemRef, in Intent, long bool) error {
 	first := pageSize - acc.Linear%pageSize
 	if uint64(acc.Size) <= first {
 		gpa, err := e.Mem.Translate(acc.Linear, in)
@@ -164,13 +164,13 @@ func (e *Emulator) translate(acc *Access, in Intent, long bool) error {
 }
 
 // access resolves an access of size bytes at offset off through seg.
-func (e *Emulator) access(s *State, m x86.Mode, seg x86.SegReg, off uint64, size uint16, read, write, commit bool, acc *Access) error {
+func (e *Emulator) access(s *State, m x86.Mode, seg x86.SegReg, off uint64, size uint16, read, write, commit bool, acc *MemRef) error {
 	return e.accessAligned(s, m, seg, off, size, 0, read, write, commit, acc)
 }
 
 // accessAligned is access for an operand that must be aligned on align
 // bytes (MOVDQA and friends): #GP(0) otherwise, before any translation.
-func (e *Emulator) accessAligned(s *State, m x86.Mode, seg x86.SegReg, off uint64, size, align uint16, read, write, commit bool, acc *Access) error {
+func (e *Emulator) accessAligned(s *State, m x86.Mode, seg x86.SegReg, off uint64, size, align uint16, read, write, commit bool, acc *MemRef) error {
 	la, err := segLinear(s, m, seg, off, uint64(size), write, read)
 	if err != nil {
 		return err
@@ -209,7 +209,7 @@ func alignCheck(s *State, m x86.Mode, la uint64, size uint16) error {
 }
 
 // memAccess resolves memory operand arg of inst with the registers of s.
-func (e *Emulator) memAccess(s *State, m x86.Mode, inst *decode.Inst, mem *decode.Mem, size uint16, read, write, commit bool, acc *Access) error {
+func (e *Emulator) memAccess(s *State, m x86.Mode, inst *decode.Inst, mem *decode.Mem, size uint16, read, write, commit bool, acc *MemRef) error {
 	return e.access(s, m, mem.Seg, ea(s, inst, mem), size, read, write, commit, acc)
 }
 
@@ -223,7 +223,7 @@ func (e *Emulator) memAccess(s *State, m x86.Mode, inst *decode.Inst, mem *decod
 // For a write exit, which KVM reports after the instruction completed, call
 // it with a copy of s whose registers are as they were before the
 // instruction (see Rewind).
-func (e *Emulator) Resolve(s *State, inst *decode.Inst, acc *Accesses) error {
+func (e *Emulator) Resolve(s *State, inst *decode.Inst, acc *MemRefs) error {
 	acc.N = 0
 	m := s.Mode()
 	if err := e.listAccesses(s, m, inst, acc, false); err != nil {
@@ -233,7 +233,7 @@ func (e *Emulator) Resolve(s *State, inst *decode.Inst, acc *Accesses) error {
 }
 
 // listAccesses resolves every access of inst in order.
-func (e *Emulator) listAccesses(s *State, m x86.Mode, inst *decode.Inst, acc *Accesses, commit bool) error {
+func (e *Emulator) listAccesses(s *State, m x86.Mode, inst *decode.Inst, acc *MemRefs, commit bool) error {
 	acc.N = 0
 	switch inst.Op {
 	case decode.RET, decode.LEAVE:
@@ -307,18 +307,18 @@ func (e *Emulator) listAccesses(s *State, m x86.Mode, inst *decode.Inst, acc *Ac
 	k := 0
 	for i := range inst.Args {
 		a := &inst.Args[i]
-		if a.Kind == decode.ArgMem && a.Mem.Access != 0 && a.Mem.Size != 0 && k < len(idx) {
+		if a.Kind == decode.ArgMem && a.Mem.Use != 0 && a.Mem.Size != 0 && k < len(idx) {
 			idx[k] = i
 			k++
 		}
 	}
-	if k == 2 && inst.Args[idx[0]].Mem.Access.Writes() && !inst.Args[idx[1]].Mem.Access.Writes() {
+	if k == 2 && inst.Args[idx[0]].Mem.Use.Writes() && !inst.Args[idx[1]].Mem.Use.Writes() {
 		idx[0], idx[1] = idx[1], idx[0]
 	}
 	for _, i := range idx[:k] {
 		a := &inst.Args[i]
 		off := operandOffset(s, inst, a)
-		if err := e.accessAligned(s, m, a.Mem.Seg, off, a.Mem.Size, vecAlign(inst), a.Mem.Access.Reads(), a.Mem.Access.Writes(), commit, &acc.A[acc.N]); err != nil {
+		if err := e.accessAligned(s, m, a.Mem.Seg, off, a.Mem.Size, vecAlign(inst), a.Mem.Use.Reads(), a.Mem.Use.Writes(), commit, &acc.A[acc.N]); err != nil {
 			return err
 		}
 		acc.N++
@@ -380,7 +380,7 @@ func log2(n uint8) uint {
 }
 
 // stackOnly lists the stack access of PUSH/POP without a memory operand.
-func (e *Emulator) stackOnly(s *State, m x86.Mode, inst *decode.Inst, acc *Accesses, commit bool) error {
+func (e *Emulator) stackOnly(s *State, m x86.Mode, inst *decode.Inst, acc *MemRefs, commit bool) error {
 	n := stackOpSize(m, inst)
 	sa := s.stackAddrSize(m)
 	rsp := s.GPR[x86.RSP]

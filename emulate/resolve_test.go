@@ -101,7 +101,7 @@ func TestResolve(t *testing.T) {
 			before := *s
 			e := &Emulator{Mem: m}
 			inst := decodeAt(t, e, s)
-			var acc Accesses
+			var acc MemRefs
 			if err := e.Resolve(s, inst, &acc); err != nil {
 				t.Fatalf("Resolve: %v", err)
 			}
@@ -162,7 +162,7 @@ func TestRewind(t *testing.T) {
 			}
 			m.put(0x2000, tc.code)
 			e := &Emulator{Mem: m, MaxRep: 1}
-			var want Accesses
+			var want MemRefs
 			inst := decodeAt(t, e, s)
 			if err := e.Resolve(s, inst, &want); err != nil {
 				t.Fatal(err)
@@ -177,7 +177,7 @@ func TestRewind(t *testing.T) {
 			if after.GPR != before.GPR {
 				t.Errorf("rewound registers %x, want %x", after.GPR, before.GPR)
 			}
-			var got Accesses
+			var got MemRefs
 			if err := e.Resolve(&after, inst, &got); err != nil {
 				t.Fatal(err)
 			}

@@ -108,7 +108,7 @@ type pendingRMW struct {
 	valid bool
 	rip   uint64
 	len   uint8
-	accs  emulate.Accesses
+	accs  emulate.MemRefs
 }
 
 func (p *OwnPath) init() {
@@ -370,7 +370,7 @@ func (p *OwnPath) readExit(exit *kvm.MMIOExit, n int) error {
 		}
 		return p.disagree("fetch", insn, "walkvm cannot fetch the instruction KVM read MMIO for: %v", err)
 	}
-	var accs emulate.Accesses
+	var accs emulate.MemRefs
 	if err := p.emu.Resolve(&p.st, inst, &accs); err != nil {
 		if p.Verify == VerifyOff {
 			return nil
@@ -406,7 +406,7 @@ func (p *OwnPath) readExit(exit *kvm.MMIOExit, n int) error {
 // chunks of at most 8 bytes (KVM's emulator_read_write_onepage and
 // complete_emulated_mmio). A 2-byte exit is not a fragment of a 4-byte
 // access at the same address.
-func isKVMFragment(a *emulate.Access, gpa uint64, n int) bool {
+func isKVMFragment(a *emulate.MemRef, gpa uint64, n int) bool {
 	for i := range int(a.N) {
 		p := &a.Pieces[i]
 		end := p.GPA + uint64(p.Size)
@@ -420,7 +420,7 @@ func isKVMFragment(a *emulate.Access, gpa uint64, n int) bool {
 	return false
 }
 
-func accsString(a *emulate.Accesses) string {
+func accsString(a *emulate.MemRefs) string {
 	if a.N == 0 {
 		return "no memory access"
 	}

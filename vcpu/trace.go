@@ -58,7 +58,7 @@ func (r *TraceRecord) setMMIO(e *kvm.MMIOExit, n int) {
 	}
 }
 
-func (r *TraceRecord) setAccess(a *emulate.Accesses) {
+func (r *TraceRecord) setAccess(a *emulate.MemRefs) {
 	if a.N == 0 {
 		return
 	}

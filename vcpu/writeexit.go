@@ -50,7 +50,7 @@ type writeMatch struct {
 	start uint64
 	end   uint64 // where the window ends: RIP, or a CALL's return address
 	len   uint8
-	acc   emulate.Access
+	acc   emulate.MemRef
 	undo  bool // its register effects had to be undone
 	inst  decode.Inst
 }
@@ -134,7 +134,7 @@ func (p *OwnPath) rewalk(m *writeMatch) {
 	if m.undo {
 		emulate.Rewind(&s, &m.inst)
 	}
-	var accs emulate.Accesses
+	var accs emulate.MemRefs
 	_ = p.emu.Resolve(&s, &m.inst, &accs)
 }
 
@@ -281,7 +281,7 @@ func (p *OwnPath) callTargets(inst *decode.Inst, end uint64) bool {
 // candidateWrites resolves inst as if it started at start, with its
 // register effects undone, and reports the write access that covers KVM's
 // exit.
-func (p *OwnPath) candidateWrites(inst *decode.Inst, start uint64, exit *kvm.MMIOExit, n int) (acc emulate.Access, undone, ok bool) {
+func (p *OwnPath) candidateWrites(inst *decode.Inst, start uint64, exit *kvm.MMIOExit, n int) (acc emulate.MemRef, undone, ok bool) {
 	undos := [2]int{0, 1}
 	nundo := 1
 	switch inst.Op {
@@ -297,7 +297,7 @@ func (p *OwnPath) candidateWrites(inst *decode.Inst, start uint64, exit *kvm.MMI
 		if undos[u] == 1 {
 			emulate.Rewind(&s, inst)
 		}
-		var accs emulate.Accesses
+		var accs emulate.MemRefs
 		if err := p.emu.Resolve(&s, inst, &accs); err != nil {
 			continue // a candidate that faults did not make the write
 		}
@@ -312,12 +312,12 @@ func (p *OwnPath) candidateWrites(inst *decode.Inst, start uint64, exit *kvm.MMI
 			return *a, undos[u] == 1, true
 		}
 	}
-	return emulate.Access{}, false, false
+	return emulate.MemRef{}, false, false
 }
 
 // dataMatches compares KVM's data with the value a register or immediate
 // source would store; memory sources (MOVS, PUSH m) are not compared.
-func dataMatches(s *emulate.State, inst *decode.Inst, a *emulate.Access, exit *kvm.MMIOExit, n int) bool {
+func dataMatches(s *emulate.State, inst *decode.Inst, a *emulate.MemRef, exit *kvm.MMIOExit, n int) bool {
 	var src *decode.Arg
 	switch inst.Op {
 	case decode.MOV, decode.MOVNTI, decode.STOS:

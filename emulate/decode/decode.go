@@ -629,10 +629,10 @@ func (d *decoder) memArg(a *Arg, e *entry, n int, size int) {
 	a.Kind = ArgMem
 	copyMem(&a.Mem, &d.mem)
 	if e.flags&fMN != 0 {
-		a.Mem.Size, a.Mem.Access = 0, 0
+		a.Mem.Size, a.Mem.Use = 0, 0
 	} else {
 		a.Mem.Size = uint16(size)
-		a.Mem.Access = accessFor(e, n)
+		a.Mem.Use = accessFor(e, n)
 	}
 }
 
@@ -648,16 +648,16 @@ func copyMem(dst, src *Mem) {
 // table flags, like KVM's DstMem|Mov / NoWrite: a destination is
 // read-modify-write unless fMW (written only) or fMR (read only); a source
 // is read.
-func accessFor(e *entry, n int) Access {
+func accessFor(e *entry, n int) Use {
 	switch {
 	case n != 0:
-		return AccessRead
+		return UseRead
 	case e.flags&fMW != 0:
-		return AccessWrite
+		return UseWrite
 	case e.flags&fMR != 0:
-		return AccessRead
+		return UseRead
 	}
-	return AccessRead | AccessWrite
+	return UseRead | UseWrite
 }
 
 // implicitMem builds the memory operand of a string instruction, XLAT or
@@ -668,7 +668,7 @@ func (d *decoder) implicitMem(e *entry, n int, base x86.Reg, seg x86.SegReg, ove
 	if overridable && d.hasSeg {
 		m.Seg, m.SegOverride = d.seg, true
 	}
-	m.Access = accessFor(e, n)
+	m.Use = accessFor(e, n)
 	return Arg{Kind: ArgMem, Mem: m}
 }
 
@@ -794,7 +794,7 @@ func (d *decoder) operand(e *entry, n int, a spec) error {
 		if d.hasSeg {
 			m.Seg, m.SegOverride = d.seg, true
 		}
-		m.Access = accessFor(e, n)
+		m.Use = accessFor(e, n)
 		*arg = Arg{Kind: ArgMem, Mem: m}
 	case kZ:
 		r := in.Opcode & 7
