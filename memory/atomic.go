@@ -4,31 +4,12 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math/bits"
 	"sync/atomic"
 	"unsafe"
 )
 
 // ErrMisaligned says an atomic access was not naturally aligned.
 var ErrMisaligned = errors.New("atomic access not naturally aligned")
-
-// Guest memory is little-endian; the host's atomic operations work in its
-// own byte order, which hostBigEndian records (set once, never changed).
-var hostBigEndian = binary.NativeEndian.Uint16([]byte{0, 1}) == 1
-
-func le32(v uint32) uint32 {
-	if hostBigEndian {
-		return bits.ReverseBytes32(v)
-	}
-	return v
-}
-
-func le64(v uint64) uint64 {
-	if hostBigEndian {
-		return bits.ReverseBytes64(v)
-	}
-	return v
-}
 
 // aligned reports whether b starts at a host address that is a multiple of n.
 func aligned(b []byte, n uintptr) bool {
