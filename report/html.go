@@ -100,11 +100,21 @@ func WriteHTML(w io.Writer, t *Trace, s *Summary, title string) error {
 	}{{"exits by kind", s.ByKind}, {"exits by mode", s.ByMode}, {"walks by walker/levels", s.Walks}, {"verdicts", s.Verdicts}} {
 		d.Charts = append(d.Charts, barChart(c.title, c.counts))
 	}
-	d.Data = template.JS(embedLines(t.Lines))
-	bw := bufio.NewWriterSize(w, 1<<20)
-	if err := page.Execute(bw, d); err != nil {
+	// The records go where the template puts a marker, streamed rather
+	// than copied through the template.
+	d.Data = dataMarker
+	var head bytes.Buffer
+	if err := page.Execute(&head, d); err != nil {
 		return fmt.Errorf("render report: %w", err)
 	}
+	before, after, ok := bytes.Cut(head.Bytes(), []byte(dataMarker))
+	if !ok {
+		return fmt.Errorf("render report: the template lost the data marker")
+	}
+	bw := bufio.NewWriterSize(w, 1<<20)
+	bw.Write(before)
+	writeLines(bw, t.Lines)
+	bw.Write(after)
 	return bw.Flush()
 }
 
@@ -181,32 +191,28 @@ func barChart(title string, counts []Count) chart {
 	return c
 }
 
-// embedLines joins the records' JSON lines into one JSON array fit for a
+// dataMarker stands for the records in the rendered template.
+const dataMarker = "/*walkvm-trace-data*/"
+
+// writeLines writes the records' JSON lines as one JSON array fit for a
 // <script> element: '<' appears in JSON only inside strings, where \u003c
 // means the same, so no "</script>" or "<!--" survives.
-func embedLines(lines [][]byte) string {
-	n := 2
-	for _, l := range lines {
-		n += len(l) + 1
-	}
-	var b bytes.Buffer
-	b.Grow(n + n/64)
-	b.WriteByte('[')
+func writeLines(w *bufio.Writer, lines [][]byte) {
+	w.WriteByte('[')
 	for i, l := range lines {
 		if i > 0 {
-			b.WriteByte(',')
+			w.WriteByte(',')
 		}
 		for {
 			j := bytes.IndexByte(l, '<')
 			if j < 0 {
-				b.Write(l)
+				w.Write(l)
 				break
 			}
-			b.Write(l[:j])
-			b.WriteString(`\u003c`)
+			w.Write(l[:j])
+			w.WriteString(`\u003c`)
 			l = l[j+1:]
 		}
 	}
-	b.WriteByte(']')
-	return b.String()
+	w.WriteByte(']')
 }

@@ -6,6 +6,8 @@
 //	vmm test [flags] [GUEST]  run the embedded guests under -verify strict
 //	vmm probe                 report the host's KVM and the modes a guest can enter
 //	vmm bench [flags]         walkvm side by side with a minimal C VMM
+//	vmm report [flags] TRACE  render a -trace as an HTML page or Chrome trace events
+//	vmm nested COMMAND...     run a vmm command inside QEMU's nested KVM
 //
 // Exit status of run: the guest's debug-exit value, 0 when it halts with
 // interrupts disabled, 124 on timeout, 125 when the VM or walkvm fails.
@@ -40,6 +42,10 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return cmdUnittests(args[1:], stdout, stderr)
 	case "bench":
 		return cmdBench(args[1:], stdout, stderr)
+	case "report":
+		return cmdReport(args[1:], stdout, stderr)
+	case "nested":
+		return cmdNested(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		usage(stdout)
 		return 0
@@ -58,6 +64,8 @@ commands:
   test [flags] [GUEST]  run the embedded guests under -verify strict and print a table
   probe                 report the host's KVM and which paging modes a guest can enter
   bench [flags]         walkvm side by side with a minimal C VMM (the floor), interleaved
+  report [flags] TRACE  render a trace (-trace) as an HTML page or Chrome trace events
+  nested COMMAND...     run a vmm command in QEMU's nested KVM (where /dev/kvm is missing)
   help                  this text
 
 Run "vmm run -h" for the flags of run.

@@ -6,6 +6,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"walkvm/internal/kvmtest"
@@ -24,6 +25,10 @@ func TestRunBadInput(t *testing.T) {
 	empty := write("empty.bin", 0)
 	big := write("big.bin", 3<<20)
 	unreadable := write("unreadable.bin", 64)
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	os.Chmod(unreadable, 0)
 	cases := []struct {
 		name string
@@ -34,8 +39,15 @@ func TestRunBadInput(t *testing.T) {
 		{"missing image", []string{filepath.Join(dir, "nope.bin")}, "no such file", false},
 		{"empty image", []string{empty}, "is empty", false},
 		{"bad -mem", []string{"-mem", "lots", small}, `-mem "lots"`, false},
-		{"-mem not page sized", []string{"-mem", "5000", small}, "multiple of 4 KiB", true},
-		{"-mem too large", []string{"-mem", "64G", small}, "between", true},
+		{"-mem not page sized", []string{"-mem", "4196352", small}, "multiple of 4 KiB", false},
+		{"-mem too large", []string{"-mem", "64G", small}, "too large: guest RAM is at most 3 GiB", false},
+		{"-mem 1T", []string{"-mem", "1T", small}, "1 TiB is too large: guest RAM is at most 3 GiB", false},
+		{"-mem too small", []string{"-mem", "1M", small}, "too small", false},
+		{"image is a device", []string{"/dev/zero"}, "/dev/zero is a character device, not a regular file", false},
+		{"image is a directory", []string{dir}, "is a directory, not a regular file", false},
+		{"image is a FIFO", []string{fifo}, "is a named pipe (FIFO), not a regular file", false},
+		{"image larger than RAM", []string{"-mem", "2M", big}, "larger than guest RAM (-mem 2 MiB)", false},
+		{"bad -trace-format", []string{"-trace-format", "xml", small}, "-trace-format", false},
 		{"bad -load", []string{"-load", "0xzz", small}, `-load "0xzz"`, false},
 		{"bad -entry", []string{"-entry", "v86", small}, "entry mode", false},
 		{"bad -log-level", []string{"-log-level", "loud", small}, "-log-level", false},
@@ -47,7 +59,7 @@ func TestRunBadInput(t *testing.T) {
 		{"-load with the embedded guest", []string{"-load", "0x2000"}, "embedded guest", false},
 		{"unknown guest", []string{"-guest", "nosuch"}, "no embedded guest", false},
 		{"no KVM device", []string{"-kvm", filepath.Join(dir, "kvm"), small}, "KVM is not available", false},
-		{"image too large for RAM", []string{"-mem", "2M", "-entry", "protected", "-load", "0x100000", big}, "does not fit in guest RAM", true},
+		{"image too large for RAM", []string{"-mem", "4M", "-entry", "protected", "-load", "0x100000", big}, "does not fit in guest RAM", true},
 		{"image over the hole", []string{"-load", "0x9ff00", small}, "overlaps the PC hole", true},
 		{"image over walkvm's GDT", []string{"-load", "0x500", small}, "overlaps walkvm's GDT", true},
 		{"long image over the page tables", []string{"-entry", "long", "-load", "0x99fc0", small}, "page tables", true},
@@ -79,12 +91,12 @@ func TestRunBadInput(t *testing.T) {
 }
 
 func TestParseSize(t *testing.T) {
-	for in, want := range map[string]uint64{"64M": 64 << 20, "1g": 1 << 30, "4096": 4096, "512K": 512 << 10, "0x1000": 4096} {
+	for in, want := range map[string]uint64{"1T": 1 << 40, "64M": 64 << 20, "1g": 1 << 30, "4096": 4096, "512K": 512 << 10, "0x1000": 4096} {
 		if got, err := parseSize(in); err != nil || got != want {
 			t.Errorf("parseSize(%q) = %d, %v; want %d", in, got, err, want)
 		}
 	}
-	for _, in := range []string{"", "0", "M", "-1M", "99999999999999999999G", "1T"} {
+	for _, in := range []string{"", "0", "M", "-1M", "99999999999999999999G", "1P"} {
 		if _, err := parseSize(in); err == nil {
 			t.Errorf("parseSize(%q) accepted", in)
 		}

@@ -35,6 +35,8 @@ type runOptions struct {
 	stats    string
 	// statsFile receives the statistics instead of stderr.
 	statsFile string
+	// sink says where the trace goes (-trace, -trace-format, -report).
+	sink traceSink
 }
 
 func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
@@ -51,6 +53,8 @@ func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
 	trace := fs.String("trace", "", "write one JSON object per exit to FILE (- for stderr)")
 	stats := fs.String("stats", "text", "run statistics printed to stderr at the end: text, json or off")
 	statsFile := fs.String("stats-file", "", "write the statistics to FILE instead of stderr")
+	traceFormat := fs.String("trace-format", "json", "-trace as json (one object per exit) or chrome (trace events for Perfetto UI)")
+	reportFile := fs.String("report", "", "write an HTML report of the run (see vmm report) to FILE")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: vmm run [flags] [IMAGE]")
 		fs.PrintDefaults()
@@ -59,9 +63,16 @@ func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
 		return nil, err
 	}
 	o := &runOptions{timeout: *timeout, guest: *name, kvmPath: *kvmPath, trace: *trace, stats: *stats, statsFile: *statsFile}
+	o.sink = traceSink{trace: *trace, format: *traceFormat, report: *reportFile}
+	if *traceFormat != "json" && *traceFormat != "chrome" {
+		return nil, fmt.Errorf("-trace-format %q: want json or chrome", *traceFormat)
+	}
 	var err error
 	if o.mem, err = parseSize(*mem); err != nil {
 		return nil, fmt.Errorf("-mem %q: %w", *mem, err)
+	}
+	if err := checkMem(o.mem); err != nil {
+		return nil, fmt.Errorf("-mem %s: %w", *mem, err)
 	}
 	if o.load, err = strconv.ParseUint(*load, 0, 64); err != nil {
 		return nil, fmt.Errorf("-load %q: not a number", *load)
@@ -119,6 +130,8 @@ func parseSize(s string) (uint64, error) {
 		mult, t = 1<<20, t[:len(t)-1]
 	case strings.HasSuffix(t, "G"):
 		mult, t = 1<<30, t[:len(t)-1]
+	case strings.HasSuffix(t, "T"):
+		mult, t = 1<<40, t[:len(t)-1]
 	}
 	n, err := strconv.ParseUint(t, 0, 64)
 	if err != nil || n == 0 {
@@ -150,7 +163,7 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	m, err := machine.New(machine.Config{MemSize: o.mem, Image: img, Console: stdout, Log: log, KVMPath: o.kvmPath})
 	if err != nil {
-		fmt.Fprintf(stderr, "vmm run: %v\n", err)
+		fmt.Fprintf(stderr, "vmm run: %v\n", explainKVM(err, o.kvmPath, host{"/"}, append([]string{"run"}, args...)))
 		return vcpu.StatusFailed
 	}
 	defer m.Close()
@@ -159,19 +172,29 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vmm run: %v\n", err)
 		return vcpu.StatusFailed
 	}
-	if o.trace != "" {
-		tw, closeTrace, err := openOutput(o.trace, stderr)
+	closeTrace := func() {}
+	tracePath, err := o.sink.path()
+	if err != nil {
+		fmt.Fprintf(stderr, "vmm run: -trace: %v\n", err)
+		return vcpu.StatusFailed
+	}
+	if tracePath != "" {
+		tw, c, err := openOutput(tracePath, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "vmm run: -trace: %v\n", err)
 			return vcpu.StatusFailed
 		}
-		defer closeTrace()
+		closeTrace = c
 		own.Trace = vcpu.NewTracer(tw)
 	}
 	res := m.RunOwn(own, o.timeout)
 	report(stderr, res)
+	closeTrace()
 	if own.Trace != nil && own.Trace.Err != nil {
 		fmt.Fprintf(stderr, "vmm run: -trace: %v\n", own.Trace.Err)
+	}
+	if err := o.sink.finish(stderr); err != nil {
+		fmt.Fprintf(stderr, "vmm run: %v\n", err)
 	}
 	if err := o.writeStats(own.Stats, stderr); err != nil {
 		fmt.Fprintf(stderr, "vmm run: %v\n", err)
@@ -219,12 +242,9 @@ func (o *runOptions) writeStats(s *vcpu.Stats, stderr io.Writer) error {
 
 func (o *runOptions) loadImage() (boot.Image, error) {
 	if o.image != "" {
-		data, err := os.ReadFile(o.image)
+		data, err := readImage(o.image, o.mem)
 		if err != nil {
-			return boot.Image{}, fmt.Errorf("image: %w", err)
-		}
-		if len(data) == 0 {
-			return boot.Image{}, fmt.Errorf("image %s is empty", o.image)
+			return boot.Image{}, err
 		}
 		return boot.Image{Data: data, Load: o.load, Mode: o.entry}, nil
 	}

@@ -81,6 +81,10 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vmm test: %v\n", err)
 		return 2
 	}
+	if err := kvmReady(kvm.DevicePath, append([]string{"test"}, args...)); err != nil {
+		fmt.Fprintf(stderr, "vmm test: %v\n", err)
+		return vcpu.StatusFailed
+	}
 	tw := tabwriter.NewWriter(stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "GUEST\tMODES\tMMIO\tAGREED\tDISAGREED\tCOMPLETED\tVERDICT")
 	var passed, failed, skipped int
@@ -171,7 +175,7 @@ func cmdProbe(args []string, stdout, stderr io.Writer) int {
 	}
 	sys, err := kvm.Open()
 	if err != nil {
-		fmt.Fprintf(stderr, "vmm probe: %v\n", err)
+		fmt.Fprintf(stderr, "vmm probe: %v\n", explainKVM(err, kvm.DevicePath, host{"/"}, append([]string{"probe"}, args...)))
 		return vcpu.StatusFailed
 	}
 	defer sys.Close()

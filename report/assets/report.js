@@ -1,6 +1,10 @@
 "use strict";
 (function () {
-  const recs = JSON.parse(document.getElementById("trace-data").textContent);
+  const dataEl = document.getElementById("trace-data");
+  const recs = JSON.parse(dataEl.textContent);
+  // The parsed records are all the page needs: drop the text (tens of MB
+  // for a long trace) from the DOM.
+  dataEl.textContent = "";
   const PAGE = 100;
   const $ = (id) => document.getElementById(id);
   const esc = (s) => String(s == null ? "" : s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"regexp"
+	"strings"
+)
+
+// nestedRunner is the script that boots the nested KVM kit (QEMU TCG with
+// SVM, Debian's kernel, kvm-amd); `vmm nested` runs one vmm command in it.
+const nestedRunner = "tests/nested/run"
+
+// qemuInstall is the one command that installs what the runner needs.
+const qemuInstall = "sudo apt-get install --no-install-recommends qemu-system-x86 busybox-static cpio"
+
+// cmdNested runs `vmm ARGS...` inside the nested KVM: files the command
+// reads are copied in, files it writes copied out; its console streams
+// here and its status is returned (125 when the kit itself fails).
+func cmdNested(args []string, stdout, stderr io.Writer) int {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "-help" || args[0] == "--help" {
+		fmt.Fprintf(stderr, `usage: vmm nested COMMAND [ARGS...]
+runs "vmm COMMAND ARGS..." inside QEMU (TCG, emulated SVM) under Debian's kernel
+with kvm-amd loaded: a real KVM where /dev/kvm is missing. It needs the walkvm
+source tree (it builds vmm with go) and QEMU (%s).
+Files run reads (IMAGE) are copied in; -trace, -report and -stats-file are copied out.
+e.g. vmm nested run -trace trace.jsonl -report report.html
+`, qemuInstall)
+		if len(args) == 0 {
+			return 2
+		}
+		return 0
+	}
+	root, err := findSourceTree()
+	if err != nil {
+		fmt.Fprintf(stderr, "vmm nested: %v\n", err)
+		return 125
+	}
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		fmt.Fprintf(stderr, "vmm nested: QEMU is not installed (no qemu-system-x86_64 in PATH): install it with\n  %s\n", qemuInstall)
+		return 125
+	}
+	if _, err := exec.LookPath("go"); err != nil {
+		fmt.Fprintln(stderr, "vmm nested: go is not in PATH: the nested runner builds vmm for the guest with it")
+		return 125
+	}
+	plan, err := planNested(args)
+	if err != nil {
+		fmt.Fprintf(stderr, "vmm nested: %v\n", err)
+		return 2
+	}
+	cmd := exec.Command(filepath.Join(root, nestedRunner), plan.runnerArgs()...)
+	cmd.Dir = root
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	err = cmd.Run()
+	var exit *exec.ExitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &exit) && exit.ExitCode() >= 0:
+		return exit.ExitCode()
+	}
+	fmt.Fprintf(stderr, "vmm nested: %s: %v\n", nestedRunner, err)
+	return 125
+}
+
+// findSourceTree walks up from the working directory to the walkvm tree
+// that holds the nested runner.
+func findSourceTree() (string, error) {
+	dir, err := os.Getwd()
+	if err != nil {
+		return "", err
+	}
+	for d := dir; ; d = filepath.Dir(d) {
+		if fi, err := os.Stat(filepath.Join(d, nestedRunner)); err == nil && fi.Mode().IsRegular() {
+			if b, err := os.ReadFile(filepath.Join(d, "go.mod")); err == nil && strings.HasPrefix(string(b), "module walkvm\n") {
+				return d, nil
+			}
+		}
+		if filepath.Dir(d) == d {
+			return "", fmt.Errorf("no walkvm source tree with %s above %s: run vmm nested from the walkvm checkout", nestedRunner, dir)
+		}
+	}
+}
+
+// nestedPlan is the vmm command line for the guest and the files that
+// cross into and out of it.
+type nestedPlan struct {
+	args      []string // vmm arguments, with guest paths
+	ins, outs []string // HOST=GUEST, GUEST=HOST for the runner
+}
+
+func (p *nestedPlan) runnerArgs() []string {
+	a := []string{"--vmm"}
+	for _, s := range p.ins {
+		a = append(a, "--in", s)
+	}
+	for _, s := range p.outs {
+		a = append(a, "--out", s)
+	}
+	return append(append(a, "--"), p.args...)
+}
+
+// outputFlags are the flags of `vmm run` that name a file it writes.
+var outputFlags = []string{"trace", "report", "stats-file"}
+
+var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]`)
+
+// planNested rewrites the paths in a vmm command line to paths inside the
+// guest: /in/N-NAME for files read, /out/N-NAME for files written.
+func planNested(args []string) (*nestedPlan, error) {
+	p := &nestedPlan{args: append([]string(nil), args...)}
+	if args[0] == "nested" {
+		return nil, errors.New("vmm nested nested: already the nested KVM's command")
+	}
+	if args[0] != "run" {
+		return p, nil
+	}
+	o, err := parseRun(args[1:], io.Discard)
+	if errors.Is(err, flag.ErrHelp) {
+		return p, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("run: %w", err)
+	}
+	n := 0
+	guestPath := func(dir, host string) string {
+		n++
+		return fmt.Sprintf("/%s/%d-%s", dir, n, unsafeName.ReplaceAllString(filepath.Base(host), "_"))
+	}
+	if o.image != "" {
+		// run takes one IMAGE, after its flags: the last argument.
+		if _, err := readImage(o.image, o.mem); err != nil {
+			return nil, err
+		}
+		abs, err := filepath.Abs(o.image)
+		if err != nil {
+			return nil, err
+		}
+		g := guestPath("in", o.image)
+		p.ins = append(p.ins, abs+"="+g)
+		p.args[len(p.args)-1] = g
+	}
+	for i := 1; i < len(p.args); i++ {
+		a := p.args[i]
+		if a == "--" || !strings.HasPrefix(a, "-") {
+			break
+		}
+		name, value, inline := strings.Cut(strings.TrimLeft(a, "-"), "=")
+		if !isOutputFlag(name) {
+			if !inline && !isBoolFlag(name) {
+				i++ // the flag's value
+			}
+			continue
+		}
+		at := i
+		if !inline {
+			i++
+			if i >= len(p.args) {
+				break
+			}
+			value, at = p.args[i], i
+		}
+		if value == "-" || value == "" {
+			continue
+		}
+		abs, err := filepath.Abs(value)
+		if err != nil {
+			return nil, err
+		}
+		g := guestPath("out", value)
+		p.outs = append(p.outs, g+"="+abs)
+		if inline {
+			p.args[at] = "-" + name + "=" + g
+		} else {
+			p.args[at] = g
+		}
+	}
+	return p, nil
+}
+
+func isOutputFlag(name string) bool {
+	for _, f := range outputFlags {
+		if f == name {
+			return true
+		}
+	}
+	return false
+}
+
+// isBoolFlag: `vmm run` has no boolean flags but -h.
+func isBoolFlag(name string) bool { return name == "h" || name == "help" }

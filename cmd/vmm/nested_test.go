@@ -1,0 +1,71 @@
+package main
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"reflect"
+	"strings"
+	"testing"
+)
+
+func TestPlanNested(t *testing.T) {
+	dir := t.TempDir()
+	img := filepath.Join(dir, "my image.bin")
+	if err := os.WriteFile(img, make([]byte, 4096), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	abs := func(p string) string {
+		a, err := filepath.Abs(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	for _, c := range []struct {
+		name             string
+		args             []string
+		wantArgs         []string
+		wantIns, wantOut []string
+	}{
+		{"default guest, outputs",
+			[]string{"run", "-trace", "t.jsonl", "-report=r.html", "--stats-file", "s.json", "-mem", "64M"},
+			[]string{"run", "-trace", "/out/1-t.jsonl", "-report=/out/2-r.html", "--stats-file", "/out/3-s.json", "-mem", "64M"},
+			nil, []string{"/out/1-t.jsonl=" + abs("t.jsonl"), "/out/2-r.html=" + abs("r.html"), "/out/3-s.json=" + abs("s.json")}},
+		{"image in, trace to stderr stays",
+			[]string{"run", "-entry", "protected", "-trace", "-", img},
+			[]string{"run", "-entry", "protected", "-trace", "-", "/in/1-my_image.bin"},
+			[]string{img + "=/in/1-my_image.bin"}, nil},
+		{"other commands pass through",
+			[]string{"test", "-verify", "warn", "hello"},
+			[]string{"test", "-verify", "warn", "hello"}, nil, nil},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p, err := planNested(c.args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if !reflect.DeepEqual(p.args, c.wantArgs) || !reflect.DeepEqual(p.ins, c.wantIns) || !reflect.DeepEqual(p.outs, c.wantOut) {
+				t.Errorf("got args %q ins %q outs %q\nwant args %q ins %q outs %q", p.args, p.ins, p.outs, c.wantArgs, c.wantIns, c.wantOut)
+			}
+			ra := p.runnerArgs()
+			if ra[0] != "--vmm" || !reflect.DeepEqual(ra[len(ra)-len(p.args):], p.args) || ra[len(ra)-len(p.args)-1] != "--" {
+				t.Errorf("runner args %q", ra)
+			}
+		})
+	}
+	for _, bad := range [][]string{{"run", "/dev/zero"}, {"run", "-mem", "1T"}, {"nested", "run"}} {
+		if _, err := planNested(bad); err == nil {
+			t.Errorf("planNested(%q) accepted", bad)
+		}
+	}
+}
+
+// Without QEMU, vmm nested names the one command that installs it.
+func TestNestedWithoutQEMU(t *testing.T) {
+	t.Setenv("PATH", t.TempDir())
+	var out, errb bytes.Buffer
+	if s := Main([]string{"nested", "run"}, &out, &errb); s != 125 || !strings.Contains(errb.String(), qemuInstall) {
+		t.Errorf("status %d, stderr %q: want 125 and %q", s, errb.String(), qemuInstall)
+	}
+}
