@@ -1,7 +1,8 @@
-// Package memory is walkvm's guest-physical address space: guest RAM
-// (anonymous host memory registered with KVM as memslots around the PC hole
-// at 0xA0000–0xFFFFF) with bounds-checked access at a GPA, and the MMIO and
-// port-I/O buses that route the rest of the space to device models.
+// Package memory is walkvm's guest-physical address space: the memory map
+// as data (RAM, reserved space, MMIO windows, and what a loader claims),
+// guest RAM (anonymous host memory registered with KVM as memslots) with
+// bounds-checked access at a GPA, and the MMIO and port-I/O buses that
+// route the rest of the space to device models.
 //
 // Code that reads guest memory never maps or manages it: every access is
 // checked against the RAM regions and fails with an error, never a panic or
@@ -14,19 +15,6 @@ import (
 
 	"golang.org/x/sys/unix"
 )
-
-// The legacy PC hole: VGA memory and option/BIOS ROM space, not RAM.
-const (
-	HoleStart = 0xA0000
-	HoleEnd   = 0x100000
-)
-
-// MaxRAM keeps RAM below the 32-bit MMIO space (test window at 0xff000000,
-// KVM's TSS pages at 0xfffbc000).
-const MaxRAM = 3 << 30
-
-// MinRAM is enough for the low 640 KiB and the first MiB above the hole.
-const MinRAM = 2 << 20
 
 // ErrOutOfRange says a GPA range is not wholly inside guest RAM.
 var ErrOutOfRange = errors.New("not in guest RAM")
@@ -53,26 +41,39 @@ type Region struct {
 // End is the first GPA after the region.
 func (r Region) End() uint64 { return r.GPA + uint64(len(r.Host)) }
 
-// RAM is guest RAM: one host mapping, GPA == offset, with the PC hole left
-// out of the regions.
+// RAM is guest RAM: one host mapping, GPA == offset, with what is not RAM
+// in the memory map left out of the regions.
 type RAM struct {
 	mapping []byte
 	regions []Region
 }
 
-// NewRAM maps size bytes of guest RAM (a multiple of 4 KiB, MinRAM..MaxRAM).
+// NewRAM maps size bytes of guest RAM laid out as a PC's (PCMap).
 func NewRAM(size uint64) (*RAM, error) {
-	if size%4096 != 0 || size < MinRAM || size > MaxRAM {
-		return nil, fmt.Errorf("guest RAM size %d: must be a multiple of 4 KiB between %d MiB and %d MiB", size, MinRAM>>20, MaxRAM>>20)
+	m, err := PCMap(size)
+	if err != nil {
+		return nil, err
 	}
-	m, err := unix.Mmap(-1, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	return NewRAMFromMap(m)
+}
+
+// NewRAMFromMap maps the RAM ranges of m: one host mapping up to the end of
+// the last, of which the ranges are the regions.
+func NewRAMFromMap(m *Map) (*RAM, error) {
+	ranges := m.RAM()
+	if len(ranges) == 0 {
+		return nil, fmt.Errorf("the memory map has no RAM")
+	}
+	size := ranges[len(ranges)-1].End()
+	mapping, err := unix.Mmap(-1, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
 	if err != nil {
 		return nil, fmt.Errorf("mmap %d bytes of guest RAM: %w", size, err)
 	}
-	return &RAM{mapping: m, regions: []Region{
-		{GPA: 0, Host: m[:HoleStart:HoleStart]},
-		{GPA: HoleEnd, Host: m[HoleEnd:size:size]},
-	}}, nil
+	r := &RAM{mapping: mapping}
+	for _, rg := range ranges {
+		r.regions = append(r.regions, Region{GPA: rg.Start, Host: mapping[rg.Start:rg.End():rg.End()]})
+	}
+	return r, nil
 }
 
 // NewRAMFromSlice wraps b as RAM at GPA 0 with no hole: for tests and tools

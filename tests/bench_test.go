@@ -8,7 +8,7 @@ import (
 	"walkvm/internal/kvmtest"
 	"walkvm/kvm"
 	"walkvm/machine"
-	"walkvm/vcpu"
+	"walkvm/ownpath"
 )
 
 // mmioLoop writes and reads the MMIO test window RCX times each (long mode):
@@ -31,18 +31,18 @@ func BenchmarkMMIOExitsInterleaved(b *testing.B) {
 	const chunk = 50000
 	type side struct {
 		m     *machine.Machine
-		own   *vcpu.OwnPath
+		own   *machine.Own
 		exits uint64
 		time  time.Duration
 	}
 	var sides [2]side
-	for i, v := range []vcpu.Verify{vcpu.VerifyOff, vcpu.VerifyStrict} {
+	for i, v := range []ownpath.Verify{ownpath.VerifyOff, ownpath.VerifyStrict} {
 		m, err := machine.New(machine.Config{MemSize: 16 << 20, Image: boot.Image{Data: mmioLoop, Load: 0x1000, Mode: boot.Long}})
 		if err != nil {
 			b.Fatal(err)
 		}
 		defer m.Close()
-		own, err := m.OwnPath(v)
+		own, err := m.OwnPath(v, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -63,19 +63,19 @@ func BenchmarkMMIOExitsInterleaved(b *testing.B) {
 			if err := s.m.CPU.SetRegs(&regs); err != nil {
 				b.Fatal(err)
 			}
-			before := s.own.Stats.Exits.MMIO
+			before := s.own.Stats().Exits.MMIO
 			t0 := time.Now()
 			res := s.m.RunOwn(s.own, time.Minute)
 			s.time += time.Since(t0)
-			if res.Status != 0 {
-				b.Fatalf("status %d: %v", res.Status, res.Err)
+			if res.ExitStatus() != 0 {
+				b.Fatalf("status %d: %v", res.ExitStatus(), res.Err)
 			}
-			s.exits += s.own.Stats.Exits.MMIO - before
+			s.exits += s.own.Stats().Exits.MMIO - before
 		}
 	}
 	b.StopTimer()
-	if sides[1].own.Stats.MMIO.Disagreed != 0 {
-		b.Fatalf("%d disagreements", sides[1].own.Stats.MMIO.Disagreed)
+	if sides[1].own.Stats().MMIO.Disagreed != 0 {
+		b.Fatalf("%d disagreements", sides[1].own.Stats().MMIO.Disagreed)
 	}
 	off := float64(sides[0].time.Nanoseconds()) / float64(sides[0].exits)
 	strict := float64(sides[1].time.Nanoseconds()) / float64(sides[1].exits)
@@ -90,7 +90,7 @@ func BenchmarkMMIOExitsInterleaved(b *testing.B) {
 // for the 1,000,000-access loop of BENCHMARKS.md.
 func BenchmarkMMIOExits(b *testing.B) {
 	kvmtest.Require(b)
-	for _, v := range []vcpu.Verify{vcpu.VerifyOff, vcpu.VerifyStrict} {
+	for _, v := range []ownpath.Verify{ownpath.VerifyOff, ownpath.VerifyStrict} {
 		b.Run("verify="+v.String(), func(b *testing.B) {
 			m, err := machine.New(machine.Config{MemSize: 16 << 20, Image: boot.Image{Data: mmioLoop, Load: 0x1000, Mode: boot.Long}})
 			if err != nil {
@@ -105,7 +105,7 @@ func BenchmarkMMIOExits(b *testing.B) {
 			if err := m.CPU.SetRegs(&regs); err != nil {
 				b.Fatal(err)
 			}
-			own, err := m.OwnPath(v)
+			own, err := m.OwnPath(v, nil)
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -115,13 +115,13 @@ func BenchmarkMMIOExits(b *testing.B) {
 			res := m.RunOwn(own, 10*time.Minute)
 			elapsed := time.Since(start)
 			b.StopTimer()
-			if res.Status != 0 {
-				b.Fatalf("status %d: %v", res.Status, res.Err)
+			if res.ExitStatus() != 0 {
+				b.Fatalf("status %d: %v", res.ExitStatus(), res.Err)
 			}
-			if own.Stats.MMIO.Disagreed != 0 {
-				b.Fatalf("%d disagreements", own.Stats.MMIO.Disagreed)
+			if own.Stats().MMIO.Disagreed != 0 {
+				b.Fatalf("%d disagreements", own.Stats().MMIO.Disagreed)
 			}
-			b.ReportMetric(float64(own.Stats.Exits.MMIO)/elapsed.Seconds(), "exits/s")
+			b.ReportMetric(float64(own.Stats().Exits.MMIO)/elapsed.Seconds(), "exits/s")
 		})
 	}
 }

@@ -19,6 +19,7 @@ import (
 	"walkvm/kvm"
 	"walkvm/machine"
 	"walkvm/mmu"
+	"walkvm/ownpath"
 	"walkvm/vcpu"
 	"walkvm/x86"
 )
@@ -27,8 +28,8 @@ import (
 type guestRun struct {
 	g       guest.Guest
 	m       *machine.Machine
-	own     *vcpu.OwnPath
-	res     vcpu.Result
+	own     *machine.Own
+	res     vcpu.End
 	console string
 	log     string // walkvm's warnings
 	events  []devices.Event
@@ -46,21 +47,17 @@ type mmioExit struct {
 // serves) before the own path handles it.
 type exitRecorder struct {
 	inner vcpu.Observer
-	cpu   *kvm.VCPU
 	exits []mmioExit
 }
 
-func (r *exitRecorder) BeginExit(reason kvm.ExitReason) error {
-	if reason == kvm.ExitMMIO && len(r.exits) < cap(r.exits) {
-		e := r.cpu.MMIO()
-		r.exits = append(r.exits, mmioExit{GPA: e.PhysAddr, Len: int(e.Len), Write: e.IsWrite != 0})
+func (r *exitRecorder) BeginExit(e *kvm.Exit) error {
+	if e.Kind == kvm.KindMMIO && len(r.exits) < cap(r.exits) {
+		r.exits = append(r.exits, mmioExit{GPA: e.MMIO.PhysAddr, Len: int(e.MMIO.Len), Write: e.MMIO.IsWrite != 0})
 	}
-	return r.inner.BeginExit(reason)
+	return r.inner.BeginExit(e)
 }
 
-func (r *exitRecorder) EndExit(reason kvm.ExitReason, emulationFailure bool) {
-	r.inner.EndExit(reason, emulationFailure)
-}
+func (r *exitRecorder) EndExit(e *kvm.Exit) { r.inner.EndExit(e) }
 
 // runGuest boots g through walkvm's own MMIO path, checking it against KVM
 // at every exit (-verify warn: a disagreement is logged and counted, and
@@ -84,20 +81,20 @@ func runGuest(t *testing.T, g guest.Guest) *guestRun {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	own, err := m.OwnPath(vcpu.VerifyWarn)
+	own, err := m.OwnPath(ownpath.VerifyWarn, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &exitRecorder{inner: own, cpu: m.CPU, exits: make([]mmioExit, 0, 4096)}
-	l := m.Loop(own)
-	l.Observer = rec
-	res := l.Run(20 * time.Second)
+	loops := m.OwnLoops(own)
+	rec := &exitRecorder{inner: loops[0].Observer, exits: make([]mmioExit, 0, 4096)}
+	loops[0].Observer = rec
+	res := m.RunLoops(loops, 20*time.Second)
 	return &guestRun{g: g, m: m, own: own, res: res, console: console.String(), log: log.String(), events: m.Report.Events(), exits: rec.exits, image: img}
 }
 
 func (r *guestRun) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "run ended %s with status %d: %v\n", r.res.Reason, r.res.Status, r.res.Err)
+	fmt.Fprintf(&b, "run ended %s with status %d: %v\n", r.res.Kind, r.res.ExitStatus(), r.res.Err)
 	if r.res.Dump != "" {
 		fmt.Fprintf(&b, "%s\n", r.res.Dump)
 	}
@@ -163,7 +160,7 @@ func (r *guestRun) declined() (stages []guest.Stage, reason string) {
 				what = "CR0.PG write"
 			}
 			how := "reported by the guest"
-			if r.own.Stats.MMIO.ExceptionsInjected > 0 {
+			if r.own.Stats().MMIO.ExceptionsInjected > 0 {
 				how += "; KVM could not emulate the instruction and walkvm injected the fault"
 			}
 			stages = append(stages, s)
@@ -214,12 +211,12 @@ func TestGuests(t *testing.T) {
 					t.Errorf("malformed report: %v", e)
 				}
 			}
-			st := r.own.Stats
+			st := r.own.Stats()
 			if st.MMIO.Disagreed != 0 || st.Translate.Mismatches != 0 {
 				t.Errorf("own MMIO path disagreed with KVM: %d MMIO disagreements, %d KVM_TRANSLATE mismatches\n%s", st.MMIO.Disagreed, st.Translate.Mismatches, r.log)
 			}
 			switch {
-			case r.res.Status == devices.StatusSkipped:
+			case r.res.ExitStatus() == devices.StatusSkipped:
 				_, why := r.declined()
 				if why == "" {
 					t.Fatalf("guest exited with the skip status without reporting a refused or unsupported stage\n%v", r)
@@ -228,7 +225,7 @@ func TestGuests(t *testing.T) {
 					t.Fatalf("inside the nested runner every legacy mode must work, but %s\n%v", why, r)
 				}
 				t.Skip(why)
-			case r.res.Status != 0:
+			case r.res.ExitStatus() != 0:
 				t.Fatalf("%v", r)
 			}
 			if !strings.HasSuffix(r.console, g.Output) {

@@ -38,6 +38,7 @@ import (
 	"walkvm/machine"
 	"walkvm/memory"
 	"walkvm/mmu"
+	"walkvm/vcpu"
 	"walkvm/x86"
 )
 
@@ -557,14 +558,14 @@ func runOracleRound(md oracleMode, rnd *rand.Rand, o oracleOpts, st *oracleStats
 	if kvmtest.Nested() {
 		timeout = 8 * time.Minute
 	}
-	res := m.Loop(h).Run(timeout)
+	res := m.RunLoops(m.Loops(func(int) vcpu.MMIOHandler { return h }), timeout)
 	var after kvm.Sregs
 	if err := m.CPU.GetSregs(&after); err != nil {
 		return nil, err
 	}
 	cur, _ := m.RAM.ReadUint64(pCur)
-	if res.Reason != "halt" {
-		return nil, fmt.Errorf("%s round (%s) ended %s (status %d) at case %d of %d: %v\n%s", md.name, state, res.Reason, res.Status, cur, len(cases), res.Err, res.Dump)
+	if res.Kind != vcpu.EndHalted {
+		return nil, fmt.Errorf("%s round (%s) ended %s (status %d) at case %d of %d: %v\n%s", md.name, state, res.Kind, res.ExitStatus(), cur, len(cases), res.Err, res.Dump)
 	}
 	results, err := readOracleResults(m.RAM, len(cases))
 	if err != nil {
@@ -815,7 +816,13 @@ type oracleMMIO struct {
 	stray []string
 }
 
-func (h *oracleMMIO) MMIO(e *kvm.MMIOExit) error {
+// MMIORead implements vcpu.MMIOHandler.
+func (h *oracleMMIO) MMIORead(e *kvm.Exit) error { return h.mmio(e.MMIO) }
+
+// MMIOWrite implements vcpu.MMIOHandler.
+func (h *oracleMMIO) MMIOWrite(e *kvm.Exit) error { return h.mmio(e.MMIO) }
+
+func (h *oracleMMIO) mmio(e *kvm.MMIOExit) error {
 	cur, err := h.ram.ReadUint64(pCur)
 	if err != nil {
 		return err
@@ -837,7 +844,8 @@ func (h *oracleMMIO) MMIO(e *kvm.MMIOExit) error {
 	return nil
 }
 
-func (h *oracleMMIO) EmulationFailure(f *kvm.EmulationFailure) error {
+func (h *oracleMMIO) EmulationFailure(e *kvm.Exit) error {
+	f := e.EmulationFailure
 	cur, _ := h.ram.ReadUint64(pCur)
 	return fmt.Errorf("case %d: KVM could not emulate % x", cur, f.Instruction())
 }

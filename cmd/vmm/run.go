@@ -17,6 +17,8 @@ import (
 	"walkvm/boot"
 	"walkvm/guest"
 	"walkvm/machine"
+	"walkvm/ownpath"
+	"walkvm/trace"
 	"walkvm/vcpu"
 )
 
@@ -30,7 +32,7 @@ type runOptions struct {
 	guest    string
 	image    string
 	kvmPath  string
-	verify   vcpu.Verify
+	verify   ownpath.Verify
 	trace    string
 	stats    string
 	// statsFile receives the statistics instead of stderr.
@@ -80,7 +82,7 @@ func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
 	if o.entry, err = boot.ParseMode(*entry); err != nil {
 		return nil, fmt.Errorf("-entry: %w", err)
 	}
-	if o.verify, err = vcpu.ParseVerify(*verify); err != nil {
+	if o.verify, err = ownpath.ParseVerify(*verify); err != nil {
 		return nil, fmt.Errorf("-verify: %w", err)
 	}
 	switch o.stats {
@@ -167,17 +169,13 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return vcpu.StatusFailed
 	}
 	defer m.Close()
-	own, err := m.OwnPath(o.verify)
-	if err != nil {
-		fmt.Fprintf(stderr, "vmm run: %v\n", err)
-		return vcpu.StatusFailed
-	}
 	closeTrace := func() {}
 	tracePath, err := o.sink.path()
 	if err != nil {
 		fmt.Fprintf(stderr, "vmm run: -trace: %v\n", err)
 		return vcpu.StatusFailed
 	}
+	var tr *trace.Tracer
 	if tracePath != "" {
 		tw, c, err := openOutput(tracePath, stderr)
 		if err != nil {
@@ -185,22 +183,28 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 			return vcpu.StatusFailed
 		}
 		closeTrace = c
-		own.Trace = vcpu.NewTracer(tw)
+		tr = trace.NewTracer(tw)
 	}
-	res := m.RunOwn(own, o.timeout)
-	report(stderr, res)
+	own, err := m.OwnPath(o.verify, tr)
+	if err != nil {
+		closeTrace()
+		fmt.Fprintf(stderr, "vmm run: %v\n", err)
+		return vcpu.StatusFailed
+	}
+	end := m.RunOwn(own, o.timeout)
+	report(stderr, end)
 	closeTrace()
-	if own.Trace != nil && own.Trace.Err != nil {
-		fmt.Fprintf(stderr, "vmm run: -trace: %v\n", own.Trace.Err)
+	if tr != nil && tr.Err() != nil {
+		fmt.Fprintf(stderr, "vmm run: -trace: %v\n", tr.Err())
 	}
 	if err := o.sink.finish(stderr); err != nil {
 		fmt.Fprintf(stderr, "vmm run: %v\n", err)
 	}
-	if err := o.writeStats(own.Stats, stderr); err != nil {
+	if err := o.writeStats(own.Stats(), stderr); err != nil {
 		fmt.Fprintf(stderr, "vmm run: %v\n", err)
 		return vcpu.StatusFailed
 	}
-	return res.Status
+	return end.ExitStatus()
 }
 
 // openOutput opens FILE, or stderr for "-".
@@ -216,7 +220,7 @@ func openOutput(name string, stderr io.Writer) (io.Writer, func(), error) {
 	return bw, func() { bw.Flush(); f.Close() }, nil
 }
 
-func (o *runOptions) writeStats(s *vcpu.Stats, stderr io.Writer) error {
+func (o *runOptions) writeStats(s *trace.Stats, stderr io.Writer) error {
 	if o.stats == "" {
 		return nil
 	}
@@ -263,16 +267,17 @@ func (o *runOptions) loadImage() (boot.Image, error) {
 	return boot.Image{Data: data, Load: g.Load, Mode: mode}, nil
 }
 
-func report(w io.Writer, res vcpu.Result) {
-	switch res.Reason {
-	case "halt", "debug-exit":
+// report says on w why a run ended, unless the guest ended it.
+func report(w io.Writer, end vcpu.End) {
+	switch end.Kind {
+	case vcpu.EndHalted, vcpu.EndDebugExit:
 		return
-	case "timeout":
-		fmt.Fprintf(w, "vmm run: %v\n", res.Err)
-	default:
-		fmt.Fprintf(w, "vmm run: %v\n", res.Err)
-		if res.Dump != "" {
-			fmt.Fprintln(w, res.Dump)
-		}
+	case vcpu.EndReset, vcpu.EndPowerOff:
+		fmt.Fprintf(w, "vmm run: the guest asked for a %v (vCPU %d)\n", end.Kind, end.VCPU)
+		return
+	}
+	fmt.Fprintf(w, "vmm run: %v\n", end.Err)
+	if end.Dump != "" {
+		fmt.Fprintln(w, end.Dump)
 	}
 }

@@ -18,8 +18,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"walkvm/ownpath"
 	"walkvm/unittests"
-	"walkvm/vcpu"
 )
 
 // cmdUnittests is `vmm unittests`: kvm-unit-tests' x86 suite, each entry of
@@ -65,7 +65,7 @@ ERRATA_* override errata.txt.`)
 	if *jobs < 1 {
 		return fail(fmt.Errorf("-j %d: want at least 1", *jobs))
 	}
-	if _, err := vcpu.ParseVerify(*verify); err != nil {
+	if _, err := ownpath.ParseVerify(*verify); err != nil {
 		return fail(fmt.Errorf("-verify: %w", err))
 	}
 	var onlyRE *regexp.Regexp

@@ -208,3 +208,15 @@ func Overlaps(rs []loader.Range) error {
 	}
 	return nil
 }
+
+// Reserved is a Reserved region.
+func Reserved(base, size uint64) loader.Region {
+	return loader.Region{Base: base, Size: size, Kind: loader.Reserved}
+}
+
+// Flat maps size bytes of RAM at GPA 0 with no hole, for machines that
+// back the first MiB.
+func Flat(t testing.TB, size uint64) *memory.RAM {
+	b := make([]byte, size)
+	return memory.NewRAMFromSlice(b)
+}

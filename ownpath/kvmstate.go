@@ -1,4 +1,4 @@
-package vcpu
+package ownpath
 
 import (
 	"encoding/binary"

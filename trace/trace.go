@@ -1,9 +1,10 @@
-package vcpu
+package trace
 
 import (
 	"encoding/hex"
 	"io"
 	"strconv"
+	"sync"
 
 	"walkvm/emulate"
 	"walkvm/emulate/decode"
@@ -12,9 +13,11 @@ import (
 	"walkvm/x86"
 )
 
-// TraceRecord is what `-trace` writes for one exit.
-type TraceRecord struct {
+// Record is what `-trace` writes for one exit. The own MMIO path fills it
+// as it handles the exit; it holds no allocated storage of its own.
+type Record struct {
 	Seq    uint64
+	VCPU   int
 	Reason kvm.ExitReason
 	Mode   Mode
 	CS     uint16
@@ -22,7 +25,7 @@ type TraceRecord struct {
 	// CodeMode is the code size the instruction decodes with.
 	CodeMode decode.Mode
 
-	insn    [15]byte
+	insn    [decode.MaxLen]byte
 	insnLen int
 	// InsnRIP is where the instruction behind a write exit starts.
 	InsnRIP    uint64
@@ -45,41 +48,40 @@ type TraceRecord struct {
 	Detail  string
 }
 
-func (r *TraceRecord) reset() {
-	*r = TraceRecord{}
-}
+// Reset empties the record for the next exit.
+func (r *Record) Reset() { *r = Record{} }
 
-func (r *TraceRecord) setInsn(b []byte) { r.insnLen = copy(r.insn[:], b) }
+// SetInsn records the instruction's bytes.
+func (r *Record) SetInsn(b []byte) { r.insnLen = copy(r.insn[:], b) }
 
-func (r *TraceRecord) setMMIO(e *kvm.MMIOExit, n int) {
-	r.HasMMIO, r.KVMGPA, r.KVMLen, r.Write = true, e.PhysAddr, n, e.IsWrite != 0
-	if e.IsWrite != 0 {
-		r.Data = le64(e.Data[:n])
+// Insn is the recorded instruction's bytes.
+func (r *Record) Insn() []byte { return r.insn[:r.insnLen] }
+
+// SetMMIO records KVM's access: n bytes at gpa; data is a write's value.
+func (r *Record) SetMMIO(gpa uint64, n int, write bool, data uint64) {
+	r.HasMMIO, r.KVMGPA, r.KVMLen, r.Write = true, gpa, n, write
+	if write {
+		r.Data = data
 	}
 }
 
-func (r *TraceRecord) setAccess(a *emulate.MemRefs) {
-	if a.N == 0 {
-		return
-	}
-	// The access KVM's exit belongs to is the one written for a write
-	// exit, else the first.
-	acc := &a.A[0]
-	for i := range a.N {
-		if a.A[i].Write == r.Write {
-			acc = &a.A[i]
-			break
-		}
-	}
-	r.HasAccess, r.Linear, r.GPA, r.Size = true, acc.Linear, acc.Pieces[0].GPA, int(acc.Size)
+// SetAccess records walkvm's access: size bytes at linear, GPA gpa.
+func (r *Record) SetAccess(linear, gpa uint64, size int) {
+	r.HasAccess, r.Linear, r.GPA, r.Size = true, linear, gpa, size
 }
 
-// Tracer writes one JSON object per exit, one per line. It reuses its
-// buffer; a write error stops tracing and is kept in Err.
+// Tracer writes one JSON object per exit, one per line; several vCPUs may
+// share one. A write error stops tracing and is kept (Err).
+//
+// Writing a record reuses the tracer's buffer but allocates the
+// instruction's disassembly (x86asm formats into a new string), so tracing
+// costs allocations; with tracing off no record is written and the exit
+// path allocates nothing.
 type Tracer struct {
+	mu  sync.Mutex
 	w   io.Writer
 	buf []byte
-	Err error
+	err error
 }
 
 // NewTracer writes to w.
@@ -91,14 +93,25 @@ func appendHex(b []byte, v uint64) []byte {
 	return append(b, '"')
 }
 
-// Write renders r.
-func (t *Tracer) Write(r *TraceRecord) {
-	if t.Err != nil {
+// Err is the write error that stopped tracing, if any.
+func (t *Tracer) Err() error {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	return t.err
+}
+
+// Write renders r as one line.
+func (t *Tracer) Write(r *Record) {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if t.err != nil {
 		return
 	}
 	b := t.buf[:0]
 	b = append(b, `{"seq":`...)
 	b = strconv.AppendUint(b, r.Seq, 10)
+	b = append(b, `,"vcpu":`...)
+	b = strconv.AppendInt(b, int64(r.VCPU), 10)
 	b = append(b, `,"exit":`...)
 	b = strconv.AppendQuote(b, r.Reason.String())
 	b = append(b, `,"mode":`...)
@@ -185,7 +198,7 @@ func (t *Tracer) Write(r *TraceRecord) {
 	}
 	b = append(b, "}\n"...)
 	t.buf = b
-	_, t.Err = t.w.Write(b)
+	_, t.err = t.w.Write(b)
 }
 
 func accessName(a x86.Access) string {

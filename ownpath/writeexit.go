@@ -1,4 +1,4 @@
-package vcpu
+package ownpath
 
 import (
 	"walkvm/emulate"
@@ -25,15 +25,15 @@ type writeWindow struct {
 // fetchWindow reads the code bytes around CS:end through walkvm's own
 // walks (no accessed flags set), one walk per page. Bytes that cannot be
 // fetched stay invalid.
-func (p *OwnPath) fetchWindow(w *writeWindow, end uint64) {
+func (p *Path) fetchWindow(w *writeWindow, end uint64) {
 	var page []byte // host bytes of the current linear page, nil if unmapped
 	pageNum, havePage := uint64(0), false
 	for i := range w.b {
 		la := p.codeLinear(end + uint64(i) - decode.MaxLen)
 		if !havePage || la>>12 != pageNum {
 			pageNum, havePage, page = la>>12, true, nil
-			if err := p.mem.ctx.Walk(p.RAM, la, x86.AccessFetch, &p.winWalk); err == nil {
-				page, _ = p.RAM.Slice(p.winWalk.GPA&^0xfff, 4096)
+			if err := p.mem.ctx.Walk(p.cfg.RAM, la, x86.AccessFetch, &p.memo.winWalk); err == nil {
+				page, _ = p.cfg.RAM.Slice(p.memo.winWalk.GPA&^0xfff, 4096)
 			}
 		}
 		w.valid[i] = page != nil
@@ -56,46 +56,42 @@ type writeMatch struct {
 }
 
 // writeExit checks a write exit against the instruction that made it.
-func (p *OwnPath) writeExit(exit *kvm.MMIOExit, n int) error {
-	pend := p.pending
-	p.pending.valid = false
-	if p.Verify == VerifyOff {
+func (p *Path) writeExit(exit *kvm.MMIOExit, n int) error {
+	pend := p.memo.pending
+	p.memo.pending.valid = false
+	if p.cfg.Verify == VerifyOff {
 		return nil
 	}
 	// A read-modify-write or MOVS decoded at its read exit: the write
 	// exit comes with RIP past it, or still at it for a REP iteration.
-	if pend.valid && (p.st.RIP == pend.rip || p.st.RIP == p.nextIP(pend.rip, pend.len)) {
+	if pend.valid && (p.exit.st.RIP == pend.rip || p.exit.st.RIP == p.nextIP(pend.rip, pend.len)) {
 		for i := range pend.accs.N {
 			a := &pend.accs.A[i]
 			if a.Write && isKVMFragment(a, exit.PhysAddr, n) {
-				p.Stats.MMIO.Agreed++
-				p.rec.Verdict = "agree"
-				p.rec.setAccess(&pend.accs)
+				p.agree()
+				setAccess(&p.exit.rec, &pend.accs)
 				return nil
 			}
 		}
 	}
 	var win writeWindow
-	p.mem.quiet = true
 	matches, first, ambiguous := p.findWrite(&win, exit, n)
-	p.mem.quiet = false
 	if matches > 0 {
-		p.rec.setInsn(first.bytes(&win))
-		p.rec.HasAccess, p.rec.Linear, p.rec.GPA, p.rec.Size = true, first.acc.Linear, first.acc.Pieces[0].GPA, int(first.acc.Size)
-		p.rec.InsnRIP, p.rec.HasInsnRIP = first.start, true
+		p.exit.rec.SetInsn(first.bytes(&win))
+		p.exit.rec.SetAccess(first.acc.Linear, first.acc.Pieces[0].GPA, int(first.acc.Size))
+		p.exit.rec.InsnRIP, p.exit.rec.HasInsnRIP = first.start, true
 		p.rewalk(&first)
 	}
-	if err := p.checkTranslate(p.rec.insn[:p.rec.insnLen]); err != nil {
+	if err := p.checkTranslate(p.exit.rec.Insn()); err != nil {
 		return err
 	}
 	switch {
 	case matches == 0:
-		return p.disagree("write", win.b[:decode.MaxLen], "no instruction ending at RIP %#x writes %d bytes of %#x at GPA %#x", p.st.RIP, n, le64(exit.Data[:n]), exit.PhysAddr)
+		return p.disagree("write", win.b[:decode.MaxLen], "no instruction ending at RIP %#x writes %d bytes of %#x at GPA %#x", p.exit.st.RIP, n, le64(exit.Data[:n]), exit.PhysAddr)
 	case ambiguous:
-		return p.disagree("write", p.rec.insn[:p.rec.insnLen], "candidates ending at RIP %#x disagree about the access", p.st.RIP)
+		return p.disagree("write", p.exit.rec.Insn(), "candidates ending at RIP %#x disagree about the access", p.exit.st.RIP)
 	}
-	p.Stats.MMIO.Agreed++
-	p.rec.Verdict = "agree"
+	p.agree()
 	return nil
 }
 
@@ -103,9 +99,9 @@ func (p *OwnPath) writeExit(exit *kvm.MMIOExit, n int) error {
 // those ending at RIP; then, since a CALL's write exit arrives with RIP at
 // the call's target, among CALLs ending at the return address it pushed.
 // win is left holding the window of the last search.
-func (p *OwnPath) findWrite(win *writeWindow, exit *kvm.MMIOExit, n int) (int, writeMatch, bool) {
-	p.fetchWindow(win, p.st.RIP)
-	matches, first, ambiguous := p.matchWrite(win, p.st.RIP, exit, n, false)
+func (p *Path) findWrite(win *writeWindow, exit *kvm.MMIOExit, n int) (int, writeMatch, bool) {
+	p.fetchWindow(win, p.exit.st.RIP)
+	matches, first, ambiguous := p.matchWrite(win, p.exit.st.RIP, exit, n, false)
 	if matches == 0 && (n == 2 || n == 4 || n == 8) {
 		ret := le64(exit.Data[:n])
 		p.fetchWindow(win, ret)
@@ -117,8 +113,8 @@ func (p *OwnPath) findWrite(win *writeWindow, exit *kvm.MMIOExit, n int) (int, w
 // rewalk repeats the winning candidate's fetch and operand walks with
 // recording and KVM_TRANSLATE checks on: they are the walks of the path.
 // The instruction is already decoded; only its pages are walked again.
-func (p *OwnPath) rewalk(m *writeMatch) {
-	s := p.st
+func (p *Path) rewalk(m *writeMatch) {
+	s := p.exit.st
 	s.Vec = nil
 	s.RIP = m.start
 	first := p.codeLinear(m.start)
@@ -140,8 +136,8 @@ func (p *OwnPath) rewalk(m *writeMatch) {
 
 // nextIP is the offset after an instruction of n bytes at ip, wrapped to
 // the code size.
-func (p *OwnPath) nextIP(ip uint64, n uint8) uint64 {
-	switch p.st.DecodeMode() {
+func (p *Path) nextIP(ip uint64, n uint8) uint64 {
+	switch p.exit.st.DecodeMode() {
 	case decode.Mode16:
 		return (ip + uint64(n)) & 0xffff
 	case decode.Mode32:
@@ -153,8 +149,8 @@ func (p *OwnPath) nextIP(ip uint64, n uint8) uint64 {
 // codeLinear is the linear address of code offset off in CS, wrapped to
 // the code size (IP, EIP) as the CPU wraps it; CS's base is 0 in 64-bit
 // mode.
-func (p *OwnPath) codeLinear(off uint64) uint64 {
-	switch p.st.DecodeMode() {
+func (p *Path) codeLinear(off uint64) uint64 {
+	switch p.exit.st.DecodeMode() {
 	case decode.Mode64:
 		return off
 	case decode.Mode16:
@@ -162,7 +158,7 @@ func (p *OwnPath) codeLinear(off uint64) uint64 {
 	default:
 		off &= 0xffffffff
 	}
-	return (p.st.Seg[x86.CS].Base + off) & 0xffffffff
+	return (p.exit.st.Seg[x86.CS].Base + off) & 0xffffffff
 }
 
 func (m *writeMatch) bytes(w *writeWindow) []byte {
@@ -199,8 +195,8 @@ const candidateMemoSize = 8
 // candidates decodes every start in w whose instruction ends at the
 // window's end (and string instructions at it), or returns the set decoded
 // last time for identical bytes.
-func (p *OwnPath) candidates(w *writeWindow, mode decode.Mode, end uint64) *candidateSet {
-	m := &p.candMemo[end%candidateMemoSize]
+func (p *Path) candidates(w *writeWindow, mode decode.Mode, end uint64) *candidateSet {
+	m := &p.memo.cand[end%candidateMemoSize]
 	if m.valid && m.mode == mode && m.win == *w {
 		return &m.set
 	}
@@ -234,10 +230,10 @@ func (p *OwnPath) candidates(w *writeWindow, mode decode.Mode, end uint64) *cand
 // matchWrite resolves every candidate ending at end against KVM's exit
 // (only CALLs when calls is set) and returns how many match, the first
 // match, and whether matches disagree on the access.
-func (p *OwnPath) matchWrite(w *writeWindow, end uint64, exit *kvm.MMIOExit, n int, calls bool) (int, writeMatch, bool) {
+func (p *Path) matchWrite(w *writeWindow, end uint64, exit *kvm.MMIOExit, n int, calls bool) (int, writeMatch, bool) {
 	var first writeMatch
 	matches, ambiguous := 0, false
-	set := p.candidates(w, p.st.DecodeMode(), end)
+	set := p.candidates(w, p.exit.st.DecodeMode(), end)
 	for i := range set.n {
 		inst, k := &set.insts[i], uint64(set.k[i])
 		if calls && (inst.Op != decode.CALL || k == 0 || !p.callTargets(inst, end)) {
@@ -270,18 +266,19 @@ func isString(op decode.Op) bool {
 // callTargets reports whether a CALL ending at end goes where the vCPU is
 // now: for a relative CALL, end plus its displacement is RIP; an indirect
 // CALL's target is not checked.
-func (p *OwnPath) callTargets(inst *decode.Inst, end uint64) bool {
+func (p *Path) callTargets(inst *decode.Inst, end uint64) bool {
 	a := &inst.Args[0]
 	if a.Kind != decode.ArgRel {
 		return true
 	}
-	return p.nextIP(end+uint64(a.Imm), 0) == p.st.RIP
+	return p.nextIP(end+uint64(a.Imm), 0) == p.exit.st.RIP
 }
 
 // candidateWrites resolves inst as if it started at start, with its
 // register effects undone, and reports the write access that covers KVM's
-// exit.
-func (p *OwnPath) candidateWrites(inst *decode.Inst, start uint64, exit *kvm.MMIOExit, n int) (acc emulate.MemRef, undone, ok bool) {
+// exit. It resolves with the finder, whose walks are not walks of the path
+// (searchMem): only the winner's are repeated for the record (rewalk).
+func (p *Path) candidateWrites(inst *decode.Inst, start uint64, exit *kvm.MMIOExit, n int) (acc emulate.MemRef, undone, ok bool) {
 	undos := [2]int{0, 1}
 	nundo := 1
 	switch inst.Op {
@@ -291,14 +288,14 @@ func (p *OwnPath) candidateWrites(inst *decode.Inst, start uint64, exit *kvm.MMI
 		undos[0] = 1
 	}
 	for u := range nundo {
-		s := p.st
+		s := p.exit.st
 		s.Vec = nil
 		s.RIP = start
 		if undos[u] == 1 {
 			emulate.Rewind(&s, inst)
 		}
 		var accs emulate.MemRefs
-		if err := p.emu.Resolve(&s, inst, &accs); err != nil {
+		if err := p.finder.Resolve(&s, inst, &accs); err != nil {
 			continue // a candidate that faults did not make the write
 		}
 		for i := range accs.N {

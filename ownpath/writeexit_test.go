@@ -1,4 +1,4 @@
-package vcpu
+package ownpath
 
 import (
 	"encoding/binary"
@@ -12,18 +12,17 @@ import (
 	"walkvm/x86"
 )
 
-// newTestPath builds an OwnPath over 1 MiB of plain RAM, without KVM, with
+// newTestPath builds a Path over 1 MiB of plain RAM, without KVM, with
 // code at 0x1000 and the CPU in the given mode (nonpaging: real, 32-bit
 // protected, or 64-bit with a 1:1 map of the first 2 MiB).
-func newTestPath(t *testing.T, mode string, code []byte) *OwnPath {
+func newTestPath(t *testing.T, mode string, code []byte) *Path {
 	t.Helper()
 	ram := memory.NewRAMFromSlice(make([]byte, 1<<20))
 	if err := ram.Write(0x1000, code); err != nil {
 		t.Fatal(err)
 	}
-	p := &OwnPath{RAM: ram, Bus: memory.NewBus("mmio"), Verify: VerifyStrict}
-	p.init()
-	st := &p.st
+	p := New(Config{RAM: ram, Bus: memory.NewBus("mmio"), Verify: VerifyStrict})
+	st := &p.exit.st
 	st.RFLAGS = 2
 	flat := x86.Segment{Limit: 0xffffffff, Type: 3, S: true, Present: true, DB: true, G: true}
 	for i := range st.Seg {
@@ -51,7 +50,7 @@ func newTestPath(t *testing.T, mode string, code []byte) *OwnPath {
 	if err := p.mem.ctx.Reset(&ms, mmu.Features{MaxPhyAddr: 40}); err != nil {
 		t.Fatal(err)
 	}
-	p.st.RIP = 0x1000 + uint64(len(code))
+	p.exit.st.RIP = 0x1000 + uint64(len(code))
 	return p
 }
 
@@ -197,7 +196,7 @@ func TestWriteExitResolution(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			p := newTestPath(t, c.mode, c.code)
 			if c.setup != nil {
-				c.setup(&p.st)
+				c.setup(&p.exit.st)
 			}
 			var win writeWindow
 			n, first, amb := p.findWrite(&win, c.exit, int(c.exit.Len))

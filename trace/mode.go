@@ -1,4 +1,7 @@
-package vcpu
+// Package trace is what walkvm reports about a run: the statistics of each
+// vCPU (exits, the own MMIO path's verdicts, walks, unassigned accesses, the
+// modes in order) and the per-exit trace that `vmm run -trace` writes.
+package trace
 
 import (
 	"fmt"
@@ -68,49 +71,5 @@ func ClassifyMode(s *kvm.Sregs2, rflags uint64) Mode {
 	return ModeProtected16
 }
 
-// ModeSpan is a stretch of consecutive exits in one mode.
-type ModeSpan struct {
-	Mode     Mode
-	FirstCS  uint16 // CS selector at the first exit in the mode
-	FirstRIP uint64
-	Exits    uint64
-}
-
-// ModeLog keeps the ordered list of mode changes seen at exits. Its storage
-// is preallocated; a guest that changes mode more than Cap times has its
-// later changes counted in Dropped.
-type ModeLog struct {
-	Spans   []ModeSpan
-	Dropped uint64
-}
-
-// ModeLogCap is how many mode spans a ModeLog keeps.
-const ModeLogCap = 1024
-
-// NewModeLog returns an empty log.
-func NewModeLog() *ModeLog { return &ModeLog{Spans: make([]ModeSpan, 0, ModeLogCap)} }
-
-// Observe records one exit in mode m at cs:rip.
-func (l *ModeLog) Observe(m Mode, cs uint16, rip uint64) {
-	if n := len(l.Spans); n > 0 && l.Spans[n-1].Mode == m {
-		l.Spans[n-1].Exits++
-		return
-	}
-	if len(l.Spans) == cap(l.Spans) {
-		l.Dropped++
-		if n := len(l.Spans); n > 0 {
-			l.Spans[n-1].Exits++
-		}
-		return
-	}
-	l.Spans = append(l.Spans, ModeSpan{Mode: m, FirstCS: cs, FirstRIP: rip, Exits: 1})
-}
-
-// Names lists the modes in order of appearance, for tests and summaries.
-func (l *ModeLog) Names() []string {
-	out := make([]string, len(l.Spans))
-	for i, s := range l.Spans {
-		out[i] = s.Mode.String()
-	}
-	return out
-}
+// MarshalText renders the mode by name (JSON and text output).
+func (m Mode) MarshalText() ([]byte, error) { return []byte(m.String()), nil }

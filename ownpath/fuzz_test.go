@@ -1,4 +1,4 @@
-package vcpu
+package ownpath
 
 import (
 	"encoding/binary"
@@ -20,10 +20,10 @@ func FuzzWriteExit(f *testing.F) {
 		}
 		mode := []string{"real", "prot32", "long64"}[modeSel%3]
 		p := newTestPath(t, mode, code)
-		for r := range p.st.GPR {
-			p.st.GPR[r] = regSeed * uint64(r+1) & 0xfffff
+		for r := range p.exit.st.GPR {
+			p.exit.st.GPR[r] = regSeed * uint64(r+1) & 0xfffff
 		}
-		p.st.GPR[x86.RSP] = 0xe000
+		p.exit.st.GPR[x86.RSP] = 0xe000
 		exit := &kvm.MMIOExit{PhysAddr: gpa, Len: uint32(n%8 + 1), IsWrite: 1}
 		binary.LittleEndian.PutUint64(exit.Data[:], regSeed)
 		var win writeWindow
@@ -43,8 +43,8 @@ func FuzzReadExit(f *testing.F) {
 		}
 		mode := []string{"real", "prot32", "long64"}[modeSel%3]
 		p := newTestPath(t, mode, code)
-		p.st.RIP = 0x1000
-		p.Verify = VerifyWarn
+		p.exit.st.RIP = 0x1000
+		p.cfg.Verify = VerifyWarn
 		exit := &kvm.MMIOExit{PhysAddr: gpa, Len: 4}
 		_ = p.readExit(exit, 4)
 	})

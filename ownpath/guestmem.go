@@ -1,11 +1,10 @@
-package vcpu
+package ownpath
 
 import (
-	"errors"
-
 	"walkvm/emulate"
 	"walkvm/memory"
 	"walkvm/mmu"
+	"walkvm/trace"
 	"walkvm/x86"
 )
 
@@ -13,21 +12,40 @@ import (
 // two operands across pages (4), with room to spare.
 const maxWalks = 8
 
-// guestMem is the emulator's view of the guest (emulate.Memory): walks with
-// walkvm's own mmu.Context, RAM through memory.RAM, everything else on the
-// MMIO bus. It records the walks of the current exit for stats and traces
-// and, when asked, checks each one against KVM_TRANSLATE.
+// physMem is guest-physical memory: RAM through memory.RAM, everything
+// else on the MMIO bus, where an unassigned access is counted.
+type physMem struct {
+	ram   *memory.RAM
+	bus   *memory.Bus
+	stats *trace.Stats
+}
+
+// access reads or writes len(b) bytes at gpa.
+func (m *physMem) access(gpa uint64, b []byte, write bool) error {
+	if m.ram.Contains(gpa, uint64(len(b))) {
+		if write {
+			return m.ram.Write(gpa, b)
+		}
+		return m.ram.Read(gpa, b)
+	}
+	mapped, err := m.bus.Serve(gpa, b, write)
+	if !mapped {
+		m.stats.CountUnassigned(false, write)
+	}
+	return err
+}
+
+// guestMem is the emulator's view of the guest (emulate.Memory) for the
+// walks of the path: walks with walkvm's own mmu.Context over physMem. It
+// records the walks of the current exit for stats and traces and, when
+// asked, checks each one against KVM_TRANSLATE.
 type guestMem struct {
-	ram *memory.RAM
-	bus *memory.Bus
-	ctx mmu.Context
+	phys physMem
+	ctx  mmu.Context
 
 	walks  [maxWalks]mmu.Walk
 	nwalks int
-	spare  mmu.Walk // used once the record is full, or while quiet
-	// quiet stops recording and checking: walks made while searching for
-	// the instruction behind a write exit are not walks of the path.
-	quiet bool
+	spare  mmu.Walk // used once the record is full
 
 	// kvm, when set, answers KVM_TRANSLATE; a walk that disagrees with it
 	// is counted and remembered.
@@ -79,22 +97,27 @@ func (g *guestMem) reset() {
 func (g *guestMem) Walks() []mmu.Walk { return g.walks[:g.nwalks] }
 
 func (g *guestMem) nextWalk() *mmu.Walk {
-	if g.quiet || g.nwalks == len(g.walks) {
+	if g.nwalks == len(g.walks) {
 		return &g.spare
 	}
 	g.nwalks++
 	return &g.walks[g.nwalks-1]
 }
 
+// walk translates la for the emulator's intent: WalkCommit, which sets
+// accessed and dirty flags, for an instruction being executed, else Walk.
+func walk(c *mmu.Context, mem mmu.Memory, la uint64, in emulate.Intent, w *mmu.Walk) error {
+	if in.Commit {
+		return c.WalkCommit(mem, la, in.Access, w)
+	}
+	return c.Walk(mem, la, in.Access, w)
+}
+
 // Translate implements emulate.Memory.
 func (g *guestMem) Translate(la uint64, in emulate.Intent) (uint64, error) {
 	w := g.nextWalk()
-	walk := g.ctx.Walk
-	if in.Commit {
-		walk = g.ctx.WalkCommit
-	}
-	err := walk(g.ram, la, in.Access, w)
-	if g.kvm != nil && !g.quiet {
+	err := walk(&g.ctx, g.phys.ram, la, in, w)
+	if g.kvm != nil {
 		g.check(la, w, err)
 	}
 	if err != nil {
@@ -160,28 +183,30 @@ func (g *guestMem) sameEntries(m *translateMemo, w *mmu.Walk) bool {
 }
 
 // ReadPhys implements emulate.Memory.
-func (g *guestMem) ReadPhys(gpa uint64, b []byte) error {
-	if g.ram.Contains(gpa, uint64(len(b))) {
-		return g.ram.Read(gpa, b)
-	}
-	err := g.bus.Read(gpa, b)
-	if errors.Is(err, memory.ErrNoDevice) {
-		for i := range b {
-			b[i] = 0xff
-		}
-		return nil
-	}
-	return err
-}
+func (g *guestMem) ReadPhys(gpa uint64, b []byte) error { return g.phys.access(gpa, b, false) }
 
 // WritePhys implements emulate.Memory.
-func (g *guestMem) WritePhys(gpa uint64, b []byte) error {
-	if g.ram.Contains(gpa, uint64(len(b))) {
-		return g.ram.Write(gpa, b)
-	}
-	err := g.bus.Write(gpa, b)
-	if errors.Is(err, memory.ErrNoDevice) {
-		return nil
-	}
-	return err
+func (g *guestMem) WritePhys(gpa uint64, b []byte) error { return g.phys.access(gpa, b, true) }
+
+// searchMem is the guest as the search for the instruction behind a write
+// exit sees it: the path's walker over the same memory, but its walks are
+// not walks of the path, so none is recorded or checked.
+type searchMem struct {
+	phys physMem
+	ctx  *mmu.Context
+	w    mmu.Walk
 }
+
+// Translate implements emulate.Memory.
+func (s *searchMem) Translate(la uint64, in emulate.Intent) (uint64, error) {
+	if err := walk(s.ctx, s.phys.ram, la, in, &s.w); err != nil {
+		return 0, err
+	}
+	return s.w.GPA, nil
+}
+
+// ReadPhys implements emulate.Memory.
+func (s *searchMem) ReadPhys(gpa uint64, b []byte) error { return s.phys.access(gpa, b, false) }
+
+// WritePhys implements emulate.Memory.
+func (s *searchMem) WritePhys(gpa uint64, b []byte) error { return s.phys.access(gpa, b, true) }

@@ -1,4 +1,4 @@
-package vcpu
+package trace
 
 import (
 	"testing"
@@ -36,24 +36,27 @@ func TestClassifyMode(t *testing.T) {
 }
 
 func TestModeLog(t *testing.T) {
-	l := NewModeLog()
-	l.Observe(ModeReal, 0, 0x1000)
-	l.Observe(ModeReal, 0, 0x1010)
-	l.Observe(ModeProtected32, 8, 0x2000)
-	l.Observe(ModeReal, 0, 0x1020)
+	s := NewStats(0)
+	s.ObserveMode(ModeReal, 0, 0x1000)
+	s.ObserveMode(ModeReal, 0, 0x1010)
+	s.ObserveMode(ModeProtected32, 8, 0x2000)
+	s.ObserveMode(ModeReal, 0, 0x1020)
 	want := []ModeSpan{{ModeReal, 0, 0x1000, 2}, {ModeProtected32, 8, 0x2000, 1}, {ModeReal, 0, 0x1020, 1}}
-	if len(l.Spans) != len(want) {
-		t.Fatalf("spans %+v", l.Spans)
+	if len(s.Modes) != len(want) {
+		t.Fatalf("spans %+v", s.Modes)
 	}
 	for i := range want {
-		if l.Spans[i] != want[i] {
-			t.Errorf("span %d = %+v, want %+v", i, l.Spans[i], want[i])
+		if s.Modes[i] != want[i] {
+			t.Errorf("span %d = %+v, want %+v", i, s.Modes[i], want[i])
 		}
 	}
 	for i := 0; i < 2*ModeLogCap; i++ {
-		l.Observe(Mode(i%2), 0, 0)
+		s.ObserveMode(Mode(i%2), 0, 0)
 	}
-	if len(l.Spans) != ModeLogCap || l.Dropped == 0 {
-		t.Errorf("log grew to %d spans, dropped %d", len(l.Spans), l.Dropped)
+	if len(s.Modes) != ModeLogCap || s.ModesDropped == 0 {
+		t.Errorf("log grew to %d spans, dropped %d", len(s.Modes), s.ModesDropped)
+	}
+	if a := testing.AllocsPerRun(100, func() { s.ObserveMode(ModeLong64, 0, 0) }); a != 0 {
+		t.Errorf("ObserveMode allocates %v times", a)
 	}
 }
