@@ -15,6 +15,14 @@ type Result struct {
 	// Done is false when MaxRep stopped a REP loop early: RIP was left at
 	// the instruction so the guest re-executes it and continues.
 	Done bool
+	// Undefined is the set of RFLAGS status flags the SDM leaves
+	// undefined for this execution (the instruction's Facts.Undefined
+	// refined with its operands): a comparison with another
+	// implementation masks them. DestUndefined says the destination
+	// operand itself is undefined (BSF/BSR of 0, SHLD/SHRD by more than
+	// the operand width).
+	Undefined     uint64
+	DestUndefined bool
 }
 
 // Step fetches, decodes and executes the instruction at CS:RIP, updating s
@@ -42,71 +50,47 @@ func (e *Emulator) Step(s *State) (Result, error) {
 }
 
 // Execute executes an instruction already decoded (by Fetch, or by the
-// caller in the current mode) against s. See Step.
+// caller in the current mode) against s. See Step. The instruction's row in
+// the table of facts (FactsOf) names its executor.
 func (e *Emulator) Execute(s *State, inst *decode.Inst) (Result, error) {
 	m := s.Mode()
 	if inst.Mode != decodeMode(m) {
 		return Result{}, e.notEmulated(s, inst, "decoded in "+inst.Mode.String()+" mode, CPU is in "+m.String())
 	}
-	res := Result{Iterations: 1, Done: true}
-	var err error
-	switch inst.Op {
-	case decode.MOV, decode.MOVNTI:
-		err = e.execMov(s, m, inst)
-	case decode.MOVZX, decode.MOVSX, decode.MOVSXD:
-		err = e.execMovExtend(s, m, inst)
-	case decode.ADD, decode.OR, decode.ADC, decode.SBB, decode.AND, decode.SUB, decode.XOR, decode.CMP, decode.TEST:
-		err = e.execALU(s, m, inst, aluOpOf(inst.Op))
-	case decode.INC, decode.DEC, decode.NEG, decode.NOT:
-		err = e.execUnary(s, m, inst)
-	case decode.ROL, decode.ROR, decode.RCL, decode.RCR, decode.SHL, decode.SHR, decode.SAL, decode.SAR:
-		err = e.execShift(s, m, inst)
-	case decode.XCHG:
-		err = e.execXchg(s, m, inst)
-	case decode.CMPXCHG:
-		err = e.execCmpxchg(s, m, inst)
-	case decode.XADD:
-		err = e.execXadd(s, m, inst)
-	case decode.BT, decode.BTS, decode.BTR, decode.BTC:
-		err = e.execBT(s, m, inst)
-	case decode.SETO, decode.SETNO, decode.SETB, decode.SETAE, decode.SETE, decode.SETNE, decode.SETBE, decode.SETA,
-		decode.SETS, decode.SETNS, decode.SETP, decode.SETNP, decode.SETL, decode.SETGE, decode.SETLE, decode.SETG:
-		err = e.execSetcc(s, m, inst)
-	case decode.CMOVO, decode.CMOVNO, decode.CMOVB, decode.CMOVAE, decode.CMOVE, decode.CMOVNE, decode.CMOVBE, decode.CMOVA,
-		decode.CMOVS, decode.CMOVNS, decode.CMOVP, decode.CMOVNP, decode.CMOVL, decode.CMOVGE, decode.CMOVLE, decode.CMOVG:
-		err = e.execCmov(s, m, inst)
-	case decode.MOVS, decode.STOS, decode.LODS, decode.CMPS, decode.SCAS:
-		res, err = e.execString(s, m, inst)
-		if err != nil || !res.Done {
-			return res, err
-		}
-	case decode.PUSH:
-		err = e.execPush(s, m, inst)
-	case decode.POP:
-		err = e.execPop(s, m, inst)
-	case decode.MOVBE:
-		err = e.execMovbe(s, m, inst)
-	case decode.MOVD, decode.MOVQ, decode.MOVSS, decode.MOVSD, decode.MOVDQU, decode.MOVDQA, decode.MOVUPS, decode.MOVAPS, decode.MOVUPD, decode.MOVAPD,
-		decode.MOVNTDQ, decode.MOVNTPS, decode.MOVNTPD, decode.MOVNTDQA, decode.LDDQU,
-		decode.VMOVD, decode.VMOVQ, decode.VMOVDQU, decode.VMOVDQA, decode.VMOVUPS, decode.VMOVAPS, decode.VMOVUPD, decode.VMOVAPD:
-		err = e.execVecMove(s, m, inst)
-	case decode.FLD, decode.FST, decode.FSTP:
-		err = e.execX87(s, m, inst)
-	default:
-		err = e.notEmulated(s, inst, "")
+	f := FactsOf(inst.Op)
+	if f.exec == nil {
+		return Result{}, e.notEmulated(s, inst, "")
 	}
-	if err != nil {
+	if f.Flags&FPrivileged != 0 && s.CPL() != 0 {
+		return Result{}, gp0(m, inst.Op.String()+" at CPL > 0")
+	}
+	e.res = Result{Iterations: 1, Done: true, Undefined: f.Undefined}
+	saved := *s
+	// A fault leaves the state as it was: the registers here, the vector
+	// state (when loaded) from a copy.
+	vec := f.Flags&(FX87|FVector) != 0 && s.Vec != nil && s.Vec.loaded
+	if vec {
+		e.fpuSave, e.fpuDirty = s.Vec.f, s.Vec.dirty
+	}
+	if err := f.exec(e, s, m, inst); err != nil {
+		if f.Flags&FString != 0 {
+			// Completed iterations stay, RIP at the instruction.
+			return Result{Iterations: e.res.Iterations}, err
+		}
+		*s = saved
+		if vec {
+			s.Vec.f, s.Vec.dirty = e.fpuSave, e.fpuDirty
+		}
 		return Result{}, err
 	}
-	e.finish(s, m, inst)
-	return res, nil
-}
-
-// finish moves RIP past the instruction and clears RF (SDM Vol. 3A
-// §17.3.1.1: RF is cleared when an instruction completes).
-func (e *Emulator) finish(s *State, m x86.Mode, inst *decode.Inst) {
-	s.RIP = nextRIP(s, inst)
+	if !e.res.Done {
+		return e.res, nil
+	}
+	if f.Flags&FBranch == 0 {
+		s.RIP = nextRIP(s, inst)
+	}
 	s.RFLAGS &^= x86.FlagRF
+	return e.res, nil
 }
 
 // nextRIP is the address of the next instruction, wrapped to the code size.
@@ -292,6 +276,9 @@ func (e *Emulator) execMov(s *State, m x86.Mode, inst *decode.Inst) error {
 	if inst.Args[1].Kind == decode.ArgSeg && inst.Args[0].Kind != decode.ArgSeg {
 		return e.execMovFromSeg(s, m, inst)
 	}
+	if inst.Args[0].Kind == decode.ArgSeg {
+		return e.execMovToSeg(s, m, inst)
+	}
 	if err := e.gprOperands(s, inst, 2); err != nil {
 		return err
 	}
@@ -307,8 +294,7 @@ func (e *Emulator) execMov(s *State, m x86.Mode, inst *decode.Inst) error {
 }
 
 // execMovFromSeg stores a segment selector (8C /r): 16 bits to memory, the
-// operand size (zero-extended) to a register. Loading a segment register
-// needs the descriptor tables and is not emulated.
+// operand size (zero-extended) to a register.
 func (e *Emulator) execMovFromSeg(s *State, m x86.Mode, inst *decode.Inst) error {
 	dst := &inst.Args[0]
 	v := uint64(s.Seg[inst.Args[1].Seg%x86.NumSeg].Selector)
@@ -352,7 +338,8 @@ func (e *Emulator) execMovExtend(s *State, m x86.Mode, inst *decode.Inst) error 
 	return e.store(s, inst, dst, nil, inst.OpSize, v&sizeMask(inst.OpSize))
 }
 
-func (e *Emulator) execALU(s *State, m x86.Mode, inst *decode.Inst, op ALUOp) error {
+func (e *Emulator) execALU(s *State, m x86.Mode, inst *decode.Inst) error {
+	op := aluOpOf(inst.Op)
 	if err := e.gprOperands(s, inst, 2); err != nil {
 		return err
 	}
@@ -423,6 +410,7 @@ func (e *Emulator) execShift(s *State, m x86.Mode, inst *decode.Inst) error {
 		op = ShiftSAR
 	}
 	r, f := Shift(op, n, a, cnt, s.RFLAGS)
+	e.res.Undefined, e.res.DestUndefined = FactsOf(inst.Op).undefinedFor(inst, cnt, 0)
 	// The destination is written back even for a count of 0, as KVM's
 	// emulator does: the CPU's read-modify-write cycle is not skipped.
 	if err := e.store(s, inst, &inst.Args[0], &e.accs.A[0], n, r); err != nil {
@@ -646,10 +634,30 @@ func (e *Emulator) execPush(s *State, m x86.Mode, inst *decode.Inst) error {
 	return nil
 }
 
-// execPop handles POP r/m and POP reg.
+// execPop handles POP r/m, POP reg and POP Sreg (a segment load of the
+// slot's low 16 bits; the slot is the operand size).
 func (e *Emulator) execPop(s *State, m x86.Mode, inst *decode.Inst) error {
 	n := stackOpSize(m, inst)
 	a := &inst.Args[0]
+	if a.Kind == decode.ArgSeg {
+		sa := s.stackAddrSize(m)
+		acc := &e.accs.A[0]
+		if err := e.stackAccess(s, m, s.GPR[x86.RSP], uint16(n), false, acc); err != nil {
+			return err
+		}
+		v, err := e.readMem(acc, n)
+		if err != nil {
+			return err
+		}
+		seg := a.Seg % x86.NumSeg
+		ns, err := e.loadSegment(s, m, seg, uint16(v))
+		if err != nil {
+			return err
+		}
+		s.Seg[seg] = ns
+		s.regWriteAddr(x86.RSP, sa, (s.GPR[x86.RSP]&addrMask(sa))+uint64(n))
+		return nil
+	}
 	if a.Kind != decode.ArgMem && a.Kind != decode.ArgReg {
 		return e.notEmulated(s, inst, "operand kind "+a.Kind.String())
 	}
@@ -704,15 +712,17 @@ func (e *Emulator) execMovbe(s *State, m x86.Mode, inst *decode.Inst) error {
 
 // Rewind undoes the register effects of one completed iteration of inst
 // (decoded at its own address) in s, so that Resolve gives the addresses it
-// used: string instructions get rSI/rDI moved back by the element size
-// (against DF) and rCX incremented under REP; PUSH, PUSHF and CALL get rSP
-// incremented, POP and POPF decremented. RIP is left to the caller, who knows whether the exit
-// reported it at or past the instruction. Other instructions are left
-// unchanged (their registers do not feed their address).
+// used, as its row's Rewind says: string instructions get rSI/rDI moved
+// back by the element size (against DF) and rCX incremented under REP;
+// PUSH, PUSHF and CALL get rSP incremented by the slot, PUSHA by eight
+// slots, POP and POPF decremented. RIP is left to the caller, who knows
+// whether the exit reported it at or past the instruction. Other
+// instructions are left unchanged (their registers do not feed their
+// addresses).
 func Rewind(s *State, inst *decode.Inst) {
 	m := s.Mode()
-	switch inst.Op {
-	case decode.MOVS, decode.STOS, decode.LODS, decode.CMPS, decode.SCAS, decode.INS, decode.OUTS:
+	switch FactsOf(inst.Op).Rewind {
+	case RewindString:
 		as := inst.AddrSize
 		d := uint64(inst.OpSize)
 		if s.RFLAGS&x86.FlagDF != 0 {
@@ -728,12 +738,16 @@ func Rewind(s *State, inst *decode.Inst) {
 		if inst.Prefix.Rep || inst.Prefix.Repne {
 			s.regWriteAddr(x86.RCX, as, s.GPR[x86.RCX]+1)
 		}
-	case decode.PUSH, decode.POP, decode.PUSHF, decode.POPF, decode.CALL:
+	case RewindPush, RewindPop, RewindPushAll:
+		k := FactsOf(inst.Op).Rewind
 		n := uint64(stackOpSize(m, inst))
-		sa := s.stackAddrSize(m)
-		if !pushes(inst.Op) {
+		switch k {
+		case RewindPop:
 			n = -n
+		case RewindPushAll:
+			n *= 8
 		}
+		sa := s.stackAddrSize(m)
 		s.regWriteAddr(x86.RSP, sa, s.GPR[x86.RSP]+n)
 	}
 }

@@ -257,7 +257,10 @@ func TestMov(t *testing.T) {
 		{name: "movbe %ax, (%rbx)", st: long64State, code: []byte{0x66, 0x0f, 0x38, 0xf1, 0x03},
 			regs: regs{rax: 0x1122, rbx: mm}, wantIO: []ioRec{wr(mm, []byte{0x11, 0x22})}, wantFlags: noFlag},
 		{name: "movbe %eax, %ecx is #UD", st: long64State, code: []byte{0x0f, 0x38, 0xf0, 0xc8}, wantExc: x86.VectorUD + 1},
-		{name: "mulq (%rbx) is not emulated", st: long64State, code: []byte{0x48, 0xf7, 0x23}, regs: regs{rbx: mm}, wantNE: true},
+		{name: "mulq (%rbx)", st: long64State, code: []byte{0x48, 0xf7, 0x23}, regs: regs{rax: 1 << 63, rbx: mm},
+			init: []memb{{mm, le64b(6)}}, wantRegs: regs{rax: 0, rdx: 3}, wantFlags: noFlag},
+		{name: "divb (%rbx) by 0 is #DE", st: long64State, code: []byte{0xf6, 0x33}, regs: regs{rax: 7, rbx: mm},
+			init: []memb{{mm, []byte{0}}}, wantRegs: regs{rax: 7}, wantExc: x86.VectorDE + 1},
 		{name: "hlt is not emulated", st: long64State, code: []byte{0xf4}, wantNE: true},
 	})
 }

@@ -13,8 +13,8 @@ import (
 type Intent struct {
 	// Access is what the translation is for: read, write (a
 	// read-modify-write translates as a write: a page that can be written
-	// can be read, SDM Vol. 3A §4.6) or fetch, through SS or not. The
-	// instructions emulated here make no implicit supervisor-mode accesses.
+	// can be read, SDM Vol. 3A §4.6) or fetch, through SS or not, and
+	// whether it is an implicit supervisor-mode access (descriptor tables).
 	Access x86.Access
 	// Commit says the instruction is being executed, so the walk should set
 	// accessed and dirty flags as the CPU would. Resolve and Fetch only

@@ -22,9 +22,16 @@ type Emulator struct {
 	inst decode.Inst
 	ibuf [decode.MaxLen]byte
 	ilen uint8
-	buf  [64]byte // data of the access in flight
-	buf2 [64]byte // second operand (CMPS, MOVS staging)
+	buf  [64]byte   // data of the access in flight
+	buf2 [1024]byte // second operand, MOVS staging, state images (FNSAVE, FXSAVE, XSAVE)
 	accs MemRefs
+	res  Result  // of the instruction in flight
+	copy copyMem // the memory of ExecuteOnCopy
+	// fpuSave is the vector state before a vector instruction, put back
+	// when it faults.
+	fpuSave  FPUState
+	fpuDirty bool
+	fx       fxScratch // a host x87 run
 }
 
 // DefaultMaxRep is MaxRep's default.
@@ -61,7 +68,7 @@ func ea(s *State, inst *decode.Inst, m *decode.Mem) uint64 {
 	if m.RIPRel {
 		a += s.RIP + uint64(inst.Len)
 	}
-	if inst.Op == decode.XLAT {
+	if FactsOf(inst.Op).Flags&FXlat != 0 {
 		a += s.GPR[x86.RAX] & 0xFF // rBX + ZeroExtend(AL) (SDM Vol. 2B XLAT)
 	}
 	return a & addrMask(m.AddrSize)
@@ -232,67 +239,91 @@ func (e *Emulator) Resolve(s *State, inst *decode.Inst, acc *MemRefs) error {
 	return nil
 }
 
-// listAccesses resolves every access of inst in order.
+// listAccesses resolves every access of inst in order. Implicit stack
+// accesses follow the row's Stack: an access of several slots (PUSHA, POPA,
+// ENTER, far calls and returns) is listed as one range.
 func (e *Emulator) listAccesses(s *State, m x86.Mode, inst *decode.Inst, acc *MemRefs, commit bool) error {
 	acc.N = 0
-	switch inst.Op {
-	case decode.RET, decode.LEAVE:
-		// RET reads its return address at rSP; LEAVE pops rBP from
-		// where rBP points (SDM Vol. 2A LEAVE: rSP <- rBP, then POP).
-		sa := s.stackAddrSize(m)
-		off := s.GPR[x86.RSP]
-		if inst.Op == decode.LEAVE {
-			off = s.GPR[x86.RBP]
-		}
-		if err := e.access(s, m, x86.SS, off&addrMask(sa), uint16(stackOpSize(m, inst)), true, false, commit, &acc.A[0]); err != nil {
+	f := FactsOf(inst.Op)
+	sa := s.stackAddrSize(m)
+	rsp := s.GPR[x86.RSP]
+	n := uint64(stackOpSize(m, inst))
+	// stack lists one stack access of size bytes at rSP + off.
+	stack := func(off uint64, size uint64, read bool) error {
+		if err := e.access(s, m, x86.SS, (rsp+off)&addrMask(sa), uint16(size), read, !read, commit, &acc.A[acc.N]); err != nil {
 			return err
 		}
-		acc.N = 1
+		acc.N++
 		return nil
-	case decode.RETF:
+	}
+	mi := inst.MemArg()
+	switch f.Stack {
+	case StackRet:
+		return stack(0, n, true)
+	case StackLeave:
+		// LEAVE pops rBP from where rBP points (SDM Vol. 2A LEAVE:
+		// rSP <- rBP, then POP).
+		rsp = s.GPR[x86.RBP]
+		return stack(0, n, true)
+	case StackRetFar:
 		// A far return pops the offset, then the selector, each of the
 		// operand size (SDM Vol. 2B RET; KVM's em_ret_far reads both).
 		// Its operand size is 32 bits by default in 64-bit mode too.
-		n := uint64(inst.OpSize)
-		sa := s.stackAddrSize(m)
-		for i := range uint64(2) {
-			off := (s.GPR[x86.RSP] + i*n) & addrMask(sa)
-			if err := e.access(s, m, x86.SS, off, uint16(n), true, false, commit, &acc.A[i]); err != nil {
-				return err
-			}
-			acc.N = int(i) + 1
+		n = uint64(inst.OpSize)
+		if err := stack(0, n, true); err != nil {
+			return err
+		}
+		return stack(n, n, true)
+	case StackPushAll:
+		return stack(-(8 * n), 8*n, false)
+	case StackPopAll:
+		return stack(0, 8*n, true)
+	case StackEnter:
+		// ENTER pushes rBP, copies level-1 frame pointers from below
+		// rBP, and pushes the new frame pointer (SDM Vol. 2A ENTER).
+		level := enterLevel(inst)
+		slots := uint64(1)
+		if level > 0 {
+			slots = level + 1
+		}
+		if err := stack(-slots*n, slots*n, false); err != nil {
+			return err
+		}
+		if level > 1 {
+			rsp = s.GPR[x86.RBP]
+			return stack(-(level-1)*n, (level-1)*n, true)
 		}
 		return nil
-	case decode.PUSH, decode.POP, decode.PUSHF, decode.POPF, decode.CALL:
-		mi := inst.MemArg()
+	case StackPushFar:
+		if mi >= 0 {
+			a := &inst.Args[mi]
+			if err := e.memAccess(s, m, inst, &a.Mem, a.Mem.Size, true, false, commit, &acc.A[0]); err != nil {
+				return err
+			}
+			acc.N = 1
+		}
+		n = uint64(inst.OpSize)
+		return stack(-(2 * n), 2*n, false)
+	case StackPush, StackPop:
 		if mi < 0 {
 			return e.stackOnly(s, m, inst, acc, commit)
 		}
 		mem := &inst.Args[mi].Mem
-		n := stackOpSize(m, inst)
-		if pushes(inst.Op) { // PUSH m, CALL m: read the operand, then push
+		if f.Stack == StackPush { // PUSH m, CALL m: read the operand, then push
 			if err := e.memAccess(s, m, inst, mem, uint16(n), true, false, commit, &acc.A[0]); err != nil {
 				return err
 			}
 			acc.N = 1
-			off := (s.GPR[x86.RSP] - uint64(n)) & addrMask(s.stackAddrSize(m))
-			if err := e.access(s, m, x86.SS, off, uint16(n), false, true, commit, &acc.A[1]); err != nil {
-				return err
-			}
-			acc.N = 2
-			return nil
+			return stack(-n, n, false)
 		}
-		sa := s.stackAddrSize(m)
-		off := s.GPR[x86.RSP] & addrMask(sa)
-		if err := e.access(s, m, x86.SS, off, uint16(n), true, false, commit, &acc.A[0]); err != nil {
+		if err := stack(0, n, true); err != nil {
 			return err
 		}
-		acc.N = 1
 		// The destination is computed with rSP already incremented (SDM
 		// Vol. 2B POP: "If the destination operand uses ESP as the base
 		// register, the address is computed after the POP").
 		saved := s.GPR[x86.RSP]
-		s.regWriteAddr(x86.RSP, sa, saved+uint64(n))
+		s.regWriteAddr(x86.RSP, sa, saved+n)
 		err := e.memAccess(s, m, inst, mem, uint16(n), false, true, commit, &acc.A[1])
 		s.GPR[x86.RSP] = saved
 		if err != nil {
@@ -318,7 +349,7 @@ func (e *Emulator) listAccesses(s *State, m x86.Mode, inst *decode.Inst, acc *Me
 	for _, i := range idx[:k] {
 		a := &inst.Args[i]
 		off := operandOffset(s, inst, a)
-		if err := e.accessAligned(s, m, a.Mem.Seg, off, a.Mem.Size, vecAlign(inst), a.Mem.Use.Reads(), a.Mem.Use.Writes(), commit, &acc.A[acc.N]); err != nil {
+		if err := e.accessAligned(s, m, a.Mem.Seg, off, a.Mem.Size, operandAlign(inst, a), a.Mem.Use.Reads(), a.Mem.Use.Writes(), commit, &acc.A[acc.N]); err != nil {
 			return err
 		}
 		acc.N++
@@ -341,9 +372,7 @@ func operandOffset(s *State, inst *decode.Inst, a *decode.Arg) uint64 {
 // bitStringDisp is the byte displacement of the word a BT* with a register
 // bit offset and a memory operand accesses.
 func bitStringDisp(s *State, inst *decode.Inst) (int64, bool) {
-	switch inst.Op {
-	case decode.BT, decode.BTS, decode.BTR, decode.BTC:
-	default:
+	if FactsOf(inst.Op).Flags&FBitString == 0 {
 		return 0, false
 	}
 	src := &inst.Args[1]
@@ -392,7 +421,7 @@ func (e *Emulator) stackOnly(s *State, m x86.Mode, inst *decode.Inst, acc *MemRe
 	if inst.Args[0].Kind == decode.ArgSeg && n == 4 {
 		size = 2
 	}
-	if pushes(inst.Op) {
+	if FactsOf(inst.Op).Stack == StackPush {
 		if err := e.access(s, m, x86.SS, (rsp-uint64(n))&addrMask(sa), size, false, true, commit, &acc.A[0]); err != nil {
 			return err
 		}
@@ -403,17 +432,25 @@ func (e *Emulator) stackOnly(s *State, m x86.Mode, inst *decode.Inst, acc *MemRe
 	return nil
 }
 
-// stackOpSize is the size of a PUSH/POP: in 64-bit mode 8, or 2 with a 66
-// prefix (SDM Vol. 2B PUSH); else the operand size.
-// pushes reports whether a stack instruction writes the stack (PUSH,
-// PUSHF, and CALL's return address) rather than reading it.
-func pushes(op decode.Op) bool {
-	return op == decode.PUSH || op == decode.PUSHF || op == decode.CALL
+// operandAlign is the alignment memory operand a of inst needs, from the
+// row's Align.
+func operandAlign(inst *decode.Inst, a *decode.Arg) uint16 {
+	al := FactsOf(inst.Op).Align
+	if al == AlignOperand {
+		return a.Mem.Size
+	}
+	return al
 }
 
+// enterLevel is ENTER's nesting level, its second immediate modulo 32.
+func enterLevel(inst *decode.Inst) uint64 { return uint64(inst.Args[1].Imm) & 0x1F }
+
+// stackOpSize is the size of a stack slot: in 64-bit mode 8, or 2 when the
+// decoder gave a 16-bit operand size (66 without REX.W; near branches
+// ignore 66 there); else the operand size (SDM Vol. 2B PUSH).
 func stackOpSize(m x86.Mode, inst *decode.Inst) uint8 {
 	if m == x86.ModeLong64 {
-		if inst.Prefix.OpSize {
+		if inst.OpSize == 2 {
 			return 2
 		}
 		return 8

@@ -192,13 +192,13 @@ func TestNotEmulatedError(t *testing.T) {
 	s := long64State()
 	m := newTestMem()
 	s.RIP = 0x2000
-	m.put(0x2000, []byte{0x48, 0xf7, 0x23}) // mulq (%rbx)
+	m.put(0x2000, []byte{0x0f, 0xa2}) // cpuid
 	_, err := (&Emulator{Mem: m}).Step(s)
 	ne, ok := err.(*NotEmulatedError)
-	if !ok || ne.Op != decode.MUL || !bytes.Equal(ne.Bytes[:ne.Len], []byte{0x48, 0xf7, 0x23}) {
+	if !ok || ne.Op != decode.CPUID || !bytes.Equal(ne.Bytes[:ne.Len], []byte{0x0f, 0xa2}) {
 		t.Fatalf("got %v", err)
 	}
-	if got := Disasm(ne.Bytes[:ne.Len], decode.Mode64, 0x2000); got != "mulq (%rbx)" {
+	if got := Disasm(ne.Bytes[:ne.Len], decode.Mode64, 0x2000); got != "cpuid" {
 		t.Errorf("Disasm = %q", got)
 	}
 }

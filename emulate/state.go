@@ -31,6 +31,18 @@ type State struct {
 	// caller cannot provide it: instructions that need it fail with a
 	// *NotEmulatedError.
 	Vec *Vector
+
+	// GDTR, IDTR, LDTR and TR are the descriptor-table registers
+	// (KVM_GET_SREGS gdt, idt, ldt, tr): segment loads read descriptors
+	// through them, SGDT/SIDT/SLDT/STR store them.
+	GDTR, IDTR TableReg
+	LDTR, TR   x86.Segment
+}
+
+// TableReg is GDTR or IDTR: a linear base and a limit.
+type TableReg struct {
+	Base  uint64
+	Limit uint16
 }
 
 // Mode is the operating mode the registers put the vCPU in.

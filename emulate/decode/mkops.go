@@ -89,6 +89,7 @@ func main() {
 		fmt.Fprintf(&b, "\t%s // %s\n", e.name, e.doc)
 	}
 	b.WriteString("\tnumOps\n)\n\n")
+	b.WriteString("// NumOps is the number of Op values: the length of a table indexed by Op.\nconst NumOps = int(numOps)\n\n")
 	b.WriteString("var opNames = [numOps]string{\n\tInvalid: \"invalid\",\n")
 	for _, n := range names {
 		fmt.Fprintf(&b, "\t%s: %q,\n", n, strings.ToLower(n))

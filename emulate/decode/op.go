@@ -647,6 +647,9 @@ const (
 	numOps
 )
 
+// NumOps is the number of Op values: the length of a table indexed by Op.
+const NumOps = int(numOps)
+
 var opNames = [numOps]string{
 	Invalid:         "invalid",
 	AAA:             "aaa",

@@ -587,11 +587,12 @@ func mk0F38() (t [256]entry) {
 	t[0xDD] = x(AESENCLAST)
 	t[0xDE] = x(AESDEC)
 	t[0xDF] = x(AESDECLAST)
-	// MOVBE has no register form (SDM MOVBE: #UD if mod=11).
+	// MOVBE has no register form (SDM MOVBE: #UD if mod=11), and F3 is a
+	// blank cell of its row (SDM Table A-4; the CPU raises #UD).
 	movbeLoad := mr(l(MOVBE, 0, oGv, oMv), ud)
 	movbeStore := mr(l(MOVBE, fMW, oMv, oGv), ud)
-	t[0xF0] = pfx(movbeLoad, movbeLoad, movbeLoad, lo(CRC32, zY, 0, oGy, oEb))
-	t[0xF1] = pfx(movbeStore, movbeStore, movbeStore, lo(CRC32, zY, 0, oGy, oEv))
+	t[0xF0] = pfx(movbeLoad, movbeLoad, ud, lo(CRC32, zY, 0, oGy, oEb))
+	t[0xF1] = pfx(movbeStore, movbeStore, ud, lo(CRC32, zY, 0, oGy, oEv))
 	t[0xF6] = pfx(ud, lo(ADCX, zY, 0, oGy, oEy), lo(ADOX, zY, 0, oGy, oEy), ud)
 	return t
 }
