@@ -191,7 +191,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vmm run: %v\n", err)
 		return vcpu.StatusFailed
 	}
+	detach := attachConsole(m, m.UART, os.Stdin, stderr, log)
+	defer detach()
 	end := m.RunOwn(own, o.timeout)
+	detach()
 	report(stderr, end)
 	closeTrace()
 	if tr != nil && tr.Err() != nil {
@@ -274,6 +277,9 @@ func report(w io.Writer, end vcpu.End) {
 		return
 	case vcpu.EndReset, vcpu.EndPowerOff:
 		fmt.Fprintf(w, "vmm run: the guest asked for a %v (vCPU %d)\n", end.Kind, end.VCPU)
+		return
+	case vcpu.EndQuit:
+		fmt.Fprintf(w, "vmm run: quit (status %d)\n", end.Status)
 		return
 	}
 	fmt.Fprintf(w, "vmm run: %v\n", end.Err)
