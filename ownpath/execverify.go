@@ -123,7 +123,7 @@ func (e *NotKVMDataError) Error() string {
 }
 
 func (m *execMem) Translate(la uint64, in emulate.Intent) (uint64, error) {
-	if err := m.ctx.Walk(m.ram, la, walkAccess(in), &m.w); err != nil {
+	if err := walk(m.ctx, m.ram, la, in, &m.w); err != nil {
 		return 0, err
 	}
 	return m.w.GPA, nil

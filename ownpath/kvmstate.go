@@ -30,6 +30,7 @@ func stateFromKVM(s *emulate.State, r *kvm.Regs, sr *kvm.Sregs2) {
 	s.GDTR = emulate.TableReg{Base: sr.GDT.Base, Limit: sr.GDT.Limit}
 	s.IDTR = emulate.TableReg{Base: sr.IDT.Base, Limit: sr.IDT.Limit}
 	s.LDTR, s.TR = segFromKVM(&sr.LDT), segFromKVM(&sr.TR)
+	s.PDPTEs, s.HasPDPTEs = sr.PDptrs, sr.Flags&kvm.Sregs2PDPTRsValid != 0
 }
 
 func segFromKVM(k *kvm.Segment) x86.Segment {
