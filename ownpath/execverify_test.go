@@ -265,22 +265,30 @@ func TestExecWrite(t *testing.T) {
 	}
 }
 
-// Under exec a read exit allocates nothing either.
+// Under exec a write exit and a read exit allocate nothing either.
 func TestExecAllocs(t *testing.T) {
-	p, cpu, _ := newExecPath(t, []byte{0x8b, 0x07})
+	// mov %ax,(%bx); mov (%bx),%ax
+	p, cpu, _ := newExecPath(t, []byte{0x89, 0x07, 0x8b, 0x07})
+	cpu.regs.RAX = 0x1234
 	start := cpu.regs
 	cpu.after = start
-	cpu.after.RIP = 0x1002 // the window holds zeros
-	e := mmioExit(0, 0xd0000, 2, false, 0)
+	cpu.after.RIP = 0x1004
+	w := mmioExit(0, 0xd0000, 2, true, 0x1234)
+	r := mmioExit(0, 0xd0000, 2, false, 0)
 	a := testing.AllocsPerRun(100, func() {
 		cpu.regs, cpu.completed = start, false
-		e.Seq++
-		if err := p.MMIORead(e); err != nil {
+		cpu.regs.RIP = 0x1002
+		w.Seq = r.Seq + 1
+		if err := p.MMIOWrite(w); err != nil {
+			t.Fatal(err)
+		}
+		r.Seq = w.Seq + 1
+		if err := p.MMIORead(r); err != nil {
 			t.Fatal(err)
 		}
 	})
 	if a != 0 {
-		t.Errorf("a read exit under exec allocates %v times", a)
+		t.Errorf("a write and a read exit under exec allocate %v times", a)
 	}
 	if s := p.Stats(); s.Results.Checked == 0 || s.Results.Disagreed != 0 {
 		t.Errorf("results %+v", s.Results)
