@@ -135,6 +135,7 @@ type hostEnv struct {
 	gdtr, idtr TableReg
 	ldtr, tr   uint16
 	cr0        uint64
+	mxcsrMask  uint32 // what FXSAVE stores as MXCSR_MASK
 }
 
 // linuxGDT is the x86-64 Linux GDT as user mode sees it (arch/x86/include/
@@ -212,8 +213,9 @@ type diffCase struct {
 	regs   hostcpu.NativeRegs
 	fpu    FPUState
 	target uint64 // the memory operand's address
-	// avoidReg is a GPR the address must not use (a BT bit offset), or -1.
-	avoidReg int
+	// avoid is the GPRs the address must not use (a BT bit offset, the
+	// RFBM of XSAVE), a bit each.
+	avoid uint16
 	mem      [16]byte // the operand's first bytes before the run
 }
 
@@ -300,7 +302,7 @@ func (g *diffGen) modrmMem(c *diffCase, b []byte, reg int, target uint64, nextLe
 	pick := func(avoid ...int) int {
 		for {
 			x := r.IntN(16)
-			ok := x != 4 && x != c.avoidReg // rSP stays the stack pointer
+			ok := x != 4 && c.avoid>>x&1 == 0 // rSP stays the stack pointer
 			for _, a := range avoid {
 				if x == a {
 					ok = false
@@ -518,7 +520,7 @@ func runClass(t *testing.T, nat *hostcpu.Native, env *hostEnv, rep *diffReport, 
 		// Native.
 		writeXSave(region[hostcpu.XSaveIn-nBase:], &c.fpu)
 		if os.Getenv("WALKVM_EXEC_TRACE") != "" {
-			fmt.Fprintf(os.Stderr, "%s % x %s\n", f.name, c.code[:c.n], fmtRegs(c.regs.GPR, c.regs.RFLAGS))
+			fmt.Fprintf(os.Stderr, "%s % x %s mxcsr=%x fcw=%x\n", f.name, c.code[:c.n], fmtRegs(c.regs.GPR, c.regs.RFLAGS), c.fpu.MXCSR, c.fpu.FCW)
 		}
 		nat.Run(c.code[:c.n], &c.regs, &out)
 		// Emulated.
@@ -632,6 +634,9 @@ func syncRegion(dst, src []byte) {
 // writeXSave writes f as a standard-format XSAVE image with a clean
 // header (XCOMP_BV and the reserved bytes zero).
 func writeXSave(b []byte, f *FPUState) {
+	if f.MXCSR > 0xFFFF {
+		panic(fmt.Sprintf("differential: MXCSR %#x has reserved bits; XRSTOR would fault in the runner", f.MXCSR))
+	}
 	clear(b[:XSAVEMinSize])
 	_ = f.MarshalXSAVE(b)
 }
@@ -750,7 +755,37 @@ func explain(c *diffCase, nr, er *diffResult, res *Result, native, emu []byte) s
 	if decode.Decode(c.code[:c.n], decode.Mode64, inst) != nil {
 		return ""
 	}
+	// FXRSTOR64/XRSTOR64 of a non-canonical FIP or FDP (random image
+	// bytes; no instruction address is one): AMD keeps neither the 64
+	// bits the SDM loads nor a fixed extension of them.
+	canon := func(v uint64) bool { return uint64(int64(v<<16)>>16) == v }
+	if nr.vec < 0 && (!canon(er.fpu.LastIP) || !canon(er.fpu.LastDP)) {
+		e := er.fpu
+		e.LastIP, e.LastDP = nr.fpu.LastIP, nr.fpu.LastDP
+		if compareFPU(&nr.fpu, &e, false) == "" {
+			return "AMD loads a non-canonical FIP/FDP from an FXRSTOR64/XRSTOR64 image its own way"
+		}
+	}
 	switch inst.Op {
+	case decode.FXSAVE, decode.XSAVE, decode.XSAVEOPT:
+		// AMD's FXSAVE and XSAVE store FOP, FIP and FDP as 0 unless an
+		// unmasked exception is pending; the SDM (and walkvm) store
+		// them.
+		if !hostZeroesPointers || c.fpu.FSW&^c.fpu.FCW&fswExc != 0 {
+			return ""
+		}
+		lo := c.target - nBase + 6
+		if !allZero(native[lo : lo+18]) {
+			return ""
+		}
+		var saved [18]byte
+		copy(saved[:], emu[lo:])
+		copy(emu[lo:lo+18], native[lo:])
+		why := compareDiff(c, nr, er, res, native, emu)
+		copy(emu[lo:], saved[:])
+		if why == "" {
+			return "AMD stores FOP, FIP and FDP as 0 in FXSAVE/XSAVE without a pending exception"
+		}
 	case decode.FNSTENV, decode.FNSAVE:
 		// On AMD, XSAVE keeps no FOP without a pending exception: a
 		// context switch between the runner's XRSTOR and the
@@ -804,6 +839,8 @@ func probeHost(nat *hostcpu.Native, env *hostEnv) {
 		nat.Run([]byte{0x48, 0x0f, 0x01, 0xe0}, &in, &out) // smsw %rax
 		env.cr0 = out.Regs.GPR[x86.RAX]
 	}
+	nat.Run([]byte{0x0f, 0xae, 0x03}, &in, &out) // fxsave (%rbx)
+	env.mxcsrMask = binary.LittleEndian.Uint32(r[hostcpu.ScratchAddr-nBase+28:])
 	nat.Run([]byte{0x90}, &in, &out)
 	env.sregs = out.Sregs
 	// The GDT as CPL 3 sees it: LAR and LSL of every selector. A
@@ -865,9 +902,14 @@ func (g *diffGen) newCase(c *diffCase, f *diffForm, native, emu []byte) {
 			}
 		}
 		c.target = g.dataTarget(g.operandSize(f))
-		c.avoidReg = -1
+		if f.class == ClassXState && r.IntN(5) != 0 {
+			c.target &^= 63 // FXSAVE and XSAVE want 16- and 64-byte alignment
+		}
 		if FactsOf(f.op).Flags&FBitString != 0 && f.reg < 0 {
-			c.avoidReg = reg
+			c.avoid |= 1 << reg
+		}
+		if FactsOf(f.op).Class == ClassXState {
+			c.avoid |= 1<<x86.RAX | 1<<x86.RDX
 		}
 		var xb uint8
 		mb, xb = g.modrmMem(c, nil, reg, c.target, f.immLen, addr32)

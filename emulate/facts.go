@@ -303,6 +303,10 @@ func fillFacts(t *[decode.NumOps]Facts) {
 		decode.FLDENV, decode.FLDCW, decode.FNSTENV, decode.FNSTCW, decode.FRSTOR, decode.FNSAVE, decode.FNSTSW},
 		Facts{Class: ClassX87, Flags: FX87, DataArg: -1, exec: (*Emulator).execX87})
 
+	// State saves and restores.
+	set([]decode.Op{decode.LDMXCSR, decode.STMXCSR, decode.FXSAVE, decode.FXRSTOR, decode.XSAVE, decode.XSAVEOPT, decode.XRSTOR},
+		Facts{Class: ClassXState, Flags: FVector, DataArg: -1, exec: (*Emulator).execXState})
+
 	// SSE, MMX and AVX moves.
 	vmove := Facts{Class: ClassSSE, Flags: FVector, DataArg: -1, exec: (*Emulator).execVecMove}
 	set([]decode.Op{decode.MOVD, decode.MOVQ, decode.MOVSS, decode.MOVSD, decode.MOVDQU, decode.MOVUPS, decode.MOVUPD, decode.LDDQU}, vmove)
