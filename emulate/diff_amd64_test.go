@@ -216,7 +216,7 @@ type diffCase struct {
 	// avoid is the GPRs the address must not use (a BT bit offset, the
 	// RFBM of XSAVE), a bit each.
 	avoid uint16
-	mem      [16]byte // the operand's first bytes before the run
+	mem   [16]byte // the operand's first bytes before the run
 }
 
 // diffGen generates cases.
