@@ -905,8 +905,8 @@ func (g *diffGen) newCase(c *diffCase, f *diffForm, native, emu []byte) {
 		if f.class == ClassXState && r.IntN(5) != 0 {
 			c.target &^= 63 // FXSAVE and XSAVE want 16- and 64-byte alignment
 		}
-		if FactsOf(f.op).Flags&FBitString != 0 && f.reg < 0 {
-			c.avoid |= 1 << reg
+		if (FactsOf(f.op).Flags&FBitString != 0 || f.op == decode.MOVDIR64B) && f.reg < 0 {
+			c.avoid |= 1 << reg // a bit offset, or MOVDIR64B's destination
 		}
 		if FactsOf(f.op).Class == ClassXState {
 			c.avoid |= 1<<x86.RAX | 1<<x86.RDX

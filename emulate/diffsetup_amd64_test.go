@@ -527,3 +527,15 @@ func init() {
 		classSetups[op] = xstate
 	}
 }
+
+func init() {
+	classSetups[decode.MOVDIR64B] = func(g *diffGen, c *diffCase, inst *decode.Inst, native, emu []byte) {
+		d := g.dataTarget(64)
+		if g.rng.IntN(4) != 0 {
+			d &^= 63
+		}
+		r := inst.Args[0].Mem.Base
+		c.regs.GPR[r] = d&addrMask(inst.AddrSize) | c.regs.GPR[r]&^addrMask(inst.AddrSize)
+		g.window(d-16, 96, native, emu)
+	}
+}

@@ -24,8 +24,9 @@ type Facts struct {
 	// Rewind says how to undo its register effects once it completed
 	// (a write exit arrives after the instruction finished).
 	Rewind RewindKind
-	// Align is the alignment the memory operand needs (#GP(0) otherwise):
-	// 0 for none, AlignOperand for the operand's own size, else bytes.
+	// Align is the alignment the first memory operand needs (#GP(0)
+	// otherwise): 0 for none, AlignOperand for the operand's own size,
+	// else bytes.
 	Align uint16
 	// Undefined is the mask of RFLAGS status flags the SDM leaves
 	// undefined whenever the instruction executes; UndefRule adds the
@@ -302,6 +303,10 @@ func fillFacts(t *[decode.NumOps]Facts) {
 		decode.FLD, decode.FST, decode.FSTP, decode.FILD, decode.FIST, decode.FISTP, decode.FISTTP, decode.FBLD, decode.FBSTP,
 		decode.FLDENV, decode.FLDCW, decode.FNSTENV, decode.FNSTCW, decode.FRSTOR, decode.FNSAVE, decode.FNSTSW},
 		Facts{Class: ClassX87, Flags: FX87, DataArg: -1, exec: (*Emulator).execX87})
+
+	// Direct stores.
+	t[decode.MOVDIRI] = Facts{Class: ClassDirect, DataArg: 1, exec: (*Emulator).execMov}
+	t[decode.MOVDIR64B] = Facts{Class: ClassDirect, Align: AlignOperand, DataArg: -1, exec: (*Emulator).execMovdir64b}
 
 	// State saves and restores.
 	set([]decode.Op{decode.LDMXCSR, decode.STMXCSR, decode.FXSAVE, decode.FXRSTOR, decode.XSAVE, decode.XSAVEOPT, decode.XRSTOR},

@@ -430,8 +430,11 @@ func (e *Emulator) stackOnly(s *State, m CPUMode, inst *decode.Inst, acc *Access
 }
 
 // operandAlign is the alignment memory operand a of inst needs, from the
-// row's Align.
+// row's Align, which is about the first memory operand.
 func operandAlign(inst *decode.Inst, a *decode.Arg) uint16 {
+	if mi := inst.MemArg(); mi < 0 || a != &inst.Args[mi] {
+		return 0
+	}
 	al := FactsOf(inst.Op).Align
 	if al == AlignOperand {
 		return a.Mem.Size
