@@ -787,22 +787,28 @@ func explain(c *diffCase, nr, er *diffResult, res *Result, native, emu []byte) s
 			return "AMD stores FOP, FIP and FDP as 0 in FXSAVE/XSAVE without a pending exception"
 		}
 	case decode.FNSTENV, decode.FNSAVE:
-		// On AMD, XSAVE keeps no FOP without a pending exception: a
-		// context switch between the runner's XRSTOR and the
-		// instruction leaves FOP 0, which FNSTENV then stores.
+		// On AMD, XSAVE keeps no FOP, FIP or FDP without a pending
+		// exception: a context switch between the runner's XRSTOR and
+		// the instruction zeroes them, and FNSTENV stores the zeros.
 		if !hostZeroesPointers || c.fpu.FSW&^c.fpu.FCW&fswExc != 0 {
 			return ""
 		}
-		fop := c.target - nBase + 18
-		if native[fop] != 0 || native[fop+1]&7 != 0 {
-			return ""
+		lo, n := c.target-nBase+12, uint64(12) // 28-byte layout: FIP, FCS/FOP, FDP
+		if inst.Args[0].Mem.Size == 14 || inst.Args[0].Mem.Size == 94 {
+			lo, n = c.target-nBase+6, 6
 		}
-		saved := [2]byte{emu[fop], emu[fop+1]}
-		emu[fop], emu[fop+1] = native[fop], native[fop+1]
+		var saved [12]byte
+		copy(saved[:], emu[lo:lo+n])
+		for i := range n {
+			if native[lo+i] != 0 && native[lo+i] != emu[lo+i] {
+				return ""
+			}
+		}
+		copy(emu[lo:lo+n], native[lo:])
 		why := compareDiff(c, nr, er, res, native, emu)
-		emu[fop], emu[fop+1] = saved[0], saved[1]
+		copy(emu[lo:], saved[:n])
 		if why == "" {
-			return "AMD: a context switch before the instruction zeroed FOP (XSAVE keeps it only with a pending exception)"
+			return "AMD: a context switch before the instruction zeroed FOP/FIP/FDP (XSAVE keeps them only with a pending exception)"
 		}
 	}
 	return ""
