@@ -201,7 +201,11 @@ type diffForm struct {
 	reg      int    // ModRM.reg, or -1 when it names a register operand
 	immLen   int
 	implicit bool // opcode is the whole instruction after the prefixes
+	// vex is a VEX form's mmmmm, W, L and pp (nil for legacy forms);
+	// vvvvFree says VEX.vvvv names a register (else it must be 1111b).
 	vex      []byte
+	vvvvFree bool
+	memSize  int    // the memory operand's size
 	avoid    string // why the form is not run natively (empty: it is)
 }
 
@@ -440,7 +444,7 @@ func TestExecNative(t *testing.T) {
 	}
 	var reports []*diffReport
 	n := execCaseCount()
-	for c := Class(1); c < NumClasses; c++ {
+	for c := Class(0); c < NumClasses; c++ {
 		if len(want) > 0 && !want[c] {
 			continue
 		}
@@ -593,7 +597,8 @@ func fmtFPU(c Class, in, n, e *FPUState) string {
 	case ClassX87:
 		return "\n  fpu in:  " + x(in) + "\n  fpu cpu: " + x(n) + "\n  fpu emu: " + x(e)
 	case ClassSSE, ClassAVX, ClassXState:
-		return fmt.Sprintf("\n  mxcsr in %x cpu %x emu %x", in.MXCSR, n.MXCSR, e.MXCSR)
+		return fmt.Sprintf("\n  mxcsr in %x cpu %x emu %x", in.MXCSR, n.MXCSR, e.MXCSR) +
+			"\n  fpu in:  " + x(in) + "\n  fpu cpu: " + x(n) + "\n  fpu emu: " + x(e)
 	}
 	return ""
 }
@@ -766,7 +771,30 @@ func explain(c *diffCase, nr, er *diffResult, res *Result, native, emu []byte) s
 			return "AMD loads a non-canonical FIP/FDP from an FXRSTOR64/XRSTOR64 image its own way"
 		}
 	}
+	if nr.vec == x86.VectorXM && er.vec == x86.VectorXM && nr.fpu.MXCSR^er.fpu.MXCSR == 1<<5 &&
+		c.fpu.MXCSR>>7&(nr.fpu.MXCSR&(1<<3|1<<4)) != nr.fpu.MXCSR&(1<<3|1<<4) {
+		e := er.fpu
+		e.MXCSR = nr.fpu.MXCSR
+		if compareFPU(&nr.fpu, &e, true) == "" {
+			return "unmasked overflow/underflow in a packed instruction: the CPU sets PE only for other inexact elements, which walkvm's masked run cannot tell apart"
+		}
+	}
+	if inst.Op == decode.DPPS || inst.Op == decode.DPPD || inst.Op == decode.VEXOTHER && inst.Map == decode.Map0F3A && (inst.Opcode == 0x40 || inst.Opcode == 0x41) {
+		if nr.vec == x86.VectorXM && er.vec == x86.VectorXM {
+			e := er.fpu
+			e.MXCSR = nr.fpu.MXCSR
+			if compareFPU(&nr.fpu, &e, true) == "" {
+				return "DPPS/DPPD with an unmasked exception: the CPU reports the flags of the stage it stopped at"
+			}
+		}
+	}
 	switch inst.Op {
+	case decode.SHA1NEXTE, decode.SHA1MSG1, decode.SHA1MSG2, decode.SHA256RNDS2, decode.SHA256MSG1, decode.SHA256MSG2, decode.SHA1RNDS4:
+		// The SDM gives the SHA instructions exception type 4: a
+		// misaligned 16-byte operand is #GP(0). AMD does not check.
+		if hostcpu.HostFeatures().AMD && nr.vec < 0 && er.vec == x86.VectorGP && c.target%16 != 0 {
+			return "AMD does not check the alignment of SHA instruction operands (SDM: #GP(0), exception type 4)"
+		}
 	case decode.FXSAVE, decode.XSAVE, decode.XSAVEOPT:
 		// AMD's FXSAVE and XSAVE store FOP, FIP and FDP as 0 unless an
 		// unmasked exception is pending; the SDM (and walkvm) store
@@ -881,7 +909,11 @@ func (g *diffGen) newCase(c *diffCase, f *diffForm, native, emu []byte) {
 	}
 	c.regs.GPR[x86.RSP] = nStackAddr + 0x800 + uint64(r.IntN(0x800))&^7
 	c.regs.RFLAGS = 0x202 | r.Uint64()&(x86.FlagsArith|x86.FlagDF)
-	c.fpu = FPUState{FCW: fcwInit, MXCSR: 0x1F80, HasYMM: true}
+	c.fpu = FPUState{FCW: fcwInit, MXCSR: 0x1F80, MXCSRMask: g.env.mxcsrMask, HasYMM: true}
+	if f.class == ClassSSE || f.class == ClassAVX {
+		g.randX87(&c.fpu) // MMX registers
+		g.randSSE(&c.fpu)
+	}
 	b := c.code[:0]
 	b = append(b, f.legacy...)
 	addr32 := r.IntN(6) == 0
@@ -892,10 +924,13 @@ func (g *diffGen) newCase(c *diffCase, f *diffForm, native, emu []byte) {
 		b = append(b, []byte{0x26, 0x2e, 0x36, 0x3e, 0x65}[r.IntN(5)])
 	}
 	rexAt := len(b)
-	b = append(b, 0) // REX placeholder
+	b = append(b, 0) // REX placeholder (three bytes of VEX)
+	if f.vex != nil {
+		b = append(b, 0, 0)
+	}
 	b = append(b, f.opcode...)
 	var rex uint8
-	if f.rexW {
+	if f.rexW && f.vex == nil {
 		rex |= 8
 	}
 	var mb []byte
@@ -921,9 +956,18 @@ func (g *diffGen) newCase(c *diffCase, f *diffForm, native, emu []byte) {
 		mb, xb = g.modrmMem(c, nil, reg, c.target, f.immLen, addr32)
 		rex |= xb
 	}
-	if rex != 0 || r.IntN(4) == 0 {
+	switch {
+	case f.vex != nil:
+		vvvv := uint8(0)
+		if f.vvvvFree {
+			vvvv = uint8(r.IntN(16))
+		}
+		b[rexAt] = 0xC4
+		b[rexAt+1] = (^rex&7)<<5 | f.vex[0]
+		b[rexAt+2] = f.vex[1]<<7 | (^vvvv&15)<<3 | f.vex[2]<<2 | f.vex[3]
+	case rex != 0 || r.IntN(4) == 0:
 		b[rexAt] = 0x40 | rex
-	} else {
+	default:
 		b = append(b[:rexAt], b[rexAt+1:]...)
 	}
 	if len(mb) > 0 && mb[0]&0xC7 == 5 { // RIP-relative: count from the end of the instruction
@@ -953,27 +997,11 @@ func (g *diffGen) newCase(c *diffCase, f *diffForm, native, emu []byte) {
 	}
 }
 
-// operandSize is the size of f's memory operand (decoded once with a
-// plain ModRM).
+// operandSize is the size of f's memory operand (8 when the encoding does
+// not fix it).
 func (g *diffGen) operandSize(f *diffForm) int {
-	inst := &decode.Inst{}
-	var b []byte
-	b = append(b, f.legacy...)
-	if f.rexW {
-		b = append(b, 0x48)
-	}
-	b = append(b, f.opcode...)
-	reg := f.reg
-	if reg < 0 {
-		reg = 0
-	}
-	b = append(b, byte(reg<<3|3))
-	b = append(b, make([]byte, f.immLen)...)
-	if decode.Decode(b, decode.Mode64, inst) != nil {
-		return 8
-	}
-	if mi := inst.MemArg(); mi >= 0 && inst.Args[mi].Mem.Size > 0 {
-		return int(inst.Args[mi].Mem.Size)
+	if f.memSize > 0 {
+		return f.memSize
 	}
 	return 8
 }
@@ -1014,7 +1042,7 @@ func enumerateForms(env *hostEnv) []diffForm {
 			for _, pfx := range prefixes {
 				for w := 0; w < 2; w++ {
 					var ops [8]decode.Op
-					var lens [8]int
+					var lens, sizes [8]int
 					group := false
 					for reg := 0; reg < 8; reg++ {
 						b := append([]byte{}, pfx...)
@@ -1037,6 +1065,7 @@ func enumerateForms(env *hostEnv) []diffForm {
 						}
 						ops[reg] = inst.Op
 						lens[reg] = int(inst.Len) - len(pfx) - w - len(esc) - 1 - 5
+						sizes[reg] = int(inst.Args[mi].Mem.Size)
 						for _, a := range inst.Args {
 							if a.Kind == decode.ArgSeg || a.Kind == decode.ArgCR || a.Kind == decode.ArgDR {
 								group = true // ModRM.reg names a special register
@@ -1058,7 +1087,7 @@ func enumerateForms(env *hostEnv) []diffForm {
 							class = ClassSegment // MOV Sreg, r/m16
 						}
 						f := diffForm{op: o, class: class, legacy: pfx, rexW: w == 1,
-							opcode: append(append([]byte{}, esc...), byte(op)), reg: reg, immLen: lens[reg]}
+							opcode: append(append([]byte{}, esc...), byte(op)), reg: reg, immLen: lens[reg], memSize: sizes[reg]}
 						if !group {
 							f.reg = -1
 						}
@@ -1074,7 +1103,61 @@ func enumerateForms(env *hostEnv) []diffForm {
 			}
 		}
 	}
+	forms = addVEXForms(forms, env)
 	return addImplicitForms(forms, env)
+}
+
+// addVEXForms appends the VEX forms with a ModRM memory operand: every map,
+// pp, L, W, opcode and ModRM.reg walkvm decodes.
+func addVEXForms(forms []diffForm, env *hostEnv) []diffForm {
+	inst := &decode.Inst{}
+	dec := func(mm, w, l, pp, vvvv, op, reg int) bool {
+		b := []byte{0xC4, byte(0xE0 | mm), byte(w<<7 | (^vvvv&15)<<3 | l<<2 | pp), byte(op), byte(0x80 | reg<<3 | 3), 0, 0, 0, 0, 0, 0, 0, 0}
+		if decode.Decode(b, decode.Mode64, inst) != nil || inst.MemArg() < 0 || inst.ModRM != byte(0x80|reg<<3|3) {
+			return false
+		}
+		mi := inst.MemArg()
+		return inst.Args[mi].Mem.Size != 0 || inst.Args[mi].Mem.Access != 0
+	}
+	for mm := 1; mm <= 3; mm++ {
+		for pp := 0; pp < 4; pp++ {
+			for l := 0; l < 2; l++ {
+				for w := 0; w < 2; w++ {
+					for op := 0; op < 256; op++ {
+						var ops [8]decode.Op
+						var lens, sizes [8]int
+						for reg := 0; reg < 8; reg++ {
+							if !dec(mm, w, l, pp, 0, op, reg) {
+								continue
+							}
+							ops[reg] = inst.Op
+							lens[reg] = int(inst.Len) - 3 - 1 - 5
+							sizes[reg] = int(inst.Args[inst.MemArg()].Mem.Size)
+						}
+						group := false
+						for reg := 1; reg < 8; reg++ {
+							group = group || (ops[reg] == decode.Invalid) != (ops[0] == decode.Invalid)
+						}
+						for reg := 0; reg < 8; reg++ {
+							if ops[reg] == decode.Invalid || (!group && reg > 0) {
+								continue
+							}
+							f := diffForm{op: ops[reg], class: FactsOf(ops[reg]).Class, opcode: []byte{byte(op)}, reg: reg,
+								immLen: lens[reg], memSize: sizes[reg], vex: []byte{byte(mm), byte(w), byte(l), byte(pp)}}
+							if !group {
+								f.reg = -1
+							}
+							f.vvvvFree = dec(mm, w, l, pp, 5, op, reg)
+							f.name = fmt.Sprintf("%v vex.m%d.w%d.l%d.pp%d %02x/%d", f.op, mm, w, l, pp, op, f.reg)
+							f.avoid = avoidNative(&f, env)
+							forms = append(forms, f)
+						}
+					}
+				}
+			}
+		}
+	}
+	return forms
 }
 
 // segLoad is the segment register form f loads, or x86.NumSeg.
@@ -1117,7 +1200,7 @@ func avoidNative(f *diffForm, env *hostEnv) string {
 	row := FactsOf(f.op)
 	switch {
 	case row.Class == ClassNone:
-		return "no class"
+		return "not executed by walkvm (no row in the table of facts)"
 	case row.exec == nil:
 		return "not executed by walkvm"
 	case segLoad(f) == x86.FS:

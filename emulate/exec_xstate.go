@@ -41,7 +41,14 @@ func (e *Emulator) execXState(s *State, m CPUMode, inst *decode.Inst) error {
 		return x86.UD(inst.Op.String() + " with a register operand")
 	}
 	a := &inst.Args[mi]
-	xs := inst.Op == decode.XSAVE || inst.Op == decode.XSAVEOPT || inst.Op == decode.XRSTOR
+	op := inst.Op
+	if inst.Prefix.VEX.Len != 0 { // VLDMXCSR, VSTMXCSR (VEX 0F AE /2 /3)
+		op = decode.LDMXCSR
+		if inst.ModRM>>3&7 == 3 {
+			op = decode.STMXCSR
+		}
+	}
+	xs := op == decode.XSAVE || op == decode.XSAVEOPT || op == decode.XRSTOR
 	switch {
 	case xs:
 		if s.CR4&x86.CR4OSXSAVE == 0 {
@@ -50,7 +57,7 @@ func (e *Emulator) execXState(s *State, m CPUMode, inst *decode.Inst) error {
 		if s.CR0&x86.CR0TS != 0 {
 			return nm("CR0.TS set")
 		}
-	case inst.Op == decode.FXSAVE || inst.Op == decode.FXRSTOR:
+	case op == decode.FXSAVE || op == decode.FXRSTOR:
 		// CR4.OSFXSR only decides whether the SSE part is saved; CR0.EM
 		// and CR0.TS are #NM (SDM Vol. 2A FXSAVE).
 		if s.CR0&(x86.CR0EM|x86.CR0TS) != 0 {
@@ -75,13 +82,13 @@ func (e *Emulator) execXState(s *State, m CPUMode, inst *decode.Inst) error {
 			return e.notEmulated(s, inst, "state components beyond x87, SSE and AVX")
 		}
 		size, align = XSAVEMinSize, 64
-	case inst.Op == decode.LDMXCSR || inst.Op == decode.STMXCSR:
+	case op == decode.LDMXCSR || op == decode.STMXCSR:
 		size, align = 4, 0
 	}
-	load := inst.Op == decode.LDMXCSR || inst.Op == decode.FXRSTOR || inst.Op == decode.XRSTOR
+	load := op == decode.LDMXCSR || op == decode.FXRSTOR || op == decode.XRSTOR
 	// The saves write only parts of their area (and XSAVE only part of
 	// the header): they read it first and write it back whole.
-	rmw := !load && inst.Op != decode.STMXCSR
+	rmw := !load && op != decode.STMXCSR
 	acc := &e.accs.A[0]
 	if err := e.accessAligned(s, m, a.Mem.Seg, operandOffset(s, inst, a), size, align, load || rmw, !load, true, acc); err != nil {
 		return err
@@ -95,7 +102,7 @@ func (e *Emulator) execXState(s *State, m CPUMode, inst *decode.Inst) error {
 	}
 	le := binary.LittleEndian
 	w64 := inst.Prefix.W() && m == ModeLong64
-	switch inst.Op {
+	switch op {
 	case decode.LDMXCSR:
 		v := le.Uint32(b)
 		if v&^f.mxcsrMask() != 0 {

@@ -312,6 +312,16 @@ func fillFacts(t *[decode.NumOps]Facts) {
 	set([]decode.Op{decode.LDMXCSR, decode.STMXCSR, decode.FXSAVE, decode.FXRSTOR, decode.XSAVE, decode.XSAVEOPT, decode.XRSTOR},
 		Facts{Class: ClassXState, Flags: FVector, DataArg: -1, exec: (*Emulator).execXState})
 
+	// SSE, MMX and AVX instructions run on the host's vector unit (the
+	// moves below have their own executor).
+	for op := decode.MOVUPS; op <= decode.PCMPISTRI; op++ {
+		t[op] = Facts{Class: ClassSSE, Flags: FVector, DataArg: -1, exec: (*Emulator).execVecHost}
+	}
+	for _, op := range []decode.Op{decode.EMMS, decode.MASKMOVQ, decode.MASKMOVDQU} {
+		t[op] = Facts{Class: ClassSSE, Flags: FVector, DataArg: -1}
+	}
+	t[decode.VEXOTHER] = Facts{Class: ClassAVX, Flags: FVector, DataArg: -1, exec: (*Emulator).execVecHost}
+
 	// SSE, MMX and AVX moves.
 	vmove := Facts{Class: ClassSSE, Flags: FVector, DataArg: -1, exec: (*Emulator).execVecMove}
 	set([]decode.Op{decode.MOVD, decode.MOVQ, decode.MOVSS, decode.MOVSD, decode.MOVDQU, decode.MOVUPS, decode.MOVUPD, decode.LDDQU}, vmove)

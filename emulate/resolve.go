@@ -2,6 +2,7 @@ package emulate
 
 import (
 	"walkvm/emulate/decode"
+	"walkvm/emulate/internal/hostfpu"
 	"walkvm/x86"
 )
 
@@ -32,6 +33,17 @@ type Emulator struct {
 	fpuSave  FPUState
 	fpuDirty bool
 	fx       fxScratch // a host x87 run
+	// keepVec says the failing instruction's vector state stands (a
+	// SIMD exception sets MXCSR flags as it faults).
+	keepVec bool
+	// A host vector run: the executable page, its context, the code.
+	jit     hostfpu.JIT
+	vctx    hostfpu.VecContext
+	vctx2   hostfpu.VecContext // a second run (underflow detection)
+	vmem    [64]byte           // the operand as the first run got it
+	vcode   [32]byte
+	vfeat   hostfpu.Features
+	vfeatOK bool
 }
 
 // DefaultMaxRep is MaxRep's default.
