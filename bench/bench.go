@@ -34,6 +34,12 @@ type Options struct {
 	Workloads []string
 	// VMM is the vmm binary whose `run` subcommand the walkvm variants use.
 	VMM string
+	// Verify are the verify levels to run; empty means every level this
+	// walkvm has.
+	Verify []string
+	// Compare are other vmm binaries (another build of walkvm), run at the
+	// same verify levels in the same rounds: variants "NAME/LEVEL".
+	Compare []Binary
 	// Floor is a built floor binary; empty builds FloorSource with CC into
 	// a temporary directory.
 	Floor string
@@ -56,10 +62,16 @@ type Options struct {
 	Progress io.Writer
 }
 
+// Binary is a named vmm binary.
+type Binary struct{ Name, Path string }
+
 // Variant is one VMM configuration of the comparison.
 type Variant struct {
-	Name   string // "floor", "off", "warn", "strict", "exec"
+	Name   string // "floor", "off", "warn", "strict", "exec", "NAME/off"...
 	verify string // walkvm's -verify level; empty for the floor
+	vmm    string // the vmm binary; empty for the floor
+	// self: the binary is this process's, so its loop can also run here.
+	self bool
 }
 
 // Result is a whole bench run.
@@ -139,13 +151,27 @@ func Run(o Options) (*Result, error) {
 	}
 	sys.Close()
 	res := &Result{Env: DetectEnv(), Rounds: o.Rounds, Iterations: o.Iterations}
-	variants := []Variant{{Name: "floor"}}
-	for _, v := range []string{"off", "warn", "strict", "exec"} {
-		if _, err := ownpath.ParseVerify(v); err != nil {
-			res.NotAvailable = append(res.NotAvailable, fmt.Sprintf("walkvm -verify %s: this walkvm has no such level (%v)", v, err))
-			continue
+	levels := o.Verify
+	if len(levels) == 0 {
+		for _, v := range []string{"off", "warn", "strict", "exec"} {
+			if _, err := ownpath.ParseVerify(v); err != nil {
+				res.NotAvailable = append(res.NotAvailable, fmt.Sprintf("walkvm -verify %s: this walkvm has no such level (%v)", v, err))
+				continue
+			}
+			levels = append(levels, v)
 		}
-		variants = append(variants, Variant{Name: v, verify: v})
+	}
+	variants := []Variant{{Name: "floor"}}
+	for _, v := range levels {
+		if _, err := ownpath.ParseVerify(v); err != nil {
+			return nil, err
+		}
+		variants = append(variants, Variant{Name: v, verify: v, vmm: o.VMM, self: true})
+	}
+	for _, b := range o.Compare {
+		for _, v := range levels {
+			variants = append(variants, Variant{Name: b.Name + "/" + v, verify: v, vmm: b.Path})
+		}
 	}
 	res.NotAvailable = append(res.NotAvailable, qemuNotAvailable())
 	if o.KUT != "" {
@@ -240,7 +266,7 @@ func (r *runner) run(w Workload, v Variant) (sample, error) {
 	if v.verify == "" {
 		cmd = exec.Command(r.floor, "-s", r.statePath(w))
 	} else {
-		cmd = exec.Command(r.o.VMM, "run", "-verify", v.verify, "-stats", "off",
+		cmd = exec.Command(v.vmm, "run", "-verify", v.verify, "-stats", "off",
 			"-mem", strconv.FormatUint(r.o.MemSize, 10), "-load", fmt.Sprintf("%#x", uint64(Load)),
 			"-entry", w.Mode.String(), "-timeout", r.o.Timeout.String(), r.imagePath(w))
 	}
@@ -272,7 +298,7 @@ func (r *runner) run(w Workload, v Variant) (sample, error) {
 		// disagreement under -verify warn.
 		return sample{}, fmt.Errorf("%s wrote to stderr:\n%s", strings.Join(cmd.Args, " "), stderr.Bytes())
 	}
-	if r.o.InProcess {
+	if r.o.InProcess && v.self {
 		loop, allocs, err := r.inProcess(w, v)
 		if err != nil {
 			return sample{}, err
@@ -350,7 +376,7 @@ func summarize(w Workload, iterations uint32, variants []Variant, s [][]sample) 
 			if inproc {
 				l, lr := summary(loopNS), summary(loopRatio)
 				row.LoopExitNS, row.LoopRatio = &l, &lr
-				if v.verify != "" {
+				if v.self {
 					a := summary(allocs).Median
 					row.AllocsPerExit = &a
 				}
