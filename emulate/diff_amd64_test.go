@@ -1117,7 +1117,7 @@ func addVEXForms(forms []diffForm, env *hostEnv) []diffForm {
 			return false
 		}
 		mi := inst.MemArg()
-		return inst.Args[mi].Mem.Size != 0 || inst.Args[mi].Mem.Access != 0
+		return inst.Args[mi].Mem.Size != 0 || inst.Args[mi].Mem.Use != 0
 	}
 	for mm := 1; mm <= 3; mm++ {
 		for pp := 0; pp < 4; pp++ {

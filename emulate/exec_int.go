@@ -440,7 +440,7 @@ func (e *Emulator) execBound(s *State, m x86.Mode, inst *decode.Inst) error {
 // execMovdir64b executes MOVDIR64B (SDM Vol. 2B): 64 bytes from the m512
 // source to ES:[r], which must be 64-byte aligned (#GP(0)), as one 64-byte
 // write. The source is read first.
-func (e *Emulator) execMovdir64b(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execMovdir64b(s *State, m x86.Mode, inst *decode.Inst) error {
 	dst, src := &inst.Args[0], &inst.Args[1]
 	if dst.Kind != decode.ArgMem || src.Kind != decode.ArgMem {
 		return x86.UD("movdir64b with a register source")

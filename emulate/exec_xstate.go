@@ -35,7 +35,7 @@ func sseAvailable(s *State) error {
 
 // execXState executes LDMXCSR, STMXCSR, FXSAVE, FXRSTOR, XSAVE, XSAVEOPT
 // and XRSTOR with their memory operand.
-func (e *Emulator) execXState(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execXState(s *State, m x86.Mode, inst *decode.Inst) error {
 	mi := inst.MemArg()
 	if mi < 0 {
 		return x86.UD(inst.Op.String() + " with a register operand")
@@ -101,7 +101,7 @@ func (e *Emulator) execXState(s *State, m CPUMode, inst *decode.Inst) error {
 		}
 	}
 	le := binary.LittleEndian
-	w64 := inst.Prefix.W() && m == ModeLong64
+	w64 := inst.Prefix.W() && m == x86.ModeLong64
 	switch op {
 	case decode.LDMXCSR:
 		v := le.Uint32(b)
@@ -206,8 +206,8 @@ func (f *FPUState) xinuse() uint64 {
 
 // xmmCount is the number of XMM registers a legacy-area save or restore
 // covers: 16 in 64-bit mode, 8 elsewhere.
-func xmmCount(m CPUMode) int {
-	if m == ModeLong64 {
+func xmmCount(m x86.Mode) int {
+	if m == x86.ModeLong64 {
 		return 16
 	}
 	return 8
@@ -218,7 +218,7 @@ func xmmCount(m CPUMode) int {
 // MXCSR_MASK with bit 1 or 2. w64 selects the 64-bit pointer format (REX.W);
 // otherwise the pointers are 32-bit offsets with selectors, which walkvm
 // stores as 0 (the state keeps none).
-func (f *FPUState) fxsaveLegacy(s *State, m CPUMode, b []byte, w64 bool, parts uint64) {
+func (f *FPUState) fxsaveLegacy(s *State, m x86.Mode, b []byte, w64 bool, parts uint64) {
 	le := binary.LittleEndian
 	if parts&xstateX87 != 0 {
 		le.PutUint16(b[0:], f.FCW)
@@ -251,7 +251,7 @@ func (f *FPUState) fxsaveLegacy(s *State, m CPUMode, b []byte, w64 bool, parts u
 // fxrstorLegacy loads the legacy region: the x87 part with bit 0 of parts,
 // the XMM registers with bit 1, MXCSR with bit 9 or 10 (the caller's
 // shifted SSE/AVX request bits; FXRSTOR passes 7, which loads it too).
-func (f *FPUState) fxrstorLegacy(s *State, m CPUMode, b []byte, w64 bool, parts uint64) {
+func (f *FPUState) fxrstorLegacy(s *State, m x86.Mode, b []byte, w64 bool, parts uint64) {
 	le := binary.LittleEndian
 	if parts&xstateX87 != 0 {
 		f.FCW = fcwLoad(le.Uint16(b[0:]))

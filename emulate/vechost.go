@@ -89,7 +89,7 @@ func vecAligned(inst *decode.Inst, n uint16) bool {
 // prefixes, REX (W, R) or a three-byte VEX, the opcode, ModRM with the
 // memory operand at [RDI] (and ModRM.reg 3, RBX, when gpr), and the
 // immediate.
-func reencode(b []byte, inst *decode.Inst, m CPUMode, gpr bool) []byte {
+func reencode(b []byte, inst *decode.Inst, m x86.Mode, gpr bool) []byte {
 	p := &inst.Prefix
 	reg := inst.ModRM >> 3 & 7
 	rbit := p.R()
@@ -99,7 +99,7 @@ func reencode(b []byte, inst *decode.Inst, m CPUMode, gpr bool) []byte {
 	if p.VEX.Len != 0 {
 		v := &p.VEX
 		vvvv := v.VVVV
-		if m != ModeLong64 {
+		if m != x86.ModeLong64 {
 			vvvv &= 7
 		}
 		b1 := byte(0x60) | byte(inst.Map) // X, B not extended
@@ -122,7 +122,7 @@ func reencode(b []byte, inst *decode.Inst, m CPUMode, gpr bool) []byte {
 			b = append(b, 0xF3)
 		}
 		rex := byte(0)
-		if p.W() && m == ModeLong64 {
+		if p.W() && m == x86.ModeLong64 {
 			rex |= 8
 		}
 		if rbit {
@@ -174,7 +174,7 @@ func gprOperand(inst *decode.Inst) (*decode.Arg, bool) {
 
 // execVecHost runs an SSE, MMX or AVX instruction with a memory operand on
 // the host.
-func (e *Emulator) execVecHost(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execVecHost(s *State, m x86.Mode, inst *decode.Inst) error {
 	mi := inst.MemArg()
 	if mi < 0 {
 		return e.notEmulated(s, inst, "register form")
@@ -190,7 +190,7 @@ func (e *Emulator) execVecHost(s *State, m CPUMode, inst *decode.Inst) error {
 	}
 	switch {
 	case vex:
-		if m == ModeReal || m == ModeVM86 {
+		if m == x86.ModeReal || m == x86.ModeVM86 {
 			return x86.UD("VEX in real or virtual-8086 mode")
 		}
 		if s.CR4&x86.CR4OSXSAVE == 0 || s.XCR0&6 != 6 {
@@ -235,7 +235,7 @@ func (e *Emulator) execVecHost(s *State, m CPUMode, inst *decode.Inst) error {
 	if vecAligned(inst, n) {
 		align = n
 	}
-	read, write := a.Mem.Access.Reads(), a.Mem.Access.Writes()
+	read, write := a.Mem.Use.Reads(), a.Mem.Use.Writes()
 	acc := &e.accs.A[0]
 	if err := e.accessAligned(s, m, a.Mem.Seg, ea(s, inst, &a.Mem), n, align, read, write, true, acc); err != nil {
 		return err
@@ -367,12 +367,12 @@ func (e *Emulator) vecTiny(code []byte, c *hostfpu.VecContext, f *FPUState, s *S
 
 // maskedStore reports the element size and mask register of VMASKMOVPS/PD
 // and VPMASKMOVD/Q stores.
-func maskedStore(inst *decode.Inst, m CPUMode) (uint16, x86.Reg, bool) {
+func maskedStore(inst *decode.Inst, m x86.Mode) (uint16, x86.Reg, bool) {
 	if inst.Prefix.VEX.Len == 0 || inst.Map != decode.Map0F38 {
 		return 0, 0, false
 	}
 	mask := x86.Reg(inst.Prefix.VEX.VVVV & 15)
-	if m != ModeLong64 {
+	if m != x86.ModeLong64 {
 		mask &= 7
 	}
 	switch inst.Opcode {
