@@ -150,7 +150,7 @@ func init() {
 			return
 		}
 		if d == 0 {
-			d = 1 + uint64(g.rng.IntN(1000))
+			d = 1 + uint64(g.rng.IntN(1000))&sizeMask(n)>>1
 			for i := range int(n) {
 				native[c.target-nBase+uint64(i)] = byte(d >> (8 * i))
 				emu[c.target-nBase+uint64(i)] = byte(d >> (8 * i))
