@@ -304,6 +304,19 @@ func fillFacts(t *[decode.NumOps]Facts) {
 		decode.FLDENV, decode.FLDCW, decode.FNSTENV, decode.FNSTCW, decode.FRSTOR, decode.FNSAVE, decode.FNSTSW},
 		Facts{Class: ClassX87, Flags: FX87, DataArg: -1, exec: (*Emulator).execX87})
 
+	// BMI1, BMI2, ADX, CRC32.
+	bmi := func(c Class, undef uint64) Facts {
+		return Facts{Class: c, Undefined: undef, DataArg: -1, exec: (*Emulator).execBMI}
+	}
+	t[decode.ANDN] = bmi(ClassBit, x86.FlagAF|x86.FlagPF)
+	t[decode.BEXTR] = bmi(ClassBit, x86.FlagAF|x86.FlagSF|x86.FlagPF)
+	set([]decode.Op{decode.BLSI, decode.BLSMSK, decode.BLSR, decode.BZHI}, bmi(ClassBit, x86.FlagAF|x86.FlagPF))
+	set([]decode.Op{decode.PDEP, decode.PEXT}, bmi(ClassBit, 0))
+	t[decode.MULX] = bmi(ClassMulDiv, 0)
+	set([]decode.Op{decode.RORX, decode.SARX, decode.SHLX, decode.SHRX}, bmi(ClassShift, 0))
+	set([]decode.Op{decode.ADCX, decode.ADOX}, Facts{Class: ClassALU, DataArg: -1, exec: (*Emulator).execADX})
+	t[decode.CRC32] = Facts{Class: ClassALU, DataArg: -1, exec: (*Emulator).execCRC32}
+
 	// Direct stores.
 	t[decode.MOVDIRI] = Facts{Class: ClassDirect, DataArg: 1, exec: (*Emulator).execMov}
 	t[decode.MOVDIR64B] = Facts{Class: ClassDirect, Align: AlignOperand, DataArg: -1, exec: (*Emulator).execMovdir64b}
