@@ -306,6 +306,11 @@ func init() {
 			sel(g, c, c.target+uint64(inst.OpSize), native, emu)
 		}
 	}
+	for _, op := range []decode.Op{decode.LAR, decode.LSL, decode.VERR, decode.VERW} {
+		classSetups[op] = func(g *diffGen, c *diffCase, inst *decode.Inst, native, emu []byte) {
+			sel(g, c, c.target, native, emu)
+		}
+	}
 	classSetups[decode.POP] = func(g *diffGen, c *diffCase, inst *decode.Inst, native, emu []byte) {
 		if inst.Args[0].Kind == decode.ArgSeg {
 			sel(g, c, c.regs.GPR[x86.RSP], native, emu)

@@ -295,6 +295,8 @@ func fillFacts(t *[decode.NumOps]Facts) {
 	set([]decode.Op{decode.LGDT, decode.LIDT, decode.LLDT, decode.LTR, decode.LMSW},
 		Facts{Class: ClassSystem, Flags: FPrivileged, DataArg: -1, exec: (*Emulator).execLoadSys})
 	t[decode.LLDT].Flags |= FDescriptor
+	set([]decode.Op{decode.LAR, decode.LSL}, Facts{Class: ClassSystem, Flags: FDescriptor, DataArg: -1, exec: (*Emulator).execLarLsl})
+	set([]decode.Op{decode.VERR, decode.VERW}, Facts{Class: ClassSystem, Flags: FDescriptor, DataArg: -1, exec: (*Emulator).execVerrw})
 	t[decode.LTR].Flags |= FDescriptor
 
 	// x87.
