@@ -313,7 +313,7 @@ func (e *Emulator) execLoadSys(s *State, m x86.Mode, inst *decode.Inst) error {
 			if !x86.IsCanonical(t.Base, s.LinearBits()) {
 				return gp0(m, "non-canonical descriptor table base")
 			}
-		case inst.OpSize == 2:
+		case (inst.Mode == decode.Mode16) != inst.Prefix.OpSize: // 16-bit operand size
 			t.Base &= 0xFFFFFF
 		}
 		if inst.Op == decode.LGDT {
