@@ -309,3 +309,42 @@ func TestParseVerify(t *testing.T) {
 		t.Error("exec is not above strict")
 	}
 }
+
+// 66 0F 7F /r is MOVDQA from %xmm0 (16 bytes); the 0F 7F /r behind the 66
+// is MOVQ from %mm0 (8 bytes). KVM's first 8-byte exit fits both; the
+// data says which.
+func TestWriteExitResolvedByData(t *testing.T) {
+	for _, v := range []Verify{VerifyStrict, VerifyExec} {
+		p, cpu, _ := newExecPath(t, []byte{0x66, 0x0f, 0x7f, 0x07})
+		p.cfg.Verify = v
+		cpu.sregs.CR4 = x86.CR4OSFXSR
+		cpu.regs.RIP = 0x1004
+		var f emulate.FPUState
+		// All x87 tags valid: at a write exit of an MMX store the
+		// state already shows the MMX transition.
+		f.FCW, f.MXCSR, f.FTWX = 0x37f, 0x1f80, 0xff
+		copy(f.XMM[0][:], []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16})
+		if err := f.MarshalXSAVE(cpu.xsave[0].Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.MMIOWrite(mmioExit(1, 0xd0000, 8, true, 0x0807060504030201)); err != nil {
+			t.Fatalf("%v: %v", v, err)
+		}
+		if got := p.exit.rec.Insn(); len(got) != 4 {
+			t.Errorf("%v: traced % x, want the 4-byte movdqa", v, got)
+		}
+		// %mm0 (zero here) writes zeros: that exit is the MOVQ's.
+		if err := p.MMIOWrite(mmioExit(2, 0xd0000, 8, true, 0)); err != nil {
+			t.Fatalf("%v: %v", v, err)
+		}
+		if got := p.exit.rec.Insn(); len(got) != 3 {
+			t.Errorf("%v: traced % x, want the 3-byte movq", v, got)
+		}
+		// Data neither writes.
+		err := p.MMIOWrite(mmioExit(3, 0xd0000, 8, true, 0x1111))
+		var d *Disagreement
+		if !errors.As(err, &d) {
+			t.Errorf("%v: data neither reading writes matched: %v", v, err)
+		}
+	}
+}

@@ -76,6 +76,9 @@ func (p *Path) writeExit(exit *kvm.MMIOExit, n int) error {
 	}
 	var win writeWindow
 	matches, first, ambiguous := p.findWrite(&win, exit, n)
+	if ambiguous {
+		first, ambiguous = p.resolveByData(&win, exit, n, first)
+	}
 	if matches > 0 {
 		p.exit.rec.SetInsn(first.bytes(&win))
 		p.exit.rec.SetAccess(first.acc.Linear, first.acc.Pieces[0].GPA, int(first.acc.Size))
