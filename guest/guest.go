@@ -123,7 +123,7 @@ var manifest = []Guest{
 	},
 	{
 		Name: "ssemmio", Load: 0x1000, Entry: "real",
-		Checks: "SSE with MMIO operands in long mode: movups/movdqa/movdqu both ways (KVM emulates them), movq/movss/movd loads; addps, mulpd, sqrtps, paddd, pshufd, pxor, cvtsi2sd, cvttss2si, ucomiss, ldmxcsr/stmxcsr with a rounding change, pmulld/pminud where CPUID has SSE4.1, fxsave/fxrstor (walkvm completes what KVM gives up on)",
+		Checks: "SSE with MMIO operands in long mode: movups/movdqa/movdqu both ways (KVM emulates them), movq/movss/movd loads; addps, mulpd, sqrtps, paddd, pshufd, pxor, cvtsi2sd, cvttss2si, ucomiss, ldmxcsr/stmxcsr with a rounding change, pmulld/pminud (SSE4.1), fxsave/fxrstor (walkvm completes what KVM gives up on); where CPUID lacks SSSE3, SSE4.1, SSE4.2 or XSAVE (walkvm's host vector unit needs them) the arithmetic is reported unsupported and passed over",
 		Needs:  []string{NeedCompletion},
 		Output: "walkvm: ssemmio: SSE moves, arithmetic, MXCSR and FXSAVE/FXRSTOR on MMIO ok, pass\n",
 	},

@@ -145,6 +145,7 @@ var unsupportedWhat = map[guest.Stage]string{
 	guest.Stage1G:    "1 GiB pages (CPUID 0x80000001:EDX[26])",
 	guest.StagePSE36: "PSE-36 (CPUID 1:EDX[17])",
 	guest.StageAVX:   "AVX and XSAVE (CPUID 1:ECX[28] and ECX[26])",
+	guest.StageSSE:   "SSSE3, SSE4.1, SSE4.2 or XSAVE (CPUID 1:ECX[9,19,20,26]), which walkvm's host vector unit needs for SSE arithmetic: the arithmetic was passed over",
 }
 
 // refusedWhat says what the guest did when the host refused a stage.
@@ -622,7 +623,14 @@ func checkSSE(t *testing.T, r *guestRun) {
 			}
 		}
 	}
-	wantEvents(t, r.events, []devices.Event{stageEv(guest.StageLong), stageEv(guest.StageSSE)})
+	want := []devices.Event{stageEv(guest.StageLong), stageEv(guest.StageSSE)}
+	if len(r.events) == 3 {
+		// The host's vector unit lacks what walkvm runs SSE arithmetic
+		// on: the guest passed over it.
+		want = append(want, ev(devices.EventUnsupported, uint32(guest.StageSSE)))
+		t.Logf("ssemmio: %s", unsupportedWhat[guest.StageSSE])
+	}
+	wantEvents(t, r.events, want)
 }
 
 // checkRoundTrip asserts every step's stage event and MMIO, and which
