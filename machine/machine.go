@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -354,7 +355,9 @@ func (m *Machine) Loops(mmio func(vcpu int) vcpu.MMIOHandler) []*vcpu.Loop {
 func (m *Machine) runnable(i int) bool { return i == 0 || m.irqchip }
 
 // RunLoops runs the loops of the runnable vCPUs together until the first
-// end; timeout 0 means no limit.
+// end; timeout 0 means no limit. A timeout says what each vCPU was doing
+// (KVM_GET_MP_STATE): with the in-kernel irqchip a HLT does not end the
+// run, so a guest halted for good runs into the timeout.
 func (m *Machine) RunLoops(loops []*vcpu.Loop, timeout time.Duration) vcpu.End {
 	var run []*vcpu.Loop
 	for _, l := range loops {
@@ -362,7 +365,35 @@ func (m *Machine) RunLoops(loops []*vcpu.Loop, timeout time.Duration) vcpu.End {
 			run = append(run, l)
 		}
 	}
-	return m.group.Run(run, timeout)
+	end := m.group.Run(run, timeout)
+	if end.Kind == vcpu.EndTimeout {
+		states := make([]MPState, len(m.CPUs))
+		for i, c := range m.CPUs {
+			states[i].State, states[i].Err = c.MPState()
+		}
+		end.Err = fmt.Errorf("%w; %s", end.Err, DescribeMPStates(states))
+	}
+	return end
+}
+
+// MPState is one vCPU's multiprocessing state, or why it is unknown.
+type MPState struct {
+	State kvm.MPState
+	Err   error
+}
+
+// DescribeMPStates says in one line what the vCPUs were doing, by vCPU
+// index: "vCPU 0 halted, vCPU 1 waiting for INIT/SIPI".
+func DescribeMPStates(states []MPState) string {
+	parts := make([]string, len(states))
+	for i, s := range states {
+		if s.Err != nil {
+			parts[i] = fmt.Sprintf("vCPU %d state unknown (%v)", i, s.Err)
+			continue
+		}
+		parts[i] = fmt.Sprintf("vCPU %d %v", i, s.State)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Run runs the guest with the plain bus MMIO handler.
