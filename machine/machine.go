@@ -348,24 +348,16 @@ func (m *Machine) Loops(mmio func(vcpu int) vcpu.MMIOHandler) []*vcpu.Loop {
 	return loops
 }
 
-// runnable says whether vCPU i starts running. The boot vCPU does. The
-// others are application processors, which wait for INIT and SIPI from the
-// boot vCPU's local APIC: only KVM's in-kernel irqchip delivers those, so
-// without one they never run.
-func (m *Machine) runnable(i int) bool { return i == 0 || m.irqchip }
-
-// RunLoops runs the loops of the runnable vCPUs together until the first
-// end; timeout 0 means no limit. A timeout says what each vCPU was doing
-// (KVM_GET_MP_STATE): with the in-kernel irqchip a HLT does not end the
-// run, so a guest halted for good runs into the timeout.
+// RunLoops runs the loops of every vCPU together, each on its own locked
+// OS thread, until the first end; timeout 0 means no limit. The
+// application processors start waiting for INIT and SIPI, which the
+// in-kernel irqchip (which a machine with more than one vCPU has) delivers
+// from the boot vCPU's local APIC; until then KVM_RUN keeps them in the
+// kernel. A timeout says what each vCPU was doing (KVM_GET_MP_STATE): with
+// the in-kernel irqchip a HLT does not end the run, so a guest halted for
+// good runs into the timeout.
 func (m *Machine) RunLoops(loops []*vcpu.Loop, timeout time.Duration) vcpu.End {
-	var run []*vcpu.Loop
-	for _, l := range loops {
-		if m.runnable(l.Index) {
-			run = append(run, l)
-		}
-	}
-	end := m.group.Run(run, timeout)
+	end := m.group.Run(loops, timeout)
 	if end.Kind == vcpu.EndTimeout {
 		states := make([]MPState, len(m.CPUs))
 		for i, c := range m.CPUs {

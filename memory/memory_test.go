@@ -175,3 +175,42 @@ func BenchmarkBusRead(b *testing.B) {
 		}
 	}
 }
+
+func TestCompareAndSwap(t *testing.T) {
+	r, err := NewRAM(4 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if err := r.WriteUint64(0x3000, 0x1122334455667788); err != nil {
+		t.Fatal(err)
+	}
+	if ok, err := r.CompareAndSwapUint64(0x3000, 0x1122334455667788, 0x99); !ok || err != nil {
+		t.Fatalf("swap of the value held: %v %v", ok, err)
+	}
+	if ok, err := r.CompareAndSwapUint64(0x3000, 0x1122334455667788, 0x77); ok || err != nil {
+		t.Fatalf("swap of a stale value: %v %v", ok, err)
+	}
+	if v, _ := r.ReadUint64(0x3000); v != 0x99 {
+		t.Fatalf("qword %#x", v)
+	}
+	if ok, err := r.CompareAndSwapUint32(0x3004, 0, 0xabcd); !ok || err != nil {
+		t.Fatalf("dword swap: %v %v", ok, err)
+	}
+	if v, _ := r.ReadUint64(0x3000); v != 0xabcd00000099 {
+		t.Fatalf("little-endian halves: %#x", v)
+	}
+	for _, c := range []struct {
+		gpa uint64
+		f   func(uint64) (bool, error)
+	}{
+		{0x3004, func(g uint64) (bool, error) { return r.CompareAndSwapUint64(g, 0, 1) }},
+		{0x3002, func(g uint64) (bool, error) { return r.CompareAndSwapUint32(g, 0, 1) }},
+		{HoleStart, func(g uint64) (bool, error) { return r.CompareAndSwapUint64(g, 0, 1) }},
+		{4 << 20, func(g uint64) (bool, error) { return r.CompareAndSwapUint32(g, 0, 1) }},
+	} {
+		if _, err := c.f(c.gpa); err == nil {
+			t.Errorf("compare-and-swap at %#x accepted", c.gpa)
+		}
+	}
+}

@@ -17,6 +17,18 @@ type Memory interface {
 	WriteUint64(gpa uint64, v uint64) error
 }
 
+// CASMemory is Memory that can change a paging-structure entry with an
+// atomic compare-and-exchange (*memory.RAM is one). Another vCPU may write
+// an entry while a walk sets its accessed and dirty flags; with CASMemory
+// the walker sets them as KVM's does (update_accessed_dirty_bits: a locked
+// CMPXCHG, and the walk again when the entry changed meanwhile). Without
+// it the flags are written with plain writes (one vCPU, or tests).
+type CASMemory interface {
+	Memory
+	CompareAndSwapUint32(gpa uint64, old, new uint32) (bool, error)
+	CompareAndSwapUint64(gpa uint64, old, new uint64) (bool, error)
+}
+
 // ErrNotRAM is what SliceMemory wraps when an access falls outside it.
 var ErrNotRAM = errors.New("not guest RAM")
 

@@ -246,8 +246,27 @@ func (c *Context) resetTables(mode Mode, s *State, f Features, m uint8) {
 // for a non-canonical address in 64-bit mode), or for EPT as *EPTViolation or
 // *EPTMisconfig; these point into w. An entry outside guest RAM is a
 // *MemoryError. A walk reads guest memory through mem and, only with
-// SetAccessedDirty, writes it.
+// SetAccessedDirty, writes it: through a compare-and-exchange when mem is a
+// CASMemory, walking again when an entry changed under it.
 func (c *Context) Walk(mem Memory, addr uint64, acc Access, w *Walk) error {
+	for range maxWalkRetries {
+		if err := c.walk(mem, addr, acc, w); err != errEntryChanged {
+			return err
+		}
+	}
+	return fmt.Errorf("mmu: %#x: the paging-structure entries kept changing while their accessed/dirty flags were set (%d walks)", addr, maxWalkRetries)
+}
+
+// maxWalkRetries bounds the walks again after an entry changed under the
+// walker's compare-and-exchange (KVM's walker retries without a bound; a
+// guest that rewrites its tables that fast is stopped instead).
+const maxWalkRetries = 1000
+
+// errEntryChanged says a compare-and-exchange of an entry failed: another
+// vCPU wrote it since the walk read it.
+var errEntryChanged = errors.New("mmu: paging-structure entry changed during the walk")
+
+func (c *Context) walk(mem Memory, addr uint64, acc Access, w *Walk) error {
 	if acc&(Write|Fetch) == Write|Fetch {
 		return errAccess
 	}
@@ -467,9 +486,12 @@ func (c *Context) pageFault(w *Walk, code uint32, reason string) error {
 }
 
 // setAccessedDirty sets A in Entries[first:N] and D in the leaf for a write
-// (KVM's update_accessed_dirty_bits), writing only entries that change.
+// (KVM's update_accessed_dirty_bits), writing only entries that change;
+// with a CASMemory each as a compare-and-exchange against the value the walk
+// read, and errEntryChanged when one changed meanwhile.
 func (c *Context) setAccessedDirty(mem Memory, w *Walk, first uint8, write bool) error {
 	f := c.format
+	cas, atomic := mem.(CASMemory)
 	for i := first; i < w.N; i++ {
 		ent := &w.Entries[i]
 		v := ent.Value | f.Accessed
@@ -480,13 +502,22 @@ func (c *Context) setAccessedDirty(mem Memory, w *Walk, first uint8, write bool)
 			continue
 		}
 		var err error
-		if f.EntryBytes == 4 {
+		swapped := true
+		switch {
+		case atomic && f.EntryBytes == 4:
+			swapped, err = cas.CompareAndSwapUint32(ent.EntryGPA, uint32(ent.Value), uint32(v))
+		case atomic:
+			swapped, err = cas.CompareAndSwapUint64(ent.EntryGPA, ent.Value, v)
+		case f.EntryBytes == 4:
 			err = mem.WriteUint32(ent.EntryGPA, uint32(v))
-		} else {
+		default:
 			err = mem.WriteUint64(ent.EntryGPA, v)
 		}
 		if err != nil {
 			return &MemoryError{Walker: f.Walker, Level: ent.Level, EntryGPA: ent.EntryGPA, Addr: w.Addr, Write: true, Err: err}
+		}
+		if !swapped {
+			return errEntryChanged
 		}
 		ent.Value = v
 	}
