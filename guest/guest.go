@@ -145,6 +145,16 @@ var manifest = []Guest{
 	mbinfo("mbelf64", "mbelf64.elf", "a multiboot ELFCLASS64 kernel that enters long mode and checks from 64-bit code: "),
 	mbinfo("mbelf64x32", "mbelf64x32.elf", "the 64-bit multiboot kernel as objcopy -O elf32-i386 makes it (as kvm-unit-tests ships its guests): "),
 	mbinfo("mbaout", "mbaout.bin", "a flat multiboot image loaded by its header's address fields (the a.out kludge): "),
+	{
+		Name: "smp", File: "smp.elf", VCPUs: 4,
+		Checks: "a multiboot kernel on 4 vCPUs: vCPU 0 starts the others with INIT and SIPI through its local APIC; each checks its APIC ID (CPUID leaves 1 and 0xB against the local APIC's), then all at once write, read back and increment their own slot of the MMIO test window (mov, incl, cmp on MMIO) and read every other vCPU's slot",
+		Output: "walkvm: smp: every vCPU started by INIT/SIPI, MMIO on all at once, each checked the others, pass\n",
+	},
+	{
+		Name: "pcdev", File: "pcdev.elf", Mem: 128 << 20, DebugExit: "qemu",
+		Checks: "a multiboot kernel checking the PC devices kvm-unit-tests uses: fw_cfg (signature, ID, RAM size against mem_upper, CPU count against the ACPI MADT), the ACPI RSDP/RSDT/FADT and its PM timer, pc-testdev's scratch register, byte lanes and flush page, ISA IRQs 5 and 11 raised through pc-testdev's ports and delivered through the 8259 PICs to a long-mode IDT; exits through QEMU's form of the debug exit",
+		Output: "walkvm: pcdev: fw_cfg, ACPI PM timer, pc-testdev ports and IRQs 5 and 11 through the PICs ok, pass\n",
+	},
 }
 
 // mbinfoChecks is what the multiboot guests (mbinfo.S) check.

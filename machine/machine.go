@@ -247,6 +247,11 @@ func New(cfg Config) (_ *Machine, err error) {
 		if err = c.SetCPUID(cpuids[i]); err != nil {
 			return nil, fmt.Errorf("vCPU %d: %w", i, err)
 		}
+		if m.irqchip {
+			if err = setAPICBase(c, i); err != nil {
+				return nil, fmt.Errorf("vCPU %d: %w", i, err)
+			}
+		}
 		if i > 0 {
 			// An application processor waits for INIT and SIPI (KVM
 			// starts it so with the in-kernel irqchip; set it anyway).
@@ -256,6 +261,10 @@ func New(cfg Config) (_ *Machine, err error) {
 		}
 	}
 	m.CPU = m.CPUs[0]
+	if m.irqchip {
+		// KVM_SET_SREGS sets IA32_APIC_BASE too.
+		m.Entry.Sregs.ApicBase = APICBase(0)
+	}
 	if err = m.CPU.SetSregs(&m.Entry.Sregs); err != nil {
 		return nil, err
 	}
@@ -287,6 +296,42 @@ func (m *Machine) buildCPUID(model *cpuid.Model, n int) ([]*kvm.CPUID, error) {
 	}
 	m.CPUID = out[0]
 	return out, nil
+}
+
+// IA32_APIC_BASE (SDM Vol. 3A §10.4.4): the MSR and its flags.
+const (
+	msrAPICBase    = 0x1b
+	apicBaseBSP    = 1 << 8
+	apicBaseEnable = 1 << 11
+)
+
+// APICBase is the IA32_APIC_BASE a PC's vCPU i resets with: its local APIC
+// at 0xfee00000, enabled, and the BSP flag on vCPU 0.
+func APICBase(i int) uint64 {
+	v := uint64(mptable.LAPICAddr | apicBaseEnable)
+	if i == 0 {
+		v |= apicBaseBSP
+	}
+	return v
+}
+
+// setAPICBase gives vCPU i its reset IA32_APIC_BASE, as a PC's (and QEMU)
+// does: KVM leaves it to userspace, and with the local APIC disabled there
+// KVM neither serves its MMIO page nor delivers INIT and SIPI to it.
+func setAPICBase(c *kvm.VCPU, i int) error {
+	want := APICBase(i)
+	if err := c.SetMSR(msrAPICBase, want); err != nil {
+		return err
+	}
+	// KVM_SET_MSRS reports a refused MSR only in its count: read it back.
+	got, err := c.MSR(msrAPICBase)
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return fmt.Errorf("IA32_APIC_BASE is %#x after setting %#x", got, want)
+	}
+	return nil
 }
 
 // kvmPrivate is the range KVM_SET_TSS_ADDR and KVM_SET_IDENTITY_MAP_ADDR

@@ -183,3 +183,12 @@ func TestDescribeMPStates(t *testing.T) {
 		t.Errorf("%q, want %q", got, want)
 	}
 }
+
+func TestAPICBase(t *testing.T) {
+	if got := APICBase(0); got != 0xfee00900 {
+		t.Errorf("BSP %#x", got)
+	}
+	if got := APICBase(3); got != 0xfee00800 {
+		t.Errorf("AP %#x", got)
+	}
+}

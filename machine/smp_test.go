@@ -19,17 +19,34 @@ import (
 )
 
 // fakeVCPU is a vCPU without KVM for SMP runs: each Run makes the next exit
-// of its script, over and over, until it is kicked (immediate exit); after
-// stopAfter exits (when set) it makes the exit `last` and then none.
+// of its script, over and over, until it is kicked (immediate exit). With
+// last set, once it and each of its peers made stopAfter exits it makes the
+// exit last and then none.
 type fakeVCPU struct {
 	script    []kvm.Exit
 	last      *kvm.Exit
 	stopAfter int
+	peers     []*fakeVCPU
 
 	mu        sync.Mutex
 	n         int
+	made      atomic.Int64 // n, for the peers
+	stopped   bool
 	cur       kvm.Exit
 	immediate atomic.Bool
+}
+
+// due says whether the stopping exit is due.
+func (f *fakeVCPU) due() bool {
+	if f.last == nil || f.n < f.stopAfter {
+		return false
+	}
+	for _, p := range f.peers {
+		if p.made.Load() < int64(f.stopAfter) {
+			return false
+		}
+	}
+	return true
 }
 
 func (f *fakeVCPU) Run() error {
@@ -39,19 +56,20 @@ func (f *fakeVCPU) Run() error {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	switch {
-	case f.last != nil && f.n == f.stopAfter:
-		f.cur = *f.last
-	case f.last != nil && f.n > f.stopAfter:
+	case f.stopped:
 		for !f.immediate.Load() {
 			f.mu.Unlock()
 			time.Sleep(10 * time.Microsecond)
 			f.mu.Lock()
 		}
 		return kvm.ErrInterrupted
+	case f.due():
+		f.cur, f.stopped = *f.last, true
 	default:
 		f.cur = f.script[f.n%len(f.script)]
 	}
 	f.n++
+	f.made.Store(int64(f.n))
 	return nil
 }
 
@@ -112,13 +130,17 @@ func TestSMPDevicesAndDebugExit(t *testing.T) {
 			pio(devices.COM1Port, true, byte('a'+i)),
 			pio(0x1234, false, 0),
 		}}
-		if i == stopper {
-			f.stopAfter = 500
-			f.last = &kvm.Exit{}
-			*f.last = pio(devices.DebugExitPort, true, status)
-		}
 		fakes[i] = f
 		loops[i] = &vcpu.Loop{Index: i, CPU: f, PIO: m.PIO, MMIO: &vcpu.BusMMIO{Bus: m.MMIO}, Stats: trace.NewStats(i), Log: m.Log}
+	}
+	stop := fakes[stopper]
+	stop.stopAfter = 200
+	stop.last = &kvm.Exit{}
+	*stop.last = pio(devices.DebugExitPort, true, status)
+	for i, f := range fakes {
+		if i != stopper {
+			stop.peers = append(stop.peers, f)
+		}
 	}
 	done := make(chan vcpu.End)
 	go func() { done <- m.RunLoops(loops, 0) }()
@@ -158,11 +180,6 @@ func TestSMPDevicesAndDebugExit(t *testing.T) {
 		}
 		if v := binary.LittleEndian.Uint32(b); v != uint32(0xc0de0000+i) {
 			t.Errorf("vCPU %d's slot holds %#x", i, v)
-		}
-	}
-	for i := range fakes {
-		if fakes[i].n == 0 {
-			t.Errorf("vCPU %d never ran", i)
 		}
 	}
 	if !bytes.ContainsAny(console.Bytes(), "abcd") {

@@ -201,6 +201,8 @@ var guestChecks = map[string]func(t *testing.T, r *guestRun){
 	"mbelf64":    checkMultiboot,
 	"mbelf64x32": checkMultiboot,
 	"mbaout":     checkMultiboot,
+	"smp":        checkSMP,
+	"pcdev":      checkPCDev,
 }
 
 func TestGuests(t *testing.T) {

@@ -78,3 +78,53 @@ func TestTimeoutSaysMPStates(t *testing.T) {
 		}
 	}
 }
+
+// checkSMP: four vCPUs ran, each made its own MMIO exits through the own
+// path (all agreed with KVM), and the window holds every vCPU's results.
+func checkSMP(t *testing.T, r *guestRun) {
+	const n, rounds = 4, 64
+	if len(r.m.CPUs) != n || !r.m.IRQChip() || len(r.own.Paths) != n {
+		t.Fatalf("%d vCPUs, %d paths, irqchip %v; want %d and the irqchip", len(r.m.CPUs), len(r.own.Paths), r.m.IRQChip(), n)
+	}
+	for i, p := range r.own.Paths {
+		st := p.Stats()
+		// Its own slot: a write, a read, an increment (read and write) and
+		// a compare per word; the others': a compare per word.
+		if want := uint64(rounds*3 + (n-1)*rounds); st.MMIO.Reads != want || st.MMIO.Writes != 2*rounds {
+			t.Errorf("vCPU %d: %d MMIO reads, %d writes; want %d and %d", i, st.MMIO.Reads, st.MMIO.Writes, want, 2*rounds)
+		}
+		if st.MMIO.Agreed != st.MMIO.Reads+st.MMIO.Writes || st.MMIO.Disagreed != 0 {
+			t.Errorf("vCPU %d: %d agreed, %d disagreed", i, st.MMIO.Agreed, st.MMIO.Disagreed)
+		}
+	}
+	win := r.m.WindowHigh.Bytes()
+	for id := range n {
+		for k := range rounds {
+			got := binary.LittleEndian.Uint32(win[id*0x100+4*k:])
+			if want := uint32(id<<24 | k<<8 | 0x5b); got != want {
+				t.Fatalf("vCPU %d's word %d: %#x, want %#x", id, k, got, want)
+			}
+		}
+	}
+	reads, writes := r.m.WindowHigh.Counts()
+	if reads+writes != uint64(n*(rounds*5+(n-1)*rounds)) {
+		t.Errorf("window saw %d reads and %d writes", reads, writes)
+	}
+}
+
+// checkPCDev: the guest's pass went through QEMU's form of the debug exit
+// (status 1), and pc-testdev saw the flush of the guest's page.
+func checkPCDev(t *testing.T, r *guestRun) {
+	if r.res.Kind != vcpu.EndDebugExit || r.res.Status != 1 || r.res.ExitStatus() != 1 {
+		t.Errorf("ended %v with status %d; want the QEMU-form debug exit of 0: status 1", r.res.Kind, r.res.ExitStatus())
+	}
+	if v := r.m.PCTestDev.Scratch(); v != 0x12ab5678 {
+		t.Errorf("pc-testdev scratch %#x", v)
+	}
+	if n, gpa := r.m.PCTestDev.Flushes(); n != 1 || gpa != 0x40000 {
+		t.Errorf("flushes %d, last %#x; want one of 0x40000", n, gpa)
+	}
+	if !r.m.IRQChip() {
+		t.Errorf("no irqchip")
+	}
+}
