@@ -34,6 +34,12 @@ type Options struct {
 	Workloads []string
 	// VMM is the vmm binary whose `run` subcommand the walkvm variants use.
 	VMM string
+	// Verify are the verify levels to run; empty means every level this
+	// walkvm has.
+	Verify []string
+	// Compare are other vmm binaries (another build of walkvm), run at the
+	// same verify levels in the same rounds: variants "NAME/LEVEL".
+	Compare []Binary
 	// Floor is a built floor binary; empty builds FloorSource with CC into
 	// a temporary directory.
 	Floor string
@@ -49,17 +55,24 @@ type Options struct {
 	// Dir, when set, receives the patched images (IMAGE.bin), the floor's
 	// states (IMAGE.state) and the floor, and is kept.
 	Dir string
-	// KUT is a kvm-unit-tests directory; Linux asks for a Linux boot.
+	// KUT is a kvm-unit-tests directory whose suite is timed under `vmm
+	// unittests` at each verify level; Linux asks for a Linux boot.
 	KUT   string
 	Linux bool
 	// Progress receives one line per run (nil: none).
 	Progress io.Writer
 }
 
+// Binary is a named vmm binary.
+type Binary struct{ Name, Path string }
+
 // Variant is one VMM configuration of the comparison.
 type Variant struct {
-	Name   string // "floor", "off", "warn", "strict", "exec"
+	Name   string // "floor", "off", "warn", "strict", "exec", "NAME/off"...
 	verify string // walkvm's -verify level; empty for the floor
+	vmm    string // the vmm binary; empty for the floor
+	// self: the binary is this process's, so its loop can also run here.
+	self bool
 }
 
 // Result is a whole bench run.
@@ -69,6 +82,8 @@ type Result struct {
 	Iterations uint32           `json:"iterations"`
 	Variants   []string         `json:"variants"`
 	Workloads  []WorkloadResult `json:"workloads"`
+	// KUT is the kvm-unit-tests suite's time (-kut DIR).
+	KUT *KUTResult `json:"kvm_unit_tests,omitempty"`
 	// NotAvailable says what was asked for or is part of the comparison
 	// but could not run here, and why.
 	NotAvailable []string `json:"not_available,omitempty"`
@@ -139,20 +154,34 @@ func Run(o Options) (*Result, error) {
 	}
 	sys.Close()
 	res := &Result{Env: DetectEnv(), Rounds: o.Rounds, Iterations: o.Iterations}
-	variants := []Variant{{Name: "floor"}}
-	for _, v := range []string{"off", "warn", "strict", "exec"} {
-		if _, err := ownpath.ParseVerify(v); err != nil {
-			res.NotAvailable = append(res.NotAvailable, fmt.Sprintf("walkvm -verify %s: this walkvm has no such level (%v)", v, err))
-			continue
+	levels := o.Verify
+	if len(levels) == 0 {
+		for _, v := range []string{"off", "warn", "strict", "exec"} {
+			if _, err := ownpath.ParseVerify(v); err != nil {
+				res.NotAvailable = append(res.NotAvailable, fmt.Sprintf("walkvm -verify %s: this walkvm has no such level (%v)", v, err))
+				continue
+			}
+			levels = append(levels, v)
 		}
-		variants = append(variants, Variant{Name: v, verify: v})
+	}
+	variants := []Variant{{Name: "floor"}}
+	for _, v := range levels {
+		if _, err := ownpath.ParseVerify(v); err != nil {
+			return nil, err
+		}
+		variants = append(variants, Variant{Name: v, verify: v, vmm: o.VMM, self: true})
+	}
+	for _, b := range o.Compare {
+		for _, v := range levels {
+			variants = append(variants, Variant{Name: b.Name + "/" + v, verify: v, vmm: b.Path})
+		}
 	}
 	res.NotAvailable = append(res.NotAvailable, qemuNotAvailable())
 	if o.KUT != "" {
-		res.NotAvailable = append(res.NotAvailable, fmt.Sprintf("kvm-unit-tests (-kut %s): walkvm cannot boot kvm-unit-tests' multiboot .flat images yet", o.KUT))
+		res.NotAvailable = append(res.NotAvailable, "kvm-unit-tests under the floor and QEMU: the floor boots flat images only, and QEMU is not part of this bench")
 	}
 	if o.Linux {
-		res.NotAvailable = append(res.NotAvailable, "Linux boot to /init (-linux): walkvm has no Linux loader yet")
+		res.NotAvailable = append(res.NotAvailable, "Linux boot to /init (-linux): `vmm run` has no way to boot a Linux kernel yet")
 	}
 	for _, v := range variants {
 		res.Variants = append(res.Variants, v.Name)
@@ -202,8 +231,27 @@ func Run(o Options) (*Result, error) {
 			}
 		}
 	}
+	kutWalls, kutStatus := map[string][]time.Duration{}, map[string][]int{}
+	for round := range o.Rounds {
+		if o.KUT == "" {
+			break
+		}
+		for _, l := range levels {
+			wall, status, err := runKUT(o.VMM, o.KUT, l, dir)
+			if err != nil {
+				return nil, fmt.Errorf("round %d, kvm-unit-tests under -verify %s: %w", round+1, l, err)
+			}
+			kutWalls[l], kutStatus[l] = append(kutWalls[l], wall), append(kutStatus[l], status)
+			if o.Progress != nil {
+				fmt.Fprintf(o.Progress, "bench: round %d/%d kvm-unit-tests %-6s %10.3f s (status %d)\n", round+1, o.Rounds, l, wall.Seconds(), status)
+			}
+		}
+	}
 	for i, w := range wls {
 		res.Workloads = append(res.Workloads, summarize(w, o.Iterations, variants, samples[i]))
+	}
+	if o.KUT != "" {
+		res.KUT = summarizeKUT(o.KUT, levels, kutWalls, kutStatus)
 	}
 	return res, nil
 }
@@ -240,7 +288,7 @@ func (r *runner) run(w Workload, v Variant) (sample, error) {
 	if v.verify == "" {
 		cmd = exec.Command(r.floor, "-s", r.statePath(w))
 	} else {
-		cmd = exec.Command(r.o.VMM, "run", "-verify", v.verify, "-stats", "off",
+		cmd = exec.Command(v.vmm, "run", "-verify", v.verify, "-stats", "off",
 			"-mem", strconv.FormatUint(r.o.MemSize, 10), "-load", fmt.Sprintf("%#x", uint64(Load)),
 			"-entry", w.Mode.String(), "-timeout", r.o.Timeout.String(), r.imagePath(w))
 	}
@@ -272,7 +320,7 @@ func (r *runner) run(w Workload, v Variant) (sample, error) {
 		// disagreement under -verify warn.
 		return sample{}, fmt.Errorf("%s wrote to stderr:\n%s", strings.Join(cmd.Args, " "), stderr.Bytes())
 	}
-	if r.o.InProcess {
+	if r.o.InProcess && v.self {
 		loop, allocs, err := r.inProcess(w, v)
 		if err != nil {
 			return sample{}, err
@@ -350,7 +398,7 @@ func summarize(w Workload, iterations uint32, variants []Variant, s [][]sample) 
 			if inproc {
 				l, lr := summary(loopNS), summary(loopRatio)
 				row.LoopExitNS, row.LoopRatio = &l, &lr
-				if v.verify != "" {
+				if v.self {
 					a := summary(allocs).Median
 					row.AllocsPerExit = &a
 				}

@@ -108,8 +108,21 @@ var ErrInterrupted = errors.New("KVM_RUN interrupted")
 
 // Run enters the guest (KVM_RUN) until the next exit. It returns
 // ErrInterrupted for EINTR/EAGAIN, which gokvm's Run would hide.
+//
+// KVM_RUN goes through syscall.RawSyscall: the goroutine keeps its P while
+// the guest runs, so an exit costs no entersyscall/exitsyscall and, above
+// all, no P hand-off. With syscall.Syscall the scheduler's sysmon retakes
+// the P of a goroutine blocked more than 20 µs in a syscall and hands it to
+// another thread, and every exit then waits for it through futex wake-ups
+// (sysmon also polls at 20 µs while any P sits in a syscall). The caller
+// must run on a locked OS thread (runtime.LockOSThread) and treat
+// ErrInterrupted as "re-enter unless asked to stop": to the scheduler the
+// goroutine looks busy, so the runtime preempts it with a signal (SIGURG,
+// after about 10 ms, or to stop the world for the GC), which ends KVM_RUN
+// with EINTR; the goroutine yields at its next preemption point and
+// resumes.
 func (c *VCPU) Run() error {
-	_, _, errno := syscall.Syscall(syscall.SYS_IOCTL, c.fd(), gokvm.IIO(ioctlRun), 0)
+	_, _, errno := syscall.RawSyscall(syscall.SYS_IOCTL, c.fd(), gokvm.IIO(ioctlRun), 0)
 	switch errno {
 	case 0:
 		return nil

@@ -10,11 +10,8 @@
 package memory
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
-	"sync/atomic"
-	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -193,70 +190,44 @@ func (r *RAM) Write(gpa uint64, b []byte) error {
 	return nil
 }
 
-// ReadUint32 reads a little-endian dword at gpa.
+// ReadUint32 reads a little-endian dword at gpa, atomically when it is
+// aligned (see LoadUint32).
 func (r *RAM) ReadUint32(gpa uint64) (uint32, error) {
 	s, err := r.Slice(gpa, 4)
 	if err != nil {
 		return 0, err
 	}
-	return binary.LittleEndian.Uint32(s), nil
+	return LoadUint32(s), nil
 }
 
-// ReadUint64 reads a little-endian qword at gpa.
+// ReadUint64 reads a little-endian qword at gpa, atomically when it is
+// aligned.
 func (r *RAM) ReadUint64(gpa uint64) (uint64, error) {
 	s, err := r.Slice(gpa, 8)
 	if err != nil {
 		return 0, err
 	}
-	return binary.LittleEndian.Uint64(s), nil
+	return LoadUint64(s), nil
 }
 
-// WriteUint32 writes a little-endian dword at gpa.
+// WriteUint32 writes a little-endian dword at gpa, atomically when it is
+// aligned.
 func (r *RAM) WriteUint32(gpa uint64, v uint32) error {
 	s, err := r.Slice(gpa, 4)
 	if err != nil {
 		return err
 	}
-	binary.LittleEndian.PutUint32(s, v)
+	StoreUint32(s, v)
 	return nil
 }
 
-// WriteUint64 writes a little-endian qword at gpa.
+// WriteUint64 writes a little-endian qword at gpa, atomically when it is
+// aligned.
 func (r *RAM) WriteUint64(gpa uint64, v uint64) error {
 	s, err := r.Slice(gpa, 8)
 	if err != nil {
 		return err
 	}
-	binary.LittleEndian.PutUint64(s, v)
+	StoreUint64(s, v)
 	return nil
-}
-
-// CompareAndSwapUint32 sets the little-endian dword at gpa (4-byte
-// aligned) to new if it holds old, as one atomic compare-and-exchange (a
-// locked CMPXCHG, which the vCPUs see as such), and reports whether it
-// did: the walker sets accessed and dirty flags so while other vCPUs may
-// write the same entry.
-func (r *RAM) CompareAndSwapUint32(gpa uint64, old, new uint32) (bool, error) {
-	if gpa%4 != 0 {
-		return false, fmt.Errorf("compare-and-swap of the dword at GPA %#x: not 4-byte aligned", gpa)
-	}
-	s, err := r.Slice(gpa, 4)
-	if err != nil {
-		return false, err
-	}
-	// The host is little-endian (amd64), as the guest.
-	return atomic.CompareAndSwapUint32((*uint32)(unsafe.Pointer(&s[0])), old, new), nil
-}
-
-// CompareAndSwapUint64 is CompareAndSwapUint32 for the qword at gpa
-// (8-byte aligned).
-func (r *RAM) CompareAndSwapUint64(gpa uint64, old, new uint64) (bool, error) {
-	if gpa%8 != 0 {
-		return false, fmt.Errorf("compare-and-swap of the qword at GPA %#x: not 8-byte aligned", gpa)
-	}
-	s, err := r.Slice(gpa, 8)
-	if err != nil {
-		return false, err
-	}
-	return atomic.CompareAndSwapUint64((*uint64)(unsafe.Pointer(&s[0])), old, new), nil
 }

@@ -22,9 +22,10 @@ const (
 	EndPowerOff                 // the guest asked to power off (system event)
 	EndTimeout                  // the run's time limit passed
 	EndFailure                  // the VM or walkvm failed
+	EndQuit                     // walkvm was told to stop (Ctrl-A x, a signal)
 )
 
-var endNames = [...]string{"none", "halt", "debug-exit", "shutdown", "reset", "power-off", "timeout", "error"}
+var endNames = [...]string{"none", "halt", "debug-exit", "shutdown", "reset", "power-off", "timeout", "error", "quit"}
 
 func (k EndKind) String() string {
 	if int(k) < len(endNames) {
@@ -43,7 +44,7 @@ const (
 // End is how a run ended.
 type End struct {
 	Kind   EndKind
-	Status int   // the guest's debug-exit status (EndDebugExit)
+	Status int   // the guest's debug-exit status (EndDebugExit), the status asked for (EndQuit)
 	Err    error // what failed (EndShutdown, EndFailure) or the time limit (EndTimeout)
 	// VCPU is the vCPU whose exit ended the run, -1 for none (a timeout,
 	// or a request from outside the vCPUs' threads).
@@ -52,12 +53,15 @@ type End struct {
 }
 
 // ExitStatus is the process exit status `vmm run` reports for the end: the
-// debug-exit status & 0xff; 0 for a halt, reset or power-off; 124 for a
-// timeout; 125 for a triple fault or a failure.
+// debug-exit status & 0xff; 0 for a halt, reset or power-off; the status
+// asked for with a quit; 124 for a timeout; 125 for a triple fault or a
+// failure.
 func (e End) ExitStatus() int {
 	switch e.Kind {
 	case EndDebugExit:
 		return e.Status & 0xff
+	case EndQuit:
+		return e.Status
 	case EndHalted, EndReset, EndPowerOff:
 		return StatusHalted
 	case EndTimeout:
@@ -127,6 +131,12 @@ func (g *Group) Finish(e End) {
 // Exit implements devices.Stopper: the run ends with the guest's status.
 func (g *Group) Exit(status int) {
 	g.Finish(End{Kind: EndDebugExit, Status: status, VCPU: g.callingVCPU()})
+}
+
+// Quit ends the run from outside the guest (the user's Ctrl-A x, a
+// signal) with exit status status.
+func (g *Group) Quit(status int) {
+	g.Finish(End{Kind: EndQuit, Status: status, VCPU: -1})
 }
 
 // Reset implements devices.Stopper: the guest asked for a reset.

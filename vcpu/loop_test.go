@@ -433,6 +433,21 @@ func TestGroupFinishFromOutside(t *testing.T) {
 	}
 }
 
+// Quit (Ctrl-A x, a signal) ends a run with the status asked for.
+func TestGroupQuit(t *testing.T) {
+	var g Group
+	l, _, _ := newTestLoop(t, newFake())
+	done := make(chan End)
+	go func() { done <- g.Run([]*Loop{l}, 0) }()
+	for l.tid.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	g.Quit(143)
+	if end := <-done; end.Kind != EndQuit || end.VCPU != -1 || end.ExitStatus() != 143 || end.Kind.String() != "quit" {
+		t.Fatalf("end %+v (%v)", end, end.Kind)
+	}
+}
+
 func TestEndExitStatus(t *testing.T) {
 	for _, c := range []struct {
 		end  End
@@ -446,6 +461,8 @@ func TestEndExitStatus(t *testing.T) {
 		{End{Kind: EndTimeout}, 124},
 		{End{Kind: EndShutdown}, 125},
 		{End{Kind: EndFailure}, 125},
+		{End{Kind: EndQuit}, 0},
+		{End{Kind: EndQuit, Status: 130}, 130},
 	} {
 		if got := c.end.ExitStatus(); got != c.want {
 			t.Errorf("%v: status %d, want %d", c.end.Kind, got, c.want)

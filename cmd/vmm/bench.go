@@ -26,13 +26,15 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	}
 	workloads := fs.String("workloads", strings.Join(names, ","), "comma-separated workloads")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	floor := fs.String("floor", "", "a built floor binary (default: build bench/floor/floor.c with -cc)")
+	floor := fs.String("floor", os.Getenv("WALKVM_FLOOR"), "a built floor binary (default: $WALKVM_FLOOR, else build bench/floor/floor.c with -cc)")
 	cc := fs.String("cc", "gcc", "C compiler for the floor")
 	mem := fs.String("mem", "64M", "guest RAM of every variant")
 	timeout := fs.Duration("timeout", 10*time.Minute, "limit for each run")
 	inProcess := fs.Bool("inprocess", true, "also time walkvm's run loop in this process (and count its allocations)")
-	kut := fs.String("kut", "", "kvm-unit-tests directory to time (reported as not available until walkvm boots them)")
-	linux := fs.Bool("linux", false, "time a Linux boot to /init (reported as not available until walkvm boots Linux)")
+	kut := fs.String("kut", "", "also time the kvm-unit-tests suite in DIR under `vmm unittests` at each verify level")
+	linux := fs.Bool("linux", false, "time a Linux boot to /init (reported as not available until vmm run boots Linux)")
+	verify := fs.String("verify", "", "comma-separated verify levels (default: every level this walkvm has)")
+	compare := fs.String("compare", "", "other vmm binaries to run beside this one, as NAME=PATH,...")
 	dir := fs.String("dir", "", "keep the patched images, the floor's states and the floor in DIR")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
 	fs.Usage = func() {
@@ -69,6 +71,19 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	}
 	if *workloads != "" {
 		o.Workloads = strings.Split(*workloads, ",")
+	}
+	if *verify != "" {
+		o.Verify = strings.Split(*verify, ",")
+	}
+	if *compare != "" {
+		for _, c := range strings.Split(*compare, ",") {
+			name, path, ok := strings.Cut(c, "=")
+			if !ok || name == "" || path == "" {
+				fmt.Fprintf(stderr, "vmm bench: -compare %q: want NAME=PATH\n", c)
+				return 2
+			}
+			o.Compare = append(o.Compare, bench.Binary{Name: name, Path: path})
+		}
 	}
 	if !*quiet {
 		o.Progress = stderr

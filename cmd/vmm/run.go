@@ -65,7 +65,7 @@ func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
 	level := fs.String("log-level", "warning", "log level: panic, fatal, error, warning, info, debug, trace")
 	name := fs.String("guest", "", "run the embedded guest NAME instead of IMAGE")
 	kvmPath := fs.String("kvm", "/dev/kvm", "KVM device node")
-	verify := fs.String("verify", "warn", "cross-checks of the own MMIO path against KVM: off, warn or strict")
+	verify := fs.String("verify", "warn", "cross-checks of the own MMIO path against KVM: off, warn, strict or exec")
 	trace := fs.String("trace", "", "write one JSON object per exit to FILE (- for stderr)")
 	stats := fs.String("stats", "text", "run statistics printed to stderr at the end: text, json or off")
 	statsFile := fs.String("stats-file", "", "write the statistics to FILE instead of stderr")
@@ -241,7 +241,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vmm run: %v\n", err)
 		return vcpu.StatusFailed
 	}
+	detach := attachConsole(m, m.UART, os.Stdin, stderr, log)
+	defer detach()
 	end := m.RunOwn(own, o.timeout)
+	detach()
 	report(stderr, end)
 	closeTrace()
 	if tr != nil && tr.Err() != nil {
@@ -366,6 +369,9 @@ func report(w io.Writer, end vcpu.End) {
 		return
 	case vcpu.EndReset, vcpu.EndPowerOff:
 		fmt.Fprintf(w, "vmm run: the guest asked for a %v (vCPU %d)\n", end.Kind, end.VCPU)
+		return
+	case vcpu.EndQuit:
+		fmt.Fprintf(w, "vmm run: quit (status %d)\n", end.Status)
 		return
 	}
 	fmt.Fprintf(w, "vmm run: %v\n", end.Err)
