@@ -760,6 +760,28 @@ func explain(c *diffCase, nr, er *diffResult, res *Result, native, emu []byte) s
 	if decode.Decode(c.code[:c.n], decode.Mode64, inst) != nil {
 		return ""
 	}
+	// The kernel clears NT before it returns to user mode (an IRET with
+	// NT set faults in IA-32e mode): an interrupt between a POPF that set
+	// it and the capture leaves it clear.
+	if nr.vec < 0 && er.rflags^nr.rflags == x86.FlagNT && er.rflags&x86.FlagNT != 0 {
+		e := *er
+		e.rflags = nr.rflags
+		if compareDiff(c, nr, &e, res, native, emu) == "" {
+			return "NT read back as 0 after an interrupt before the capture (the kernel clears it)"
+		}
+	}
+	// On AMD, XSAVE keeps no FOP, FIP or FDP without a pending exception:
+	// a context switch between the runner's XRSTOR and the instruction
+	// zeroes them, which an instruction that does not set them (a
+	// control instruction) leaves so.
+	if hostZeroesPointers && c.fpu.FSW&^c.fpu.FCW&fswExc == 0 && nr.fpu.LastOpcode == 0 && nr.fpu.LastIP == 0 && nr.fpu.LastDP == 0 &&
+		er.fpu.LastOpcode == c.fpu.LastOpcode && er.fpu.LastIP == c.fpu.LastIP && er.fpu.LastDP == c.fpu.LastDP {
+		e := er.fpu
+		e.LastOpcode, e.LastIP, e.LastDP = 0, 0, 0
+		if compareFPU(&nr.fpu, &e, false) == "" {
+			return "AMD: a context switch before the instruction zeroed FOP/FIP/FDP (XSAVE keeps them only with a pending exception)"
+		}
+	}
 	// A null selector with RPL 1-3 in DS, ES or GS reads back as 0 when
 	// an interrupt came between the instruction and the capture (the
 	// return to user mode reloads it).
