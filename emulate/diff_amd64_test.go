@@ -649,7 +649,7 @@ func writeXSave(b []byte, f *FPUState) {
 // compareDiff returns why the two sides differ, or "".
 func compareDiff(c *diffCase, nr, er *diffResult, res *Result, native, emu []byte) string {
 	if nr.vec != er.vec {
-		return fmt.Sprintf("fault: cpu %s, emulator %s", vecName(nr.vec), vecName(er.vec))
+		return fmt.Sprintf("fault: cpu %s (cr2 %#x), emulator %s (addr %#x)", vecName(nr.vec), nr.cr2, vecName(er.vec), er.cr2)
 	}
 	if nr.vec == x86.VectorPF && nr.cr2 != er.cr2 {
 		return fmt.Sprintf("#PF address: cpu %#x, emulator %#x", nr.cr2, er.cr2)
@@ -775,10 +775,11 @@ func explain(c *diffCase, nr, er *diffResult, res *Result, native, emu []byte) s
 	// zeroes them, which an instruction that does not set them (a
 	// control instruction) leaves so.
 	if hostZeroesPointers && c.fpu.FSW&^c.fpu.FCW&fswExc == 0 && nr.fpu.LastOpcode == 0 && nr.fpu.LastIP == 0 && nr.fpu.LastDP == 0 &&
+		er.fpu.LastOpcode|uint16(er.fpu.LastIP)|uint16(er.fpu.LastDP) != 0 &&
 		er.fpu.LastOpcode == c.fpu.LastOpcode && er.fpu.LastIP == c.fpu.LastIP && er.fpu.LastDP == c.fpu.LastDP {
-		e := er.fpu
-		e.LastOpcode, e.LastIP, e.LastDP = 0, 0, 0
-		if compareFPU(&nr.fpu, &e, false) == "" {
+		e := *er
+		e.fpu.LastOpcode, e.fpu.LastIP, e.fpu.LastDP = 0, 0, 0
+		if compareDiff(c, nr, &e, res, native, emu) == "" {
 			return "AMD: a context switch before the instruction zeroed FOP/FIP/FDP (XSAVE keeps them only with a pending exception)"
 		}
 	}
@@ -805,30 +806,40 @@ func explain(c *diffCase, nr, er *diffResult, res *Result, native, emu []byte) s
 	// bits the SDM loads nor a fixed extension of them.
 	canon := func(v uint64) bool { return uint64(int64(v<<16)>>16) == v }
 	if nr.vec < 0 && (!canon(er.fpu.LastIP) || !canon(er.fpu.LastDP)) {
-		e := er.fpu
-		e.LastIP, e.LastDP = nr.fpu.LastIP, nr.fpu.LastDP
-		if compareFPU(&nr.fpu, &e, false) == "" {
+		e := *er
+		e.fpu.LastIP, e.fpu.LastDP = nr.fpu.LastIP, nr.fpu.LastDP
+		if compareDiff(c, nr, &e, res, native, emu) == "" {
 			return "AMD loads a non-canonical FIP/FDP from an FXRSTOR64/XRSTOR64 image its own way"
 		}
 	}
 	if nr.vec == x86.VectorXM && er.vec == x86.VectorXM && nr.fpu.MXCSR^er.fpu.MXCSR == 1<<5 &&
 		c.fpu.MXCSR>>7&(nr.fpu.MXCSR&(1<<3|1<<4)) != nr.fpu.MXCSR&(1<<3|1<<4) {
-		e := er.fpu
-		e.MXCSR = nr.fpu.MXCSR
-		if compareFPU(&nr.fpu, &e, true) == "" {
+		e := *er
+		e.fpu.MXCSR = nr.fpu.MXCSR
+		if compareDiff(c, nr, &e, res, native, emu) == "" {
 			return "unmasked overflow/underflow in a packed instruction: the CPU sets PE only for other inexact elements, which walkvm's masked run cannot tell apart"
 		}
 	}
 	if inst.Op == decode.DPPS || inst.Op == decode.DPPD || inst.Op == decode.VEXOTHER && inst.Map == decode.Map0F3A && (inst.Opcode == 0x40 || inst.Opcode == 0x41) {
 		if nr.vec == x86.VectorXM && er.vec == x86.VectorXM {
-			e := er.fpu
-			e.MXCSR = nr.fpu.MXCSR
-			if compareFPU(&nr.fpu, &e, true) == "" {
+			e := *er
+			e.fpu.MXCSR = nr.fpu.MXCSR
+			if compareDiff(c, nr, &e, res, native, emu) == "" {
 				return "DPPS/DPPD with an unmasked exception: the CPU reports the flags of the stage it stopped at"
 			}
 		}
 	}
 	switch inst.Op {
+	case decode.RETF:
+		// AMD's far return reads the two slots past the released bytes
+		// (where an outer-privilege return's rSP and SS lie: SS first)
+		// before it loads CS; the SDM reads nothing there for a
+		// same-privilege return.
+		n := uint64(inst.OpSize)
+		probe := c.regs.GPR[x86.RSP] + 2*n + uint64(inst.Args[0].Imm)&0xFFFF
+		if hostcpu.HostFeatures().AMD && nr.vec == x86.VectorPF && nr.cr2 >= probe && nr.cr2 < probe+2*n && er.vec != x86.VectorPF {
+			return "AMD's far return reads the outer-return rSP/SS slots past imm16 before loading CS: a #PF there"
+		}
 	case decode.SHA1NEXTE, decode.SHA1MSG1, decode.SHA1MSG2, decode.SHA256RNDS2, decode.SHA256MSG1, decode.SHA256MSG2, decode.SHA1RNDS4:
 		// The SDM gives the SHA instructions exception type 4: a
 		// misaligned 16-byte operand is #GP(0). AMD does not check.
@@ -1245,8 +1256,12 @@ func avoidNative(f *diffForm, env *hostEnv) string {
 		return "not executed by walkvm"
 	case segLoad(f) == x86.FS:
 		return "loads FS, which Go's runtime uses for thread-local storage"
-	case (row.Flags&FBranch != 0) && hasPrefix(f.legacy, 0x66) && env.feat.AMD:
+	case (f.op == decode.JMPF || f.op == decode.CALLF || f.op == decode.RETF) && hasPrefix(f.legacy, 0x66):
+		return "a 16-bit far target lies outside the runner's region"
+	case (f.op == decode.CALL || f.op == decode.JMP) && hasPrefix(f.legacy, 0x66) && env.feat.AMD:
 		return "66 on a near branch: AMD uses a 16-bit target, Intel (and walkvm's decoder) ignore 66 in 64-bit mode"
+	case (f.op == decode.JMPF || f.op == decode.CALLF) && f.rexW && env.feat.AMD:
+		return "REX.W far branch through memory: AMD reads m16:32 (ignores REX.W), Intel (and walkvm) m16:64"
 	case (f.op == decode.LSS || f.op == decode.LFS || f.op == decode.LGS) && f.rexW && env.feat.AMD:
 		return "REX.W far-pointer load: AMD reads m16:32 (ignores REX.W), Intel (and walkvm) m16:64"
 	}
