@@ -21,6 +21,7 @@ import (
 
 	"walkvm/emulate/decode"
 	"walkvm/emulate/internal/hostcpu"
+	"walkvm/emulate/internal/hostfpu"
 	"walkvm/x86"
 )
 
@@ -1246,9 +1247,65 @@ func hasPrefix(p []byte, b byte) bool {
 	return false
 }
 
+// hostLacks names the CPUID feature f needs that the host lacks, or "".
+func hostLacks(f *diffForm, env *hostEnv) string {
+	h := &env.feat
+	need := func(ok bool, name string) string {
+		if ok {
+			return ""
+		}
+		return name
+	}
+	switch f.op {
+	case decode.MOVBE:
+		return need(h.MOVBE, "MOVBE")
+	case decode.MOVDIRI:
+		return need(h.MOVDIRI, "MOVDIRI")
+	case decode.MOVDIR64B:
+		return need(h.MOVDIR64B, "MOVDIR64B")
+	case decode.ANDN, decode.BEXTR, decode.BLSI, decode.BLSMSK, decode.BLSR, decode.TZCNT:
+		return need(h.BMI1, "BMI1")
+	case decode.BZHI, decode.MULX, decode.PDEP, decode.PEXT, decode.RORX, decode.SARX, decode.SHLX, decode.SHRX:
+		return need(h.BMI2, "BMI2")
+	case decode.ADCX, decode.ADOX:
+		return need(h.ADX, "ADX")
+	case decode.LZCNT:
+		return need(h.LZCNT, "LZCNT")
+	case decode.POPCNT:
+		return need(h.POPCNT, "POPCNT")
+	case decode.CRC32:
+		return need(h.SSE42, "SSE4.2")
+	case decode.XSAVEOPT:
+		return need(h.XSAVEOPT, "XSAVEOPT")
+	}
+	if c := FactsOf(f.op).Class; c == ClassSSE || c == ClassAVX {
+		hf := hostfpu.HostFeatures()
+		inst := &decode.Inst{}
+		if f.vex != nil {
+			b := []byte{0xC4, 0xE0 | f.vex[0], f.vex[1]<<7 | 0x78 | f.vex[2]<<2 | f.vex[3]}
+			b = append(append(b, f.opcode...), byte(max(f.reg, 0)<<3|3), 0, 0, 0, 0, 0, 0, 0, 0)
+			if decode.Decode(b, decode.Mode64, inst) != nil {
+				return ""
+			}
+		} else {
+			b := append(append(append([]byte{}, f.legacy...), f.opcode...), byte(max(f.reg, 0)<<3|3), 0, 0, 0, 0, 0, 0, 0, 0)
+			if decode.Decode(b, decode.Mode64, inst) != nil {
+				return ""
+			}
+		}
+		if FactsOf(f.op).exec != nil && inst.Op == f.op && !vecHostSupported(&hf, inst) {
+			return "its SSE/AVX group"
+		}
+	}
+	return ""
+}
+
 // avoidNative says why a form is not run natively, or "".
 func avoidNative(f *diffForm, env *hostEnv) string {
 	row := FactsOf(f.op)
+	if lack := hostLacks(f, env); lack != "" {
+		return "the host lacks " + lack
+	}
 	switch {
 	case row.Class == ClassNone:
 		return "not executed by walkvm (no row in the table of facts)"
