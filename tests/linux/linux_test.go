@@ -421,7 +421,7 @@ func checkDevmem(t *testing.T, r run, smp int, kpti bool) {
 	for i, x := range r.trace {
 		o := devmemOps[i]
 		where := fmt.Sprintf("MMIO exit %d (%s %s at %s, %q)", i, x.Direction, x.GPA, x.CSRIP, x.Disasm)
-		if x.Verdict != "agreed" {
+		if x.Verdict != "agree" {
 			t.Errorf("%s: verdict %q", where, x.Verdict)
 		}
 		if want := fmt.Sprintf("%#x", devices.TestWindowHigh+o.off); x.GPA != want || x.KVMGPA != want || x.Size != o.width/8 || (x.Direction == "write") != o.write {
