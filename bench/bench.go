@@ -23,7 +23,7 @@ import (
 
 	"walkvm/kvm"
 	"walkvm/machine"
-	"walkvm/vcpu"
+	"walkvm/ownpath"
 )
 
 // Options configure a bench run.
@@ -157,7 +157,7 @@ func Run(o Options) (*Result, error) {
 	levels := o.Verify
 	if len(levels) == 0 {
 		for _, v := range []string{"off", "warn", "strict", "exec"} {
-			if _, err := vcpu.ParseVerify(v); err != nil {
+			if _, err := ownpath.ParseVerify(v); err != nil {
 				res.NotAvailable = append(res.NotAvailable, fmt.Sprintf("walkvm -verify %s: this walkvm has no such level (%v)", v, err))
 				continue
 			}
@@ -166,7 +166,7 @@ func Run(o Options) (*Result, error) {
 	}
 	variants := []Variant{{Name: "floor"}}
 	for _, v := range levels {
-		if _, err := vcpu.ParseVerify(v); err != nil {
+		if _, err := ownpath.ParseVerify(v); err != nil {
 			return nil, err
 		}
 		variants = append(variants, Variant{Name: v, verify: v, vmm: o.VMM, self: true})
@@ -333,7 +333,7 @@ func (r *runner) run(w Workload, v Variant) (sample, error) {
 // inProcess runs w in this process through machine.RunOwn and times the
 // run loop alone.
 func (r *runner) inProcess(w Workload, v Variant) (time.Duration, uint64, error) {
-	verify, err := vcpu.ParseVerify(v.verify)
+	verify, err := ownpath.ParseVerify(v.verify)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -346,7 +346,7 @@ func (r *runner) inProcess(w Workload, v Variant) (time.Duration, uint64, error)
 		return 0, 0, err
 	}
 	defer m.Close()
-	own, err := m.OwnPath(verify)
+	own, err := m.OwnPath(verify, nil)
 	if err != nil {
 		return 0, 0, err
 	}
@@ -356,14 +356,14 @@ func (r *runner) inProcess(w Workload, v Variant) (time.Duration, uint64, error)
 	res := m.RunOwn(own, r.o.Timeout)
 	loop := time.Since(t0)
 	runtime.ReadMemStats(&after)
-	if res.Status != 0 {
-		return 0, 0, fmt.Errorf("in-process run: status %d (%s): %v", res.Status, res.Reason, res.Err)
+	if res.ExitStatus() != 0 {
+		return 0, 0, fmt.Errorf("in-process run: status %d (%v): %v", res.ExitStatus(), res.Kind, res.Err)
 	}
-	if want := w.Exits(r.o.Iterations); own.Stats.Exits.Total != want {
-		return 0, 0, fmt.Errorf("in-process run took %d exits, want %d", own.Stats.Exits.Total, want)
+	if want := w.Exits(r.o.Iterations); own.Stats().Exits.Total != want {
+		return 0, 0, fmt.Errorf("in-process run took %d exits, want %d", own.Stats().Exits.Total, want)
 	}
-	if verify != vcpu.VerifyOff && own.Stats.MMIO.Disagreed != 0 {
-		return 0, 0, fmt.Errorf("in-process run: %d disagreements with KVM", own.Stats.MMIO.Disagreed)
+	if verify != ownpath.VerifyOff && own.Stats().MMIO.Disagreed != 0 {
+		return 0, 0, fmt.Errorf("in-process run: %d disagreements with KVM", own.Stats().MMIO.Disagreed)
 	}
 	return loop, after.Mallocs - before.Mallocs, nil
 }

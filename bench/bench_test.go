@@ -88,15 +88,20 @@ func TestStateMatchesBootLoad(t *testing.T) {
 			if string(h.Magic[:]) != stateMagic || h.Version != stateVersion || h.MemSize != memSize {
 				t.Fatalf("header %+v", h)
 			}
-			ram, err := memory.NewRAM(memSize)
+			mm, err := memory.PCMap(memSize)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ram, err := memory.NewRAMFromMap(mm)
 			if err != nil {
 				t.Fatal(err)
 			}
 			defer ram.Close()
-			wantRegs, wantSregs, err := boot.Load(ram, img)
+			entry, err := boot.Load(ram, mm, boot.Flat(img))
 			if err != nil {
 				t.Fatal(err)
 			}
+			wantRegs, wantSregs := &entry.Regs, &entry.Sregs
 			if regs != *wantRegs || sregs != *wantSregs {
 				t.Errorf("registers differ from boot.Load's:\n%+v %+v\nwant %+v %+v", regs, sregs, *wantRegs, *wantSregs)
 			}

@@ -39,16 +39,21 @@ type stateChunk struct{ Offset, Len uint64 }
 
 // WriteState writes the floor's STATE for img in memSize bytes of RAM.
 func WriteState(w io.Writer, memSize uint64, img boot.Image) error {
-	ram, err := memory.NewRAM(memSize)
+	mm, err := memory.PCMap(memSize)
+	if err != nil {
+		return err
+	}
+	ram, err := memory.NewRAMFromMap(mm)
 	if err != nil {
 		return err
 	}
 	defer ram.Close()
-	regs, sregs, err := boot.Load(ram, img)
+	entry, err := boot.Load(ram, mm, boot.Flat(img))
 	if err != nil {
 		return fmt.Errorf("load image: %w", err)
 	}
-	// Mapping offset == GPA for every region (memory.NewRAM).
+	regs, sregs := &entry.Regs, &entry.Sregs
+	// Mapping offset == GPA for every region (memory.NewRAMFromMap).
 	var slots []stateSlot
 	var chunks []stateChunk
 	for _, rg := range ram.Regions() {

@@ -1,6 +1,8 @@
-// Package boot loads a flat guest image into guest RAM and builds the vCPU
-// state to enter it in real, protected (flat 32-bit, paging off) or long
-// mode (walkvm's identity map of the first 4 GiB with 2 MiB pages).
+// Package boot puts guest images into guest memory: the Loader interface
+// every image format implements, and the flat loader (Image), which builds
+// the vCPU state to enter a flat binary in real, protected (flat 32-bit,
+// paging off) or long mode (walkvm's identity map of the first 4 GiB with
+// 2 MiB pages).
 //
 // Layout walkvm owns in low RAM (documented for guest authors):
 //
@@ -16,6 +18,7 @@ import (
 	"fmt"
 	"strings"
 
+	"walkvm/boot/loader"
 	"walkvm/kvm"
 	"walkvm/memory"
 	"walkvm/x86"
@@ -66,13 +69,38 @@ const (
 	SelData16 = 0x28
 )
 
+// gdt is walkvm's GDT for flat images and plain ELF kernels, indexed by
+// selector>>3.
 var gdt = [...]uint64{
 	0,
-	0x00cf9a000000ffff, // code32: base 0, limit 4 GiB, execute/read
-	0x00cf92000000ffff, // data32: base 0, limit 4 GiB, read/write
-	0x00af9a000000ffff, // code64: L=1
-	0x00009a000000ffff, // code16: base 0, limit 64 KiB
-	0x000092000000ffff, // data16
+	loader.DescCode32,
+	loader.DescData32,
+	loader.DescCode64,
+	loader.DescCode16,
+	loader.DescData16,
+}
+
+// Loader puts one kind of guest image into guest memory. The machine calls
+// Plan with its memory map before it maps RAM, then Load once RAM exists.
+type Loader interface {
+	// Plan claims in mm what the loader will write (mm.Claim: the image,
+	// its boot structures), which must be RAM and clear of each other, and
+	// may add ranges it needs kept free (mm.Add with KindReserved). An
+	// error says what does not fit, and where.
+	Plan(mm *memory.Map) error
+	// Load writes the image and its boot structures into ram, inside what
+	// Plan claimed, and returns how to enter it.
+	Load(ram *memory.RAM) (*Entry, error)
+}
+
+// Entry is how the boot vCPU enters a loaded image.
+type Entry struct {
+	Mode  Mode // the mode the registers below set up
+	Regs  kvm.Regs
+	Sregs kvm.Sregs
+	// Written lists the boot structures the loader wrote besides the
+	// image (GDT, page tables, boot information).
+	Written []memory.Range
 }
 
 // Image is a flat binary and where it goes.
@@ -82,54 +110,100 @@ type Image struct {
 	Mode Mode
 }
 
-// Load copies img into ram, writes walkvm's GDT (and page tables for long
-// mode) and returns the registers to enter it with.
-func Load(ram *memory.RAM, img Image) (*kvm.Regs, *kvm.Sregs, error) {
+// Flat is the flat Loader for img: the image at img.Load, entered there in
+// img.Mode with walkvm's GDT (and, for long mode, its identity map).
+func Flat(img Image) Loader { return flat{img} }
+
+type flat struct{ img Image }
+
+// The flat loader's boot structures.
+var (
+	gdtRange        = memory.Range{Name: "walkvm's GDT", Start: GDTBase, Size: uint64(len(gdt)) * 8}
+	pageTablesRange = memory.Range{Name: "walkvm's long-mode page tables", Start: PML4Base, Size: bootAreaEnd - PML4Base}
+)
+
+// Plan implements Loader.
+func (f flat) Plan(mm *memory.Map) error {
+	img := f.img
 	if len(img.Data) == 0 {
-		return nil, nil, fmt.Errorf("image is empty")
+		return fmt.Errorf("image is empty")
 	}
 	size := uint64(len(img.Data))
 	end := img.Load + size
 	if end < img.Load {
-		return nil, nil, fmt.Errorf("image of %d bytes at %#x wraps the address space", size, img.Load)
+		return fmt.Errorf("image of %d bytes at %#x wraps the address space", size, img.Load)
 	}
-	if img.Load < memory.HoleEnd && end > memory.HoleStart {
-		return nil, nil, fmt.Errorf("image at %#x-%#x overlaps the PC hole %#x-%#x", img.Load, end-1, memory.HoleStart, memory.HoleEnd-1)
+	if img.Load < gdtRange.End() {
+		return fmt.Errorf("image at %#x overlaps %s (load at %#x or above)", img.Load, gdtRange, gdtRange.End())
 	}
-	if img.Load < GDTBase+uint64(len(gdt))*8 {
-		return nil, nil, fmt.Errorf("image at %#x overlaps walkvm's GDT at %#x-%#x (load at %#x or above)", img.Load, GDTBase, GDTBase+len(gdt)*8-1, GDTBase+len(gdt)*8)
+	if img.Mode != Real && img.Mode != Protected && img.Mode != Long {
+		return fmt.Errorf("unknown entry mode %v", img.Mode)
 	}
-	if img.Mode == Long && img.Load < bootAreaEnd && end > PML4Base {
-		return nil, nil, fmt.Errorf("image at %#x-%#x overlaps walkvm's long-mode page tables at %#x-%#x", img.Load, end-1, PML4Base, bootAreaEnd-1)
-	}
-	if img.Mode == Real && end > memory.HoleStart {
-		return nil, nil, fmt.Errorf("real-mode image at %#x-%#x must end below %#x", img.Load, end-1, memory.HoleStart)
-	}
-	dst, err := ram.Slice(img.Load, size)
-	if err != nil {
-		return nil, nil, fmt.Errorf("image of %d bytes at %#x does not fit in guest RAM (%d MiB): %w", size, img.Load, ram.Size()>>20, err)
-	}
-	copy(dst, img.Data)
-	for i, d := range gdt {
-		if err := ram.WriteUint64(GDTBase+uint64(i)*8, d); err != nil {
-			return nil, nil, err
+	for _, r := range f.written() {
+		if err := mm.Claim(r.Name, r.Start, r.Size); err != nil {
+			return err
 		}
 	}
-	regs := &kvm.Regs{RFLAGS: 2, RIP: img.Load, RSP: img.Load}
-	sregs := &kvm.Sregs{}
+	if err := mm.Claim("image", img.Load, size); err != nil {
+		return err
+	}
+	if img.Mode == Real && end > memory.HoleStart {
+		return fmt.Errorf("real-mode image at %#x-%#x must end below %#x", img.Load, end-1, memory.HoleStart)
+	}
+	return nil
+}
+
+// writtenFor lists the boot structures walkvm writes to enter an image in
+// mode: its GDT, and for long mode its identity map.
+func writtenFor(mode Mode) []memory.Range {
+	if mode == Long {
+		return []memory.Range{gdtRange, pageTablesRange}
+	}
+	return []memory.Range{gdtRange}
+}
+
+// written lists the boot structures the flat loader writes.
+func (f flat) written() []memory.Range { return writtenFor(f.img.Mode) }
+
+// Load implements Loader: it copies the image into ram, writes walkvm's GDT
+// (and page tables for long mode) and returns the entry state.
+func (f flat) Load(ram *memory.RAM) (*Entry, error) {
+	img := f.img
+	size := uint64(len(img.Data))
+	dst, err := ram.Slice(img.Load, size)
+	if err != nil {
+		return nil, fmt.Errorf("image of %d bytes at %#x does not fit in guest RAM (%d MiB): %w", size, img.Load, ram.Size()>>20, err)
+	}
+	copy(dst, img.Data)
+	return enter(ram, img.Mode, img.Load, img.Load, f.written())
+}
+
+// enter writes walkvm's GDT (and for long mode its identity map) and
+// returns the state that enters rip in mode. In protected and long mode
+// the stack ends at stack; in real mode CS is rip's paragraph when rip is
+// above 64 KiB, and the stack ends just below rip (SS:SP =
+// CS-0x1000:0xfff0+IP then).
+func enter(ram *memory.RAM, mode Mode, rip, stack uint64, written []memory.Range) (*Entry, error) {
+	for i, d := range gdt {
+		if err := ram.WriteUint64(GDTBase+uint64(i)*8, d); err != nil {
+			return nil, err
+		}
+	}
+	e := &Entry{Mode: mode, Written: written}
+	regs, sregs := &e.Regs, &e.Sregs
+	*regs = kvm.Regs{RFLAGS: 2, RIP: rip, RSP: stack}
 	sregs.GDT = kvm.Descriptor{Base: GDTBase, Limit: uint16(len(gdt)*8 - 1)}
 	sregs.IDT = kvm.Descriptor{Limit: 0x3ff}
 	sregs.TR = kvm.Segment{Limit: 0xffff, Typ: 11, Present: 1} // busy TSS
 	sregs.LDT = kvm.Segment{Limit: 0xffff, Typ: 2, Present: 1} // LDT
 	sregs.CR0 = x86.CR0ET
-	switch img.Mode {
+	switch mode {
 	case Real:
 		cs := uint16(0)
-		if img.Load > 0xffff {
-			cs = uint16(img.Load >> 4)
-			regs.RIP = img.Load & 0xf
+		if rip > 0xffff {
+			cs = uint16(rip >> 4)
+			regs.RIP = rip & 0xf
 		}
-		// The stack ends just below the image: SS:SP = CS-0x1000:0xfff0+IP.
 		ss := cs
 		regs.RSP = regs.RIP
 		if cs != 0 {
@@ -143,34 +217,41 @@ func Load(ram *memory.RAM, img Image) (*kvm.Regs, *kvm.Sregs, error) {
 		}
 	case Protected:
 		sregs.CR0 |= x86.CR0PE
-		sregs.CS = flatSeg(SelCode32, 11, false)
-		setData(sregs, flatSeg(SelData32, 3, false))
+		sregs.CS = gdtSeg(SelCode32)
+		setData(sregs, gdtSeg(SelData32))
 	case Long:
 		if err := identityMap(ram); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		sregs.CR0 |= x86.CR0PE | x86.CR0PG
 		sregs.CR3 = PML4Base
 		sregs.CR4 = x86.CR4PAE
 		sregs.EFER = x86.EFERLME | x86.EFERLMA
-		sregs.CS = flatSeg(SelCode64, 11, true)
-		setData(sregs, flatSeg(SelData32, 3, false))
-		regs.RSP = img.Load
+		sregs.CS = gdtSeg(SelCode64)
+		setData(sregs, gdtSeg(SelData32))
 	default:
-		return nil, nil, fmt.Errorf("unknown entry mode %v", img.Mode)
+		return nil, fmt.Errorf("unknown entry mode %v", mode)
 	}
-	return regs, sregs, nil
+	return e, nil
+}
+
+// Load plans and loads l into ram laid out as mm: for tools and tests that
+// build RAM themselves.
+func Load(ram *memory.RAM, mm *memory.Map, l Loader) (*Entry, error) {
+	if err := l.Plan(mm); err != nil {
+		return nil, err
+	}
+	return l.Load(ram)
 }
 
 func realSeg(sel uint16, typ uint8) kvm.Segment {
 	return kvm.Segment{Base: uint64(sel) << 4, Limit: 0xffff, Selector: sel, Typ: typ, Present: 1, S: 1}
 }
 
-func flatSeg(sel uint16, typ uint8, long bool) kvm.Segment {
-	s := kvm.Segment{Limit: 0xffffffff, Selector: sel, Typ: typ, Present: 1, S: 1, G: 1, DB: 1}
-	if long {
-		s.L, s.DB = 1, 0
-	}
+// gdtSeg is the segment register loaded with selector sel of walkvm's GDT.
+func gdtSeg(sel uint16) kvm.Segment {
+	s := DecodeDescriptor(gdt[sel>>3])
+	s.Selector = sel
 	return s
 }
 

@@ -8,12 +8,23 @@ import (
 	"walkvm/x86"
 )
 
-func TestLoadRejects(t *testing.T) {
-	ram, err := memory.NewRAM(4 << 20)
+// load plans and loads img into fresh RAM laid out as a PC with 4 MiB.
+func load(t *testing.T, img Image) (*memory.RAM, *memory.Map, *Entry, error) {
+	t.Helper()
+	mm, err := memory.PCMap(4 << 20)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ram.Close()
+	ram, err := memory.NewRAMFromMap(mm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { ram.Close() })
+	e, err := Load(ram, mm, Flat(img))
+	return ram, mm, e, err
+}
+
+func TestLoadRejects(t *testing.T) {
 	page := make([]byte, 4096)
 	for _, c := range []struct {
 		name string
@@ -29,7 +40,7 @@ func TestLoadRejects(t *testing.T) {
 		{"real above 1 MiB", Image{Data: page, Load: 0x100000}, "below"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			_, _, err := Load(ram, c.img)
+			_, _, _, err := load(t, c.img)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err = %v, want one mentioning %q", err, c.want)
 			}
@@ -38,14 +49,13 @@ func TestLoadRejects(t *testing.T) {
 }
 
 func TestLoadLong(t *testing.T) {
-	ram, err := memory.NewRAM(4 << 20)
+	ram, mm, e, err := load(t, Image{Data: []byte{0xf4}, Load: 0x1000, Mode: Long})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ram.Close()
-	regs, sregs, err := Load(ram, Image{Data: []byte{0xf4}, Load: 0x1000, Mode: Long})
-	if err != nil {
-		t.Fatal(err)
+	regs, sregs := &e.Regs, &e.Sregs
+	if e.Mode != Long || len(e.Written) != 2 || len(mm.Claims()) != 3 {
+		t.Errorf("mode %v, wrote %v, claims %v", e.Mode, e.Written, mm.Claims())
 	}
 	if regs.RIP != 0x1000 || sregs.CS.L != 1 || sregs.EFER&x86.EFERLMA == 0 || sregs.CR3 != PML4Base {
 		t.Fatalf("entry state: rip %#x cs.l %d efer %#x cr3 %#x", regs.RIP, sregs.CS.L, sregs.EFER, sregs.CR3)
@@ -61,15 +71,11 @@ func TestLoadLong(t *testing.T) {
 }
 
 func TestLoadRealHighSegment(t *testing.T) {
-	ram, err := memory.NewRAM(4 << 20)
+	_, _, e, err := load(t, Image{Data: []byte{0xf4}, Load: 0x20010})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer ram.Close()
-	regs, sregs, err := Load(ram, Image{Data: []byte{0xf4}, Load: 0x20010})
-	if err != nil {
-		t.Fatal(err)
-	}
+	regs, sregs := &e.Regs, &e.Sregs
 	if got := sregs.CS.Base + regs.RIP; got != 0x20010 {
 		t.Fatalf("CS:IP points at %#x", got)
 	}

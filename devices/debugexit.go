@@ -2,21 +2,36 @@ package devices
 
 import "fmt"
 
-// EndFunc ends the run with an exit status. Devices that end a run (the
-// debug-exit port, the i8042's reset line) call it; the machine implements
-// it by stopping every vCPU. It is safe to call from any vCPU thread, more
-// than once (the first status wins).
-type EndFunc func(status int)
-
-// ExitRequest is what a debug-exit write returns when the device has no
-// EndFunc: the run ends with Status. The vCPU loop matches it with
-// errors.As.
-type ExitRequest struct {
-	Status int
+// Stopper ends the run at a device's request. The machine hands one to each
+// device that can end a run; the run ends once the vCPU's current exit is
+// done, and no vCPU enters the guest again. Safe for use from several vCPU
+// threads; the first request wins.
+type Stopper interface {
+	// Exit ends the run with the guest's status (a debug-exit write).
+	Exit(status int)
+	// Reset ends the run as the guest's reset request (an i8042 reset
+	// pulse, a write to the reset control register).
+	Reset()
 }
 
-func (e *ExitRequest) Error() string {
-	return fmt.Sprintf("guest requested exit with status %d", e.Status)
+// StopFuncs adapts two functions to Stopper; a nil one ignores its request.
+type StopFuncs struct {
+	OnExit  func(status int)
+	OnReset func()
+}
+
+// Exit implements Stopper.
+func (s StopFuncs) Exit(status int) {
+	if s.OnExit != nil {
+		s.OnExit(status)
+	}
+}
+
+// Reset implements Stopper.
+func (s StopFuncs) Reset() {
+	if s.OnReset != nil {
+		s.OnReset()
+	}
 }
 
 // DebugExitForm says how a debug-exit write becomes an exit status.
@@ -60,33 +75,29 @@ func (f DebugExitForm) Status(v uint64) int {
 	return int(v & 0xff)
 }
 
-// DebugExit ends the run on any write (1, 2 or 4 bytes: `outb` or `outl`),
-// with the status its Form gives, through End, or when End is nil by
-// returning an *ExitRequest. Reads return 0. QEMU's isa-debug-exit is at
-// DebugExitPort with DebugExitPorts ports (iobase=0xf4,iosize=0x4).
+// DebugExit ends the run on any write (1, 2 or 4 bytes: `outb` or `outl`)
+// through its Stopper, with the status its Form gives. Reads return 0.
+// QEMU's isa-debug-exit is at DebugExitPort with DebugExitPorts ports
+// (iobase=0xf4,iosize=0x4).
 type DebugExit struct {
-	Form DebugExitForm
-	End  EndFunc
+	form DebugExitForm
+	stop Stopper
 }
 
 // NewDebugExit returns a debug-exit device of the given form that ends runs
-// through end.
-func NewDebugExit(form DebugExitForm, end EndFunc) *DebugExit {
-	return &DebugExit{Form: form, End: end}
+// through stop.
+func NewDebugExit(form DebugExitForm, stop Stopper) *DebugExit {
+	return &DebugExit{form: form, stop: stop}
 }
 
 // Read implements memory.Device.
-func (DebugExit) Read(off uint64, data []byte) error {
+func (d *DebugExit) Read(off uint64, data []byte) error {
 	clear(data)
 	return nil
 }
 
 // Write implements memory.Device.
-func (d DebugExit) Write(off uint64, data []byte) error {
-	status := d.Form.Status(le(data))
-	if d.End != nil {
-		d.End(status)
-		return nil
-	}
-	return &ExitRequest{Status: status}
+func (d *DebugExit) Write(off uint64, data []byte) error {
+	d.stop.Exit(d.form.Status(le(data)))
+	return nil
 }

@@ -2,7 +2,6 @@ package devices
 
 import (
 	"bytes"
-	"errors"
 	"testing"
 )
 
@@ -56,12 +55,30 @@ func TestUART(t *testing.T) {
 	}
 }
 
+// stopRecorder records a device's requests to end the run.
+type stopRecorder struct {
+	exits  []int
+	resets int
+}
+
+func (s *stopRecorder) Exit(status int) { s.exits = append(s.exits, status) }
+func (s *stopRecorder) Reset()          { s.resets++ }
+
 func TestDebugExit(t *testing.T) {
-	var d DebugExit
-	err := d.Write(0, []byte{0x2a, 0x01})
-	var req *ExitRequest
-	if !errors.As(err, &req) || req.Status != 0x2a {
-		t.Fatalf("write 0x12a: %v", err)
+	var s stopRecorder
+	d := NewDebugExit(DebugExitWalkvm, &s)
+	if err := d.Write(0, []byte{0x2a, 0x01}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Write(0, []byte{0x3f, 0, 0, 0}); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.exits) != 2 || s.exits[0] != 0x2a || s.exits[1] != 0x3f || s.resets != 0 {
+		t.Fatalf("requests %+v", s)
+	}
+	var b [1]byte
+	if err := d.Read(0, b[:]); err != nil || b[0] != 0 {
+		t.Fatalf("read %#x, %v", b[0], err)
 	}
 }
 

@@ -78,13 +78,13 @@ func FuzzPCDevices(f *testing.F) {
 	f.Add([]byte{0x14, 0xd3, 0x05, 0x5a, 0x95, 0x00})
 	f.Fuzz(func(t *testing.T, ops []byte) {
 		kbd, aux := &irqRec{}, &irqRec{}
-		k := NewI8042(kbd, aux, func(int) {})
+		k := NewI8042(kbd, aux, StopFuncs{})
 		devs := []struct {
 			d     dev
 			ports uint64
 		}{
 			{NewFwCfg(1<<30, 2), FwCfgPorts}, {NewPCTestDev(nil), PCTestDevPorts},
-			{NewPCIConfig(func(int) {}), PCIConfigPorts}, {NewRTC(RTCConfig{}), RTCPorts},
+			{NewPCIConfig(StopFuncs{}), PCIConfigPorts}, {NewRTC(RTCConfig{}), RTCPorts},
 			{k.Data(), 1}, {k.Command(), 1},
 		}
 		var buf [4]byte

@@ -74,8 +74,8 @@ const (
 //
 // Pulsing output port bit 0 (command 0xfe, or any 0xf0-0xff with bit 0
 // clear) or writing the output port with bit 0 clear (0xd1) resets the
-// machine: the run ends through the EndFunc with status 0, as Firecracker
-// does for Linux's reboot=k.
+// machine: the run ends as a reset request (Stopper.Reset), as Firecracker
+// ends it for Linux's reboot=k.
 //
 // Replies queue in a 16-byte output buffer. Keyboard data raises IRQ 1 and
 // aux data IRQ 12 while the command byte enables them; reading the data port
@@ -85,7 +85,7 @@ type I8042 struct {
 	mu               sync.Mutex
 	kbdIRQ, auxIRQ   IRQLine
 	kbdLine, auxLine bool
-	end              EndFunc
+	stop             Stopper
 
 	status  byte // i8042StrSys, i8042StrCmd; OBF bits come from the queue
 	ctr     byte
@@ -105,12 +105,12 @@ type i8042Byte struct {
 }
 
 // NewI8042 returns a controller that drives kbdIRQ (IRQ 1) and auxIRQ
-// (IRQ 12) (either may be nil) and ends the run through end on a reset
+// (IRQ 12) (either may be nil) and ends the run through stop on a reset
 // (nil: resets are ignored). Its command byte starts as a PC BIOS leaves
 // it: keyboard and aux interrupts on, system flag, scan-code translation.
-func NewI8042(kbdIRQ, auxIRQ IRQLine, end EndFunc) *I8042 {
+func NewI8042(kbdIRQ, auxIRQ IRQLine, stop Stopper) *I8042 {
 	return &I8042{
-		kbdIRQ: kbdIRQ, auxIRQ: auxIRQ, end: end,
+		kbdIRQ: kbdIRQ, auxIRQ: auxIRQ, stop: stop,
 		status:  i8042StrSys | i8042StrCmd,
 		ctr:     i8042CtrKbdInt | i8042CtrAuxInt | i8042CtrSys | i8042CtrXlate,
 		outport: i8042OutReset | i8042OutA20 | 0xcc,
@@ -167,8 +167,8 @@ func (p *I8042Port) Write(off uint64, data []byte) error {
 		}
 	}
 	k.mu.Unlock()
-	if reset && k.end != nil {
-		k.end(0)
+	if reset && k.stop != nil {
+		k.stop.Reset()
 	}
 	return err
 }

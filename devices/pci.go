@@ -18,17 +18,17 @@ const (
 // device", and data writes are dropped. Other accesses to 0xcf8-0xcfb are
 // ignored (reads all ones), as QEMU's host bridge does, except the 1-byte
 // reset control register at 0xcf9: writing it with RST_CPU (bit 2) set ends
-// the run with status 0 (Linux's reboot=pci), bit 1 is kept.
+// the run as a reset request (Linux's reboot=pci), bit 1 is kept.
 type PCIConfig struct {
 	mu      sync.Mutex
 	address uint32
 	rcr     byte
-	end     EndFunc
+	stop    Stopper
 }
 
-// NewPCIConfig returns the configuration ports; a reset through 0xcf9 calls
-// end (nil: the reset is ignored).
-func NewPCIConfig(end EndFunc) *PCIConfig { return &PCIConfig{end: end} }
+// NewPCIConfig returns the configuration ports; a reset through 0xcf9 ends
+// the run through stop (nil: the reset is ignored).
+func NewPCIConfig(stop Stopper) *PCIConfig { return &PCIConfig{stop: stop} }
 
 // Read implements memory.Device.
 func (p *PCIConfig) Read(off uint64, data []byte) error {
@@ -52,9 +52,9 @@ func (p *PCIConfig) Write(off uint64, data []byte) error {
 	case off == pciAddress && len(data) == 4:
 		p.address = uint32(le(data))
 	case off == pciRCR && len(data) == 1:
-		if data[0]&rcrRstCPU != 0 && p.end != nil {
+		if data[0]&rcrRstCPU != 0 && p.stop != nil {
 			p.mu.Unlock()
-			p.end(0)
+			p.stop.Reset()
 			return nil
 		}
 		p.rcr = data[0] & rcrSysRst

@@ -35,7 +35,7 @@ func BenchmarkFetchResolve(b *testing.B) {
 			}
 			m.put((s.Seg[x86.CS].Base+s.RIP)&0xFFFFFFFF, c.code)
 			e := &Emulator{Mem: m}
-			var acc Accesses
+			var acc MemRefs
 			b.ReportAllocs()
 			for b.Loop() {
 				inst, err := e.Fetch(s)
@@ -82,7 +82,7 @@ func BenchmarkResolve(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var acc Accesses
+	var acc MemRefs
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := e.Resolve(s, inst, &acc); err != nil {
@@ -115,8 +115,8 @@ func BenchmarkDecodeResolve(b *testing.B) {
 			}
 			e := &Emulator{Mem: m}
 			var inst decode.Inst
-			var acc Accesses
-			mode := s.Mode().DecodeMode()
+			var acc MemRefs
+			mode := s.DecodeMode()
 			b.ReportAllocs()
 			for b.Loop() {
 				if err := decode.Decode(c.code, mode, &inst); err != nil {
@@ -124,6 +124,39 @@ func BenchmarkDecodeResolve(b *testing.B) {
 				}
 				if err := e.Resolve(s, &inst, &acc); err != nil || acc.N != 1 {
 					b.Fatal(err, acc.N)
+				}
+			}
+		})
+	}
+}
+
+// BenchmarkStepHostFPU executes an x87 and an SSE arithmetic instruction
+// with an MMIO operand, which run on the host's floating-point unit.
+func BenchmarkStepHostFPU(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		code []byte
+	}{
+		{"fadds", []byte{0xd8, 0x03}},       // fadds (%rbx)
+		{"addps", []byte{0x0f, 0x58, 0x03}}, // addps (%rbx), %xmm0
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			s := long64State()
+			m := newTestMem()
+			m.noLog = true
+			s.RIP = 0x2000
+			s.GPR[rbx] = mm
+			m.put(0x2000, c.code)
+			withVec(s)
+			e := &Emulator{Mem: m}
+			if _, err := e.Step(s); err != nil { // maps the executable page
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				s.RIP = 0x2000
+				if _, err := e.Step(s); err != nil {
+					b.Fatal(err)
 				}
 			}
 		})

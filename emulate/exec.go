@@ -15,6 +15,14 @@ type Result struct {
 	// Done is false when MaxRep stopped a REP loop early: RIP was left at
 	// the instruction so the guest re-executes it and continues.
 	Done bool
+	// Undefined is the set of RFLAGS status flags the SDM leaves
+	// undefined for this execution (the instruction's Facts.Undefined
+	// refined with its operands): a comparison with another
+	// implementation masks them. DestUndefined says the destination
+	// operand itself is undefined (BSF/BSR of 0, SHLD/SHRD by more than
+	// the operand width).
+	Undefined     uint64
+	DestUndefined bool
 }
 
 // Step fetches, decodes and executes the instruction at CS:RIP, updating s
@@ -42,71 +50,51 @@ func (e *Emulator) Step(s *State) (Result, error) {
 }
 
 // Execute executes an instruction already decoded (by Fetch, or by the
-// caller in the current mode) against s. See Step.
+// caller in the current mode) against s. See Step. The instruction's row in
+// the table of facts (FactsOf) names its executor.
 func (e *Emulator) Execute(s *State, inst *decode.Inst) (Result, error) {
 	m := s.Mode()
-	if inst.Mode != m.DecodeMode() {
+	if inst.Mode != decodeMode(m) {
 		return Result{}, e.notEmulated(s, inst, "decoded in "+inst.Mode.String()+" mode, CPU is in "+m.String())
 	}
-	res := Result{Iterations: 1, Done: true}
-	var err error
-	switch inst.Op {
-	case decode.MOV, decode.MOVNTI:
-		err = e.execMov(s, m, inst)
-	case decode.MOVZX, decode.MOVSX, decode.MOVSXD:
-		err = e.execMovExtend(s, m, inst)
-	case decode.ADD, decode.OR, decode.ADC, decode.SBB, decode.AND, decode.SUB, decode.XOR, decode.CMP, decode.TEST:
-		err = e.execALU(s, m, inst, aluOpOf(inst.Op))
-	case decode.INC, decode.DEC, decode.NEG, decode.NOT:
-		err = e.execUnary(s, m, inst)
-	case decode.ROL, decode.ROR, decode.RCL, decode.RCR, decode.SHL, decode.SHR, decode.SAL, decode.SAR:
-		err = e.execShift(s, m, inst)
-	case decode.XCHG:
-		err = e.execXchg(s, m, inst)
-	case decode.CMPXCHG:
-		err = e.execCmpxchg(s, m, inst)
-	case decode.XADD:
-		err = e.execXadd(s, m, inst)
-	case decode.BT, decode.BTS, decode.BTR, decode.BTC:
-		err = e.execBT(s, m, inst)
-	case decode.SETO, decode.SETNO, decode.SETB, decode.SETAE, decode.SETE, decode.SETNE, decode.SETBE, decode.SETA,
-		decode.SETS, decode.SETNS, decode.SETP, decode.SETNP, decode.SETL, decode.SETGE, decode.SETLE, decode.SETG:
-		err = e.execSetcc(s, m, inst)
-	case decode.CMOVO, decode.CMOVNO, decode.CMOVB, decode.CMOVAE, decode.CMOVE, decode.CMOVNE, decode.CMOVBE, decode.CMOVA,
-		decode.CMOVS, decode.CMOVNS, decode.CMOVP, decode.CMOVNP, decode.CMOVL, decode.CMOVGE, decode.CMOVLE, decode.CMOVG:
-		err = e.execCmov(s, m, inst)
-	case decode.MOVS, decode.STOS, decode.LODS, decode.CMPS, decode.SCAS:
-		res, err = e.execString(s, m, inst)
-		if err != nil || !res.Done {
-			return res, err
-		}
-	case decode.PUSH:
-		err = e.execPush(s, m, inst)
-	case decode.POP:
-		err = e.execPop(s, m, inst)
-	case decode.MOVBE:
-		err = e.execMovbe(s, m, inst)
-	case decode.MOVD, decode.MOVQ, decode.MOVSS, decode.MOVSD, decode.MOVDQU, decode.MOVDQA, decode.MOVUPS, decode.MOVAPS, decode.MOVUPD, decode.MOVAPD,
-		decode.MOVNTDQ, decode.MOVNTPS, decode.MOVNTPD, decode.MOVNTDQA, decode.LDDQU,
-		decode.VMOVD, decode.VMOVQ, decode.VMOVDQU, decode.VMOVDQA, decode.VMOVUPS, decode.VMOVAPS, decode.VMOVUPD, decode.VMOVAPD:
-		err = e.execVecMove(s, m, inst)
-	case decode.FLD, decode.FST, decode.FSTP:
-		err = e.execX87(s, m, inst)
-	default:
-		err = e.notEmulated(s, inst, "")
+	f := FactsOf(inst.Op)
+	if f.exec == nil {
+		return Result{}, e.notEmulated(s, inst, "")
 	}
-	if err != nil {
+	if f.Flags&FPrivileged != 0 && s.CPL() != 0 {
+		return Result{}, gp0(m, inst.Op.String()+" at CPL > 0")
+	}
+	e.res = Result{Iterations: 1, Done: true, Undefined: f.Undefined}
+	saved := *s
+	// A fault leaves the state as it was: the registers here, the vector
+	// state (when loaded) from a copy.
+	vec := f.Flags&(FX87|FVector) != 0 && s.Vec != nil
+	if vec {
+		if _, err := s.Vec.State(); err != nil { // loaded now, so that the copy is of it
+			return Result{}, err
+		}
+		e.fpuSave, e.fpuDirty = s.Vec.f, s.Vec.dirty
+	}
+	e.keepVec = false
+	if err := f.exec(e, s, m, inst); err != nil {
+		if f.Flags&FString != 0 {
+			// Completed iterations stay, RIP at the instruction.
+			return Result{Iterations: e.res.Iterations}, err
+		}
+		*s = saved
+		if vec && !e.keepVec {
+			s.Vec.f, s.Vec.dirty = e.fpuSave, e.fpuDirty
+		}
 		return Result{}, err
 	}
-	e.finish(s, m, inst)
-	return res, nil
-}
-
-// finish moves RIP past the instruction and clears RF (SDM Vol. 3A
-// §17.3.1.1: RF is cleared when an instruction completes).
-func (e *Emulator) finish(s *State, m CPUMode, inst *decode.Inst) {
-	s.RIP = nextRIP(s, inst)
+	if !e.res.Done {
+		return e.res, nil
+	}
+	if f.Flags&FBranch == 0 {
+		s.RIP = nextRIP(s, inst)
+	}
 	s.RFLAGS &^= x86.FlagRF
+	return e.res, nil
 }
 
 // nextRIP is the address of the next instruction, wrapped to the code size.
@@ -155,12 +143,12 @@ func aluOpOf(op decode.Op) ALUOp {
 // through it, so an RMW translates once and faults before anything changes.
 
 // resolve resolves a memory Arg for execution into acc.
-func (e *Emulator) resolve(s *State, m CPUMode, inst *decode.Inst, a *decode.Arg, n uint16, read, write bool, acc *Access) error {
+func (e *Emulator) resolve(s *State, m x86.Mode, inst *decode.Inst, a *decode.Arg, n uint16, read, write bool, acc *MemRef) error {
 	return e.access(s, m, a.Mem.Seg, operandOffset(s, inst, a), n, read, write, true, acc)
 }
 
 // readAcc reads the bytes of a resolved access into b (len(b) = acc.Size).
-func (e *Emulator) readAcc(acc *Access, b []byte) error {
+func (e *Emulator) readAcc(acc *MemRef, b []byte) error {
 	p0 := acc.Pieces[0].Size
 	if err := e.Mem.ReadPhys(acc.Pieces[0].GPA, b[:p0]); err != nil {
 		return err
@@ -172,7 +160,7 @@ func (e *Emulator) readAcc(acc *Access, b []byte) error {
 }
 
 // writeAcc writes b through a resolved access.
-func (e *Emulator) writeAcc(acc *Access, b []byte) error {
+func (e *Emulator) writeAcc(acc *MemRef, b []byte) error {
 	p0 := acc.Pieces[0].Size
 	if err := e.Mem.WritePhys(acc.Pieces[0].GPA, b[:p0]); err != nil {
 		return err
@@ -184,7 +172,7 @@ func (e *Emulator) writeAcc(acc *Access, b []byte) error {
 }
 
 // readMem reads an n-byte little-endian integer (n <= 8).
-func (e *Emulator) readMem(acc *Access, n uint8) (uint64, error) {
+func (e *Emulator) readMem(acc *MemRef, n uint8) (uint64, error) {
 	b := e.buf[:n]
 	if err := e.readAcc(acc, b); err != nil {
 		return 0, err
@@ -197,7 +185,7 @@ func (e *Emulator) readMem(acc *Access, n uint8) (uint64, error) {
 }
 
 // writeMem writes an n-byte little-endian integer (n <= 8).
-func (e *Emulator) writeMem(acc *Access, n uint8, v uint64) error {
+func (e *Emulator) writeMem(acc *MemRef, n uint8, v uint64) error {
 	b := e.buf[:n]
 	for i := range b {
 		b[i] = byte(v >> (8 * i))
@@ -217,7 +205,7 @@ func argSize(inst *decode.Inst, a *decode.Arg) uint8 {
 }
 
 // value reads a register, immediate or (resolved) memory operand of n bytes.
-func (e *Emulator) value(s *State, inst *decode.Inst, a *decode.Arg, acc *Access, n uint8) (uint64, error) {
+func (e *Emulator) value(s *State, inst *decode.Inst, a *decode.Arg, acc *MemRef, n uint8) (uint64, error) {
 	switch a.Kind {
 	case decode.ArgReg:
 		return s.regRead(a.Reg, n, a.High), nil
@@ -230,7 +218,7 @@ func (e *Emulator) value(s *State, inst *decode.Inst, a *decode.Arg, acc *Access
 }
 
 // store writes a register or (resolved) memory operand of n bytes.
-func (e *Emulator) store(s *State, inst *decode.Inst, a *decode.Arg, acc *Access, n uint8, v uint64) error {
+func (e *Emulator) store(s *State, inst *decode.Inst, a *decode.Arg, acc *MemRef, n uint8, v uint64) error {
 	switch a.Kind {
 	case decode.ArgReg:
 		s.regWrite(a.Reg, n, a.High, v)
@@ -261,7 +249,7 @@ func (e *Emulator) gprOperands(s *State, inst *decode.Inst, nargs int) error {
 
 // resolveArgs resolves the memory operands among the first nargs for
 // execution; writes[i] says whether operand i is written.
-func (e *Emulator) resolveArgs(s *State, m CPUMode, inst *decode.Inst, nargs int, n uint8, reads, writes [2]bool) error {
+func (e *Emulator) resolveArgs(s *State, m x86.Mode, inst *decode.Inst, nargs int, n uint8, reads, writes [2]bool) error {
 	for i := range nargs {
 		a := &inst.Args[i]
 		if a.Kind != decode.ArgMem {
@@ -277,7 +265,7 @@ func (e *Emulator) resolveArgs(s *State, m CPUMode, inst *decode.Inst, nargs int
 // rmwDest checks the first nargs integer operands, resolves the
 // destination as a read-modify-write and reads its value: the start of
 // every instruction that updates its first operand in place.
-func (e *Emulator) rmwDest(s *State, m CPUMode, inst *decode.Inst, nargs int) (uint64, error) {
+func (e *Emulator) rmwDest(s *State, m x86.Mode, inst *decode.Inst, nargs int) (uint64, error) {
 	if err := e.gprOperands(s, inst, nargs); err != nil {
 		return 0, err
 	}
@@ -288,9 +276,12 @@ func (e *Emulator) rmwDest(s *State, m CPUMode, inst *decode.Inst, nargs int) (u
 	return e.value(s, inst, &inst.Args[0], &e.accs.A[0], n)
 }
 
-func (e *Emulator) execMov(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execMov(s *State, m x86.Mode, inst *decode.Inst) error {
 	if inst.Args[1].Kind == decode.ArgSeg && inst.Args[0].Kind != decode.ArgSeg {
 		return e.execMovFromSeg(s, m, inst)
+	}
+	if inst.Args[0].Kind == decode.ArgSeg {
+		return e.execMovToSeg(s, m, inst)
 	}
 	if err := e.gprOperands(s, inst, 2); err != nil {
 		return err
@@ -307,9 +298,8 @@ func (e *Emulator) execMov(s *State, m CPUMode, inst *decode.Inst) error {
 }
 
 // execMovFromSeg stores a segment selector (8C /r): 16 bits to memory, the
-// operand size (zero-extended) to a register. Loading a segment register
-// needs the descriptor tables and is not emulated.
-func (e *Emulator) execMovFromSeg(s *State, m CPUMode, inst *decode.Inst) error {
+// operand size (zero-extended) to a register.
+func (e *Emulator) execMovFromSeg(s *State, m x86.Mode, inst *decode.Inst) error {
 	dst := &inst.Args[0]
 	v := uint64(s.Seg[inst.Args[1].Seg%x86.NumSeg].Selector)
 	switch dst.Kind {
@@ -325,7 +315,7 @@ func (e *Emulator) execMovFromSeg(s *State, m CPUMode, inst *decode.Inst) error 
 	return e.notEmulated(s, inst, "operand kind "+dst.Kind.String())
 }
 
-func (e *Emulator) execMovExtend(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execMovExtend(s *State, m x86.Mode, inst *decode.Inst) error {
 	if err := e.gprOperands(s, inst, 2); err != nil {
 		return err
 	}
@@ -352,7 +342,8 @@ func (e *Emulator) execMovExtend(s *State, m CPUMode, inst *decode.Inst) error {
 	return e.store(s, inst, dst, nil, inst.OpSize, v&sizeMask(inst.OpSize))
 }
 
-func (e *Emulator) execALU(s *State, m CPUMode, inst *decode.Inst, op ALUOp) error {
+func (e *Emulator) execALU(s *State, m x86.Mode, inst *decode.Inst) error {
+	op := aluOpOf(inst.Op)
 	if err := e.gprOperands(s, inst, 2); err != nil {
 		return err
 	}
@@ -378,7 +369,7 @@ func (e *Emulator) execALU(s *State, m CPUMode, inst *decode.Inst, op ALUOp) err
 	return nil
 }
 
-func (e *Emulator) execUnary(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execUnary(s *State, m x86.Mode, inst *decode.Inst) error {
 	a, err := e.rmwDest(s, m, inst, 1)
 	if err != nil {
 		return err
@@ -397,7 +388,7 @@ func (e *Emulator) execUnary(s *State, m CPUMode, inst *decode.Inst) error {
 	return nil
 }
 
-func (e *Emulator) execShift(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execShift(s *State, m x86.Mode, inst *decode.Inst) error {
 	a, err := e.rmwDest(s, m, inst, 2)
 	if err != nil {
 		return err
@@ -423,6 +414,7 @@ func (e *Emulator) execShift(s *State, m CPUMode, inst *decode.Inst) error {
 		op = ShiftSAR
 	}
 	r, f := Shift(op, n, a, cnt, s.RFLAGS)
+	e.res.Undefined, e.res.DestUndefined = FactsOf(inst.Op).undefinedFor(inst, cnt, 0)
 	// The destination is written back even for a count of 0, as KVM's
 	// emulator does: the CPU's read-modify-write cycle is not skipped.
 	if err := e.store(s, inst, &inst.Args[0], &e.accs.A[0], n, r); err != nil {
@@ -432,7 +424,7 @@ func (e *Emulator) execShift(s *State, m CPUMode, inst *decode.Inst) error {
 	return nil
 }
 
-func (e *Emulator) execXchg(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execXchg(s *State, m x86.Mode, inst *decode.Inst) error {
 	if err := e.gprOperands(s, inst, 2); err != nil {
 		return err
 	}
@@ -461,7 +453,7 @@ func (e *Emulator) execXchg(s *State, m CPUMode, inst *decode.Inst) error {
 	return e.store(s, inst, &inst.Args[second], &e.accs.A[second], n, vals[second])
 }
 
-func (e *Emulator) execCmpxchg(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execCmpxchg(s *State, m x86.Mode, inst *decode.Inst) error {
 	d, err := e.rmwDest(s, m, inst, 2)
 	if err != nil {
 		return err
@@ -492,7 +484,7 @@ func (e *Emulator) execCmpxchg(s *State, m CPUMode, inst *decode.Inst) error {
 	return nil
 }
 
-func (e *Emulator) execXadd(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execXadd(s *State, m x86.Mode, inst *decode.Inst) error {
 	d, err := e.rmwDest(s, m, inst, 2)
 	if err != nil {
 		return err
@@ -519,7 +511,7 @@ func (e *Emulator) execXadd(s *State, m CPUMode, inst *decode.Inst) error {
 	return nil
 }
 
-func (e *Emulator) execBT(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execBT(s *State, m x86.Mode, inst *decode.Inst) error {
 	if err := e.gprOperands(s, inst, 2); err != nil {
 		return err
 	}
@@ -567,7 +559,7 @@ func (e *Emulator) execBT(s *State, m CPUMode, inst *decode.Inst) error {
 // ccOf is the condition-code nibble of SETcc/CMOVcc.
 func ccOf(inst *decode.Inst) uint8 { return inst.Opcode & 0xF }
 
-func (e *Emulator) execSetcc(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execSetcc(s *State, m x86.Mode, inst *decode.Inst) error {
 	a := &inst.Args[0]
 	if a.Kind != decode.ArgReg && a.Kind != decode.ArgMem {
 		return e.notEmulated(s, inst, "operand kind "+a.Kind.String())
@@ -584,7 +576,7 @@ func (e *Emulator) execSetcc(s *State, m CPUMode, inst *decode.Inst) error {
 	return e.store(s, inst, a, &e.accs.A[0], 1, v)
 }
 
-func (e *Emulator) execCmov(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execCmov(s *State, m x86.Mode, inst *decode.Inst) error {
 	if err := e.gprOperands(s, inst, 2); err != nil {
 		return err
 	}
@@ -609,7 +601,7 @@ func (e *Emulator) execCmov(s *State, m CPUMode, inst *decode.Inst) error {
 
 // execPush handles PUSH r/m, PUSH reg, PUSH imm and PUSH with a segment
 // register.
-func (e *Emulator) execPush(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execPush(s *State, m x86.Mode, inst *decode.Inst) error {
 	n := stackOpSize(m, inst)
 	a := &inst.Args[0]
 	var v uint64
@@ -646,10 +638,30 @@ func (e *Emulator) execPush(s *State, m CPUMode, inst *decode.Inst) error {
 	return nil
 }
 
-// execPop handles POP r/m and POP reg.
-func (e *Emulator) execPop(s *State, m CPUMode, inst *decode.Inst) error {
+// execPop handles POP r/m, POP reg and POP Sreg (a segment load of the
+// slot's low 16 bits; the slot is the operand size).
+func (e *Emulator) execPop(s *State, m x86.Mode, inst *decode.Inst) error {
 	n := stackOpSize(m, inst)
 	a := &inst.Args[0]
+	if a.Kind == decode.ArgSeg {
+		sa := s.stackAddrSize(m)
+		acc := &e.accs.A[0]
+		if err := e.stackAccess(s, m, s.GPR[x86.RSP], uint16(n), false, acc); err != nil {
+			return err
+		}
+		v, err := e.readMem(acc, n)
+		if err != nil {
+			return err
+		}
+		seg := a.Seg % x86.NumSeg
+		ns, err := e.loadSegment(s, m, seg, uint16(v))
+		if err != nil {
+			return err
+		}
+		s.Seg[seg] = ns
+		s.regWriteAddr(x86.RSP, sa, (s.GPR[x86.RSP]&addrMask(sa))+uint64(n))
+		return nil
+	}
 	if a.Kind != decode.ArgMem && a.Kind != decode.ArgReg {
 		return e.notEmulated(s, inst, "operand kind "+a.Kind.String())
 	}
@@ -679,7 +691,7 @@ func (e *Emulator) execPop(s *State, m CPUMode, inst *decode.Inst) error {
 	return nil
 }
 
-func (e *Emulator) execMovbe(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execMovbe(s *State, m x86.Mode, inst *decode.Inst) error {
 	if err := e.gprOperands(s, inst, 2); err != nil {
 		return err
 	}
@@ -704,15 +716,17 @@ func (e *Emulator) execMovbe(s *State, m CPUMode, inst *decode.Inst) error {
 
 // Rewind undoes the register effects of one completed iteration of inst
 // (decoded at its own address) in s, so that Resolve gives the addresses it
-// used: string instructions get rSI/rDI moved back by the element size
-// (against DF) and rCX incremented under REP; PUSH, PUSHF and CALL get rSP
-// incremented, POP and POPF decremented. RIP is left to the caller, who knows whether the exit
-// reported it at or past the instruction. Other instructions are left
-// unchanged (their registers do not feed their address).
+// used, as its row's Rewind says: string instructions get rSI/rDI moved
+// back by the element size (against DF) and rCX incremented under REP;
+// PUSH, PUSHF and CALL get rSP incremented by the slot, PUSHA by eight
+// slots, POP and POPF decremented. RIP is left to the caller, who knows
+// whether the exit reported it at or past the instruction. Other
+// instructions are left unchanged (their registers do not feed their
+// addresses).
 func Rewind(s *State, inst *decode.Inst) {
 	m := s.Mode()
-	switch inst.Op {
-	case decode.MOVS, decode.STOS, decode.LODS, decode.CMPS, decode.SCAS, decode.INS, decode.OUTS:
+	switch FactsOf(inst.Op).Rewind {
+	case RewindString:
 		as := inst.AddrSize
 		d := uint64(inst.OpSize)
 		if s.RFLAGS&x86.FlagDF != 0 {
@@ -728,12 +742,16 @@ func Rewind(s *State, inst *decode.Inst) {
 		if inst.Prefix.Rep || inst.Prefix.Repne {
 			s.regWriteAddr(x86.RCX, as, s.GPR[x86.RCX]+1)
 		}
-	case decode.PUSH, decode.POP, decode.PUSHF, decode.POPF, decode.CALL:
+	case RewindPush, RewindPop, RewindPushAll:
+		k := FactsOf(inst.Op).Rewind
 		n := uint64(stackOpSize(m, inst))
-		sa := s.stackAddrSize(m)
-		if !pushes(inst.Op) {
+		switch k {
+		case RewindPop:
 			n = -n
+		case RewindPushAll:
+			n *= 8
 		}
+		sa := s.stackAddrSize(m)
 		s.regWriteAddr(x86.RSP, sa, s.GPR[x86.RSP]+n)
 	}
 }

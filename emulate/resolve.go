@@ -2,6 +2,7 @@ package emulate
 
 import (
 	"walkvm/emulate/decode"
+	"walkvm/emulate/internal/hostfpu"
 	"walkvm/x86"
 )
 
@@ -22,21 +23,39 @@ type Emulator struct {
 	inst decode.Inst
 	ibuf [decode.MaxLen]byte
 	ilen uint8
-	buf  [64]byte // data of the access in flight
-	buf2 [64]byte // second operand (CMPS, MOVS staging)
-	accs Accesses
+	buf  [64]byte   // data of the access in flight
+	buf2 [1024]byte // second operand, MOVS staging, state images (FNSAVE, FXSAVE, XSAVE)
+	accs MemRefs
+	res  Result  // of the instruction in flight
+	copy copyMem // the memory of ExecuteOnCopy
+	// fpuSave is the vector state before a vector instruction, put back
+	// when it faults.
+	fpuSave  FPUState
+	fpuDirty bool
+	fx       fxScratch // a host x87 run
+	// keepVec says the failing instruction's vector state stands (a
+	// SIMD exception sets MXCSR flags as it faults).
+	keepVec bool
+	// A host vector run: the executable page, its context, the code.
+	jit     hostfpu.JIT
+	vctx    hostfpu.VecContext
+	vctx2   hostfpu.VecContext // a second run (underflow detection)
+	vmem    [64]byte           // the operand as the first run got it
+	vcode   [32]byte
+	vfeat   hostfpu.Features
+	vfeatOK bool
 }
 
 // DefaultMaxRep is MaxRep's default.
 const DefaultMaxRep = 1024
 
-// Accesses lists the memory accesses of one instruction in the order it
+// MemRefs lists the memory accesses of one instruction in the order it
 // makes them: string instructions list one iteration (source, then
 // destination), PUSH m the operand then the stack slot, POP m the stack slot
 // then the operand.
-type Accesses struct {
+type MemRefs struct {
 	N int
-	A [2]Access
+	A [2]MemRef
 }
 
 // Inst returns the instruction decoded by the last Fetch or Step.
@@ -61,7 +80,7 @@ func ea(s *State, inst *decode.Inst, m *decode.Mem) uint64 {
 	if m.RIPRel {
 		a += s.RIP + uint64(inst.Len)
 	}
-	if inst.Op == decode.XLAT {
+	if FactsOf(inst.Op).Flags&FXlat != 0 {
 		a += s.GPR[x86.RAX] & 0xFF // rBX + ZeroExtend(AL) (SDM Vol. 2B XLAT)
 	}
 	return a & addrMask(m.AddrSize)
@@ -71,12 +90,12 @@ func ea(s *State, inst *decode.Inst, m *decode.Mem) uint64 {
 // through seg: protection checks and limits in protected mode (SDM Vol. 3A
 // §5.3, §5.5; Vol. 1 §3.4.5), the canonical check in 64-bit mode (Vol. 1
 // §3.3.7.1), and returns the linear address.
-func segLinear(s *State, m CPUMode, seg x86.SegReg, off, size uint64, write, read bool) (uint64, error) {
+func segLinear(s *State, m x86.Mode, seg x86.SegReg, off, size uint64, write, read bool) (uint64, error) {
 	if int(seg) >= x86.NumSeg {
 		return 0, gp0(m, "bad segment register")
 	}
 	sd := &s.Seg[seg]
-	if m == ModeLong64 {
+	if m == x86.ModeLong64 {
 		var la uint64
 		if seg == x86.FS || seg == x86.GS {
 			la = sd.Base
@@ -133,7 +152,7 @@ func segLinear(s *State, m CPUMode, seg x86.SegReg, off, size uint64, write, rea
 
 // translate fills the pieces of acc (Linear and Size set) with the
 // guest-physical addresses, one translation per 4-KByte page.
-func (e *Emulator) translate(acc *Access, in Intent, long bool) error {
+func (e *Emulator) translate(acc *MemRef, in Intent, long bool) error {
 	first := pageSize - acc.Linear%pageSize
 	if uint64(acc.Size) <= first {
 		gpa, err := e.Mem.Translate(acc.Linear, in)
@@ -164,13 +183,13 @@ func (e *Emulator) translate(acc *Access, in Intent, long bool) error {
 }
 
 // access resolves an access of size bytes at offset off through seg.
-func (e *Emulator) access(s *State, m CPUMode, seg x86.SegReg, off uint64, size uint16, read, write, commit bool, acc *Access) error {
+func (e *Emulator) access(s *State, m x86.Mode, seg x86.SegReg, off uint64, size uint16, read, write, commit bool, acc *MemRef) error {
 	return e.accessAligned(s, m, seg, off, size, 0, read, write, commit, acc)
 }
 
 // accessAligned is access for an operand that must be aligned on align
 // bytes (MOVDQA and friends): #GP(0) otherwise, before any translation.
-func (e *Emulator) accessAligned(s *State, m CPUMode, seg x86.SegReg, off uint64, size, align uint16, read, write, commit bool, acc *Access) error {
+func (e *Emulator) accessAligned(s *State, m x86.Mode, seg x86.SegReg, off uint64, size, align uint16, read, write, commit bool, acc *MemRef) error {
 	la, err := segLinear(s, m, seg, off, uint64(size), write, read)
 	if err != nil {
 		return err
@@ -182,18 +201,21 @@ func (e *Emulator) accessAligned(s *State, m CPUMode, seg x86.SegReg, off uint64
 	if err := alignCheck(s, m, la, size); err != nil {
 		return err
 	}
-	in := Intent{Kind: KindRead, Stack: seg == x86.SS, Commit: commit}
+	in := Intent{Access: x86.AccessRead, Commit: commit}
 	if write {
-		in.Kind = KindWrite
+		in.Access = x86.AccessWrite
 	}
-	return e.translate(acc, in, m == ModeLong64)
+	if seg == x86.SS {
+		in.Access |= x86.AccessStack
+	}
+	return e.translate(acc, in, m == x86.ModeLong64)
 }
 
 // alignCheck raises #AC(0) for a misaligned access at CPL 3 with CR0.AM and
 // RFLAGS.AC set (SDM Vol. 3A §6.15, interrupt 17). Only the natural
 // alignment of 2-, 4- and 8-byte operands is checked.
-func alignCheck(s *State, m CPUMode, la uint64, size uint16) error {
-	if s.CR0&x86.CR0AM == 0 || s.RFLAGS&x86.FlagAC == 0 || m == ModeReal || s.CPL() != 3 {
+func alignCheck(s *State, m x86.Mode, la uint64, size uint16) error {
+	if s.CR0&x86.CR0AM == 0 || s.RFLAGS&x86.FlagAC == 0 || m == x86.ModeReal || s.CPL() != 3 {
 		return nil
 	}
 	switch size {
@@ -206,7 +228,7 @@ func alignCheck(s *State, m CPUMode, la uint64, size uint16) error {
 }
 
 // memAccess resolves memory operand arg of inst with the registers of s.
-func (e *Emulator) memAccess(s *State, m CPUMode, inst *decode.Inst, mem *decode.Mem, size uint16, read, write, commit bool, acc *Access) error {
+func (e *Emulator) memAccess(s *State, m x86.Mode, inst *decode.Inst, mem *decode.Mem, size uint16, read, write, commit bool, acc *MemRef) error {
 	return e.access(s, m, mem.Seg, ea(s, inst, mem), size, read, write, commit, acc)
 }
 
@@ -220,7 +242,7 @@ func (e *Emulator) memAccess(s *State, m CPUMode, inst *decode.Inst, mem *decode
 // For a write exit, which KVM reports after the instruction completed, call
 // it with a copy of s whose registers are as they were before the
 // instruction (see Rewind).
-func (e *Emulator) Resolve(s *State, inst *decode.Inst, acc *Accesses) error {
+func (e *Emulator) Resolve(s *State, inst *decode.Inst, acc *MemRefs) error {
 	acc.N = 0
 	m := s.Mode()
 	if err := e.listAccesses(s, m, inst, acc, false); err != nil {
@@ -229,67 +251,91 @@ func (e *Emulator) Resolve(s *State, inst *decode.Inst, acc *Accesses) error {
 	return nil
 }
 
-// listAccesses resolves every access of inst in order.
-func (e *Emulator) listAccesses(s *State, m CPUMode, inst *decode.Inst, acc *Accesses, commit bool) error {
+// listAccesses resolves every access of inst in order. Implicit stack
+// accesses follow the row's Stack: an access of several slots (PUSHA, POPA,
+// ENTER, far calls and returns) is listed as one range.
+func (e *Emulator) listAccesses(s *State, m x86.Mode, inst *decode.Inst, acc *MemRefs, commit bool) error {
 	acc.N = 0
-	switch inst.Op {
-	case decode.RET, decode.LEAVE:
-		// RET reads its return address at rSP; LEAVE pops rBP from
-		// where rBP points (SDM Vol. 2A LEAVE: rSP <- rBP, then POP).
-		sa := s.stackAddrSize(m)
-		off := s.GPR[x86.RSP]
-		if inst.Op == decode.LEAVE {
-			off = s.GPR[x86.RBP]
-		}
-		if err := e.access(s, m, x86.SS, off&addrMask(sa), uint16(stackOpSize(m, inst)), true, false, commit, &acc.A[0]); err != nil {
+	f := FactsOf(inst.Op)
+	sa := s.stackAddrSize(m)
+	rsp := s.GPR[x86.RSP]
+	n := uint64(stackOpSize(m, inst))
+	// stack lists one stack access of size bytes at rSP + off.
+	stack := func(off uint64, size uint64, read bool) error {
+		if err := e.access(s, m, x86.SS, (rsp+off)&addrMask(sa), uint16(size), read, !read, commit, &acc.A[acc.N]); err != nil {
 			return err
 		}
-		acc.N = 1
+		acc.N++
 		return nil
-	case decode.RETF:
+	}
+	mi := inst.MemArg()
+	switch f.Stack {
+	case StackRet:
+		return stack(0, n, true)
+	case StackLeave:
+		// LEAVE pops rBP from where rBP points (SDM Vol. 2A LEAVE:
+		// rSP <- rBP, then POP).
+		rsp = s.GPR[x86.RBP]
+		return stack(0, n, true)
+	case StackRetFar:
 		// A far return pops the offset, then the selector, each of the
 		// operand size (SDM Vol. 2B RET; KVM's em_ret_far reads both).
 		// Its operand size is 32 bits by default in 64-bit mode too.
-		n := uint64(inst.OpSize)
-		sa := s.stackAddrSize(m)
-		for i := range uint64(2) {
-			off := (s.GPR[x86.RSP] + i*n) & addrMask(sa)
-			if err := e.access(s, m, x86.SS, off, uint16(n), true, false, commit, &acc.A[i]); err != nil {
-				return err
-			}
-			acc.N = int(i) + 1
+		n = uint64(inst.OpSize)
+		if err := stack(0, n, true); err != nil {
+			return err
+		}
+		return stack(n, n, true)
+	case StackPushAll:
+		return stack(-(8 * n), 8*n, false)
+	case StackPopAll:
+		return stack(0, 8*n, true)
+	case StackEnter:
+		// ENTER pushes rBP, copies level-1 frame pointers from below
+		// rBP, and pushes the new frame pointer (SDM Vol. 2A ENTER).
+		level := enterLevel(inst)
+		slots := uint64(1)
+		if level > 0 {
+			slots = level + 1
+		}
+		if err := stack(-slots*n, slots*n, false); err != nil {
+			return err
+		}
+		if level > 1 {
+			rsp = s.GPR[x86.RBP]
+			return stack(-(level-1)*n, (level-1)*n, true)
 		}
 		return nil
-	case decode.PUSH, decode.POP, decode.PUSHF, decode.POPF, decode.CALL:
-		mi := inst.MemArg()
+	case StackPushFar:
+		if mi >= 0 {
+			a := &inst.Args[mi]
+			if err := e.memAccess(s, m, inst, &a.Mem, a.Mem.Size, true, false, commit, &acc.A[0]); err != nil {
+				return err
+			}
+			acc.N = 1
+		}
+		n = uint64(inst.OpSize)
+		return stack(-(2 * n), 2*n, false)
+	case StackPush, StackPop:
 		if mi < 0 {
 			return e.stackOnly(s, m, inst, acc, commit)
 		}
 		mem := &inst.Args[mi].Mem
-		n := stackOpSize(m, inst)
-		if pushes(inst.Op) { // PUSH m, CALL m: read the operand, then push
+		if f.Stack == StackPush { // PUSH m, CALL m: read the operand, then push
 			if err := e.memAccess(s, m, inst, mem, uint16(n), true, false, commit, &acc.A[0]); err != nil {
 				return err
 			}
 			acc.N = 1
-			off := (s.GPR[x86.RSP] - uint64(n)) & addrMask(s.stackAddrSize(m))
-			if err := e.access(s, m, x86.SS, off, uint16(n), false, true, commit, &acc.A[1]); err != nil {
-				return err
-			}
-			acc.N = 2
-			return nil
+			return stack(-n, n, false)
 		}
-		sa := s.stackAddrSize(m)
-		off := s.GPR[x86.RSP] & addrMask(sa)
-		if err := e.access(s, m, x86.SS, off, uint16(n), true, false, commit, &acc.A[0]); err != nil {
+		if err := stack(0, n, true); err != nil {
 			return err
 		}
-		acc.N = 1
 		// The destination is computed with rSP already incremented (SDM
 		// Vol. 2B POP: "If the destination operand uses ESP as the base
 		// register, the address is computed after the POP").
 		saved := s.GPR[x86.RSP]
-		s.regWriteAddr(x86.RSP, sa, saved+uint64(n))
+		s.regWriteAddr(x86.RSP, sa, saved+n)
 		err := e.memAccess(s, m, inst, mem, uint16(n), false, true, commit, &acc.A[1])
 		s.GPR[x86.RSP] = saved
 		if err != nil {
@@ -304,18 +350,18 @@ func (e *Emulator) listAccesses(s *State, m CPUMode, inst *decode.Inst, acc *Acc
 	k := 0
 	for i := range inst.Args {
 		a := &inst.Args[i]
-		if a.Kind == decode.ArgMem && a.Mem.Access != 0 && a.Mem.Size != 0 && k < len(idx) {
+		if a.Kind == decode.ArgMem && a.Mem.Use != 0 && a.Mem.Size != 0 && k < len(idx) {
 			idx[k] = i
 			k++
 		}
 	}
-	if k == 2 && inst.Args[idx[0]].Mem.Access.Writes() && !inst.Args[idx[1]].Mem.Access.Writes() {
+	if k == 2 && inst.Args[idx[0]].Mem.Use.Writes() && !inst.Args[idx[1]].Mem.Use.Writes() {
 		idx[0], idx[1] = idx[1], idx[0]
 	}
 	for _, i := range idx[:k] {
 		a := &inst.Args[i]
 		off := operandOffset(s, inst, a)
-		if err := e.accessAligned(s, m, a.Mem.Seg, off, a.Mem.Size, vecAlign(inst), a.Mem.Access.Reads(), a.Mem.Access.Writes(), commit, &acc.A[acc.N]); err != nil {
+		if err := e.accessAligned(s, m, a.Mem.Seg, off, a.Mem.Size, operandAlign(inst, a), a.Mem.Use.Reads(), a.Mem.Use.Writes(), commit, &acc.A[acc.N]); err != nil {
 			return err
 		}
 		acc.N++
@@ -338,9 +384,7 @@ func operandOffset(s *State, inst *decode.Inst, a *decode.Arg) uint64 {
 // bitStringDisp is the byte displacement of the word a BT* with a register
 // bit offset and a memory operand accesses.
 func bitStringDisp(s *State, inst *decode.Inst) (int64, bool) {
-	switch inst.Op {
-	case decode.BT, decode.BTS, decode.BTR, decode.BTC:
-	default:
+	if FactsOf(inst.Op).Flags&FBitString == 0 {
 		return 0, false
 	}
 	src := &inst.Args[1]
@@ -377,7 +421,7 @@ func log2(n uint8) uint {
 }
 
 // stackOnly lists the stack access of PUSH/POP without a memory operand.
-func (e *Emulator) stackOnly(s *State, m CPUMode, inst *decode.Inst, acc *Accesses, commit bool) error {
+func (e *Emulator) stackOnly(s *State, m x86.Mode, inst *decode.Inst, acc *MemRefs, commit bool) error {
 	n := stackOpSize(m, inst)
 	sa := s.stackAddrSize(m)
 	rsp := s.GPR[x86.RSP]
@@ -389,7 +433,7 @@ func (e *Emulator) stackOnly(s *State, m CPUMode, inst *decode.Inst, acc *Access
 	if inst.Args[0].Kind == decode.ArgSeg && n == 4 {
 		size = 2
 	}
-	if pushes(inst.Op) {
+	if FactsOf(inst.Op).Stack == StackPush {
 		if err := e.access(s, m, x86.SS, (rsp-uint64(n))&addrMask(sa), size, false, true, commit, &acc.A[0]); err != nil {
 			return err
 		}
@@ -400,17 +444,28 @@ func (e *Emulator) stackOnly(s *State, m CPUMode, inst *decode.Inst, acc *Access
 	return nil
 }
 
-// stackOpSize is the size of a PUSH/POP: in 64-bit mode 8, or 2 with a 66
-// prefix (SDM Vol. 2B PUSH); else the operand size.
-// pushes reports whether a stack instruction writes the stack (PUSH,
-// PUSHF, and CALL's return address) rather than reading it.
-func pushes(op decode.Op) bool {
-	return op == decode.PUSH || op == decode.PUSHF || op == decode.CALL
+// operandAlign is the alignment memory operand a of inst needs, from the
+// row's Align, which is about the first memory operand.
+func operandAlign(inst *decode.Inst, a *decode.Arg) uint16 {
+	if mi := inst.MemArg(); mi < 0 || a != &inst.Args[mi] {
+		return 0
+	}
+	al := FactsOf(inst.Op).Align
+	if al == AlignOperand {
+		return a.Mem.Size
+	}
+	return al
 }
 
-func stackOpSize(m CPUMode, inst *decode.Inst) uint8 {
-	if m == ModeLong64 {
-		if inst.Prefix.OpSize {
+// enterLevel is ENTER's nesting level, its second immediate modulo 32.
+func enterLevel(inst *decode.Inst) uint64 { return uint64(inst.Args[1].Imm) & 0x1F }
+
+// stackOpSize is the size of a stack slot: in 64-bit mode 8, or 2 when the
+// decoder gave a 16-bit operand size (66 without REX.W; near branches
+// ignore 66 there); else the operand size (SDM Vol. 2B PUSH).
+func stackOpSize(m x86.Mode, inst *decode.Inst) uint8 {
+	if m == x86.ModeLong64 {
+		if inst.OpSize == 2 {
 			return 2
 		}
 		return 8

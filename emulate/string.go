@@ -24,12 +24,12 @@ import (
 //
 // At most MaxRep iterations run per call; if the loop is not finished RIP
 // stays at the instruction (Result.Done false) and the guest re-executes it.
-func (e *Emulator) execString(s *State, m CPUMode, inst *decode.Inst) (Result, error) {
+func (e *Emulator) execString(s *State, m x86.Mode, inst *decode.Inst) error {
 	n := inst.OpSize
 	switch n {
 	case 1, 2, 4, 8:
 	default:
-		return Result{}, e.notEmulated(s, inst, "element size")
+		return e.notEmulated(s, inst, "element size")
 	}
 	as := inst.AddrSize
 	amask := addrMask(as)
@@ -50,7 +50,7 @@ func (e *Emulator) execString(s *State, m CPUMode, inst *decode.Inst) (Result, e
 	needSrc := op == decode.MOVS || op == decode.LODS || op == decode.CMPS
 	needDst := op != decode.LODS
 	if needSrc && src == nil || needDst && dst == nil {
-		return Result{}, e.notEmulated(s, inst, "string operands")
+		return e.notEmulated(s, inst, "string operands")
 	}
 	delta := uint64(n)
 	if s.RFLAGS&x86.FlagDF != 0 {
@@ -61,18 +61,20 @@ func (e *Emulator) execString(s *State, m CPUMode, inst *decode.Inst) (Result, e
 	if maxRep == 0 {
 		maxRep = DefaultMaxRep
 	}
-	var iters uint64
+	iters := &e.res.Iterations
+	*iters = 0
 	for {
 		if rep {
 			if s.GPR[x86.RCX]&amask == 0 {
 				break
 			}
-			if iters == maxRep {
-				return Result{Iterations: iters}, nil
+			if *iters == maxRep {
+				e.res.Done = false
+				return nil
 			}
 		}
 		if err := e.stringIteration(s, m, inst, src, dst, n); err != nil {
-			return Result{Iterations: iters}, err
+			return err
 		}
 		if needSrc {
 			s.regWriteAddr(x86.RSI, as, s.GPR[x86.RSI]+delta)
@@ -80,7 +82,7 @@ func (e *Emulator) execString(s *State, m CPUMode, inst *decode.Inst) (Result, e
 		if needDst {
 			s.regWriteAddr(x86.RDI, as, s.GPR[x86.RDI]+delta)
 		}
-		iters++
+		*iters++
 		if !rep {
 			break
 		}
@@ -92,13 +94,13 @@ func (e *Emulator) execString(s *State, m CPUMode, inst *decode.Inst) (Result, e
 			}
 		}
 	}
-	return Result{Iterations: iters, Done: true}, nil
+	return nil
 }
 
 // stringIteration performs one element of a string instruction. All of its
 // accesses are translated before any is performed, so a fault on the
 // destination does not follow a device read of the source.
-func (e *Emulator) stringIteration(s *State, m CPUMode, inst *decode.Inst, src, dst *decode.Arg, n uint8) error {
+func (e *Emulator) stringIteration(s *State, m x86.Mode, inst *decode.Inst, src, dst *decode.Arg, n uint8) error {
 	sacc, dacc := &e.accs.A[0], &e.accs.A[0]
 	e.accs.N = 0
 	if src != nil {

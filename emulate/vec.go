@@ -1,8 +1,6 @@
 package emulate
 
 import (
-	"encoding/binary"
-
 	"walkvm/emulate/decode"
 	"walkvm/x86"
 )
@@ -23,21 +21,6 @@ func (e *Emulator) vecState(s *State, inst *decode.Inst) (*FPUState, error) {
 		return nil, err
 	}
 	return f, nil
-}
-
-// vecAlign is the alignment a vector move demands of its memory operand
-// (#GP(0) otherwise), 0 for none.
-func vecAlign(inst *decode.Inst) uint16 {
-	switch inst.Op {
-	case decode.MOVDQA, decode.MOVAPS, decode.MOVAPD, decode.MOVNTDQ, decode.MOVNTPS, decode.MOVNTPD, decode.MOVNTDQA:
-		return 16
-	case decode.VMOVDQA, decode.VMOVAPS, decode.VMOVAPD:
-		if inst.Prefix.VEX.L != 0 {
-			return 32
-		}
-		return 16
-	}
-	return 0
 }
 
 // vecMoveSize is the number of bytes a vector move copies.
@@ -72,7 +55,7 @@ func vecMoveSize(inst *decode.Inst) uint8 {
 // A legacy-SSE write to an XMM register leaves bits 255:128 of the YMM
 // register alone; a VEX.128 write zeroes them (SDM Vol. 1 §14.1.3); MOVD and
 // MOVQ into an XMM register zero the bytes above the ones they move.
-func (e *Emulator) execVecMove(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execVecMove(s *State, m x86.Mode, inst *decode.Inst) error {
 	vex := inst.Prefix.VEX.Len != 0
 	dst, src := &inst.Args[0], &inst.Args[1]
 	mmx := dst.Kind == decode.ArgMMX || src.Kind == decode.ArgMMX
@@ -86,7 +69,7 @@ func (e *Emulator) execVecMove(s *State, m CPUMode, inst *decode.Inst) error {
 	// Availability checks (SDM Vol. 2 §2.5 tables 2-20 ff, Vol. 1 §14.3).
 	switch {
 	case vex:
-		if m == ModeReal || m == ModeVM86 {
+		if m == x86.ModeReal || m == x86.ModeVM86 {
 			return x86.UD("VEX in real or virtual-8086 mode")
 		}
 		if s.CR4&x86.CR4OSXSAVE == 0 || s.XCR0&6 != 6 {
@@ -129,7 +112,7 @@ func (e *Emulator) execVecMove(s *State, m CPUMode, inst *decode.Inst) error {
 	if mi := inst.MemArg(); mi >= 0 {
 		a := &inst.Args[mi]
 		write := mi == 0
-		if err := e.accessAligned(s, m, a.Mem.Seg, ea(s, inst, &a.Mem), uint16(n), vecAlign(inst), !write, write, true, acc); err != nil {
+		if err := e.accessAligned(s, m, a.Mem.Seg, ea(s, inst, &a.Mem), uint16(n), operandAlign(inst, a), !write, write, true, acc); err != nil {
 			return err
 		}
 		e.accs.N = 1
@@ -223,129 +206,4 @@ func (e *Emulator) x87Pending(s *State, inst *decode.Inst) error {
 		return &x86.Exception{Vector: x86.VectorMF, Reason: "pending unmasked x87 exception"}
 	}
 	return e.notEmulated(s, inst, "pending x87 exception with CR0.NE clear (FERR#)")
-}
-
-// execX87 executes FLD, FST and FSTP with a memory operand (m32fp, m64fp,
-// m80fp) on the x87 stack, with the masked and unmasked responses of SDM
-// Vol. 1 §8.5 and §4.9.1: stack overflow and underflow set IE, SF and C1
-// and, when IM is masked, load or store the QNaN indefinite; a store rounds
-// with FCW.RC and sets C1 when it rounded up; an unmasked IE, DE, OE or UE
-// suppresses the load or store and sets ES so the next waiting x87
-// instruction raises #MF.
-func (e *Emulator) execX87(s *State, m CPUMode, inst *decode.Inst) error {
-	mi := inst.MemArg()
-	if mi < 0 {
-		return e.notEmulated(s, inst, "register form")
-	}
-	a := &inst.Args[mi]
-	n := a.Mem.Size
-	if n != 4 && n != 8 && n != 10 {
-		return e.notEmulated(s, inst, "operand size")
-	}
-	if s.CR0&(x86.CR0EM|x86.CR0TS) != 0 {
-		return nm("x87 with CR0.EM or CR0.TS set")
-	}
-	f, err := e.vecState(s, inst)
-	if err != nil {
-		return err
-	}
-	if f.FSW&FSWES != 0 {
-		return e.x87Pending(s, inst)
-	}
-	load := inst.Op == decode.FLD
-	acc := &e.accs.A[0]
-	if err := e.resolve(s, m, inst, a, n, load, !load, acc); err != nil {
-		return err
-	}
-	e.accs.N = 1
-	b := e.buf2[:n]
-	if load {
-		if err := e.readAcc(acc, b); err != nil {
-			return err
-		}
-	}
-	// Last instruction and data pointers and opcode (SDM Vol. 1 §8.1.8).
-	f.LastOpcode = uint16(inst.Opcode&7)<<8 | uint16(inst.ModRM)
-	f.LastIP = s.RIP
-	f.LastDP = acc.Offset
-	s.Vec.MarkDirty()
-	le := binary.LittleEndian
-	if load {
-		var v Ext80
-		var exc uint16
-		switch n {
-		case 4:
-			v, exc = Float32ToExt80(le.Uint32(b))
-		case 8:
-			v, exc = Float64ToExt80(le.Uint64(b))
-		default:
-			v = Ext80FromBytes(b)
-		}
-		if !f.stEmpty(7) { // the register that would become ST(0) is in use
-			f.FSW |= FSWC1
-			if f.x87Exception(FSWIE | FSWSF) {
-				return nil
-			}
-			f.push(Ext80Indefinite)
-			return nil
-		}
-		f.FSW &^= FSWC1
-		if f.x87Exception(exc) {
-			return nil
-		}
-		f.push(v)
-		return nil
-	}
-	pop := inst.Op == decode.FSTP
-	rc := uint8(f.FCW>>10) & 3
-	var exc uint16
-	var up bool
-	if f.stEmpty(0) {
-		f.FSW &^= FSWC1
-		if f.x87Exception(FSWIE | FSWSF) {
-			return nil
-		}
-		switch n {
-		case 4:
-			le.PutUint32(b, uint32(fmt32.indef))
-		case 8:
-			le.PutUint64(b, fmt64.indef)
-		default:
-			ib := Ext80Indefinite.Bytes()
-			copy(b, ib[:])
-		}
-	} else {
-		v := f.ST(0)
-		switch n {
-		case 4:
-			var r uint32
-			r, exc, up = Ext80ToFloat32(v, rc)
-			le.PutUint32(b, r)
-		case 8:
-			var r uint64
-			r, exc, up = Ext80ToFloat64(v, rc)
-			le.PutUint64(b, r)
-		default:
-			bb := v.Bytes()
-			copy(b, bb[:])
-		}
-		if exc&^f.FCW&(FSWIE|FSWDE|FSWOE|FSWUE) != 0 {
-			// Unmasked: nothing is stored and nothing popped.
-			f.x87Exception(exc)
-			return nil
-		}
-	}
-	if err := e.writeAcc(acc, b); err != nil {
-		return err
-	}
-	f.x87Exception(exc)
-	if up {
-		f.FSW |= FSWC1
-	} else {
-		f.FSW &^= FSWC1
-	}
-	if pop {
-		f.pop()
-	}
-	return nil
 }

@@ -31,6 +31,7 @@ func TestABILayout(t *testing.T) {
 		{"kvm_translation", unsafe.Sizeof(Translation{}), 24},
 		{"kvm_pit_config", unsafe.Sizeof(pitConfig{}), 64},
 		{"kvm_irq_level", unsafe.Sizeof(irqLevel{}), 8},
+		{"kvm_run.system_event", unsafe.Sizeof(systemEventExit{}), 136},
 	} {
 		if c.got != c.want {
 			t.Errorf("%s: %d, want %d", c.name, c.got, c.want)

@@ -107,3 +107,23 @@ func (b *Bus) Write(addr uint64, data []byte) error {
 	}
 	return e.dev.Write(addr-e.base, data)
 }
+
+// Serve performs a guest's access as a PC bus does: the device mapped at
+// [addr, addr+len(data)) reads into or writes from data. Where none is, a
+// read returns all ones (nothing drives the lines) and a write is dropped;
+// mapped says which. err is the device's own error. It allocates nothing.
+func (b *Bus) Serve(addr uint64, data []byte, write bool) (mapped bool, err error) {
+	e, ok := b.find(addr, len(data))
+	if !ok {
+		if !write {
+			for i := range data {
+				data[i] = 0xff
+			}
+		}
+		return false, nil
+	}
+	if write {
+		return true, e.dev.Write(addr-e.base, data)
+	}
+	return true, e.dev.Read(addr-e.base, data)
+}

@@ -137,6 +137,29 @@ func TestBusRouting(t *testing.T) {
 	}
 }
 
+// Serve is the PC bus: all ones and dropped writes where nothing is mapped,
+// the device's access elsewhere, without allocating.
+func TestBusServe(t *testing.T) {
+	b := NewBus("pio")
+	d := &recorder{}
+	if err := b.Register("d", 0x3f8, 8, d); err != nil {
+		t.Fatal(err)
+	}
+	buf := []byte{1, 2, 3, 4}
+	if mapped, err := b.Serve(0x100, buf, false); mapped || err != nil || string(buf) != "\xff\xff\xff\xff" {
+		t.Errorf("unassigned read: mapped %v err %v data % x", mapped, err, buf)
+	}
+	if mapped, err := b.Serve(0x3fe, buf, true); mapped || err != nil || d.n != 0 {
+		t.Errorf("write across the device's end: mapped %v err %v, device saw %d", mapped, err, d.n)
+	}
+	if mapped, err := b.Serve(0x3fa, buf[:2], true); !mapped || err != nil || d.last != 2 || d.n != 2 {
+		t.Errorf("mapped write: mapped %v err %v off %d n %d", mapped, err, d.last, d.n)
+	}
+	if a := testing.AllocsPerRun(100, func() { _, _ = b.Serve(0x100, buf, false) }); a != 0 {
+		t.Errorf("an unassigned access allocates %v times", a)
+	}
+}
+
 func BenchmarkBusRead(b *testing.B) {
 	bus := NewBus("mmio")
 	for i := uint64(0); i < 8; i++ {

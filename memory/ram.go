@@ -1,7 +1,8 @@
-// Package memory is walkvm's guest-physical address space: guest RAM
-// (anonymous host memory registered with KVM as memslots around the PC hole
-// at 0xA0000–0xFFFFF) with bounds-checked access at a GPA, and the MMIO and
-// port-I/O buses that route the rest of the space to device models.
+// Package memory is walkvm's guest-physical address space: the memory map
+// as data (RAM, reserved space, MMIO windows, and what a loader claims),
+// guest RAM (anonymous host memory registered with KVM as memslots) with
+// bounds-checked access at a GPA, and the MMIO and port-I/O buses that
+// route the rest of the space to device models.
 //
 // Code that reads guest memory never maps or manages it: every access is
 // checked against the RAM regions and fails with an error, never a panic or
@@ -9,25 +10,11 @@
 package memory
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 
 	"golang.org/x/sys/unix"
 )
-
-// The legacy PC hole: VGA memory and option/BIOS ROM space, not RAM.
-const (
-	HoleStart = 0xA0000
-	HoleEnd   = 0x100000
-)
-
-// MaxRAM keeps RAM below the 32-bit MMIO space (test window at 0xff000000,
-// KVM's TSS pages at 0xfffbc000).
-const MaxRAM = 3 << 30
-
-// MinRAM is enough for the low 640 KiB and the first MiB above the hole.
-const MinRAM = 2 << 20
 
 // ErrOutOfRange says a GPA range is not wholly inside guest RAM.
 var ErrOutOfRange = errors.New("not in guest RAM")
@@ -54,26 +41,41 @@ type Region struct {
 // End is the first GPA after the region.
 func (r Region) End() uint64 { return r.GPA + uint64(len(r.Host)) }
 
-// RAM is guest RAM: one host mapping, GPA == offset, with the PC hole left
-// out of the regions.
+// RAM is guest memory: one host mapping, GPA == offset, with what is not
+// guest memory in the memory map (holes, MMIO windows, reserved ranges)
+// left out of the regions.
 type RAM struct {
 	mapping []byte
 	regions []Region
 }
 
-// NewRAM maps size bytes of guest RAM (a multiple of 4 KiB, MinRAM..MaxRAM).
+// NewRAM maps size bytes of guest RAM laid out as a PC's (PCMap).
 func NewRAM(size uint64) (*RAM, error) {
-	if size%4096 != 0 || size < MinRAM || size > MaxRAM {
-		return nil, fmt.Errorf("guest RAM size %d: must be a multiple of 4 KiB between %d MiB and %d MiB", size, MinRAM>>20, MaxRAM>>20)
+	m, err := PCMap(size)
+	if err != nil {
+		return nil, err
 	}
-	m, err := unix.Mmap(-1, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
+	return NewRAMFromMap(m)
+}
+
+// NewRAMFromMap maps the guest memory of m (Map.Backed: RAM and firmware
+// ranges, adjacent ones joined): one host mapping up to the end of the
+// last, of which the ranges are the regions.
+func NewRAMFromMap(m *Map) (*RAM, error) {
+	ranges := m.Backed()
+	if len(ranges) == 0 {
+		return nil, fmt.Errorf("the memory map has no RAM")
+	}
+	size := ranges[len(ranges)-1].End()
+	mapping, err := unix.Mmap(-1, 0, int(size), unix.PROT_READ|unix.PROT_WRITE, unix.MAP_PRIVATE|unix.MAP_ANONYMOUS|unix.MAP_NORESERVE)
 	if err != nil {
 		return nil, fmt.Errorf("mmap %d bytes of guest RAM: %w", size, err)
 	}
-	return &RAM{mapping: m, regions: []Region{
-		{GPA: 0, Host: m[:HoleStart:HoleStart]},
-		{GPA: HoleEnd, Host: m[HoleEnd:size:size]},
-	}}, nil
+	r := &RAM{mapping: mapping}
+	for _, rg := range ranges {
+		r.regions = append(r.regions, Region{GPA: rg.Start, Host: mapping[rg.Start:rg.End():rg.End()]})
+	}
+	return r, nil
 }
 
 // NewRAMFromSlice wraps b as RAM at GPA 0 with no hole: for tests and tools
@@ -92,7 +94,7 @@ func (r *RAM) Close() error {
 	return err
 }
 
-// Size is the amount of RAM, the hole excluded.
+// Size is the amount of guest memory, holes and windows excluded.
 func (r *RAM) Size() uint64 {
 	var n uint64
 	for _, rg := range r.regions {
@@ -115,6 +117,34 @@ func (r *RAM) Register(vm SlotSetter) error {
 		if err := vm.SetMemoryRegion(uint32(i), rg.GPA, rg.Host, false); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// Flush makes the host kernel drop KVM's mapping of the guest page at gpa
+// (4 KiB-aligned), so that the guest's next access to it faults into KVM
+// again, as QEMU's pc-testdev does for its "flush page" port: the host
+// page is made read-only and writable again, and a change of protection
+// invalidates every secondary MMU's mapping of it (mmu notifiers). The
+// page keeps its contents. Read-only rather than QEMU's PROT_NONE, so that
+// another vCPU thread reading guest memory meanwhile cannot fault. RAM
+// without a host mapping of its own (NewRAMFromSlice) has nothing to flush.
+func (r *RAM) Flush(gpa uint64) error {
+	if gpa%4096 != 0 {
+		return fmt.Errorf("flush of GPA %#x: not page-aligned", gpa)
+	}
+	page, err := r.Slice(gpa, 4096)
+	if err != nil {
+		return err
+	}
+	if r.mapping == nil {
+		return nil
+	}
+	if err := unix.Mprotect(page, unix.PROT_READ); err != nil {
+		return fmt.Errorf("flush of GPA %#x: mprotect: %w", gpa, err)
+	}
+	if err := unix.Mprotect(page, unix.PROT_READ|unix.PROT_WRITE); err != nil {
+		return fmt.Errorf("flush of GPA %#x: mprotect: %w", gpa, err)
 	}
 	return nil
 }
@@ -160,40 +190,44 @@ func (r *RAM) Write(gpa uint64, b []byte) error {
 	return nil
 }
 
-// ReadUint32 reads a little-endian dword at gpa.
+// ReadUint32 reads a little-endian dword at gpa, atomically when it is
+// aligned (see LoadUint32).
 func (r *RAM) ReadUint32(gpa uint64) (uint32, error) {
 	s, err := r.Slice(gpa, 4)
 	if err != nil {
 		return 0, err
 	}
-	return binary.LittleEndian.Uint32(s), nil
+	return LoadUint32(s), nil
 }
 
-// ReadUint64 reads a little-endian qword at gpa.
+// ReadUint64 reads a little-endian qword at gpa, atomically when it is
+// aligned.
 func (r *RAM) ReadUint64(gpa uint64) (uint64, error) {
 	s, err := r.Slice(gpa, 8)
 	if err != nil {
 		return 0, err
 	}
-	return binary.LittleEndian.Uint64(s), nil
+	return LoadUint64(s), nil
 }
 
-// WriteUint32 writes a little-endian dword at gpa.
+// WriteUint32 writes a little-endian dword at gpa, atomically when it is
+// aligned.
 func (r *RAM) WriteUint32(gpa uint64, v uint32) error {
 	s, err := r.Slice(gpa, 4)
 	if err != nil {
 		return err
 	}
-	binary.LittleEndian.PutUint32(s, v)
+	StoreUint32(s, v)
 	return nil
 }
 
-// WriteUint64 writes a little-endian qword at gpa.
+// WriteUint64 writes a little-endian qword at gpa, atomically when it is
+// aligned.
 func (r *RAM) WriteUint64(gpa uint64, v uint64) error {
 	s, err := r.Slice(gpa, 8)
 	if err != nil {
 		return err
 	}
-	binary.LittleEndian.PutUint64(s, v)
+	StoreUint64(s, v)
 	return nil
 }

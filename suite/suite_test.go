@@ -7,7 +7,7 @@ import (
 	"walkvm/devices"
 	"walkvm/guest"
 	"walkvm/internal/kvmtest"
-	"walkvm/vcpu"
+	"walkvm/ownpath"
 )
 
 func event(kind devices.EventKind, args ...uint32) devices.Event {
@@ -40,7 +40,7 @@ func TestRunHello(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o := Run(g, Options{Verify: vcpu.VerifyStrict})
+	o := Run(g, Options{Verify: ownpath.VerifyStrict})
 	if o.Verdict != Pass || o.Stats.MMIO.Agreed == 0 {
 		t.Fatalf("verdict %s (%s), stats %+v", o.Verdict, o.Reason, o.Stats.MMIO)
 	}
@@ -56,7 +56,7 @@ func TestRunMissingOutputFails(t *testing.T) {
 		t.Fatal(err)
 	}
 	g.Output = "something the guest never prints\n"
-	if o := Run(g, Options{Verify: vcpu.VerifyStrict}); o.Verdict != Fail || !strings.Contains(o.Reason, "console") {
+	if o := Run(g, Options{Verify: ownpath.VerifyStrict}); o.Verdict != Fail || !strings.Contains(o.Reason, "console") {
 		t.Fatalf("verdict %s (%s), want a console failure", o.Verdict, o.Reason)
 	}
 }

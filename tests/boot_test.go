@@ -10,6 +10,7 @@ import (
 	"walkvm/guest"
 	"walkvm/internal/kvmtest"
 	"walkvm/machine"
+	"walkvm/vcpu"
 )
 
 func newGuestMachine(t *testing.T, name string, console *bytes.Buffer) *machine.Machine {
@@ -39,8 +40,8 @@ func TestHelloGuest(t *testing.T) {
 	var console bytes.Buffer
 	m := newGuestMachine(t, "hello", &console)
 	res := m.Run(10 * time.Second)
-	if res.Status != 0 || res.Reason != "debug-exit" {
-		t.Fatalf("run ended %s with status %d: %v\n%s\nconsole: %q", res.Reason, res.Status, res.Err, res.Dump, console.String())
+	if res.ExitStatus() != 0 || res.Kind != vcpu.EndDebugExit {
+		t.Fatalf("run ended %s with status %d: %v\n%s\nconsole: %q", res.Kind, res.ExitStatus(), res.Err, res.Dump, console.String())
 	}
 	g, _ := guest.Lookup("hello")
 	if console.String() != g.Output {
@@ -79,8 +80,8 @@ func TestTimeout(t *testing.T) {
 	}
 	defer m.Close()
 	res := m.Run(200 * time.Millisecond)
-	if res.Status != 124 || res.Reason != "timeout" {
-		t.Fatalf("status %d reason %s, want 124 timeout", res.Status, res.Reason)
+	if res.ExitStatus() != 124 || res.Kind != vcpu.EndTimeout {
+		t.Fatalf("status %d reason %s, want 124 timeout", res.ExitStatus(), res.Kind)
 	}
 }
 
@@ -103,8 +104,8 @@ func TestEntryModes(t *testing.T) {
 			defer m.Close()
 			res := m.Run(5 * time.Second)
 			want := map[boot.Mode]int{boot.Real: 0x11, boot.Protected: 0x22, boot.Long: 0x33}[c.mode]
-			if res.Status != want {
-				t.Fatalf("status %d (%s: %v), want %#x\n%s", res.Status, res.Reason, res.Err, want, res.Dump)
+			if res.ExitStatus() != want {
+				t.Fatalf("status %d (%s: %v), want %#x\n%s", res.ExitStatus(), res.Kind, res.Err, want, res.Dump)
 			}
 		})
 	}
@@ -120,8 +121,8 @@ func TestTripleFault(t *testing.T) {
 	}
 	defer m.Close()
 	res := m.Run(5 * time.Second)
-	if res.Status != 125 || res.Dump == "" {
-		t.Fatalf("status %d reason %s err %v, want 125 with a register dump", res.Status, res.Reason, res.Err)
+	if res.ExitStatus() != 125 || res.Dump == "" {
+		t.Fatalf("status %d reason %s err %v, want 125 with a register dump", res.ExitStatus(), res.Kind, res.Err)
 	}
 }
 

@@ -12,13 +12,14 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"walkvm/boot"
 	"walkvm/devices"
 	"walkvm/guest"
 	"walkvm/internal/kvmtest"
 	"walkvm/kvm"
 	"walkvm/machine"
 	"walkvm/mmu"
+	"walkvm/ownpath"
+	"walkvm/suite"
 	"walkvm/vcpu"
 	"walkvm/x86"
 )
@@ -27,8 +28,8 @@ import (
 type guestRun struct {
 	g       guest.Guest
 	m       *machine.Machine
-	own     *vcpu.OwnPath
-	res     vcpu.Result
+	own     *machine.Own
+	res     vcpu.End
 	console string
 	log     string // walkvm's warnings
 	events  []devices.Event
@@ -46,32 +47,34 @@ type mmioExit struct {
 // serves) before the own path handles it.
 type exitRecorder struct {
 	inner vcpu.Observer
-	cpu   *kvm.VCPU
 	exits []mmioExit
 }
 
-func (r *exitRecorder) BeginExit(reason kvm.ExitReason) error {
-	if reason == kvm.ExitMMIO && len(r.exits) < cap(r.exits) {
-		e := r.cpu.MMIO()
-		r.exits = append(r.exits, mmioExit{GPA: e.PhysAddr, Len: int(e.Len), Write: e.IsWrite != 0})
+func (r *exitRecorder) BeginExit(e *kvm.Exit) error {
+	if e.Kind == kvm.KindMMIO && len(r.exits) < cap(r.exits) {
+		r.exits = append(r.exits, mmioExit{GPA: e.MMIO.PhysAddr, Len: int(e.MMIO.Len), Write: e.MMIO.IsWrite != 0})
 	}
-	return r.inner.BeginExit(reason)
+	return r.inner.BeginExit(e)
 }
 
-func (r *exitRecorder) EndExit(reason kvm.ExitReason, emulationFailure bool) {
-	r.inner.EndExit(reason, emulationFailure)
-}
+func (r *exitRecorder) EndExit(e *kvm.Exit) { r.inner.EndExit(e) }
 
 // runGuest boots g through walkvm's own MMIO path, checking it against KVM
 // at every exit (-verify warn: a disagreement is logged and counted, and
 // the guest runs on so that its own checks still count).
 func runGuest(t *testing.T, g guest.Guest) *guestRun {
 	t.Helper()
+	return runGuestVerify(t, g, ownpath.VerifyWarn)
+}
+
+// runGuestVerify boots g through the own MMIO path at verify level v.
+func runGuestVerify(t *testing.T, g guest.Guest, v ownpath.Verify) *guestRun {
+	t.Helper()
 	img, err := g.Image()
 	if err != nil {
 		t.Fatal(err)
 	}
-	mode, err := boot.ParseMode(g.Entry)
+	cfg, err := suite.MachineConfig(g, 64<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -79,25 +82,26 @@ func runGuest(t *testing.T, g guest.Guest) *guestRun {
 	logger := logrus.New()
 	logger.SetOutput(&log)
 	logger.SetLevel(logrus.WarnLevel)
-	m, err := machine.New(machine.Config{MemSize: 64 << 20, Image: boot.Image{Data: img, Load: g.Load, Mode: mode}, Console: &console, Log: logger})
+	cfg.Console, cfg.Log = &console, logger
+	m, err := machine.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	own, err := m.OwnPath(vcpu.VerifyWarn)
+	own, err := m.OwnPath(v, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec := &exitRecorder{inner: own, cpu: m.CPU, exits: make([]mmioExit, 0, 4096)}
-	l := m.Loop(own)
-	l.Observer = rec
-	res := l.Run(20 * time.Second)
+	loops := m.OwnLoops(own)
+	rec := &exitRecorder{inner: loops[0].Observer, exits: make([]mmioExit, 0, 4096)}
+	loops[0].Observer = rec
+	res := m.RunLoops(loops, 20*time.Second)
 	return &guestRun{g: g, m: m, own: own, res: res, console: console.String(), log: log.String(), events: m.Report.Events(), exits: rec.exits, image: img}
 }
 
 func (r *guestRun) String() string {
 	var b strings.Builder
-	fmt.Fprintf(&b, "run ended %s with status %d: %v\n", r.res.Reason, r.res.Status, r.res.Err)
+	fmt.Fprintf(&b, "run ended %s with status %d: %v\n", r.res.Kind, r.res.ExitStatus(), r.res.Err)
 	if r.res.Dump != "" {
 		fmt.Fprintf(&b, "%s\n", r.res.Dump)
 	}
@@ -163,7 +167,7 @@ func (r *guestRun) declined() (stages []guest.Stage, reason string) {
 				what = "CR0.PG write"
 			}
 			how := "reported by the guest"
-			if r.own.Stats.MMIO.ExceptionsInjected > 0 {
+			if r.own.Stats().MMIO.ExceptionsInjected > 0 {
 				how += "; KVM could not emulate the instruction and walkvm injected the fault"
 			}
 			stages = append(stages, s)
@@ -186,19 +190,25 @@ var mustRunNested = map[string]bool{"paging32": true, "pae": true, "roundtrip": 
 
 // guestChecks holds the per-guest assertions beyond status and output.
 var guestChecks = map[string]func(t *testing.T, r *guestRun){
-	"hello":     checkHello,
-	"realmode":  checkRealMode,
-	"protmode":  checkProtMode,
-	"paging32":  checkPaging32,
-	"pae":       checkPAE,
-	"long4":     checkLong4,
-	"compat":    checkCompat,
-	"pagefault": checkPageFault,
-	"mmiocross": checkMMIOCross,
-	"x87mmio":   checkX87,
-	"avxmmio":   checkAVX,
-	"roundtrip": checkRoundTrip,
-	"la57":      checkLA57,
+	"hello":      checkHello,
+	"realmode":   checkRealMode,
+	"protmode":   checkProtMode,
+	"paging32":   checkPaging32,
+	"pae":        checkPAE,
+	"long4":      checkLong4,
+	"compat":     checkCompat,
+	"pagefault":  checkPageFault,
+	"mmiocross":  checkMMIOCross,
+	"x87mmio":    checkX87,
+	"avxmmio":    checkAVX,
+	"roundtrip":  checkRoundTrip,
+	"la57":       checkLA57,
+	"mbelf32":    checkMultiboot,
+	"mbelf64":    checkMultiboot,
+	"mbelf64x32": checkMultiboot,
+	"mbaout":     checkMultiboot,
+	"smp":        checkSMP,
+	"pcdev":      checkPCDev,
 }
 
 func TestGuests(t *testing.T) {
@@ -214,12 +224,12 @@ func TestGuests(t *testing.T) {
 					t.Errorf("malformed report: %v", e)
 				}
 			}
-			st := r.own.Stats
+			st := r.own.Stats()
 			if st.MMIO.Disagreed != 0 || st.Translate.Mismatches != 0 {
 				t.Errorf("own MMIO path disagreed with KVM: %d MMIO disagreements, %d KVM_TRANSLATE mismatches\n%s", st.MMIO.Disagreed, st.Translate.Mismatches, r.log)
 			}
 			switch {
-			case r.res.Status == devices.StatusSkipped:
+			case r.res.Kind == vcpu.EndDebugExit && r.res.ExitStatus() == devices.StatusSkipped:
 				_, why := r.declined()
 				if why == "" {
 					t.Fatalf("guest exited with the skip status without reporting a refused or unsupported stage\n%v", r)
@@ -228,7 +238,7 @@ func TestGuests(t *testing.T) {
 					t.Fatalf("inside the nested runner every legacy mode must work, but %s\n%v", why, r)
 				}
 				t.Skip(why)
-			case r.res.Status != 0:
+			case r.res.Kind != vcpu.EndDebugExit || r.res.ExitStatus() != g.PassStatus():
 				t.Fatalf("%v", r)
 			}
 			if !strings.HasSuffix(r.console, g.Output) {
@@ -423,7 +433,7 @@ func checkCompat(t *testing.T, r *guestRun) {
 func checkPageFault(t *testing.T, r *guestRun) {
 	type pf struct {
 		cpl  uint8
-		acc  mmu.Access
+		acc  x86.Access
 		code uint32
 		cr2  uint64
 	}
@@ -431,13 +441,13 @@ func checkPageFault(t *testing.T, r *guestRun) {
 		p, w, u, rsvd, id = x86.PFErrPresent, x86.PFErrWrite, x86.PFErrUser, x86.PFErrReserved, x86.PFErrFetch
 	)
 	faults := []pf{
-		{0, mmu.Read, 0, 0x400010},          // not present
-		{0, mmu.Write, w, 0x400018},         // not present, write
-		{0, mmu.Write, p | w, 0x401020},     // read-only, CR0.WP=1
-		{0, mmu.Fetch, p | id, 0x403000},    // XD with EFER.NXE
-		{0, mmu.Read, p | rsvd, 0x404030},   // bit 51 set
-		{3, mmu.Read, p | u, 0x402040},      // user read, supervisor page
-		{3, mmu.Write, p | w | u, 0x402048}, // user write, supervisor page
+		{0, x86.AccessRead, 0, 0x400010},          // not present
+		{0, x86.AccessWrite, w, 0x400018},         // not present, write
+		{0, x86.AccessWrite, p | w, 0x401020},     // read-only, CR0.WP=1
+		{0, x86.AccessFetch, p | id, 0x403000},    // XD with EFER.NXE
+		{0, x86.AccessRead, p | rsvd, 0x404030},   // bit 51 set
+		{3, x86.AccessRead, p | u, 0x402040},      // user read, supervisor page
+		{3, x86.AccessWrite, p | w | u, 0x402048}, // user write, supervisor page
 	}
 	var pfs []devices.Event
 	var stages []devices.Event
@@ -459,11 +469,7 @@ func checkPageFault(t *testing.T, r *guestRun) {
 	if sregs.CR0&x86.CR0WP == 0 || sregs.EFER&x86.EFERNXE == 0 || sregs.EFER&x86.EFERLMA == 0 {
 		t.Fatalf("guest left CR0 %#x EFER %#x, want WP, NXE and LMA set", sregs.CR0, sregs.EFER)
 	}
-	var entries []mmu.CPUIDEntry
-	for _, e := range r.m.CPUID.Entries() {
-		entries = append(entries, mmu.CPUIDEntry{Function: e.Function, Index: e.Index, EAX: e.Eax, EBX: e.Ebx, ECX: e.Ecx, EDX: e.Edx})
-	}
-	feat := mmu.FeaturesFromCPUID(entries)
+	feat := mmu.FeaturesFromCPUID(r.m.CPUID.Leaves())
 	for i, f := range faults {
 		e := pfs[i]
 		code := e.ErrorCode()
@@ -476,7 +482,7 @@ func checkPageFault(t *testing.T, r *guestRun) {
 		if e.Vector() != x86.VectorPF || code != f.code || e.CR2() != f.cr2 {
 			t.Errorf("fault %d: guest saw %v, want #PF(%#x) at %#x", i+1, e, f.code, f.cr2)
 		}
-		if f.acc == mmu.Fetch {
+		if f.acc == x86.AccessFetch {
 			if e.RIP() != f.cr2 {
 				t.Errorf("fault %d: RIP %#x, want the fetched address %#x", i+1, e.RIP(), f.cr2)
 			}

@@ -10,6 +10,7 @@ import (
 	"walkvm/boot"
 	"walkvm/internal/kvmtest"
 	"walkvm/machine"
+	"walkvm/ownpath"
 	"walkvm/vcpu"
 	"walkvm/x86"
 )
@@ -18,7 +19,7 @@ import (
 var faultsImage []byte
 
 // runOwn boots an image through the own MMIO path under -verify strict.
-func runOwn(t *testing.T, img boot.Image) (*machine.Machine, *vcpu.OwnPath, vcpu.Result, string) {
+func runOwn(t *testing.T, img boot.Image) (*machine.Machine, *machine.Own, vcpu.End, string) {
 	t.Helper()
 	kvmtest.Require(t)
 	var console bytes.Buffer
@@ -27,7 +28,7 @@ func runOwn(t *testing.T, img boot.Image) (*machine.Machine, *vcpu.OwnPath, vcpu
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	own, err := m.OwnPath(vcpu.VerifyStrict)
+	own, err := m.OwnPath(ownpath.VerifyStrict, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,14 +39,14 @@ func runOwn(t *testing.T, img boot.Image) (*machine.Machine, *vcpu.OwnPath, vcpu
 func TestOwnPathHelloStrict(t *testing.T) {
 	g := mustGuest(t, "hello")
 	_, own, res, out := runOwn(t, g)
-	if res.Status != 0 {
-		t.Fatalf("status %d (%s): %v\n%s\n%s", res.Status, res.Reason, res.Err, res.Dump, out)
+	if res.ExitStatus() != 0 {
+		t.Fatalf("status %d (%s): %v\n%s\n%s", res.ExitStatus(), res.Kind, res.Err, res.Dump, out)
 	}
-	s := own.Stats
+	s := own.Stats()
 	if s.MMIO.Disagreed != 0 || s.MMIO.Agreed != 12 || s.MMIO.Reads != 6 || s.MMIO.Writes != 6 {
 		t.Errorf("mmio stats %+v, want 12 agreed of 6 reads and 6 writes", s.MMIO)
 	}
-	if got := s.Modes.Names(); len(got) != 1 || got[0] != "real" {
+	if got := s.ModeNames(); len(got) != 1 || got[0] != "real" {
 		t.Errorf("modes %v, want [real]", got)
 	}
 	if s.Walks.Nonpaging == 0 || s.Walks.Paging32+s.Walks.Paging64 != 0 {
@@ -68,10 +69,10 @@ func TestOwnPathLongStrict(t *testing.T) {
 		0xb0, 0x00, 0xe6, 0xf4, // mov $0,%al; out %al,$0xf4
 	}
 	m, own, res, _ := runOwn(t, boot.Image{Data: code, Load: 0x1000, Mode: boot.Long})
-	if res.Status != 0 {
-		t.Fatalf("status %d (%s): %v\n%s", res.Status, res.Reason, res.Err, res.Dump)
+	if res.ExitStatus() != 0 {
+		t.Fatalf("status %d (%s): %v\n%s", res.ExitStatus(), res.Kind, res.Err, res.Dump)
 	}
-	s := own.Stats
+	s := own.Stats()
 	// movl, mov, mov, orl (read and write): 5 exits.
 	if s.MMIO.Agreed != 5 || s.MMIO.Disagreed != 0 {
 		t.Errorf("mmio %+v, want 5 agreed", s.MMIO)
@@ -79,7 +80,7 @@ func TestOwnPathLongStrict(t *testing.T) {
 	if s.Walks.Paging64Levels[4] == 0 || s.Walks.Nonpaging != 0 {
 		t.Errorf("walks %+v, want 4-level paging64 only", s.Walks)
 	}
-	if got := s.Modes.Names(); len(got) != 1 || got[0] != "long64" {
+	if got := s.ModeNames(); len(got) != 1 || got[0] != "long64" {
 		t.Errorf("modes %v", got)
 	}
 	if v := m.WindowHigh.Bytes()[0x10]; v != 0x79 {
@@ -91,8 +92,8 @@ func TestOwnPathLongStrict(t *testing.T) {
 // MMIO completed in userspace, and a #PF that walkvm's own walk finds.
 func TestOwnPathFaultsAndCompletion(t *testing.T) {
 	m, own, res, _ := runOwn(t, boot.Image{Data: faultsImage, Load: 0x1000, Mode: boot.Long})
-	if res.Status != 0 {
-		t.Fatalf("status %d (%s): %v\n%s", res.Status, res.Reason, res.Err, res.Dump)
+	if res.ExitStatus() != 0 {
+		t.Fatalf("status %d (%s): %v\n%s", res.ExitStatus(), res.Kind, res.Err, res.Dump)
 	}
 	q := func(off uint64) uint64 {
 		v, err := m.RAM.ReadUint64(0x8000 + off)
@@ -113,7 +114,7 @@ func TestOwnPathFaultsAndCompletion(t *testing.T) {
 	if vec, code, cr2 := q(0x20), q(0x28), q(0x30); vec != x86.VectorPF || code != 0 || cr2 != 0x8000001000 {
 		t.Errorf("split flds: vector %d error code %#x CR2 %#x, want #PF(0) at 0x8000001000", vec, code, cr2)
 	}
-	s := own.Stats
+	s := own.Stats()
 	if s.MMIO.CompletedInUserspace < 2 {
 		t.Errorf("completed in userspace: %d, want the flds and the fstps", s.MMIO.CompletedInUserspace)
 	}

@@ -10,6 +10,7 @@ import (
 	"walkvm/boot"
 	"walkvm/internal/kvmtest"
 	"walkvm/machine"
+	"walkvm/ownpath"
 	"walkvm/vcpu"
 )
 
@@ -44,17 +45,17 @@ func TestRandomCode(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		own, err := m.OwnPath(vcpu.VerifyStrict)
+		own, err := m.OwnPath(ownpath.VerifyStrict, nil)
 		if err != nil {
 			m.Close()
 			t.Fatal(err)
 		}
 		res := m.RunOwn(own, 100*time.Millisecond)
 		m.Close()
-		if res.Reason == "" || (res.Status == vcpu.StatusFailed && res.Err == nil) {
+		if res.Kind == vcpu.EndNone || (res.ExitStatus() == vcpu.StatusFailed && res.Err == nil) {
 			t.Errorf("image %d (%v): unclear end: %+v", i, mode, res)
 		}
-		ends[res.Reason]++
+		ends[res.Kind.String()]++
 	}
 	t.Logf("ends: %v", ends)
 }

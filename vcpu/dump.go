@@ -8,7 +8,7 @@ import (
 )
 
 // DumpState formats the vCPU's registers and segments for a failure report.
-func DumpState(c *kvm.VCPU) string {
+func DumpState(c CPU) string {
 	var r kvm.Regs
 	var s kvm.Sregs
 	var b strings.Builder

@@ -1,9 +1,11 @@
-// Package vcpu runs a vCPU: KVM_RUN, exit dispatch to the port-I/O bus and
-// to an MMIO handler, and the decisions that end a run (halt, debug exit,
-// triple fault, failed entry, internal error, timeout).
+// Package vcpu runs vCPUs: one run loop per vCPU (KVM_RUN, then the exit
+// dispatched to the port-I/O bus or an MMIO handler), and a Group that runs
+// the loops of one VM together until the first of them ends the run.
 //
-// The MMIO handler is the seam where walkvm's own MMIO path plugs in; the
-// plain BusMMIO handler just routes accesses to the MMIO bus.
+// An exit is a kvm.Exit value and its handling a function of it (Handle),
+// so every exit kind is tested with made-up exits. The MMIO handler is the
+// seam where walkvm's own MMIO path (package ownpath) plugs in; BusMMIO
+// just routes accesses to the MMIO bus.
 package vcpu
 
 import (
@@ -11,235 +13,206 @@ import (
 	"fmt"
 	"runtime"
 	"sync/atomic"
-	"time"
 
 	"github.com/sirupsen/logrus"
 	"golang.org/x/sys/unix"
 
-	"walkvm/devices"
 	"walkvm/kvm"
 	"walkvm/memory"
+	"walkvm/trace"
 	"walkvm/x86"
 )
 
-// Exit statuses of a run, as `vmm run` reports them.
-const (
-	StatusHalted  = 0
-	StatusTimeout = 124
-	StatusFailed  = 125
-)
+// CPU is what a loop needs of its vCPU; *kvm.VCPU implements it.
+type CPU interface {
+	// Run enters the guest until the next exit (KVM_RUN); it returns
+	// kvm.ErrInterrupted for EINTR.
+	Run() error
+	// ReadExit fills e from kvm_run.
+	ReadExit(e *kvm.Exit) error
+	// SetImmediateExit sets kvm_run.immediate_exit: the next Run returns
+	// at once. It may be called from any thread.
+	SetImmediateExit(on bool)
+	GetRegs(r *kvm.Regs) error
+	GetSregs(s *kvm.Sregs) error
+}
 
-// MMIOHandler serves the exits that touch MMIO.
+// MMIOHandler serves the exits that touch MMIO; an error ends the run.
 type MMIOHandler interface {
-	// MMIO serves one KVM_EXIT_MMIO; for a read it fills Data[:Len].
-	MMIO(exit *kvm.MMIOExit) error
-	// EmulationFailure handles KVM_INTERNAL_ERROR_EMULATION; nil resumes
-	// the guest, an error ends the run.
-	EmulationFailure(f *kvm.EmulationFailure) error
+	// MMIORead serves a read exit: it fills e.MMIO's data.
+	MMIORead(e *kvm.Exit) error
+	// MMIOWrite serves a write exit.
+	MMIOWrite(e *kvm.Exit) error
+	// EmulationFailure handles an instruction KVM could not emulate; nil
+	// resumes the guest.
+	EmulationFailure(e *kvm.Exit) error
 }
 
-// BusMMIO routes MMIO exits to a bus. Reads of unmapped addresses return
-// all ones and writes to them are dropped, as on a PC.
+// Observer sees every exit the loop reads from kvm_run.
+type Observer interface {
+	// BeginExit runs before the exit is handled; an error ends the run.
+	BeginExit(e *kvm.Exit) error
+	// EndExit runs after it was handled.
+	EndExit(e *kvm.Exit)
+}
+
+// BusMMIO routes MMIO exits to a bus; KVM's emulation failures end the run.
 type BusMMIO struct {
-	Bus *memory.Bus
-	Log logrus.FieldLogger
+	Bus   *memory.Bus
+	Stats *trace.Stats // counts unassigned accesses; may be nil
 }
 
-// MMIO implements MMIOHandler.
-func (h *BusMMIO) MMIO(exit *kvm.MMIOExit) error {
-	return ServeMMIO(h.Bus, exit, h.Log)
-}
+// MMIORead implements MMIOHandler.
+func (h *BusMMIO) MMIORead(e *kvm.Exit) error { return h.serve(e.MMIO, false) }
 
-// ServeMMIO performs exit's access on bus.
-func ServeMMIO(bus *memory.Bus, exit *kvm.MMIOExit, log logrus.FieldLogger) error {
-	n := min(int(exit.Len), len(exit.Data))
-	data := exit.Data[:n]
-	var err error
-	if exit.IsWrite != 0 {
-		err = bus.Write(exit.PhysAddr, data)
-	} else {
-		err = bus.Read(exit.PhysAddr, data)
-	}
-	if errors.Is(err, memory.ErrNoDevice) {
-		if exit.IsWrite == 0 {
-			for i := range data {
-				data[i] = 0xff
-			}
-		}
-		if log != nil {
-			log.Debugf("unassigned MMIO: %v", err)
-		}
-		return nil
+// MMIOWrite implements MMIOHandler.
+func (h *BusMMIO) MMIOWrite(e *kvm.Exit) error { return h.serve(e.MMIO, true) }
+
+func (h *BusMMIO) serve(m *kvm.MMIOExit, write bool) error {
+	mapped, err := h.Bus.Serve(m.PhysAddr, m.Bytes(), write)
+	if !mapped && h.Stats != nil {
+		h.Stats.CountUnassigned(false, write)
 	}
 	return err
 }
 
 // EmulationFailure implements MMIOHandler: without an own MMIO path an
 // instruction KVM cannot emulate ends the run.
-func (h *BusMMIO) EmulationFailure(f *kvm.EmulationFailure) error {
-	return fmt.Errorf("KVM could not emulate the instruction % x", f.Instruction())
-}
-
-// Observer sees every exit.
-type Observer interface {
-	// BeginExit runs before the exit is handled; an error ends the run.
-	BeginExit(reason kvm.ExitReason) error
-	// EndExit runs after it was handled.
-	EndExit(reason kvm.ExitReason, emulationFailure bool)
+func (h *BusMMIO) EmulationFailure(e *kvm.Exit) error {
+	return fmt.Errorf("KVM could not emulate the instruction % x", e.EmulationFailure.Instruction())
 }
 
 // Loop runs one vCPU.
 type Loop struct {
-	CPU  *kvm.VCPU
-	PIO  *memory.Bus
-	MMIO MMIOHandler
-	Log  logrus.FieldLogger
-
-	// Observer, when set, sees every exit before and after it is handled:
-	// the own MMIO path loads the vCPU state there, and counts and traces.
+	Index int // the vCPU's index: 0 is the boot vCPU
+	CPU   CPU
+	PIO   *memory.Bus
+	MMIO  MMIOHandler
+	// Stats, when set, counts every exit and unassigned port access.
+	Stats *trace.Stats
+	// Observer, when set, sees every exit before and after it is handled.
 	Observer Observer
+	Log      logrus.FieldLogger
 
+	exit kvm.Exit // the exit being handled, reused
+	seq  uint64
 	stop atomic.Bool
-	tid  atomic.Int32
+	tid  atomic.Int32 // the OS thread running the loop, 0 when none
 }
 
-// Result is how a run ended.
-type Result struct {
-	Status int    // the process exit status walkvm reports
-	Reason string // "halt", "debug-exit", "timeout", "shutdown", "error"
-	Err    error  // set when the VM or walkvm failed
-	Dump   string // register and segment dump for failures
-}
-
-// Run enters the guest until the run ends; timeout 0 means none.
-func (l *Loop) Run(timeout time.Duration) Result {
+// run enters the guest until the loop is stopped or an exit ends the run,
+// which it reports to g. The loop holds its OS thread, so that a kick can
+// signal it.
+func (l *Loop) run(g *Group) {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	l.tid.Store(int32(unix.Gettid()))
-	if timeout > 0 {
-		t := time.AfterFunc(timeout, l.Stop)
-		defer t.Stop()
-	}
-	for {
-		if l.stop.Load() {
-			return Result{Status: StatusTimeout, Reason: "timeout", Err: fmt.Errorf("guest still running after %v", timeout)}
+	defer l.tid.Store(0)
+	for !l.stop.Load() {
+		end, done := l.step()
+		if done {
+			end.VCPU = l.Index
+			g.Finish(end)
+			return
 		}
-		err := l.CPU.Run()
-		if errors.Is(err, kvm.ErrInterrupted) {
-			l.CPU.SetImmediateExit(false)
-			continue
+	}
+}
+
+// step runs the guest to its next exit and handles it.
+func (l *Loop) step() (End, bool) {
+	e := &l.exit
+	err := l.CPU.Run()
+	if errors.Is(err, kvm.ErrInterrupted) {
+		*e = kvm.Exit{Kind: kvm.KindInterrupted, Seq: e.Seq}
+		return l.Handle(e)
+	}
+	if err != nil {
+		return l.fail(fmt.Errorf("KVM_RUN: %w", err)), true
+	}
+	l.seq++
+	e.Seq = l.seq
+	if err := l.CPU.ReadExit(e); err != nil {
+		return l.fail(fmt.Errorf("reading a %v exit: %w", e.Reason, err)), true
+	}
+	if l.Observer != nil {
+		if err := l.Observer.BeginExit(e); err != nil {
+			return l.fail(fmt.Errorf("reading vCPU state at a %v exit: %w", e.Reason, err)), true
+		}
+	}
+	end, done := l.Handle(e)
+	if l.Stats != nil {
+		l.Stats.CountExit(e.Kind)
+	}
+	if l.Observer != nil {
+		l.Observer.EndExit(e)
+	}
+	return end, done
+}
+
+// Handle serves one exit and says whether it ends the run, and how. A
+// device that ends the run (debug exit) does so through the Group instead,
+// which stops this loop before it enters the guest again.
+func (l *Loop) Handle(e *kvm.Exit) (End, bool) {
+	switch e.Kind {
+	case kvm.KindIO:
+		if err := l.io(&e.IO); err != nil {
+			return l.fail(fmt.Errorf("port %#x: %w", e.IO.Port, err)), true
+		}
+	case kvm.KindMMIO:
+		var err error
+		if e.MMIO.IsWrite != 0 {
+			err = l.MMIO.MMIOWrite(e)
+		} else {
+			err = l.MMIO.MMIORead(e)
 		}
 		if err != nil {
-			return l.fail(fmt.Errorf("KVM_RUN: %w", err))
+			return l.fail(fmt.Errorf("MMIO exit at GPA %#x: %w", e.MMIO.PhysAddr, err)), true
 		}
-		reason := l.CPU.ExitReason()
-		if l.Observer != nil {
-			if err := l.Observer.BeginExit(reason); err != nil {
-				return l.fail(fmt.Errorf("reading vCPU state at a %v exit: %w", reason, err))
-			}
+	case kvm.KindEmulationFailure:
+		if err := l.MMIO.EmulationFailure(e); err != nil {
+			return l.fail(fmt.Errorf("emulation failure: %w", err)), true
 		}
-		res, done := l.handle(reason)
-		if l.Observer != nil {
-			l.Observer.EndExit(reason, reason == kvm.ExitInternalError && l.CPU.InternalError().Suberror == kvm.InternalErrorEmulation)
-		}
-		if done {
-			return res
-		}
-	}
-}
-
-// Stop makes Run return with StatusTimeout as soon as the vCPU leaves the
-// guest; it may be called from any goroutine.
-func (l *Loop) Stop() {
-	l.stop.Store(true)
-	l.CPU.SetImmediateExit(true)
-	if tid := l.tid.Load(); tid != 0 {
-		// Kick the thread out of KVM_RUN; Go's runtime ignores a stray SIGURG.
-		_ = unix.Tgkill(unix.Getpid(), int(tid), unix.SIGURG)
-	}
-}
-
-func (l *Loop) handle(reason kvm.ExitReason) (Result, bool) {
-	switch reason {
-	case kvm.ExitIO:
-		if err := l.io(); err != nil {
-			var req *devices.ExitRequest
-			if errors.As(err, &req) {
-				return Result{Status: req.Status, Reason: "debug-exit"}, true
-			}
-			return l.fail(err), true
-		}
-	case kvm.ExitMMIO:
-		if err := l.MMIO.MMIO(l.CPU.MMIO()); err != nil {
-			var req *devices.ExitRequest
-			if errors.As(err, &req) {
-				return Result{Status: req.Status, Reason: "debug-exit"}, true
-			}
-			return l.fail(fmt.Errorf("MMIO exit at GPA %#x: %w", l.CPU.MMIO().PhysAddr, err)), true
-		}
-	case kvm.ExitHLT:
+	case kvm.KindHLT:
 		var regs kvm.Regs
 		if err := l.CPU.GetRegs(&regs); err == nil && regs.RFLAGS&x86.FlagIF != 0 && l.Log != nil {
 			l.Log.Warnf("guest halted with interrupts enabled at RIP %#x; walkvm has no interrupt sources, so the run ends", regs.RIP)
 		}
-		return Result{Status: StatusHalted, Reason: "halt"}, true
-	case kvm.ExitShutdown:
-		return l.fail(errors.New("guest shut down (triple fault)")), true
-	case kvm.ExitFailEntry:
-		return l.fail(fmt.Errorf("VM entry failed: hardware reason %#x", l.CPU.FailEntry().HardwareEntryFailureReason)), true
-	case kvm.ExitInternalError:
-		ie := l.CPU.InternalError()
-		if ie.Suberror == kvm.InternalErrorEmulation {
-			if err := l.MMIO.EmulationFailure(l.CPU.EmulationFailure()); err != nil {
-				var req *devices.ExitRequest
-				if errors.As(err, &req) {
-					return Result{Status: req.Status, Reason: "debug-exit"}, true
-				}
-				return l.fail(fmt.Errorf("emulation failure: %w", err)), true
-			}
-			return Result{}, false
+		return End{Kind: EndHalted}, true
+	case kvm.KindShutdown:
+		end := l.fail(errors.New("guest shut down (triple fault)"))
+		end.Kind = EndShutdown
+		return end, true
+	case kvm.KindSystemEvent:
+		switch e.SystemEvent.Type {
+		case kvm.SystemEventReset:
+			return End{Kind: EndReset}, true
+		case kvm.SystemEventShutdown:
+			return End{Kind: EndPowerOff}, true
 		}
-		return l.fail(fmt.Errorf("KVM internal error, suberror %d, data % x", ie.Suberror, ie.Data[:min(int(ie.NData), len(ie.Data))])), true
-	case kvm.ExitIntr:
-		// A signal interrupted the guest; the loop checks for a stop.
-	case kvm.ExitDebug:
-		d := l.CPU.Debug()
-		return l.fail(fmt.Errorf("unexpected debug exit: exception %d at %#x", d.Exception, d.PC)), true
+		return l.fail(fmt.Errorf("system event %d, data %#x", e.SystemEvent.Type, e.SystemEvent.Data)), true
+	case kvm.KindFailEntry:
+		return l.fail(fmt.Errorf("VM entry failed: hardware reason %#x", e.FailEntry.HardwareEntryFailureReason)), true
+	case kvm.KindInternalError:
+		return l.fail(fmt.Errorf("KVM internal error, suberror %d, data % x", e.Internal.Suberror, e.Internal.Data)), true
+	case kvm.KindInterrupted:
+		// A kick or a stray signal; the loop checks whether it must stop.
+		l.CPU.SetImmediateExit(false)
+	case kvm.KindDebug:
+		return l.fail(fmt.Errorf("unexpected debug exit: exception %d at %#x", e.Debug.Exception, e.Debug.PC)), true
 	default:
-		return l.fail(fmt.Errorf("unhandled exit reason %v", reason)), true
+		return l.fail(fmt.Errorf("unhandled exit reason %v", e.Reason)), true
 	}
-	return Result{}, false
+	return End{}, false
 }
 
 // io serves a port-I/O exit, element by element for string I/O. Reads of
 // unassigned ports return all ones; writes to them are dropped.
-func (l *Loop) io() error {
-	io := l.CPU.IO()
-	data, err := l.CPU.IOData()
-	if err != nil {
-		return err
-	}
-	size := int(io.Size)
-	if size == 0 {
-		return fmt.Errorf("IO exit with size 0 at port %#x", io.Port)
-	}
-	for off := 0; off+size <= len(data); off += size {
-		el := data[off : off+size]
-		if io.Direction == kvm.IOOut {
-			err = l.PIO.Write(uint64(io.Port), el)
-		} else {
-			err = l.PIO.Read(uint64(io.Port), el)
-		}
-		if errors.Is(err, memory.ErrNoDevice) {
-			if io.Direction == kvm.IOIn {
-				for i := range el {
-					el[i] = 0xff
-				}
-			}
-			if l.Log != nil {
-				l.Log.Debugf("unassigned port: %v", err)
-			}
-			err = nil
+func (l *Loop) io(a *kvm.IOAccess) error {
+	size := int(a.Size)
+	for off := 0; off+size <= len(a.Data); off += size {
+		mapped, err := l.PIO.Serve(uint64(a.Port), a.Data[off:off+size], a.Out)
+		if !mapped && l.Stats != nil {
+			l.Stats.CountUnassigned(true, a.Out)
 		}
 		if err != nil {
 			return err
@@ -248,6 +221,18 @@ func (l *Loop) io() error {
 	return nil
 }
 
-func (l *Loop) fail(err error) Result {
-	return Result{Status: StatusFailed, Reason: "error", Err: err, Dump: DumpState(l.CPU)}
+// kick stops the loop: it will not enter the guest again, and a KVM_RUN in
+// progress returns EINTR. It may be called from any goroutine.
+func (l *Loop) kick() {
+	l.stop.Store(true)
+	l.CPU.SetImmediateExit(true)
+	if tid := l.tid.Load(); tid != 0 {
+		// The signal interrupts KVM_RUN; Go's runtime ignores a stray
+		// SIGURG (it uses it for preemption).
+		_ = unix.Tgkill(unix.Getpid(), int(tid), unix.SIGURG)
+	}
+}
+
+func (l *Loop) fail(err error) End {
+	return End{Kind: EndFailure, Err: fmt.Errorf("vCPU %d: %w", l.Index, err), Dump: DumpState(l.CPU)}
 }

@@ -15,6 +15,7 @@ import (
 	"walkvm/devices"
 	"walkvm/guest"
 	"walkvm/kvm"
+	"walkvm/ownpath"
 	"walkvm/suite"
 	"walkvm/vcpu"
 )
@@ -47,7 +48,7 @@ func cmdGuests(args []string, stdout, stderr io.Writer) int {
 func suiteFlags(name string, stderr io.Writer) (*flag.FlagSet, *string, *time.Duration, *string) {
 	fs := flag.NewFlagSet("vmm "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	verify := fs.String("verify", "strict", "cross-checks against KVM: off, warn or strict")
+	verify := fs.String("verify", "strict", "cross-checks against KVM: off, warn, strict or exec")
 	timeout := fs.Duration("timeout", 30*time.Second, "time limit per guest")
 	level := fs.String("log-level", "error", "log level")
 	return fs, verify, timeout, level
@@ -66,7 +67,7 @@ func cmdTest(args []string, stdout, stderr io.Writer) int {
 		}
 		return 2
 	}
-	verify, err := vcpu.ParseVerify(*verifyFlag)
+	verify, err := ownpath.ParseVerify(*verifyFlag)
 	if err != nil {
 		fmt.Fprintf(stderr, "vmm test: -verify: %v\n", err)
 		return 2
@@ -242,7 +243,7 @@ func yes(b bool) string {
 func probeStages(timeout time.Duration, log logrus.FieldLogger) map[guest.Stage]string {
 	found := map[guest.Stage]string{}
 	for _, g := range guest.All() {
-		o := suite.Run(g, suite.Options{Verify: vcpu.VerifyOff, Timeout: timeout, Log: log})
+		o := suite.Run(g, suite.Options{Verify: ownpath.VerifyOff, Timeout: timeout, Log: log})
 		for _, e := range o.Events {
 			s := guest.Stage(e.Stage())
 			switch e.Kind {

@@ -18,8 +18,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"walkvm/ownpath"
 	"walkvm/unittests"
-	"walkvm/vcpu"
 )
 
 // cmdUnittests is `vmm unittests`: kvm-unit-tests' x86 suite, each entry of
@@ -28,7 +28,7 @@ func cmdUnittests(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("vmm unittests", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	jobs := fs.Int("j", 1, "run up to N vCPUs' worth of tests at once (a test with smp = K takes K)")
-	verify := fs.String("verify", "strict", "vmm run -verify level: off, warn or strict")
+	verify := fs.String("verify", "strict", "vmm run -verify level: off, warn, strict or exec")
 	tap := fs.Bool("tap", false, "report in TAP version 13")
 	jsonOut := fs.Bool("json", false, "report one JSON object per test, then a summary object")
 	only := fs.String("only", "", "run only the tests whose name matches REGEXP")
@@ -65,7 +65,7 @@ ERRATA_* override errata.txt.`)
 	if *jobs < 1 {
 		return fail(fmt.Errorf("-j %d: want at least 1", *jobs))
 	}
-	if _, err := vcpu.ParseVerify(*verify); err != nil {
+	if _, err := ownpath.ParseVerify(*verify); err != nil {
 		return fail(fmt.Errorf("-verify: %w", err))
 	}
 	var onlyRE *regexp.Regexp

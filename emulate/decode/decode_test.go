@@ -19,9 +19,9 @@ func st(i x86.Reg) Arg              { return Arg{Kind: ArgST, Reg: i, Size: 10} 
 func sreg(s x86.SegReg) Arg         { return Arg{Kind: ArgSeg, Seg: s, Size: 2} }
 
 // mem builds a memory operand with its default segment and no override.
-func mem(seg x86.SegReg, base, index x86.Reg, scale uint8, disp int64, as uint8, size uint16, acc Access) Arg {
+func mem(seg x86.SegReg, base, index x86.Reg, scale uint8, disp int64, as uint8, size uint16, acc Use) Arg {
 	return Arg{Kind: ArgMem, Mem: Mem{Seg: seg, DefaultSeg: seg, Base: base, Index: index, Scale: scale,
-		Disp: disp, AddrSize: as, Size: size, Access: acc}}
+		Disp: disp, AddrSize: as, Size: size, Use: acc}}
 }
 
 // override sets a segment override on a memory operand.
@@ -34,9 +34,9 @@ func rip(a Arg) Arg { a.Mem.RIPRel = true; return a }
 
 const (
 	N  = RegNone
-	R  = AccessRead
-	W  = AccessWrite
-	RW = AccessRead | AccessWrite
+	R  = UseRead
+	W  = UseWrite
+	RW = UseRead | UseWrite
 )
 
 type decodeCase struct {
@@ -172,6 +172,11 @@ var decodeCases = []decodeCase{
 	{"64/movnti m64,r64", Mode64, "480fc303", MOVNTI, 4, 8, 8, []Arg{mem(x86.DS, x86.RBX, N, 1, 0, 8, 8, W), reg(x86.RAX, 8)}},
 	{"32/movbe r32,m32", Mode32, "0f38f003", MOVBE, 4, 4, 4, []Arg{reg(x86.RAX, 4), mem(x86.DS, x86.RBX, N, 1, 0, 4, 4, R)}},
 	{"32/movbe m16,r16", Mode32, "660f38f103", MOVBE, 5, 2, 4, []Arg{mem(x86.DS, x86.RBX, N, 1, 0, 4, 2, W), reg(x86.RAX, 2)}},
+	{"64/movdiri m64,r64", Mode64, "480f38f903", MOVDIRI, 5, 8, 8, []Arg{mem(x86.DS, x86.RBX, N, 1, 0, 8, 8, W), reg(x86.RAX, 8)}},
+	{"64/movdir64b: es:[reg] from m512", Mode64, "660f38f803", MOVDIR64B, 5, 0, 8,
+		[]Arg{mem(x86.ES, x86.RAX, N, 1, 0, 8, 64, W), mem(x86.DS, x86.RBX, N, 1, 0, 8, 64, R)}},
+	{"64/movdir64b with 67: a 32-bit address", Mode64, "67660f38f83b", MOVDIR64B, 6, 0, 4,
+		[]Arg{mem(x86.ES, x86.RDI, N, 1, 0, 4, 64, W), mem(x86.DS, x86.RBX, N, 1, 0, 4, 64, R)}},
 	{"32/crc32 (F2 wins over 66)", Mode32, "66f20f38f103", CRC32, 6, 4, 4, []Arg{reg(x86.RAX, 4), mem(x86.DS, x86.RBX, N, 1, 0, 4, 2, R)}},
 	{"32/lea is not an access", Mode32, "8d4304", LEA, 3, 4, 4, []Arg{reg(x86.RAX, 4), mem(x86.DS, x86.RBX, N, 1, 4, 4, 0, 0)}},
 
@@ -225,7 +230,7 @@ var decodeCases = []decodeCase{
 	{"64/vzeroupper", Mode64, "c5f877", VZEROUPPER, 3, 0, 0, []Arg{}},
 	{"64/vaddps nds", Mode64, "c5f45800", VEXOTHER, 4, 32, 8, []Arg{xmm(0, 32), xmm(1, 32), mem(x86.DS, x86.RAX, N, 1, 0, 8, 32, R)}},
 	{"64/vpgatherdd vsib", Mode64, "c4e2759004a8", VEXOTHER, 6, 0, 8, []Arg{xmm(0, 32),
-		{Kind: ArgMem, Mem: Mem{Seg: x86.DS, DefaultSeg: x86.DS, Base: x86.RAX, Index: 5, Scale: 4, VSIB: true, AddrSize: 8, Size: 32, Access: R}}, xmm(1, 32)}},
+		{Kind: ArgMem, Mem: Mem{Seg: x86.DS, DefaultSeg: x86.DS, Base: x86.RAX, Index: 5, Scale: 4, VSIB: true, AddrSize: 8, Size: 32, Use: R}}, xmm(1, 32)}},
 
 	// x87 loads and stores with m32/m64/m80.
 	{"32/fld m32", Mode32, "d903", FLD, 2, 4, 4, []Arg{mem(x86.DS, x86.RBX, N, 1, 0, 4, 4, R)}},
@@ -305,6 +310,8 @@ var decodeErrors = []struct {
 	{"lock cmp", Mode32, "f03903", x86.VectorUD},
 	{"lock add r32,r/m32 (memory is the source)", Mode32, "f00303", x86.VectorUD},
 	{"movbe with a register operand (0F 38 F0 mod=11)", Mode32, "0f38f0c0", x86.VectorUD},
+	{"F3 0F 38 F0 is blank (not MOVBE)", Mode64, "f30f38f003", x86.VectorUD},
+	{"movdir64b with a register source", Mode64, "660f38f8c3", x86.VectorUD},
 	{"movbe store with a register operand", Mode64, "0f38f1c0", x86.VectorUD},
 	{"mov cs,r/m", Mode32, "8ec8", x86.VectorUD},
 	{"mov sreg 6", Mode32, "8ef0", x86.VectorUD},
@@ -417,13 +424,13 @@ func TestMemAccess(t *testing.T) {
 	cases := []struct {
 		hex  string
 		mode Mode
-		want Access
+		want Use
 		arg  int
 	}{
-		{"8903", Mode32, AccessWrite, 0},
-		{"8b03", Mode32, AccessRead, 1},
-		{"0103", Mode32, AccessRead | AccessWrite, 0},
-		{"a4", Mode32, AccessRead | AccessWrite, 0}, // MOVS: one of each
+		{"8903", Mode32, UseWrite, 0},
+		{"8b03", Mode32, UseRead, 1},
+		{"0103", Mode32, UseRead | UseWrite, 0},
+		{"a4", Mode32, UseRead | UseWrite, 0}, // MOVS: one of each
 		{"90", Mode32, 0, -1},
 		{"8d03", Mode32, 0, 1}, // LEA: an address, no access
 		{"0f1803", Mode32, 0, 0},
@@ -434,8 +441,8 @@ func TestMemAccess(t *testing.T) {
 		if err := Decode(b, c.mode, &in); err != nil {
 			t.Fatalf("% x: %v", b, err)
 		}
-		if got := in.MemAccess(); got != c.want {
-			t.Errorf("% x: MemAccess %v, want %v", b, got, c.want)
+		if got := in.MemUse(); got != c.want {
+			t.Errorf("% x: MemUse %v, want %v", b, got, c.want)
 		}
 		if got := in.MemArg(); got != c.arg {
 			t.Errorf("% x: MemArg %d, want %d", b, got, c.arg)

@@ -63,6 +63,7 @@ FRSTOR FNSAVE FNSTSW FFREE FUCOM FUCOMP FADDP FMULP FCOMPP FSUBRP FSUBP FDIVRP F
 FBLD FBSTP FUCOMIP FCOMIP FFREEP
 VMOVDQU VMOVDQA VMOVUPS VMOVUPD VMOVAPS VMOVAPD VMOVD VMOVQ VZEROUPPER VZEROALL
 ANDN BEXTR BLSI BLSMSK BLSR BZHI MULX PDEP PEXT RORX SARX SHLX SHRX
+MOVDIRI MOVDIR64B
 `
 
 // extra are Ops with a string that is not their lower-case name.
@@ -89,6 +90,7 @@ func main() {
 		fmt.Fprintf(&b, "\t%s // %s\n", e.name, e.doc)
 	}
 	b.WriteString("\tnumOps\n)\n\n")
+	b.WriteString("// NumOps is the number of Op values: the length of a table indexed by Op.\nconst NumOps = int(numOps)\n\n")
 	b.WriteString("var opNames = [numOps]string{\n\tInvalid: \"invalid\",\n")
 	for _, n := range names {
 		fmt.Fprintf(&b, "\t%s: %q,\n", n, strings.ToLower(n))

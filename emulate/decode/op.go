@@ -643,9 +643,14 @@ const (
 	SARX
 	SHLX
 	SHRX
+	MOVDIRI
+	MOVDIR64B
 	VEXOTHER // a valid VEX-encoded instruction that walkvm does not name; Disasm spells it
 	numOps
 )
+
+// NumOps is the number of Op values: the length of a table indexed by Op.
+const NumOps = int(numOps)
 
 var opNames = [numOps]string{
 	Invalid:         "invalid",
@@ -1283,6 +1288,8 @@ var opNames = [numOps]string{
 	SARX:            "sarx",
 	SHLX:            "shlx",
 	SHRX:            "shrx",
+	MOVDIRI:         "movdiri",
+	MOVDIR64B:       "movdir64b",
 	VEXOTHER:        "(vex)",
 }
 

@@ -1,0 +1,73 @@
+package ownpath
+
+import (
+	"encoding/binary"
+	"unsafe"
+
+	"walkvm/emulate"
+	"walkvm/kvm"
+	"walkvm/x86"
+)
+
+// stateFromKVM fills the emulator's view of the vCPU from KVM's registers.
+// KVM orders the GPRs rax, rbx, rcx, rdx, rsi, rdi, rsp, rbp; the
+// emulator uses the encoding order.
+func stateFromKVM(s *emulate.State, r *kvm.Regs, sr *kvm.Sregs2) {
+	s.GPR = [x86.NumGPR]uint64{
+		x86.RAX: r.RAX, x86.RCX: r.RCX, x86.RDX: r.RDX, x86.RBX: r.RBX,
+		x86.RSP: r.RSP, x86.RBP: r.RBP, x86.RSI: r.RSI, x86.RDI: r.RDI,
+		x86.R8: r.R8, x86.R9: r.R9, x86.R10: r.R10, x86.R11: r.R11,
+		x86.R12: r.R12, x86.R13: r.R13, x86.R14: r.R14, x86.R15: r.R15,
+	}
+	s.RIP, s.RFLAGS = r.RIP, r.RFLAGS
+	s.Seg[x86.ES] = segFromKVM(&sr.ES)
+	s.Seg[x86.CS] = segFromKVM(&sr.CS)
+	s.Seg[x86.SS] = segFromKVM(&sr.SS)
+	s.Seg[x86.DS] = segFromKVM(&sr.DS)
+	s.Seg[x86.FS] = segFromKVM(&sr.FS)
+	s.Seg[x86.GS] = segFromKVM(&sr.GS)
+	s.CR0, s.CR2, s.CR3, s.CR4, s.EFER = sr.CR0, sr.CR2, sr.CR3, sr.CR4, sr.EFER
+	s.GDTR = emulate.TableReg{Base: sr.GDT.Base, Limit: sr.GDT.Limit}
+	s.IDTR = emulate.TableReg{Base: sr.IDT.Base, Limit: sr.IDT.Limit}
+	s.LDTR, s.TR = segFromKVM(&sr.LDT), segFromKVM(&sr.TR)
+	s.PDPTEs, s.HasPDPTEs = sr.PDptrs, sr.Flags&kvm.Sregs2PDPTRsValid != 0
+}
+
+func segFromKVM(k *kvm.Segment) x86.Segment {
+	return x86.Segment{
+		Base: k.Base, Limit: k.Limit, Selector: k.Selector, Type: k.Typ, S: k.S != 0, DPL: k.DPL,
+		Present: k.Present != 0, DB: k.DB != 0, L: k.L != 0, G: k.G != 0, Unusable: k.Unusable != 0,
+	}
+}
+
+// regsFromState is stateFromKVM's inverse for what an instruction changes.
+func regsFromState(r *kvm.Regs, s *emulate.State) {
+	g := &s.GPR
+	r.RAX, r.RCX, r.RDX, r.RBX = g[x86.RAX], g[x86.RCX], g[x86.RDX], g[x86.RBX]
+	r.RSP, r.RBP, r.RSI, r.RDI = g[x86.RSP], g[x86.RBP], g[x86.RSI], g[x86.RDI]
+	r.R8, r.R9, r.R10, r.R11 = g[x86.R8], g[x86.R9], g[x86.R10], g[x86.R11]
+	r.R12, r.R13, r.R14, r.R15 = g[x86.R12], g[x86.R13], g[x86.R14], g[x86.R15]
+	r.RIP, r.RFLAGS = s.RIP, s.RFLAGS
+}
+
+// sregs2From widens KVM_GET_SREGS's answer (or the synced copy) into d,
+// without PDPTEs.
+func sregs2From(d *kvm.Sregs2, s *kvm.Sregs) {
+	*d = kvm.Sregs2{
+		CS: s.CS, DS: s.DS, ES: s.ES, FS: s.FS, GS: s.GS, SS: s.SS, TR: s.TR, LDT: s.LDT,
+		GDT: s.GDT, IDT: s.IDT, CR0: s.CR0, CR2: s.CR2, CR3: s.CR3, CR4: s.CR4, CR8: s.CR8,
+		EFER: s.EFER, APICBase: s.ApicBase,
+	}
+}
+
+// fpuBytes views struct kvm_fpu as the bytes the emulator marshals.
+func fpuBytes(f *kvm.FPU) []byte {
+	return unsafe.Slice((*byte)(unsafe.Pointer(f)), unsafe.Sizeof(*f))
+}
+
+// le64 reads up to 8 little-endian bytes.
+func le64(b []byte) uint64 {
+	var buf [8]byte
+	copy(buf[:], b)
+	return binary.LittleEndian.Uint64(buf[:])
+}

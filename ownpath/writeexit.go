@@ -1,0 +1,358 @@
+package ownpath
+
+import (
+	"walkvm/emulate"
+	"walkvm/emulate/decode"
+	"walkvm/kvm"
+	"walkvm/x86"
+)
+
+// A write exit arrives after KVM finished the instruction: RIP is past it
+// (at it for a REP string instruction that has iterations left, and on this
+// host for the last iteration too). walkvm finds the instruction again by
+// decoding backwards: every start RIP-15 … RIP-1 whose decode ends exactly
+// at RIP is a candidate, and so is RIP itself for string instructions. A
+// candidate matches when, with the registers as they are at the exit and
+// its own register effects undone, it writes KVM's GPA and size (and, for a
+// register or immediate source, KVM's data).
+
+// writeWindow holds the up to 15 code bytes before RIP and the 15 at it.
+type writeWindow struct {
+	b     [2 * decode.MaxLen]byte
+	valid [2 * decode.MaxLen]bool
+}
+
+// fetchWindow reads the code bytes around CS:end through walkvm's own
+// walks (no accessed flags set), one walk per page. Bytes that cannot be
+// fetched stay invalid.
+func (p *Path) fetchWindow(w *writeWindow, end uint64) {
+	var page []byte // host bytes of the current linear page, nil if unmapped
+	pageNum, havePage := uint64(0), false
+	for i := range w.b {
+		la := p.codeLinear(end + uint64(i) - decode.MaxLen)
+		if !havePage || la>>12 != pageNum {
+			pageNum, havePage, page = la>>12, true, nil
+			if err := p.mem.ctx.Walk(p.cfg.RAM, la, x86.AccessFetch, &p.memo.winWalk); err == nil {
+				page, _ = p.cfg.RAM.Slice(p.memo.winWalk.GPA&^0xfff, 4096)
+			}
+		}
+		w.valid[i] = page != nil
+		if page != nil {
+			w.b[i] = page[la&0xfff]
+		} else {
+			w.b[i] = 0
+		}
+	}
+}
+
+// writeMatch is a candidate that explains a write exit.
+type writeMatch struct {
+	start uint64
+	end   uint64 // where the window ends: RIP, or a CALL's return address
+	len   uint8
+	acc   emulate.MemRef
+	undo  bool // its register effects had to be undone
+	inst  decode.Inst
+}
+
+// writeExit checks a write exit against the instruction that made it.
+func (p *Path) writeExit(exit *kvm.MMIOExit, n int) error {
+	pend := p.memo.pending
+	p.memo.pending.valid = false
+	if p.cfg.Verify == VerifyOff {
+		return nil
+	}
+	// A read-modify-write or MOVS decoded at its read exit: the write
+	// exit comes with RIP past it, or still at it for a REP iteration.
+	if pend.valid && (p.exit.st.RIP == pend.rip || p.exit.st.RIP == p.nextIP(pend.rip, pend.len)) {
+		for i := range pend.accs.N {
+			a := &pend.accs.A[i]
+			if a.Write && isKVMFragment(a, exit.PhysAddr, n) {
+				p.agree()
+				setAccess(&p.exit.rec, &pend.accs)
+				return nil
+			}
+		}
+	}
+	var win writeWindow
+	matches, first, ambiguous := p.findWrite(&win, exit, n)
+	if matches > 0 {
+		p.exit.rec.SetInsn(first.bytes(&win))
+		p.exit.rec.SetAccess(first.acc.Linear, first.acc.Pieces[0].GPA, int(first.acc.Size))
+		p.exit.rec.InsnRIP, p.exit.rec.HasInsnRIP = first.start, true
+		p.rewalk(&first)
+	}
+	if err := p.checkTranslate(p.exit.rec.Insn()); err != nil {
+		return err
+	}
+	switch {
+	case matches == 0:
+		return p.disagree("write", win.b[:decode.MaxLen], "no instruction ending at RIP %#x writes %d bytes of %#x at GPA %#x", p.exit.st.RIP, n, le64(exit.Data[:n]), exit.PhysAddr)
+	case ambiguous:
+		return p.disagree("write", p.exit.rec.Insn(), "candidates ending at RIP %#x disagree about the access", p.exit.st.RIP)
+	}
+	p.agree()
+	if p.cfg.Verify == VerifyExec {
+		return p.execWrite(&first, exit, n)
+	}
+	return nil
+}
+
+// findWrite looks for the instruction behind a write exit: first among
+// those ending at RIP; then, since a CALL's write exit arrives with RIP at
+// the call's target, among CALLs ending at the return address it pushed.
+// win is left holding the window of the last search.
+func (p *Path) findWrite(win *writeWindow, exit *kvm.MMIOExit, n int) (int, writeMatch, bool) {
+	p.fetchWindow(win, p.exit.st.RIP)
+	matches, first, ambiguous := p.matchWrite(win, p.exit.st.RIP, exit, n, false)
+	if matches == 0 && (n == 2 || n == 4 || n == 8) {
+		ret := le64(exit.Data[:n])
+		p.fetchWindow(win, ret)
+		matches, first, ambiguous = p.matchWrite(win, ret, exit, n, true)
+	}
+	return matches, first, ambiguous
+}
+
+// rewalk repeats the winning candidate's fetch and operand walks with
+// recording and KVM_TRANSLATE checks on: they are the walks of the path.
+// The instruction is already decoded; only its pages are walked again.
+func (p *Path) rewalk(m *writeMatch) {
+	s := p.exit.st
+	s.Vec = nil
+	s.RIP = m.start
+	first := p.codeLinear(m.start)
+	last := p.codeLinear(m.start + uint64(m.len) - 1)
+	if _, err := p.mem.Translate(first, emulate.Intent{Access: x86.AccessFetch}); err != nil {
+		return
+	}
+	if last>>12 != first>>12 {
+		if _, err := p.mem.Translate(last&^0xfff, emulate.Intent{Access: x86.AccessFetch}); err != nil {
+			return
+		}
+	}
+	if m.undo {
+		emulate.Rewind(&s, &m.inst)
+	}
+	var accs emulate.MemRefs
+	_ = p.emu.Resolve(&s, &m.inst, &accs)
+}
+
+// nextIP is the offset after an instruction of n bytes at ip, wrapped to
+// the code size.
+func (p *Path) nextIP(ip uint64, n uint8) uint64 {
+	switch p.exit.st.DecodeMode() {
+	case decode.Mode16:
+		return (ip + uint64(n)) & 0xffff
+	case decode.Mode32:
+		return (ip + uint64(n)) & 0xffffffff
+	}
+	return ip + uint64(n)
+}
+
+// codeLinear is the linear address of code offset off in CS, wrapped to
+// the code size (IP, EIP) as the CPU wraps it; CS's base is 0 in 64-bit
+// mode.
+func (p *Path) codeLinear(off uint64) uint64 {
+	switch p.exit.st.DecodeMode() {
+	case decode.Mode64:
+		return off
+	case decode.Mode16:
+		off &= 0xffff
+	default:
+		off &= 0xffffffff
+	}
+	return (p.exit.st.Seg[x86.CS].Base + off) & 0xffffffff
+}
+
+func (m *writeMatch) bytes(w *writeWindow) []byte {
+	off := int(decode.MaxLen) - int(m.end-m.start)
+	if off < 0 || off+int(m.len) > len(w.b) {
+		return nil
+	}
+	return w.b[off : off+int(m.len)]
+}
+
+// maxCandidates is room for every start whose decode ends exactly at RIP
+// (RIP-15 ... RIP). Real code has one or two, but prefix-like bytes in
+// front (mov $0x66666666,%eax; mov %eax,(%edi)) make one more each, and
+// the instruction that wrote is the shortest of them: a smaller bound
+// would drop it.
+const maxCandidates = decode.MaxLen + 1
+
+// candidateSet is the decodes of one window of code bytes that end at RIP:
+// a pure function of the bytes and the code size, so a loop that writes
+// MMIO from the same place decodes its window once (candidateMemo).
+type candidateSet struct {
+	n     int
+	k     [maxCandidates]uint8 // bytes before RIP the candidate starts
+	insts [maxCandidates]decode.Inst
+}
+
+// candidateMemo remembers the candidate sets of recent write sites.
+type candidateMemo struct {
+	valid bool
+	mode  decode.Mode
+	win   writeWindow
+	set   candidateSet
+}
+
+const candidateMemoSize = 8
+
+// candidates decodes every start in w whose instruction ends at the
+// window's end (and string instructions at it), or returns the set decoded
+// last time for identical bytes.
+func (p *Path) candidates(w *writeWindow, mode decode.Mode, end uint64) *candidateSet {
+	m := &p.memo.cand[end%candidateMemoSize]
+	if m.valid && m.mode == mode && m.win == *w {
+		return &m.set
+	}
+	m.valid, m.mode, m.win, m.set.n = true, mode, *w, 0
+	for k := decode.MaxLen; k >= 0 && m.set.n < maxCandidates; k-- {
+		lo := decode.MaxLen - k
+		hi := lo + decode.MaxLen
+		end := lo
+		for end < hi && w.valid[end] {
+			end++
+		}
+		if end == lo {
+			continue
+		}
+		inst := &m.set.insts[m.set.n]
+		if err := decode.Decode(w.b[lo:end], mode, inst); err != nil {
+			continue
+		}
+		if k > 0 && int(inst.Len) != k {
+			continue
+		}
+		if k == 0 && !isString(inst.Op) {
+			continue
+		}
+		m.set.k[m.set.n] = uint8(k)
+		m.set.n++
+	}
+	return &m.set
+}
+
+// matchWrite resolves every candidate ending at end against KVM's exit
+// (only CALLs when calls is set) and returns how many match, the first
+// match, and whether matches disagree on the access.
+func (p *Path) matchWrite(w *writeWindow, end uint64, exit *kvm.MMIOExit, n int, calls bool) (int, writeMatch, bool) {
+	var first writeMatch
+	matches, ambiguous := 0, false
+	set := p.candidates(w, p.exit.st.DecodeMode(), end)
+	for i := range set.n {
+		inst, k := &set.insts[i], uint64(set.k[i])
+		if calls && (inst.Op != decode.CALL || k == 0 || !p.callTargets(inst, end)) {
+			continue
+		}
+		acc, undo, ok := p.candidateWrites(inst, end-k, exit, n)
+		if !ok {
+			continue
+		}
+		m := writeMatch{start: end - k, end: end, len: inst.Len, acc: acc, undo: undo}
+		if matches == 0 {
+			first = m
+			first.inst = *inst
+		} else if acc.Pieces != first.acc.Pieces || acc.Size != first.acc.Size {
+			ambiguous = true
+		}
+		matches++
+	}
+	return matches, first, ambiguous
+}
+
+func isString(op decode.Op) bool {
+	switch op {
+	case decode.MOVS, decode.STOS, decode.INS:
+		return true
+	}
+	return false
+}
+
+// callTargets reports whether a CALL ending at end goes where the vCPU is
+// now: for a relative CALL, end plus its displacement is RIP; an indirect
+// CALL's target is not checked.
+func (p *Path) callTargets(inst *decode.Inst, end uint64) bool {
+	a := &inst.Args[0]
+	if a.Kind != decode.ArgRel {
+		return true
+	}
+	return p.nextIP(end+uint64(a.Imm), 0) == p.exit.st.RIP
+}
+
+// candidateWrites resolves inst as if it started at start, with its
+// register effects undone, and reports the write access that covers KVM's
+// exit. It resolves with the finder, whose walks are not walks of the path
+// (searchMem): only the winner's are repeated for the record (rewalk).
+func (p *Path) candidateWrites(inst *decode.Inst, start uint64, exit *kvm.MMIOExit, n int) (acc emulate.MemRef, undone, ok bool) {
+	undos := [2]int{0, 1}
+	nundo := 1
+	switch inst.Op {
+	case decode.MOVS, decode.STOS, decode.INS:
+		nundo = 2 // with and without one element undone
+	case decode.PUSH, decode.POP, decode.PUSHF, decode.CALL:
+		undos[0] = 1
+	}
+	for u := range nundo {
+		s := p.exit.st
+		s.Vec = nil
+		s.RIP = start
+		if undos[u] == 1 {
+			emulate.Rewind(&s, inst)
+		}
+		var accs emulate.MemRefs
+		if err := p.finder.Resolve(&s, inst, &accs); err != nil {
+			continue // a candidate that faults did not make the write
+		}
+		for i := range accs.N {
+			a := &accs.A[i]
+			if !a.Write || !isKVMFragment(a, exit.PhysAddr, n) {
+				continue
+			}
+			if !dataMatches(&s, inst, a, exit, n) {
+				continue
+			}
+			return *a, undos[u] == 1, true
+		}
+	}
+	return emulate.MemRef{}, false, false
+}
+
+// dataMatches compares KVM's data with the value a register or immediate
+// source would store; memory sources (MOVS, PUSH m) are not compared.
+func dataMatches(s *emulate.State, inst *decode.Inst, a *emulate.MemRef, exit *kvm.MMIOExit, n int) bool {
+	var src *decode.Arg
+	switch inst.Op {
+	case decode.MOV, decode.MOVNTI, decode.STOS:
+		src = &inst.Args[1]
+	default:
+		return true
+	}
+	var v uint64
+	switch src.Kind {
+	case decode.ArgReg:
+		v = s.GPR[src.Reg&15]
+		if src.High {
+			v >>= 8
+		}
+	case decode.ArgImm:
+		v = uint64(src.Imm)
+	default:
+		return true
+	}
+	// Offset of KVM's piece within the access.
+	off := exit.PhysAddr - a.Pieces[0].GPA
+	if a.N > 1 && !(exit.PhysAddr >= a.Pieces[0].GPA && exit.PhysAddr < a.Pieces[0].GPA+uint64(a.Pieces[0].Size)) {
+		off = uint64(a.Pieces[0].Size) + exit.PhysAddr - a.Pieces[1].GPA
+	}
+	if off >= 8 {
+		return true
+	}
+	want := v >> (8 * off)
+	got := le64(exit.Data[:n])
+	mask := ^uint64(0)
+	if n < 8 {
+		mask = 1<<(8*uint(n)) - 1
+	}
+	return want&mask == got&mask
+}

@@ -1,0 +1,211 @@
+package ownpath
+
+import (
+	"encoding/binary"
+	"testing"
+
+	"walkvm/devices"
+	"walkvm/emulate"
+	"walkvm/kvm"
+	"walkvm/memory"
+	"walkvm/mmu"
+	"walkvm/x86"
+)
+
+// newTestPath builds a Path over 1 MiB of plain RAM, without KVM, with
+// code at 0x1000 and the CPU in the given mode (nonpaging: real, 32-bit
+// protected, or 64-bit with a 1:1 map of the first 2 MiB).
+func newTestPath(t *testing.T, mode string, code []byte) *Path {
+	t.Helper()
+	ram := memory.NewRAMFromSlice(make([]byte, 1<<20))
+	if err := ram.Write(0x1000, code); err != nil {
+		t.Fatal(err)
+	}
+	p := New(Config{RAM: ram, Bus: memory.NewBus("mmio"), Verify: VerifyStrict})
+	st := &p.exit.st
+	st.RFLAGS = 2
+	flat := x86.Segment{Limit: 0xffffffff, Type: 3, S: true, Present: true, DB: true, G: true}
+	for i := range st.Seg {
+		st.Seg[i] = flat
+	}
+	switch mode {
+	case "real":
+		for i := range st.Seg {
+			st.Seg[i] = x86.Segment{Limit: 0xffff, Type: 3, S: true, Present: true}
+		}
+		st.Seg[x86.CS].Type = 11
+	case "prot32":
+		st.CR0 = x86.CR0PE
+		st.Seg[x86.CS].Type = 11
+	case "long64":
+		// PML4 at 0x10000 -> PDPT 0x11000 -> PD 0x12000 with one 2 MiB page.
+		put := func(gpa, v uint64) { ram.WriteUint64(gpa, v) }
+		put(0x10000, 0x11000|3)
+		put(0x11000, 0x12000|3)
+		put(0x12000, 0x83)
+		st.CR0, st.CR3, st.CR4, st.EFER = x86.CR0PE|x86.CR0PG, 0x10000, x86.CR4PAE, x86.EFERLME|x86.EFERLMA
+		st.Seg[x86.CS] = x86.Segment{Type: 11, S: true, Present: true, L: true}
+	}
+	ms := st.WalkerState()
+	if err := p.mem.ctx.Reset(&ms, mmu.Features{MaxPhyAddr: 40}); err != nil {
+		t.Fatal(err)
+	}
+	p.exit.st.RIP = 0x1000 + uint64(len(code))
+	return p
+}
+
+func writeExit(gpa uint64, size int, v uint64) *kvm.MMIOExit {
+	e := &kvm.MMIOExit{PhysAddr: gpa, Len: uint32(size), IsWrite: 1}
+	binary.LittleEndian.PutUint64(e.Data[:], v)
+	return e
+}
+
+func TestWriteExitResolution(t *testing.T) {
+	const mmio = devices.TestWindowLow // below 1 MiB, so 64-bit code reaches it 1:1
+	for _, c := range []struct {
+		name    string
+		mode    string
+		code    []byte // ends with the instruction that wrote
+		setup   func(s *emulate.State)
+		exit    *kvm.MMIOExit
+		matches int
+		start   uint64 // where the matching instruction starts
+		amb     bool
+	}{
+		{
+			// b0 66 is "mov $0x66,%al"; its immediate looks like an
+			// operand-size prefix for "89 07", which would make a 2-byte
+			// store: KVM's 4-byte write rules it out.
+			name: "immediate 0x66 before the store", mode: "long64",
+			code:    []byte{0xb0, 0x66, 0x89, 0x07},
+			setup:   func(s *emulate.State) { s.GPR[x86.RDI] = mmio + 0x10; s.GPR[x86.RAX] = 0x12345666 },
+			exit:    writeExit(mmio+0x10, 4, 0x12345666),
+			matches: 1, start: 0x1002,
+		},
+		{
+			// b0 26: an ES override byte in front would move the store to
+			// ES's base, which differs from DS's here.
+			name: "immediate 0x26 before the store, ES based elsewhere", mode: "prot32",
+			code: []byte{0xb0, 0x26, 0x89, 0x07},
+			setup: func(s *emulate.State) {
+				s.GPR[x86.RDI] = mmio + 0x20
+				s.GPR[x86.RAX] = 0xaabbcc26
+				s.Seg[x86.ES].Base = 0x100000
+			},
+			exit:    writeExit(mmio+0x20, 4, 0xaabbcc26),
+			matches: 1, start: 0x1002,
+		},
+		{
+			// In 64-bit mode a DS override is ignored: both readings make
+			// the same access, which is agreement, not ambiguity.
+			name: "ignored DS override byte before the store", mode: "long64",
+			code:    []byte{0xb0, 0x3e, 0x89, 0x07},
+			setup:   func(s *emulate.State) { s.GPR[x86.RDI] = mmio + 0x30; s.GPR[x86.RAX] = 0x3e },
+			exit:    writeExit(mmio+0x30, 4, 0x3e),
+			matches: 2, start: 0x1001,
+		},
+		{
+			name: "16-bit store with bx+si", mode: "real",
+			code: []byte{0x26, 0x89, 0x40, 0x02}, // mov %ax,%es:0x2(%bx,%si)
+			setup: func(s *emulate.State) {
+				s.Seg[x86.ES].Base = mmio
+				s.GPR[x86.RBX], s.GPR[x86.RSI], s.GPR[x86.RAX] = 0x20, 4, 0xbeef
+			},
+			exit:    writeExit(mmio+0x26, 2, 0xbeef),
+			matches: 1, start: 0x1000,
+		},
+		{
+			// Without the 66 prefix the rest is "mov %eax,moffs": a
+			// 4-byte store whose first two bytes are KVM's 2-byte
+			// write. Only the exact size matches.
+			name: "moffs store behind an operand-size prefix", mode: "long64",
+			code:    []byte{0x66, 0xa3, 0x02, 0x07, 0x0d, 0, 0, 0, 0, 0},
+			setup:   func(s *emulate.State) { s.GPR[x86.RAX] = 0x1234 },
+			exit:    writeExit(mmio+0x702, 2, 0x1234),
+			matches: 1, start: 0x1000,
+		},
+		{
+			name: "immediate store", mode: "long64",
+			code:    []byte{0xc7, 0x07, 0x78, 0x56, 0x34, 0x12}, // movl $0x12345678,(%rdi)
+			setup:   func(s *emulate.State) { s.GPR[x86.RDI] = mmio },
+			exit:    writeExit(mmio, 4, 0x12345678),
+			matches: 1, start: 0x1000,
+		},
+		{
+			name: "wrong data is no match", mode: "long64",
+			code:  []byte{0x89, 0x07},
+			setup: func(s *emulate.State) { s.GPR[x86.RDI] = mmio; s.GPR[x86.RAX] = 1 },
+			exit:  writeExit(mmio, 4, 2),
+		},
+		{
+			name: "wrong address is no match", mode: "long64",
+			code:  []byte{0x89, 0x07},
+			setup: func(s *emulate.State) { s.GPR[x86.RDI] = mmio },
+			exit:  writeExit(mmio+0x100, 4, 0),
+		},
+		{
+			// rep stosl: RIP stays at the instruction; RDI and RCX have
+			// moved past the element KVM reports.
+			name: "rep stos at RIP with its effects undone", mode: "long64",
+			code: []byte{0x90, 0xf3, 0xab},
+			setup: func(s *emulate.State) {
+				s.RIP = 0x1001
+				s.GPR[x86.RDI], s.GPR[x86.RCX], s.GPR[x86.RAX] = mmio+0x44, 3, 0x5a5a5a5a
+			},
+			exit:    writeExit(mmio+0x40, 4, 0x5a5a5a5a),
+			matches: 1, start: 0x1001,
+		},
+		{
+			name: "pushf onto an MMIO stack", mode: "long64",
+			code:    []byte{0x9c},
+			setup:   func(s *emulate.State) { s.GPR[x86.RSP] = mmio + 0x78 },
+			exit:    writeExit(mmio+0x78, 8, 2),
+			matches: 1, start: 0x1000,
+		},
+		{
+			// insb: the byte came from a port; RDI has moved past it.
+			name: "ins into MMIO", mode: "long64",
+			code:    []byte{0x6c},
+			setup:   func(s *emulate.State) { s.GPR[x86.RDI] = mmio + 0x11 },
+			exit:    writeExit(mmio+0x10, 1, 0xff),
+			matches: 1, start: 0x1000,
+		},
+		{
+			// The exit comes with RIP at the call's target; the pushed
+			// return address says where the CALL ended.
+			name: "call with an MMIO stack", mode: "long64",
+			code: []byte{0xe8, 0x10, 0, 0, 0, 0x90, 0x90},
+			setup: func(s *emulate.State) {
+				s.RIP = 0x1015
+				s.GPR[x86.RSP] = mmio + 0x80
+			},
+			exit:    writeExit(mmio+0x80, 8, 0x1005),
+			matches: 1, start: 0x1000,
+		},
+		{
+			name: "push of a memory operand onto an MMIO stack", mode: "long64",
+			code: []byte{0xff, 0x36}, // push (%rsi)
+			setup: func(s *emulate.State) {
+				s.GPR[x86.RSI] = 0x2000
+				s.GPR[x86.RSP] = mmio + 0x78 // after the push
+			},
+			exit:    writeExit(mmio+0x78, 8, 0),
+			matches: 1, start: 0x1000,
+		},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			p := newTestPath(t, c.mode, c.code)
+			if c.setup != nil {
+				c.setup(&p.exit.st)
+			}
+			var win writeWindow
+			n, first, amb := p.findWrite(&win, c.exit, int(c.exit.Len))
+			if n != c.matches || amb != c.amb {
+				t.Fatalf("%d matches (ambiguous %v), want %d (%v)", n, amb, c.matches, c.amb)
+			}
+			if n > 0 && first.start != c.start {
+				t.Errorf("first match starts at %#x, want %#x", first.start, c.start)
+			}
+		})
+	}
+}

@@ -1,0 +1,89 @@
+package trace
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"strings"
+	"sync"
+	"testing"
+
+	"walkvm/emulate/decode"
+	"walkvm/kvm"
+	"walkvm/mmu"
+	"walkvm/x86"
+)
+
+func TestTracerRecord(t *testing.T) {
+	var out bytes.Buffer
+	tr := NewTracer(&out)
+	r := &Record{Seq: 7, VCPU: 1, Reason: kvm.ExitMMIO, Mode: ModeLong64, CS: 0x18, RIP: 0x1000, CodeMode: decode.Mode64}
+	r.SetInsn([]byte{0x89, 0x03})
+	r.SetAccess(0xff000000, 0xff000000, 4)
+	r.SetMMIO(0xff000000, 4, true, 0x1234)
+	r.Walks = []mmu.Walk{{Walker: mmu.Paging64, Access: x86.AccessWrite, Addr: 0xff000000, GPA: 0xff000000}}
+	r.Verdict = "agree"
+	tr.Write(r)
+	var j map[string]any
+	if err := json.Unmarshal(out.Bytes(), &j); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	for k, want := range map[string]any{"seq": 7.0, "vcpu": 1.0, "exit": "mmio", "mode": "long64", "cs_rip": "0018:0x1000",
+		"bytes": "8903", "disasm": "mov %eax,(%rbx)", "gpa": "0xff000000", "kvm_gpa": "0xff000000", "size": 4.0,
+		"direction": "write", "data": "0x1234", "verdict": "agree"} {
+		if j[k] != want {
+			t.Errorf("%s = %v, want %v", k, j[k], want)
+		}
+	}
+	if w := j["walks"].([]any); len(w) != 1 || w[0].(map[string]any)["access"] != "write" {
+		t.Errorf("walks %v", j["walks"])
+	}
+	r.Reset()
+	if len(r.Insn()) != 0 || r.HasMMIO || r.Walks != nil {
+		t.Errorf("Reset left %+v", r)
+	}
+}
+
+type failWriter struct{ n int }
+
+func (f *failWriter) Write(b []byte) (int, error) {
+	f.n++
+	return 0, errors.New("disk full")
+}
+
+// The first write error stops tracing and is kept.
+func TestTracerError(t *testing.T) {
+	w := &failWriter{}
+	tr := NewTracer(w)
+	tr.Write(&Record{Seq: 1})
+	tr.Write(&Record{Seq: 2})
+	if w.n != 1 || tr.Err() == nil {
+		t.Fatalf("%d writes, err %v", w.n, tr.Err())
+	}
+}
+
+// Several vCPUs share one tracer: every line stays whole.
+func TestTracerShared(t *testing.T) {
+	var out bytes.Buffer
+	tr := NewTracer(&out)
+	var wg sync.WaitGroup
+	for v := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 50 {
+				tr.Write(&Record{Seq: uint64(i + 1), VCPU: v, Reason: kvm.ExitIO})
+			}
+		}()
+	}
+	wg.Wait()
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 200 {
+		t.Fatalf("%d lines", len(lines))
+	}
+	for _, l := range lines {
+		if !json.Valid([]byte(l)) {
+			t.Fatalf("broken line %q", l)
+		}
+	}
+}
