@@ -8,6 +8,7 @@ import (
 
 	"walkvm/emulate"
 	"walkvm/emulate/decode"
+	"walkvm/internal/jsontext"
 	"walkvm/kvm"
 	"walkvm/mmu"
 )
@@ -112,11 +113,11 @@ func (t *Tracer) Write(r *Record) {
 	b = append(b, `,"vcpu":`...)
 	b = strconv.AppendInt(b, int64(r.VCPU), 10)
 	b = append(b, `,"exit":`...)
-	b = strconv.AppendQuote(b, r.Reason.String())
+	b = jsontext.AppendString(b, r.Reason.String())
 	b = append(b, `,"mode":`...)
-	b = strconv.AppendQuote(b, r.Mode.String())
+	b = jsontext.AppendString(b, r.Mode.String())
 	b = append(b, `,"cs_rip":`...)
-	b = strconv.AppendQuote(b, FormatCSRIP(r.CS, r.RIP))
+	b = jsontext.AppendString(b, FormatCSRIP(r.CS, r.RIP))
 	if r.insnLen > 0 {
 		insn := r.insn[:r.insnLen]
 		if r.HasInsnRIP {
@@ -126,7 +127,7 @@ func (t *Tracer) Write(r *Record) {
 		b = append(b, `,"bytes":"`...)
 		b = hex.AppendEncode(b, insn)
 		b = append(b, `","disasm":`...)
-		b = strconv.AppendQuote(b, emulate.Disasm(insn, r.CodeMode, r.RIP))
+		b = jsontext.AppendString(b, emulate.Disasm(insn, r.CodeMode, r.RIP))
 	}
 	if len(r.Walks) > 0 {
 		b = append(b, `,"walks":[`...)
@@ -136,9 +137,9 @@ func (t *Tracer) Write(r *Record) {
 				b = append(b, ',')
 			}
 			b = append(b, `{"walker":`...)
-			b = strconv.AppendQuote(b, w.Walker.String())
+			b = jsontext.AppendString(b, w.Walker.String())
 			b = append(b, `,"access":`...)
-			b = strconv.AppendQuote(b, accessName(w.Access))
+			b = jsontext.AppendString(b, accessName(w.Access))
 			b = append(b, `,"linear":`...)
 			b = appendHex(b, w.Addr)
 			b = append(b, `,"levels":[`...)
@@ -189,11 +190,11 @@ func (t *Tracer) Write(r *Record) {
 	}
 	if r.Verdict != "" {
 		b = append(b, `,"verdict":`...)
-		b = strconv.AppendQuote(b, r.Verdict)
+		b = jsontext.AppendString(b, r.Verdict)
 	}
 	if r.Detail != "" {
 		b = append(b, `,"detail":`...)
-		b = strconv.AppendQuote(b, r.Detail)
+		b = jsontext.AppendString(b, r.Detail)
 	}
 	b = append(b, "}\n"...)
 	t.buf = b

@@ -86,3 +86,25 @@ func TestTracerShared(t *testing.T) {
 		}
 	}
 }
+
+// Every string the tracer writes is valid JSON, whatever bytes it holds:
+// control bytes (which strconv.Quote writes as \a, \v, \x.. escapes that
+// JSON has not) and invalid UTF-8 come back as encoding/json reads them.
+func TestTracerEscapes(t *testing.T) {
+	var out bytes.Buffer
+	tr := NewTracer(&out)
+	detail := "bell\a vt\v nul\x00 esc\x1b invalid\xff\xfe quote\" backslash\\ <tag>&"
+	r := &Record{Seq: 1, Reason: kvm.ExitMMIO, Mode: ModeReal, CodeMode: decode.Mode16, Verdict: "dis\x01agree", Detail: detail}
+	r.SetInsn([]byte{0x0f, 0xff, 0xff, 0xff}) // not an instruction: the disassembly says so
+	tr.Write(r)
+	var j struct{ Detail, Verdict, Disasm string }
+	if err := json.Unmarshal(out.Bytes(), &j); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if want := strings.ToValidUTF8(detail, "\ufffd\ufffd"); j.Detail != want {
+		t.Errorf("detail came back as %q, want %q", j.Detail, want)
+	}
+	if j.Verdict != "dis\x01agree" || j.Disasm == "" {
+		t.Errorf("verdict %q, disasm %q", j.Verdict, j.Disasm)
+	}
+}
