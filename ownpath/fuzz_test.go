@@ -27,9 +27,15 @@ func FuzzWriteExit(f *testing.F) {
 		exit := &kvm.MMIOExit{PhysAddr: gpa, Len: uint32(n%8 + 1), IsWrite: 1}
 		binary.LittleEndian.PutUint64(exit.Data[:], regSeed)
 		var win writeWindow
-		matches, first, _ := p.findWrite(&win, exit, int(exit.Len))
-		if matches > 0 && !isKVMFragment(&first.acc, exit.PhysAddr, int(exit.Len)) {
-			t.Fatalf("match %+v does not cover KVM's %d bytes at %#x", first.acc, exit.Len, exit.PhysAddr)
+		var ms writeMatches
+		p.findWrite(&win, exit, int(exit.Len), &ms)
+		for i := range ms.n {
+			if m := &ms.m[i]; !isKVMFragment(&m.acc, exit.PhysAddr, int(exit.Len)) {
+				t.Fatalf("match %+v does not cover KVM's %d bytes at %#x", m.acc, exit.Len, exit.PhysAddr)
+			}
+		}
+		if ms.n > 0 && (ms.pick < 0 || ms.pick >= ms.n) {
+			t.Fatalf("picked match %d of %d", ms.pick, ms.n)
 		}
 	})
 }

@@ -46,7 +46,42 @@ type Record struct {
 
 	Verdict string
 	Detail  string
+
+	// The other instructions that end where the write exit's instruction
+	// does and make the same write (the record names the one a CPU
+	// executed).
+	alts  [MaxAlternatives]Alternative
+	nalts int
 }
+
+// MaxAlternatives bounds the other readings of a write exit's instruction
+// a record lists.
+const MaxAlternatives = 3
+
+// Alternative is another decode of the bytes before a write exit's RIP
+// that explains the write: it starts at RIP and has the bytes Insn.
+type Alternative struct {
+	RIP     uint64
+	insn    [decode.MaxLen]byte
+	insnLen int
+}
+
+// Insn is the alternative's bytes.
+func (a *Alternative) Insn() []byte { return a.insn[:a.insnLen] }
+
+// AddAlternative records another instruction at rip with bytes b that
+// makes the same write; those beyond MaxAlternatives are dropped.
+func (r *Record) AddAlternative(rip uint64, b []byte) {
+	if r.nalts == len(r.alts) {
+		return
+	}
+	a := &r.alts[r.nalts]
+	a.RIP, a.insnLen = rip, copy(a.insn[:], b)
+	r.nalts++
+}
+
+// Alternatives are the other instructions recorded (AddAlternative).
+func (r *Record) Alternatives() []Alternative { return r.alts[:r.nalts] }
 
 // Reset empties the record for the next exit.
 func (r *Record) Reset() { *r = Record{} }
@@ -127,7 +162,28 @@ func (t *Tracer) Write(r *Record) {
 		b = append(b, `,"bytes":"`...)
 		b = hex.AppendEncode(b, insn)
 		b = append(b, `","disasm":`...)
-		b = jsontext.AppendString(b, emulate.Disasm(insn, r.CodeMode, r.RIP))
+		pc := r.RIP
+		if r.HasInsnRIP {
+			pc = r.InsnRIP
+		}
+		b = jsontext.AppendString(b, emulate.Disasm(insn, r.CodeMode, pc))
+	}
+	if r.nalts > 0 {
+		b = append(b, `,"alternatives":[`...)
+		for i := range r.nalts {
+			a := &r.alts[i]
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = append(b, `{"insn_rip":`...)
+			b = appendHex(b, a.RIP)
+			b = append(b, `,"bytes":"`...)
+			b = hex.AppendEncode(b, a.Insn())
+			b = append(b, `","disasm":`...)
+			b = jsontext.AppendString(b, emulate.Disasm(a.Insn(), r.CodeMode, a.RIP))
+			b = append(b, '}')
+		}
+		b = append(b, ']')
 	}
 	if len(r.Walks) > 0 {
 		b = append(b, `,"walks":[`...)
