@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -294,6 +295,12 @@ func (m *Machine) RunOwn(o *Own, timeout time.Duration) vcpu.End {
 		p.Stats().ExitStatus = end.ExitStatus()
 	}
 	return end
+}
+
+// StopOnSignals makes sigs end the machine's run (vcpu.EndSignal) instead
+// of the process, until the returned stop is released.
+func (m *Machine) StopOnSignals(sigs ...os.Signal) *vcpu.SignalStop {
+	return m.group.StopOnSignals(sigs...)
 }
 
 // Close releases everything New acquired.

@@ -10,6 +10,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -169,38 +170,55 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return vcpu.StatusFailed
 	}
 	defer m.Close()
-	closeTrace := func() {}
+	// Ctrl-C and SIGTERM stop the guest; what the run holds is still
+	// written, and the status says which signal (130, 143).
+	stop := m.StopOnSignals(os.Interrupt, syscall.SIGTERM)
+	defer stop.Release()
+	out := runOutputs{closeTrace: func() {}}
 	tracePath, err := o.sink.path()
 	if err != nil {
 		fmt.Fprintf(stderr, "vmm run: -trace: %v\n", err)
 		return vcpu.StatusFailed
 	}
-	var tr *trace.Tracer
 	if tracePath != "" {
 		tw, c, err := openOutput(tracePath, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "vmm run: -trace: %v\n", err)
 			return vcpu.StatusFailed
 		}
-		closeTrace = c
-		tr = trace.NewTracer(tw)
+		out.closeTrace = c
+		out.tracer = trace.NewTracer(tw)
 	}
-	own, err := m.OwnPath(o.verify, tr)
+	own, err := m.OwnPath(o.verify, out.tracer)
 	if err != nil {
-		closeTrace()
+		out.closeTrace()
 		fmt.Fprintf(stderr, "vmm run: %v\n", err)
 		return vcpu.StatusFailed
 	}
 	end := m.RunOwn(own, o.timeout)
+	return o.finish(end, own.Stats(), &out, stderr)
+}
+
+// runOutputs is what a run writes besides the console: the trace, until
+// finish closes it.
+type runOutputs struct {
+	tracer     *trace.Tracer
+	closeTrace func()
+}
+
+// finish says why the run ended, flushes and closes the trace, turns it
+// into a report or Chrome trace, writes the statistics and returns the
+// exit status: the same whether the guest ended the run or a signal did.
+func (o *runOptions) finish(end vcpu.End, stats *trace.Stats, out *runOutputs, stderr io.Writer) int {
 	report(stderr, end)
-	closeTrace()
-	if tr != nil && tr.Err() != nil {
-		fmt.Fprintf(stderr, "vmm run: -trace: %v\n", tr.Err())
+	out.closeTrace()
+	if out.tracer != nil && out.tracer.Err() != nil {
+		fmt.Fprintf(stderr, "vmm run: -trace: %v\n", out.tracer.Err())
 	}
 	if err := o.sink.finish(stderr); err != nil {
 		fmt.Fprintf(stderr, "vmm run: %v\n", err)
 	}
-	if err := o.writeStats(own.Stats(), stderr); err != nil {
+	if err := o.writeStats(stats, stderr); err != nil {
 		fmt.Fprintf(stderr, "vmm run: %v\n", err)
 		return vcpu.StatusFailed
 	}
