@@ -12,6 +12,7 @@ import (
 	"os"
 	"time"
 
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 )
 
@@ -125,7 +126,9 @@ type Terminal struct {
 }
 
 // MakeRaw puts f into raw mode if it is a terminal (so typed bytes, Ctrl-C
-// included, reach the guest unchanged); for anything else it returns a
+// included, reach the guest unchanged) but keeps output processing, as
+// QEMU does for its stdio: a guest's (or walkvm's own) bare newline still
+// returns the cursor to the line's start. For anything else it returns a
 // Terminal whose Restore does nothing.
 func MakeRaw(f *os.File) (*Terminal, error) {
 	fd := int(f.Fd())
@@ -136,7 +139,17 @@ func MakeRaw(f *os.File) (*Terminal, error) {
 	if err != nil {
 		return nil, fmt.Errorf("raw mode on %s: %w", f.Name(), err)
 	}
-	return &Terminal{fd: fd, state: st}, nil
+	t := &Terminal{fd: fd, state: st}
+	tio, err := unix.IoctlGetTermios(fd, unix.TCGETS)
+	if err == nil {
+		tio.Oflag |= unix.OPOST
+		err = unix.IoctlSetTermios(fd, unix.TCSETS, tio)
+	}
+	if err != nil {
+		t.Restore()
+		return nil, fmt.Errorf("output processing on %s: %w", f.Name(), err)
+	}
+	return t, nil
 }
 
 // IsRaw reports whether MakeRaw changed the terminal.

@@ -173,6 +173,12 @@ func TestMakeRawAndRestore(t *testing.T) {
 	if raw.Lflag&(unix.ICANON|unix.ECHO|unix.ISIG) != 0 {
 		t.Errorf("raw mode keeps lflag %#x (ICANON/ECHO/ISIG must be off: Ctrl-C goes to the guest)", raw.Lflag)
 	}
+	if raw.Iflag&(unix.ICRNL|unix.IXON) != 0 || raw.Cflag&unix.CSIZE != unix.CS8 || raw.Cc[unix.VMIN] != 1 {
+		t.Errorf("raw mode: iflag %#x (ICRNL, IXON must be off), cflag %#x (CS8), VMIN %d", raw.Iflag, raw.Cflag, raw.Cc[unix.VMIN])
+	}
+	if raw.Oflag&unix.OPOST == 0 || raw.Oflag&unix.ONLCR != before.Oflag&unix.ONLCR {
+		t.Errorf("raw mode: oflag %#x, want OPOST on and ONLCR as before (%#x), as QEMU keeps them", raw.Oflag, before.Oflag)
+	}
 	if err := term.Restore(); err != nil {
 		t.Fatal(err)
 	}

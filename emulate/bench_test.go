@@ -35,7 +35,7 @@ func BenchmarkFetchResolve(b *testing.B) {
 			}
 			m.put((s.Seg[x86.CS].Base+s.RIP)&0xFFFFFFFF, c.code)
 			e := &Emulator{Mem: m}
-			var acc Accesses
+			var acc MemRefs
 			b.ReportAllocs()
 			for b.Loop() {
 				inst, err := e.Fetch(s)
@@ -82,7 +82,7 @@ func BenchmarkResolve(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	var acc Accesses
+	var acc MemRefs
 	b.ReportAllocs()
 	for b.Loop() {
 		if err := e.Resolve(s, inst, &acc); err != nil {
@@ -115,8 +115,8 @@ func BenchmarkDecodeResolve(b *testing.B) {
 			}
 			e := &Emulator{Mem: m}
 			var inst decode.Inst
-			var acc Accesses
-			mode := s.Mode().DecodeMode()
+			var acc MemRefs
+			mode := s.DecodeMode()
 			b.ReportAllocs()
 			for b.Loop() {
 				if err := decode.Decode(c.code, mode, &inst); err != nil {

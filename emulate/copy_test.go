@@ -12,7 +12,7 @@ import (
 func decodeBytes(t testing.TB, s *State, code []byte) *decode.Inst {
 	t.Helper()
 	inst := &decode.Inst{}
-	if err := decode.Decode(code, s.Mode().DecodeMode(), inst); err != nil {
+	if err := decode.Decode(code, s.DecodeMode(), inst); err != nil {
 		t.Fatal(err)
 	}
 	return inst

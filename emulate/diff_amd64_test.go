@@ -105,10 +105,10 @@ func (m *diffMem) Translate(la uint64, in Intent) (uint64, error) {
 		return gdtAddr + la - m.gdt, nil
 	}
 	code := uint32(x86.PFErrUser)
-	switch in.Kind {
-	case KindWrite:
+	if in.Access.Write() {
 		code |= x86.PFErrWrite
-	case KindFetch:
+	}
+	if in.Access.Fetch() {
 		code |= x86.PFErrFetch
 	}
 	return 0, x86.PageFault(la, code, "outside the differential region")
@@ -981,7 +981,7 @@ func enumerateForms(env *hostEnv) []diffForm {
 							continue // no ModRM memory operand (moffs, string and stack forms are implicit)
 						}
 						mi := inst.MemArg()
-						if inst.Args[mi].Mem.Size == 0 && inst.Args[mi].Mem.Access == 0 {
+						if inst.Args[mi].Mem.Size == 0 && inst.Args[mi].Mem.Use == 0 {
 							continue // an address, not an access (LEA, hints)
 						}
 						if w == 1 && !inst.Prefix.W() {

@@ -427,7 +427,7 @@ func init() {
 		}
 		// A float operand worth loading: a converted extended value.
 		a := &inst.Args[mi]
-		if !a.Mem.Access.Reads() {
+		if !a.Mem.Use.Reads() {
 			return
 		}
 		v := g.randExt80()

@@ -54,7 +54,7 @@ func (e *Emulator) Step(s *State) (Result, error) {
 // the table of facts (FactsOf) names its executor.
 func (e *Emulator) Execute(s *State, inst *decode.Inst) (Result, error) {
 	m := s.Mode()
-	if inst.Mode != m.DecodeMode() {
+	if inst.Mode != decodeMode(m) {
 		return Result{}, e.notEmulated(s, inst, "decoded in "+inst.Mode.String()+" mode, CPU is in "+m.String())
 	}
 	f := FactsOf(inst.Op)
@@ -139,12 +139,12 @@ func aluOpOf(op decode.Op) ALUOp {
 // through it, so an RMW translates once and faults before anything changes.
 
 // resolve resolves a memory Arg for execution into acc.
-func (e *Emulator) resolve(s *State, m CPUMode, inst *decode.Inst, a *decode.Arg, n uint16, read, write bool, acc *Access) error {
+func (e *Emulator) resolve(s *State, m x86.Mode, inst *decode.Inst, a *decode.Arg, n uint16, read, write bool, acc *MemRef) error {
 	return e.access(s, m, a.Mem.Seg, operandOffset(s, inst, a), n, read, write, true, acc)
 }
 
 // readAcc reads the bytes of a resolved access into b (len(b) = acc.Size).
-func (e *Emulator) readAcc(acc *Access, b []byte) error {
+func (e *Emulator) readAcc(acc *MemRef, b []byte) error {
 	p0 := acc.Pieces[0].Size
 	if err := e.Mem.ReadPhys(acc.Pieces[0].GPA, b[:p0]); err != nil {
 		return err
@@ -156,7 +156,7 @@ func (e *Emulator) readAcc(acc *Access, b []byte) error {
 }
 
 // writeAcc writes b through a resolved access.
-func (e *Emulator) writeAcc(acc *Access, b []byte) error {
+func (e *Emulator) writeAcc(acc *MemRef, b []byte) error {
 	p0 := acc.Pieces[0].Size
 	if err := e.Mem.WritePhys(acc.Pieces[0].GPA, b[:p0]); err != nil {
 		return err
@@ -168,7 +168,7 @@ func (e *Emulator) writeAcc(acc *Access, b []byte) error {
 }
 
 // readMem reads an n-byte little-endian integer (n <= 8).
-func (e *Emulator) readMem(acc *Access, n uint8) (uint64, error) {
+func (e *Emulator) readMem(acc *MemRef, n uint8) (uint64, error) {
 	b := e.buf[:n]
 	if err := e.readAcc(acc, b); err != nil {
 		return 0, err
@@ -181,7 +181,7 @@ func (e *Emulator) readMem(acc *Access, n uint8) (uint64, error) {
 }
 
 // writeMem writes an n-byte little-endian integer (n <= 8).
-func (e *Emulator) writeMem(acc *Access, n uint8, v uint64) error {
+func (e *Emulator) writeMem(acc *MemRef, n uint8, v uint64) error {
 	b := e.buf[:n]
 	for i := range b {
 		b[i] = byte(v >> (8 * i))
@@ -201,7 +201,7 @@ func argSize(inst *decode.Inst, a *decode.Arg) uint8 {
 }
 
 // value reads a register, immediate or (resolved) memory operand of n bytes.
-func (e *Emulator) value(s *State, inst *decode.Inst, a *decode.Arg, acc *Access, n uint8) (uint64, error) {
+func (e *Emulator) value(s *State, inst *decode.Inst, a *decode.Arg, acc *MemRef, n uint8) (uint64, error) {
 	switch a.Kind {
 	case decode.ArgReg:
 		return s.regRead(a.Reg, n, a.High), nil
@@ -214,7 +214,7 @@ func (e *Emulator) value(s *State, inst *decode.Inst, a *decode.Arg, acc *Access
 }
 
 // store writes a register or (resolved) memory operand of n bytes.
-func (e *Emulator) store(s *State, inst *decode.Inst, a *decode.Arg, acc *Access, n uint8, v uint64) error {
+func (e *Emulator) store(s *State, inst *decode.Inst, a *decode.Arg, acc *MemRef, n uint8, v uint64) error {
 	switch a.Kind {
 	case decode.ArgReg:
 		s.regWrite(a.Reg, n, a.High, v)
@@ -245,7 +245,7 @@ func (e *Emulator) gprOperands(s *State, inst *decode.Inst, nargs int) error {
 
 // resolveArgs resolves the memory operands among the first nargs for
 // execution; writes[i] says whether operand i is written.
-func (e *Emulator) resolveArgs(s *State, m CPUMode, inst *decode.Inst, nargs int, n uint8, reads, writes [2]bool) error {
+func (e *Emulator) resolveArgs(s *State, m x86.Mode, inst *decode.Inst, nargs int, n uint8, reads, writes [2]bool) error {
 	for i := range nargs {
 		a := &inst.Args[i]
 		if a.Kind != decode.ArgMem {
@@ -261,7 +261,7 @@ func (e *Emulator) resolveArgs(s *State, m CPUMode, inst *decode.Inst, nargs int
 // rmwDest checks the first nargs integer operands, resolves the
 // destination as a read-modify-write and reads its value: the start of
 // every instruction that updates its first operand in place.
-func (e *Emulator) rmwDest(s *State, m CPUMode, inst *decode.Inst, nargs int) (uint64, error) {
+func (e *Emulator) rmwDest(s *State, m x86.Mode, inst *decode.Inst, nargs int) (uint64, error) {
 	if err := e.gprOperands(s, inst, nargs); err != nil {
 		return 0, err
 	}
@@ -272,7 +272,7 @@ func (e *Emulator) rmwDest(s *State, m CPUMode, inst *decode.Inst, nargs int) (u
 	return e.value(s, inst, &inst.Args[0], &e.accs.A[0], n)
 }
 
-func (e *Emulator) execMov(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execMov(s *State, m x86.Mode, inst *decode.Inst) error {
 	if inst.Args[1].Kind == decode.ArgSeg && inst.Args[0].Kind != decode.ArgSeg {
 		return e.execMovFromSeg(s, m, inst)
 	}
@@ -295,7 +295,7 @@ func (e *Emulator) execMov(s *State, m CPUMode, inst *decode.Inst) error {
 
 // execMovFromSeg stores a segment selector (8C /r): 16 bits to memory, the
 // operand size (zero-extended) to a register.
-func (e *Emulator) execMovFromSeg(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execMovFromSeg(s *State, m x86.Mode, inst *decode.Inst) error {
 	dst := &inst.Args[0]
 	v := uint64(s.Seg[inst.Args[1].Seg%x86.NumSeg].Selector)
 	switch dst.Kind {
@@ -311,7 +311,7 @@ func (e *Emulator) execMovFromSeg(s *State, m CPUMode, inst *decode.Inst) error 
 	return e.notEmulated(s, inst, "operand kind "+dst.Kind.String())
 }
 
-func (e *Emulator) execMovExtend(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execMovExtend(s *State, m x86.Mode, inst *decode.Inst) error {
 	if err := e.gprOperands(s, inst, 2); err != nil {
 		return err
 	}
@@ -338,7 +338,7 @@ func (e *Emulator) execMovExtend(s *State, m CPUMode, inst *decode.Inst) error {
 	return e.store(s, inst, dst, nil, inst.OpSize, v&sizeMask(inst.OpSize))
 }
 
-func (e *Emulator) execALU(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execALU(s *State, m x86.Mode, inst *decode.Inst) error {
 	op := aluOpOf(inst.Op)
 	if err := e.gprOperands(s, inst, 2); err != nil {
 		return err
@@ -365,7 +365,7 @@ func (e *Emulator) execALU(s *State, m CPUMode, inst *decode.Inst) error {
 	return nil
 }
 
-func (e *Emulator) execUnary(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execUnary(s *State, m x86.Mode, inst *decode.Inst) error {
 	a, err := e.rmwDest(s, m, inst, 1)
 	if err != nil {
 		return err
@@ -384,7 +384,7 @@ func (e *Emulator) execUnary(s *State, m CPUMode, inst *decode.Inst) error {
 	return nil
 }
 
-func (e *Emulator) execShift(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execShift(s *State, m x86.Mode, inst *decode.Inst) error {
 	a, err := e.rmwDest(s, m, inst, 2)
 	if err != nil {
 		return err
@@ -420,7 +420,7 @@ func (e *Emulator) execShift(s *State, m CPUMode, inst *decode.Inst) error {
 	return nil
 }
 
-func (e *Emulator) execXchg(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execXchg(s *State, m x86.Mode, inst *decode.Inst) error {
 	if err := e.gprOperands(s, inst, 2); err != nil {
 		return err
 	}
@@ -449,7 +449,7 @@ func (e *Emulator) execXchg(s *State, m CPUMode, inst *decode.Inst) error {
 	return e.store(s, inst, &inst.Args[second], &e.accs.A[second], n, vals[second])
 }
 
-func (e *Emulator) execCmpxchg(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execCmpxchg(s *State, m x86.Mode, inst *decode.Inst) error {
 	d, err := e.rmwDest(s, m, inst, 2)
 	if err != nil {
 		return err
@@ -480,7 +480,7 @@ func (e *Emulator) execCmpxchg(s *State, m CPUMode, inst *decode.Inst) error {
 	return nil
 }
 
-func (e *Emulator) execXadd(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execXadd(s *State, m x86.Mode, inst *decode.Inst) error {
 	d, err := e.rmwDest(s, m, inst, 2)
 	if err != nil {
 		return err
@@ -507,7 +507,7 @@ func (e *Emulator) execXadd(s *State, m CPUMode, inst *decode.Inst) error {
 	return nil
 }
 
-func (e *Emulator) execBT(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execBT(s *State, m x86.Mode, inst *decode.Inst) error {
 	if err := e.gprOperands(s, inst, 2); err != nil {
 		return err
 	}
@@ -555,7 +555,7 @@ func (e *Emulator) execBT(s *State, m CPUMode, inst *decode.Inst) error {
 // ccOf is the condition-code nibble of SETcc/CMOVcc.
 func ccOf(inst *decode.Inst) uint8 { return inst.Opcode & 0xF }
 
-func (e *Emulator) execSetcc(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execSetcc(s *State, m x86.Mode, inst *decode.Inst) error {
 	a := &inst.Args[0]
 	if a.Kind != decode.ArgReg && a.Kind != decode.ArgMem {
 		return e.notEmulated(s, inst, "operand kind "+a.Kind.String())
@@ -572,7 +572,7 @@ func (e *Emulator) execSetcc(s *State, m CPUMode, inst *decode.Inst) error {
 	return e.store(s, inst, a, &e.accs.A[0], 1, v)
 }
 
-func (e *Emulator) execCmov(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execCmov(s *State, m x86.Mode, inst *decode.Inst) error {
 	if err := e.gprOperands(s, inst, 2); err != nil {
 		return err
 	}
@@ -597,7 +597,7 @@ func (e *Emulator) execCmov(s *State, m CPUMode, inst *decode.Inst) error {
 
 // execPush handles PUSH r/m, PUSH reg, PUSH imm and PUSH with a segment
 // register.
-func (e *Emulator) execPush(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execPush(s *State, m x86.Mode, inst *decode.Inst) error {
 	n := stackOpSize(m, inst)
 	a := &inst.Args[0]
 	var v uint64
@@ -636,7 +636,7 @@ func (e *Emulator) execPush(s *State, m CPUMode, inst *decode.Inst) error {
 
 // execPop handles POP r/m, POP reg and POP Sreg (a segment load of the
 // slot's low 16 bits; the slot is the operand size).
-func (e *Emulator) execPop(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execPop(s *State, m x86.Mode, inst *decode.Inst) error {
 	n := stackOpSize(m, inst)
 	a := &inst.Args[0]
 	if a.Kind == decode.ArgSeg {
@@ -687,7 +687,7 @@ func (e *Emulator) execPop(s *State, m CPUMode, inst *decode.Inst) error {
 	return nil
 }
 
-func (e *Emulator) execMovbe(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execMovbe(s *State, m x86.Mode, inst *decode.Inst) error {
 	if err := e.gprOperands(s, inst, 2); err != nil {
 		return err
 	}

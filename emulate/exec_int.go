@@ -20,7 +20,7 @@ func de(reason string) *x86.Exception { return &x86.Exception{Vector: x86.Vector
 // whether the sign changed, SF/ZF/PF follow the result. A count beyond the
 // operand width (16-bit operands only) leaves result and flags undefined:
 // walkvm shifts the 48-bit dest:src:dest concatenation (QEMU's choice).
-func (e *Emulator) execShiftDouble(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execShiftDouble(s *State, m x86.Mode, inst *decode.Inst) error {
 	d, err := e.rmwDest(s, m, inst, 3)
 	if err != nil {
 		return err
@@ -81,7 +81,7 @@ func (e *Emulator) execShiftDouble(s *State, m CPUMode, inst *decode.Inst) error
 
 // srcOperand resolves and reads the r/m source of a one-operand MUL/DIV or
 // of a two/three-operand form (operand i).
-func (e *Emulator) srcOperand(s *State, m CPUMode, inst *decode.Inst, i int, n uint8) (uint64, error) {
+func (e *Emulator) srcOperand(s *State, m x86.Mode, inst *decode.Inst, i int, n uint8) (uint64, error) {
 	a := &inst.Args[i]
 	if a.Kind == decode.ArgMem {
 		if err := e.resolve(s, m, inst, a, uint16(n), true, false, &e.accs.A[0]); err != nil {
@@ -103,7 +103,7 @@ func signExt(v uint64, n uint8) int64 {
 // (and imm) keeps the low half and sets CF and OF when it lost bits. SF,
 // ZF, AF and PF are undefined: walkvm sets SF, ZF and PF from the low half
 // and clears AF.
-func (e *Emulator) execMul(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execMul(s *State, m x86.Mode, inst *decode.Inst) error {
 	if err := e.gprOperands(s, inst, 1); err != nil {
 		return err
 	}
@@ -184,7 +184,7 @@ func imulWide(a, b uint64, n uint8) (hi, lo uint64) {
 // remainder (AH/DX/EDX/RDX). A zero divisor or a quotient that does not fit
 // is #DE before anything changes. Every status flag is undefined; walkvm
 // leaves them as they were.
-func (e *Emulator) execDiv(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execDiv(s *State, m x86.Mode, inst *decode.Inst) error {
 	if err := e.gprOperands(s, inst, 1); err != nil {
 		return err
 	}
@@ -286,7 +286,7 @@ func idiv(hi, lo, d uint64, n uint8) (q, r uint64, ok bool) {
 // other status flags are undefined and left as they were. TZCNT/LZCNT
 // return the width for 0 and set CF for a zero source and ZF for a zero
 // result; POPCNT clears every status flag but ZF (zero source).
-func (e *Emulator) execBitScan(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execBitScan(s *State, m x86.Mode, inst *decode.Inst) error {
 	if err := e.gprOperands(s, inst, 2); err != nil {
 		return err
 	}
@@ -345,7 +345,7 @@ func (e *Emulator) execBitScan(s *State, m CPUMode, inst *decode.Inst) error {
 // 64-bit mode). The operand is written in both cases (with its own value
 // when they differ), as the CPU's locked cycle does. Other flags are
 // unchanged. CMPXCHG16B needs a 16-byte aligned operand (#GP(0)).
-func (e *Emulator) execCmpxchgDouble(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execCmpxchgDouble(s *State, m x86.Mode, inst *decode.Inst) error {
 	a := &inst.Args[0]
 	if a.Kind != decode.ArgMem {
 		return x86.UD("cmpxchg8b with a register operand")
@@ -397,7 +397,7 @@ func putLE(b []byte, v uint64) {
 
 // execXlat executes XLAT: AL <- [seg:rBX + AL] (ea adds AL for the row's
 // FXlat).
-func (e *Emulator) execXlat(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execXlat(s *State, m x86.Mode, inst *decode.Inst) error {
 	a := &inst.Args[0]
 	if err := e.resolve(s, m, inst, a, 1, true, false, &e.accs.A[0]); err != nil {
 		return err
@@ -412,7 +412,7 @@ func (e *Emulator) execXlat(s *State, m CPUMode, inst *decode.Inst) error {
 
 // execBound executes BOUND r, m (not in 64-bit mode): #BR unless the
 // signed register lies within the signed pair [lower, upper] at m.
-func (e *Emulator) execBound(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execBound(s *State, m x86.Mode, inst *decode.Inst) error {
 	if err := e.gprOperands(s, inst, 2); err != nil {
 		return err
 	}

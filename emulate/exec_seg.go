@@ -27,7 +27,7 @@ type descriptor struct {
 // readDescriptor reads the descriptor sel names from the GDT or LDT:
 // #GP(selector) when it lies beyond the table's limit or the LDT is null.
 // The read is an implicit supervisor access.
-func (e *Emulator) readDescriptor(s *State, m CPUMode, sel uint16, d *descriptor) error {
+func (e *Emulator) readDescriptor(s *State, m x86.Mode, sel uint16, d *descriptor) error {
 	base, limit := s.GDTR.Base, uint64(s.GDTR.Limit)
 	if sel&4 != 0 {
 		if s.LDTR.Unusable || s.LDTR.Selector&^3 == 0 {
@@ -40,7 +40,7 @@ func (e *Emulator) readDescriptor(s *State, m CPUMode, sel uint16, d *descriptor
 		return selFault(x86.VectorGP, sel, "selector beyond the descriptor table limit")
 	}
 	la := base + idx
-	if m != ModeLong64 {
+	if m != x86.ModeLong64 {
 		la &= 0xFFFFFFFF
 	}
 	if err := e.implicitRW(m, la, e.buf[:8], false); err != nil {
@@ -54,10 +54,10 @@ func (e *Emulator) readDescriptor(s *State, m CPUMode, sel uint16, d *descriptor
 
 // implicitRW reads or writes b at linear address la as an implicit
 // supervisor access (descriptor tables), page by page.
-func (e *Emulator) implicitRW(m CPUMode, la uint64, b []byte, write bool) error {
-	in := Intent{Kind: KindRead, Implicit: true, Commit: true}
+func (e *Emulator) implicitRW(m x86.Mode, la uint64, b []byte, write bool) error {
+	in := Intent{Access: x86.AccessImplicit, Commit: true}
 	if write {
-		in.Kind = KindWrite
+		in.Access |= x86.AccessWrite
 	}
 	for len(b) > 0 {
 		k := min(uint64(len(b)), pageSize-la%pageSize)
@@ -74,7 +74,7 @@ func (e *Emulator) implicitRW(m CPUMode, la uint64, b []byte, write bool) error 
 			return err
 		}
 		b, la = b[k:], la+k
-		if m != ModeLong64 {
+		if m != x86.ModeLong64 {
 			la &= 0xFFFFFFFF
 		}
 	}
@@ -109,19 +109,19 @@ func decodeDescriptor(raw uint64, sel uint16) x86.Segment {
 // segment at sel*16; in protected mode the descriptor is read and checked
 // (null selectors, type, privilege, presence) and its accessed bit set.
 // Nothing in s changes; the caller installs the result.
-func (e *Emulator) loadSegment(s *State, m CPUMode, seg x86.SegReg, sel uint16) (x86.Segment, error) {
+func (e *Emulator) loadSegment(s *State, m x86.Mode, seg x86.SegReg, sel uint16) (x86.Segment, error) {
 	cur := s.Seg[seg]
 	switch m {
-	case ModeReal:
+	case x86.ModeReal:
 		cur.Selector, cur.Base = sel, uint64(sel)<<4
 		return cur, nil
-	case ModeVM86:
+	case x86.ModeVM86:
 		return x86.Segment{Selector: sel, Base: uint64(sel) << 4, Limit: 0xFFFF, Type: 3, S: true, DPL: 3, Present: true}, nil
 	}
 	cpl := s.CPL()
 	rpl := uint8(sel & 3)
 	if sel&^3 == 0 { // null selector
-		if seg == x86.SS && (m != ModeLong64 || cpl == 3 || rpl != cpl) {
+		if seg == x86.SS && (m != x86.ModeLong64 || cpl == 3 || rpl != cpl) {
 			return cur, gp0(m, "null selector loaded into SS")
 		}
 		return x86.Segment{Selector: sel, Unusable: true}, nil
@@ -167,7 +167,7 @@ func (e *Emulator) loadSegment(s *State, m CPUMode, seg x86.SegReg, sel uint16) 
 // m16:32 or m16:64 (offset, then selector) loads the segment register and
 // the general register. The segment is loaded first: its faults leave the
 // register alone.
-func (e *Emulator) execLoadFar(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execLoadFar(s *State, m x86.Mode, inst *decode.Inst) error {
 	a := &inst.Args[1]
 	if a.Kind != decode.ArgMem {
 		return x86.UD("far pointer load from a register")
@@ -202,7 +202,7 @@ func (e *Emulator) execLoadFar(s *State, m CPUMode, inst *decode.Inst) error {
 }
 
 // execMovToSeg executes MOV Sreg, r/m16 (MOV CS is #UD at decode).
-func (e *Emulator) execMovToSeg(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execMovToSeg(s *State, m x86.Mode, inst *decode.Inst) error {
 	seg := inst.Args[0].Seg % x86.NumSeg
 	src := &inst.Args[1]
 	if src.Kind == decode.ArgMem {
@@ -224,7 +224,7 @@ func (e *Emulator) execMovToSeg(s *State, m CPUMode, inst *decode.Inst) error {
 
 // umip raises #GP(0) for SGDT, SIDT, SLDT, SMSW and STR at CPL > 0 with
 // CR4.UMIP set (SDM Vol. 3A §2.5).
-func umip(s *State, m CPUMode) error {
+func umip(s *State, m x86.Mode) error {
 	if s.CR4&x86.CR4UMIP != 0 && s.CPL() > 0 {
 		return gp0(m, "user-mode instruction prevention")
 	}
@@ -235,7 +235,7 @@ func umip(s *State, m CPUMode) error {
 // in 64-bit mode), SLDT, STR (the selector) and SMSW (CR0's low 16 bits to
 // memory, the operand size of CR0 to a register). SLDT and STR are #UD in
 // real and virtual-8086 mode.
-func (e *Emulator) execStoreSys(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execStoreSys(s *State, m x86.Mode, inst *decode.Inst) error {
 	if err := umip(s, m); err != nil {
 		return err
 	}
@@ -251,7 +251,7 @@ func (e *Emulator) execStoreSys(s *State, m CPUMode, inst *decode.Inst) error {
 			t = s.IDTR
 		}
 		size := uint16(6)
-		if m == ModeLong64 {
+		if m == x86.ModeLong64 {
 			size = 10
 		}
 		acc := &e.accs.A[0]
@@ -288,7 +288,7 @@ func (e *Emulator) execStoreSys(s *State, m CPUMode, inst *decode.Inst) error {
 // canonical), LLDT, LTR (a descriptor from the GDT; LTR marks the TSS
 // busy) and LMSW (CR0 bits 3:0; PE cannot be cleared). CPL 0 only (the row
 // is FPrivileged); LLDT and LTR are #UD outside protected mode.
-func (e *Emulator) execLoadSys(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execLoadSys(s *State, m x86.Mode, inst *decode.Inst) error {
 	a := &inst.Args[0]
 	switch inst.Op {
 	case decode.LGDT, decode.LIDT:
@@ -296,7 +296,7 @@ func (e *Emulator) execLoadSys(s *State, m CPUMode, inst *decode.Inst) error {
 			return x86.UD("lgdt with a register operand")
 		}
 		size := uint16(6)
-		if m == ModeLong64 {
+		if m == x86.ModeLong64 {
 			size = 10
 		}
 		acc := &e.accs.A[0]
@@ -309,7 +309,7 @@ func (e *Emulator) execLoadSys(s *State, m CPUMode, inst *decode.Inst) error {
 		}
 		t := TableReg{Limit: binary.LittleEndian.Uint16(b), Base: le(b[2:])}
 		switch {
-		case m == ModeLong64:
+		case m == x86.ModeLong64:
 			if !x86.IsCanonical(t.Base, s.LinearBits()) {
 				return gp0(m, "non-canonical descriptor table base")
 			}
@@ -355,7 +355,7 @@ func (e *Emulator) execLoadSys(s *State, m CPUMode, inst *decode.Inst) error {
 	ns := d.seg
 	want := ns.Type == 2 // LDT
 	if inst.Op == decode.LTR {
-		want = ns.Type == 9 || ns.Type == 1 && m != ModeLong64
+		want = ns.Type == 9 || ns.Type == 1 && m != x86.ModeLong64
 	}
 	if ns.S || !want {
 		return selFault(x86.VectorGP, sel, "wrong descriptor type for "+inst.Op.String())
@@ -363,7 +363,7 @@ func (e *Emulator) execLoadSys(s *State, m CPUMode, inst *decode.Inst) error {
 	if !ns.Present {
 		return selFault(x86.VectorNP, sel, "descriptor not present")
 	}
-	if m == ModeLong64 { // 16-byte system descriptors: base 63:32 follows
+	if m == x86.ModeLong64 { // 16-byte system descriptors: base 63:32 follows
 		if err := e.implicitRW(m, d.addr+8, e.buf[:4], false); err != nil {
 			return err
 		}
@@ -383,7 +383,7 @@ func (e *Emulator) execLoadSys(s *State, m CPUMode, inst *decode.Inst) error {
 }
 
 // sysSource reads the 16-bit r/m source of LLDT, LTR and LMSW.
-func (e *Emulator) sysSource(s *State, m CPUMode, inst *decode.Inst) (uint64, error) {
+func (e *Emulator) sysSource(s *State, m x86.Mode, inst *decode.Inst) (uint64, error) {
 	a := &inst.Args[0]
 	if a.Kind == decode.ArgMem {
 		if err := e.resolve(s, m, inst, a, 2, true, false, &e.accs.A[0]); err != nil {

@@ -12,13 +12,13 @@ import (
 
 // stackAccess resolves size bytes of the stack at offset off (wrapped to
 // the stack address size) into acc.
-func (e *Emulator) stackAccess(s *State, m CPUMode, off uint64, size uint16, write bool, acc *Access) error {
+func (e *Emulator) stackAccess(s *State, m x86.Mode, off uint64, size uint16, write bool, acc *MemRef) error {
 	return e.access(s, m, x86.SS, off&addrMask(s.stackAddrSize(m)), size, !write, write, true, acc)
 }
 
 // writeAt writes b at offset off within the resolved access acc (off+len(b)
 // <= acc.Size).
-func (e *Emulator) writeAt(acc *Access, off int, b []byte) error {
+func (e *Emulator) writeAt(acc *MemRef, off int, b []byte) error {
 	p0 := int(acc.Pieces[0].Size)
 	if off < p0 {
 		k := min(len(b), p0-off)
@@ -34,7 +34,7 @@ func (e *Emulator) writeAt(acc *Access, off int, b []byte) error {
 }
 
 // writeSlot writes the n-byte value v at offset off within acc.
-func (e *Emulator) writeSlot(acc *Access, off int, n uint8, v uint64) error {
+func (e *Emulator) writeSlot(acc *MemRef, off int, n uint8, v uint64) error {
 	b := e.buf[:n]
 	putLE(b, v)
 	return e.writeAt(acc, off, b)
@@ -42,7 +42,7 @@ func (e *Emulator) writeSlot(acc *Access, off int, n uint8, v uint64) error {
 
 // execPusha pushes AX/EAX, CX, DX, BX, the original SP, BP, SI, DI (not
 // valid in 64-bit mode; the decoder raises #UD there).
-func (e *Emulator) execPusha(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execPusha(s *State, m x86.Mode, inst *decode.Inst) error {
 	n := stackOpSize(m, inst)
 	sa := s.stackAddrSize(m)
 	acc := &e.accs.A[0]
@@ -61,7 +61,7 @@ func (e *Emulator) execPusha(s *State, m CPUMode, inst *decode.Inst) error {
 }
 
 // execPopa pops DI, SI, BP, (SP discarded), BX, DX, CX, AX.
-func (e *Emulator) execPopa(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execPopa(s *State, m x86.Mode, inst *decode.Inst) error {
 	n := stackOpSize(m, inst)
 	sa := s.stackAddrSize(m)
 	acc := &e.accs.A[0]
@@ -86,7 +86,7 @@ func (e *Emulator) execPopa(s *State, m CPUMode, inst *decode.Inst) error {
 // level-1 frame pointers from below rBP, push the new frame pointer, then
 // rBP = the frame pointer and rSP drops by the allocation. Addresses and
 // rBP/rSP wrap at the stack address size (like KVM's em_enter).
-func (e *Emulator) execEnter(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execEnter(s *State, m x86.Mode, inst *decode.Inst) error {
 	n := stackOpSize(m, inst)
 	sa := s.stackAddrSize(m)
 	level := enterLevel(inst)
@@ -132,7 +132,7 @@ func (e *Emulator) execEnter(s *State, m CPUMode, inst *decode.Inst) error {
 	// ENTER: #SS/#PF "if a write using the final value of the stack
 	// pointer would cause" one). The CPU checks it after its pushes:
 	// they stay in memory when it faults, the registers do not change.
-	var probe Access
+	var probe MemRef
 	if err := e.stackAccess(s, m, top-alloc, uint16(n), true, &probe); err != nil {
 		return err
 	}
@@ -142,7 +142,7 @@ func (e *Emulator) execEnter(s *State, m CPUMode, inst *decode.Inst) error {
 }
 
 // readAt reads len(b) bytes at offset off within the resolved access acc.
-func (e *Emulator) readAt(acc *Access, off int, b []byte) error {
+func (e *Emulator) readAt(acc *MemRef, off int, b []byte) error {
 	p0 := int(acc.Pieces[0].Size)
 	if off < p0 {
 		k := min(len(b), p0-off)
@@ -159,7 +159,7 @@ func (e *Emulator) readAt(acc *Access, off int, b []byte) error {
 
 // execLeave: rSP = rBP (stack address size), then rBP = pop (operand size;
 // a 16-bit pop writes BP only).
-func (e *Emulator) execLeave(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execLeave(s *State, m x86.Mode, inst *decode.Inst) error {
 	n := stackOpSize(m, inst)
 	sa := s.stackAddrSize(m)
 	acc := &e.accs.A[0]
@@ -181,8 +181,8 @@ const flagsWritable = x86.FlagsArith | x86.FlagTF | x86.FlagIF | x86.FlagDF | x8
 
 // execPushf pushes RFLAGS with VM and RF cleared in the image (SDM Vol. 2B
 // PUSHF); #GP(0) in virtual-8086 mode with IOPL < 3.
-func (e *Emulator) execPushf(s *State, m CPUMode, inst *decode.Inst) error {
-	if m == ModeVM86 && s.RFLAGS&x86.FlagIOPL != x86.FlagIOPL {
+func (e *Emulator) execPushf(s *State, m x86.Mode, inst *decode.Inst) error {
+	if m == x86.ModeVM86 && s.RFLAGS&x86.FlagIOPL != x86.FlagIOPL {
 		return gp0(m, "pushf in virtual-8086 mode with IOPL < 3")
 	}
 	n := stackOpSize(m, inst)
@@ -203,9 +203,9 @@ func (e *Emulator) execPushf(s *State, m CPUMode, inst *decode.Inst) error {
 // only when CPL <= IOPL; VM, VIF, VIP, RF and the reserved bits never; a
 // 16-bit pop changes bits 15:0 only. In virtual-8086 mode IOPL must be 3
 // (#GP(0); VME is not modelled).
-func (e *Emulator) execPopf(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execPopf(s *State, m x86.Mode, inst *decode.Inst) error {
 	iopl := s.RFLAGS & x86.FlagIOPL >> 12
-	if m == ModeVM86 && iopl != 3 {
+	if m == x86.ModeVM86 && iopl != 3 {
 		return gp0(m, "popf in virtual-8086 mode with IOPL < 3")
 	}
 	n := stackOpSize(m, inst)
@@ -220,10 +220,10 @@ func (e *Emulator) execPopf(s *State, m CPUMode, inst *decode.Inst) error {
 	}
 	mask := uint64(flagsWritable)
 	cpl := uint64(s.CPL())
-	if m == ModeVM86 || cpl > 0 {
+	if m == x86.ModeVM86 || cpl > 0 {
 		mask &^= x86.FlagIOPL
 	}
-	if m != ModeVM86 && cpl > iopl {
+	if m != x86.ModeVM86 && cpl > iopl {
 		mask &^= x86.FlagIF
 	}
 	mask &= sizeMask(n)
@@ -235,8 +235,8 @@ func (e *Emulator) execPopf(s *State, m CPUMode, inst *decode.Inst) error {
 // branchTo sets RIP to target after the checks of a near branch: #GP(0)
 // for a target beyond the CS limit (outside 64-bit mode) or non-canonical
 // (in 64-bit mode). The target is already truncated to the operand size.
-func branchTo(s *State, m CPUMode, target uint64) error {
-	if m == ModeLong64 {
+func branchTo(s *State, m x86.Mode, target uint64) error {
+	if m == x86.ModeLong64 {
 		if !x86.IsCanonical(target, s.LinearBits()) {
 			return gp0(m, "branch to a non-canonical address")
 		}
@@ -251,7 +251,7 @@ func branchTo(s *State, m CPUMode, target uint64) error {
 // register or memory (SDM Vol. 2A CALL, JMP): the target is truncated to
 // the operand size; CALL pushes the address of the next instruction. The
 // push is resolved before anything is written.
-func (e *Emulator) execCallJmp(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execCallJmp(s *State, m x86.Mode, inst *decode.Inst) error {
 	n := inst.OpSize
 	a := &inst.Args[0]
 	next := nextRIP(s, inst)
@@ -296,7 +296,7 @@ func (e *Emulator) execCallJmp(s *State, m CPUMode, inst *decode.Inst) error {
 
 // execRet executes near RET and RET imm16: pop the target, then release
 // imm16 more bytes of stack.
-func (e *Emulator) execRet(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execRet(s *State, m x86.Mode, inst *decode.Inst) error {
 	n := stackOpSize(m, inst)
 	sa := s.stackAddrSize(m)
 	acc := &e.accs.A[0]

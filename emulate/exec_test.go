@@ -55,7 +55,7 @@ type execCase struct {
 }
 
 func defaultRIP(s *State) uint64 {
-	if s.Mode() == ModeReal {
+	if s.Mode() == x86.ModeReal {
 		return 0x100
 	}
 	return 0x2000
@@ -80,7 +80,7 @@ func runCase(t *testing.T, tc execCase) {
 		tc.setup(s, m)
 	}
 	la := s.Seg[x86.CS].Base + s.RIP
-	if s.Mode() != ModeLong64 {
+	if s.Mode() != x86.ModeLong64 {
 		la &= 0xFFFFFFFF
 	}
 	if !m.paging {

@@ -10,7 +10,7 @@ import (
 // in one place. KVM's emulate.c keeps the same facts in one opcode_table
 // row (I(DstMem | SrcReg | ModRM | Lock, em_add)); walkvm's decoder keeps the
 // per-encoding part (operand specs, LOCK, read/write of the memory operand:
-// decode.Arg.Mem.Access) and this table the per-instruction part, which the
+// decode.Arg.Mem.Use) and this table the per-instruction part, which the
 // resolver (Resolve), the executor (Execute), the rewinder (Rewind) and the
 // vCPU's write-exit search all read.
 type Facts struct {
@@ -42,7 +42,7 @@ type Facts struct {
 }
 
 // execFn executes one instruction; see Execute.
-type execFn func(e *Emulator, s *State, m CPUMode, inst *decode.Inst) error
+type execFn func(e *Emulator, s *State, m x86.Mode, inst *decode.Inst) error
 
 // Class names a group of instructions that are tested together.
 type Class uint8

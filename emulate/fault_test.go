@@ -145,7 +145,7 @@ func TestFetch(t *testing.T) {
 		if _, err := (&Emulator{Mem: m}).Step(s); err != nil {
 			t.Fatal(err)
 		}
-		want := []transRec{{0x2000, Intent{Kind: KindFetch, Commit: true}}, {mm, Intent{Kind: KindWrite, Commit: true}}}
+		want := []transRec{{0x2000, Intent{Access: x86.AccessFetch, Commit: true}}, {mm, Intent{Access: x86.AccessWrite, Commit: true}}}
 		if len(m.trans) != len(want) || m.trans[0] != want[0] || m.trans[1] != want[1] {
 			t.Errorf("translations %+v, want %+v", m.trans, want)
 		}
@@ -186,16 +186,16 @@ func TestModes(t *testing.T) {
 	p16.Seg[x86.SS].DPL = 3
 	tests := []struct {
 		s    *State
-		mode CPUMode
+		mode x86.Mode
 		cpl  uint8
 	}{
-		{realState(0), ModeReal, 0},
-		{vm86, ModeVM86, 3},
-		{p16, ModeProt16, 3},
-		{prot32State(), ModeProt32, 0},
-		{c16, ModeCompat16, 0},
-		{compat32State(), ModeCompat32, 0},
-		{long64State(), ModeLong64, 0},
+		{realState(0), x86.ModeReal, 0},
+		{vm86, x86.ModeVM86, 3},
+		{p16, x86.ModeProtected16, 3},
+		{prot32State(), x86.ModeProtected32, 0},
+		{c16, x86.ModeCompat16, 0},
+		{compat32State(), x86.ModeCompat32, 0},
+		{long64State(), x86.ModeLong64, 0},
 	}
 	for _, tc := range tests {
 		if m := tc.s.Mode(); m != tc.mode || tc.s.CPL() != tc.cpl {

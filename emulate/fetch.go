@@ -22,18 +22,18 @@ func (e *Emulator) Fetch(s *State) (*decode.Inst, error) {
 	return e.fetch(s, s.Mode(), false)
 }
 
-func (e *Emulator) fetch(s *State, m CPUMode, commit bool) (*decode.Inst, error) {
-	dm := m.DecodeMode()
+func (e *Emulator) fetch(s *State, m x86.Mode, commit bool) (*decode.Inst, error) {
+	dm := decodeMode(m)
 	e.ilen = 0
 	ipMask := addrMask(uint8(dm) / 8)
 	cs := &s.Seg[x86.CS]
-	in := Intent{Kind: KindFetch, Commit: commit}
+	in := Intent{Access: x86.AccessFetch, Commit: commit}
 	n := uint64(0)
 	for n < decode.MaxLen {
 		off := (s.RIP + n) & ipMask
 		var la uint64
 		chunk := decode.MaxLen - n
-		if m == ModeLong64 {
+		if m == x86.ModeLong64 {
 			la = off
 			if !x86.IsCanonical(la, s.LinearBits()) {
 				return nil, gp0(m, "instruction fetch at non-canonical address")
@@ -62,7 +62,7 @@ func (e *Emulator) fetch(s *State, m CPUMode, commit bool) (*decode.Inst, error)
 		}
 		if !errors.Is(err, decode.ErrTruncated) {
 			var x *x86.Exception
-			if errors.As(err, &x) && m == ModeReal {
+			if errors.As(err, &x) && m == x86.ModeReal {
 				x.HasErrorCode = false
 			}
 			return nil, err

@@ -46,7 +46,7 @@ func FuzzFetch(f *testing.F) {
 		m.noLog = true
 		base := s.Seg[x86.CS].Base
 		s.RIP = 0x3000 - base + uint64(off%0x1000)
-		if s.Mode() == ModeReal || s.Mode() == ModeVM86 || s.Mode() == ModeProt16 {
+		if s.Mode() == x86.ModeReal || s.Mode() == x86.ModeVM86 || s.Mode() == x86.ModeProtected16 {
 			s.RIP &= 0xFFFF
 		}
 		la := (base + s.RIP) & 0xFFFFFFFF
@@ -65,7 +65,7 @@ func FuzzFetch(f *testing.F) {
 		if inst.Len == 0 || inst.Len > decode.MaxLen || int(inst.Len) != len(e.InstBytes()) {
 			t.Fatalf("length %d, fetched %d", inst.Len, len(e.InstBytes()))
 		}
-		var acc Accesses
+		var acc MemRefs
 		_ = e.Resolve(s, inst, &acc)
 	})
 }

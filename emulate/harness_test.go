@@ -73,16 +73,16 @@ func (m *testMem) Translate(la uint64, in Intent) (uint64, error) {
 	}
 	p, ok := m.pages[la>>12]
 	var code uint32
-	switch in.Kind {
-	case KindWrite:
+	if in.Access.Write() {
 		code |= x86.PFErrWrite
-	case KindFetch:
+	}
+	if in.Access.Fetch() {
 		code |= x86.PFErrFetch
 	}
 	if !ok {
 		return 0, x86.PageFault(la, code, "not present")
 	}
-	if in.Kind == KindWrite && !p.writable {
+	if in.Access.Write() && !p.writable {
 		return 0, x86.PageFault(la, code|x86.PFErrPresent, "read-only")
 	}
 	return p.gpa | la&0xFFF, nil

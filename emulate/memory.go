@@ -7,38 +7,15 @@ import (
 	"walkvm/x86"
 )
 
-// Kind says what a translation is for; the walker checks rights with it and
-// builds the #PF error code from it (W/R, I/D).
-type Kind uint8
-
-// Access kinds. A read-modify-write translates as KindWrite: a page that
-// can be written can be read (SDM Vol. 3A §4.6).
-const (
-	KindRead Kind = iota
-	KindWrite
-	KindFetch
-)
-
-var kindNames = [...]string{"read", "write", "fetch"}
-
-func (k Kind) String() string {
-	if int(k) < len(kindNames) {
-		return kindNames[k]
-	}
-	return "kind?"
-}
-
 // Intent describes one translation for Memory.Translate. The walker takes
-// the paging mode, CPL, CR0.WP, SMEP/SMAP and RFLAGS.AC from its own copy of
-// the vCPU state (mmu.State), which the caller keeps in step with State.
+// the paging mode, CPL, CR0.WP, SMEP/SMAP and RFLAGS.AC from the state
+// State.WalkerState derives from the same registers.
 type Intent struct {
-	Kind Kind
-	// Implicit marks an implicit supervisor-mode access (descriptor
-	// tables): supervisor at any CPL. The instructions emulated here make
-	// none; the field is for completeness of the seam.
-	Implicit bool
-	// Stack marks an access through SS (a non-canonical address is #SS).
-	Stack bool
+	// Access is what the translation is for: read, write (a
+	// read-modify-write translates as a write: a page that can be written
+	// can be read, SDM Vol. 3A §4.6) or fetch, through SS or not, and
+	// whether it is an implicit supervisor-mode access (descriptor tables).
+	Access x86.Access
 	// Commit says the instruction is being executed, so the walk should set
 	// accessed and dirty flags as the CPU would. Resolve and Fetch only
 	// look and leave it false; Step sets it.
@@ -71,10 +48,10 @@ type Piece struct {
 	Size uint16
 }
 
-// Access is a resolved memory operand: where one access of an instruction
+// MemRef is a resolved memory operand: where one access of an instruction
 // goes and what it does. An access that crosses a page boundary has two
 // pieces, each translated on its own, like the CPU's and KVM's accesses.
-type Access struct {
+type MemRef struct {
 	Seg    x86.SegReg
 	Offset uint64 // effective address, truncated to the address size
 	Linear uint64
@@ -89,7 +66,7 @@ type Access struct {
 // one piece of a: how a KVM MMIO exit (phys_addr, len) is matched against
 // the access the instruction makes. KVM may split a piece further into
 // exits of at most 8 bytes.
-func (a *Access) Contains(gpa uint64, n int) bool {
+func (a *MemRef) Contains(gpa uint64, n int) bool {
 	for i := range int(a.N) {
 		p := &a.Pieces[i]
 		if gpa >= p.GPA && n >= 0 && gpa-p.GPA+uint64(n) <= uint64(p.Size) {
@@ -99,15 +76,7 @@ func (a *Access) Contains(gpa uint64, n int) bool {
 	return false
 }
 
-// Kind is the translation kind of the access.
-func (a *Access) Kind() Kind {
-	if a.Write {
-		return KindWrite
-	}
-	return KindRead
-}
-
-func (a *Access) String() string {
+func (a *MemRef) String() string {
 	rw := "read"
 	switch {
 	case a.Read && a.Write:

@@ -24,7 +24,7 @@ type Emulator struct {
 	ilen uint8
 	buf  [64]byte   // data of the access in flight
 	buf2 [1024]byte // second operand, MOVS staging, state images (FNSAVE, FXSAVE, XSAVE)
-	accs Accesses
+	accs MemRefs
 	res  Result  // of the instruction in flight
 	copy copyMem // the memory of ExecuteOnCopy
 	// fpuSave is the vector state before a vector instruction, put back
@@ -37,13 +37,13 @@ type Emulator struct {
 // DefaultMaxRep is MaxRep's default.
 const DefaultMaxRep = 1024
 
-// Accesses lists the memory accesses of one instruction in the order it
+// MemRefs lists the memory accesses of one instruction in the order it
 // makes them: string instructions list one iteration (source, then
 // destination), PUSH m the operand then the stack slot, POP m the stack slot
 // then the operand.
-type Accesses struct {
+type MemRefs struct {
 	N int
-	A [2]Access
+	A [2]MemRef
 }
 
 // Inst returns the instruction decoded by the last Fetch or Step.
@@ -78,12 +78,12 @@ func ea(s *State, inst *decode.Inst, m *decode.Mem) uint64 {
 // through seg: protection checks and limits in protected mode (SDM Vol. 3A
 // §5.3, §5.5; Vol. 1 §3.4.5), the canonical check in 64-bit mode (Vol. 1
 // §3.3.7.1), and returns the linear address.
-func segLinear(s *State, m CPUMode, seg x86.SegReg, off, size uint64, write, read bool) (uint64, error) {
+func segLinear(s *State, m x86.Mode, seg x86.SegReg, off, size uint64, write, read bool) (uint64, error) {
 	if int(seg) >= x86.NumSeg {
 		return 0, gp0(m, "bad segment register")
 	}
 	sd := &s.Seg[seg]
-	if m == ModeLong64 {
+	if m == x86.ModeLong64 {
 		var la uint64
 		if seg == x86.FS || seg == x86.GS {
 			la = sd.Base
@@ -140,7 +140,7 @@ func segLinear(s *State, m CPUMode, seg x86.SegReg, off, size uint64, write, rea
 
 // translate fills the pieces of acc (Linear and Size set) with the
 // guest-physical addresses, one translation per 4-KByte page.
-func (e *Emulator) translate(acc *Access, in Intent, long bool) error {
+func (e *Emulator) translate(acc *MemRef, in Intent, long bool) error {
 	first := pageSize - acc.Linear%pageSize
 	if uint64(acc.Size) <= first {
 		gpa, err := e.Mem.Translate(acc.Linear, in)
@@ -171,13 +171,13 @@ func (e *Emulator) translate(acc *Access, in Intent, long bool) error {
 }
 
 // access resolves an access of size bytes at offset off through seg.
-func (e *Emulator) access(s *State, m CPUMode, seg x86.SegReg, off uint64, size uint16, read, write, commit bool, acc *Access) error {
+func (e *Emulator) access(s *State, m x86.Mode, seg x86.SegReg, off uint64, size uint16, read, write, commit bool, acc *MemRef) error {
 	return e.accessAligned(s, m, seg, off, size, 0, read, write, commit, acc)
 }
 
 // accessAligned is access for an operand that must be aligned on align
 // bytes (MOVDQA and friends): #GP(0) otherwise, before any translation.
-func (e *Emulator) accessAligned(s *State, m CPUMode, seg x86.SegReg, off uint64, size, align uint16, read, write, commit bool, acc *Access) error {
+func (e *Emulator) accessAligned(s *State, m x86.Mode, seg x86.SegReg, off uint64, size, align uint16, read, write, commit bool, acc *MemRef) error {
 	la, err := segLinear(s, m, seg, off, uint64(size), write, read)
 	if err != nil {
 		return err
@@ -189,18 +189,21 @@ func (e *Emulator) accessAligned(s *State, m CPUMode, seg x86.SegReg, off uint64
 	if err := alignCheck(s, m, la, size); err != nil {
 		return err
 	}
-	in := Intent{Kind: KindRead, Stack: seg == x86.SS, Commit: commit}
+	in := Intent{Access: x86.AccessRead, Commit: commit}
 	if write {
-		in.Kind = KindWrite
+		in.Access = x86.AccessWrite
 	}
-	return e.translate(acc, in, m == ModeLong64)
+	if seg == x86.SS {
+		in.Access |= x86.AccessStack
+	}
+	return e.translate(acc, in, m == x86.ModeLong64)
 }
 
 // alignCheck raises #AC(0) for a misaligned access at CPL 3 with CR0.AM and
 // RFLAGS.AC set (SDM Vol. 3A §6.15, interrupt 17). Only the natural
 // alignment of 2-, 4- and 8-byte operands is checked.
-func alignCheck(s *State, m CPUMode, la uint64, size uint16) error {
-	if s.CR0&x86.CR0AM == 0 || s.RFLAGS&x86.FlagAC == 0 || m == ModeReal || s.CPL() != 3 {
+func alignCheck(s *State, m x86.Mode, la uint64, size uint16) error {
+	if s.CR0&x86.CR0AM == 0 || s.RFLAGS&x86.FlagAC == 0 || m == x86.ModeReal || s.CPL() != 3 {
 		return nil
 	}
 	switch size {
@@ -213,7 +216,7 @@ func alignCheck(s *State, m CPUMode, la uint64, size uint16) error {
 }
 
 // memAccess resolves memory operand arg of inst with the registers of s.
-func (e *Emulator) memAccess(s *State, m CPUMode, inst *decode.Inst, mem *decode.Mem, size uint16, read, write, commit bool, acc *Access) error {
+func (e *Emulator) memAccess(s *State, m x86.Mode, inst *decode.Inst, mem *decode.Mem, size uint16, read, write, commit bool, acc *MemRef) error {
 	return e.access(s, m, mem.Seg, ea(s, inst, mem), size, read, write, commit, acc)
 }
 
@@ -227,7 +230,7 @@ func (e *Emulator) memAccess(s *State, m CPUMode, inst *decode.Inst, mem *decode
 // For a write exit, which KVM reports after the instruction completed, call
 // it with a copy of s whose registers are as they were before the
 // instruction (see Rewind).
-func (e *Emulator) Resolve(s *State, inst *decode.Inst, acc *Accesses) error {
+func (e *Emulator) Resolve(s *State, inst *decode.Inst, acc *MemRefs) error {
 	acc.N = 0
 	m := s.Mode()
 	if err := e.listAccesses(s, m, inst, acc, false); err != nil {
@@ -239,7 +242,7 @@ func (e *Emulator) Resolve(s *State, inst *decode.Inst, acc *Accesses) error {
 // listAccesses resolves every access of inst in order. Implicit stack
 // accesses follow the row's Stack: an access of several slots (PUSHA, POPA,
 // ENTER, far calls and returns) is listed as one range.
-func (e *Emulator) listAccesses(s *State, m CPUMode, inst *decode.Inst, acc *Accesses, commit bool) error {
+func (e *Emulator) listAccesses(s *State, m x86.Mode, inst *decode.Inst, acc *MemRefs, commit bool) error {
 	acc.N = 0
 	f := FactsOf(inst.Op)
 	sa := s.stackAddrSize(m)
@@ -335,18 +338,18 @@ func (e *Emulator) listAccesses(s *State, m CPUMode, inst *decode.Inst, acc *Acc
 	k := 0
 	for i := range inst.Args {
 		a := &inst.Args[i]
-		if a.Kind == decode.ArgMem && a.Mem.Access != 0 && a.Mem.Size != 0 && k < len(idx) {
+		if a.Kind == decode.ArgMem && a.Mem.Use != 0 && a.Mem.Size != 0 && k < len(idx) {
 			idx[k] = i
 			k++
 		}
 	}
-	if k == 2 && inst.Args[idx[0]].Mem.Access.Writes() && !inst.Args[idx[1]].Mem.Access.Writes() {
+	if k == 2 && inst.Args[idx[0]].Mem.Use.Writes() && !inst.Args[idx[1]].Mem.Use.Writes() {
 		idx[0], idx[1] = idx[1], idx[0]
 	}
 	for _, i := range idx[:k] {
 		a := &inst.Args[i]
 		off := operandOffset(s, inst, a)
-		if err := e.accessAligned(s, m, a.Mem.Seg, off, a.Mem.Size, operandAlign(inst, a), a.Mem.Access.Reads(), a.Mem.Access.Writes(), commit, &acc.A[acc.N]); err != nil {
+		if err := e.accessAligned(s, m, a.Mem.Seg, off, a.Mem.Size, operandAlign(inst, a), a.Mem.Use.Reads(), a.Mem.Use.Writes(), commit, &acc.A[acc.N]); err != nil {
 			return err
 		}
 		acc.N++
@@ -406,7 +409,7 @@ func log2(n uint8) uint {
 }
 
 // stackOnly lists the stack access of PUSH/POP without a memory operand.
-func (e *Emulator) stackOnly(s *State, m CPUMode, inst *decode.Inst, acc *Accesses, commit bool) error {
+func (e *Emulator) stackOnly(s *State, m x86.Mode, inst *decode.Inst, acc *MemRefs, commit bool) error {
 	n := stackOpSize(m, inst)
 	sa := s.stackAddrSize(m)
 	rsp := s.GPR[x86.RSP]
@@ -445,8 +448,8 @@ func enterLevel(inst *decode.Inst) uint64 { return uint64(inst.Args[1].Imm) & 0x
 // stackOpSize is the size of a stack slot: in 64-bit mode 8, or 2 when the
 // decoder gave a 16-bit operand size (66 without REX.W; near branches
 // ignore 66 there); else the operand size (SDM Vol. 2B PUSH).
-func stackOpSize(m CPUMode, inst *decode.Inst) uint8 {
-	if m == ModeLong64 {
+func stackOpSize(m x86.Mode, inst *decode.Inst) uint8 {
+	if m == x86.ModeLong64 {
 		if inst.OpSize == 2 {
 			return 2
 		}

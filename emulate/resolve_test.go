@@ -2,6 +2,7 @@ package emulate
 
 import (
 	"bytes"
+	"strings"
 	"testing"
 
 	"walkvm/emulate/decode"
@@ -100,7 +101,7 @@ func TestResolve(t *testing.T) {
 			before := *s
 			e := &Emulator{Mem: m}
 			inst := decodeAt(t, e, s)
-			var acc Accesses
+			var acc MemRefs
 			if err := e.Resolve(s, inst, &acc); err != nil {
 				t.Fatalf("Resolve: %v", err)
 			}
@@ -161,7 +162,7 @@ func TestRewind(t *testing.T) {
 			}
 			m.put(0x2000, tc.code)
 			e := &Emulator{Mem: m, MaxRep: 1}
-			var want Accesses
+			var want MemRefs
 			inst := decodeAt(t, e, s)
 			if err := e.Resolve(s, inst, &want); err != nil {
 				t.Fatal(err)
@@ -176,7 +177,7 @@ func TestRewind(t *testing.T) {
 			if after.GPR != before.GPR {
 				t.Errorf("rewound registers %x, want %x", after.GPR, before.GPR)
 			}
-			var got Accesses
+			var got MemRefs
 			if err := e.Resolve(&after, inst, &got); err != nil {
 				t.Fatal(err)
 			}
@@ -199,5 +200,31 @@ func TestNotEmulatedError(t *testing.T) {
 	}
 	if got := Disasm(ne.Bytes[:ne.Len], decode.Mode64, 0x2000); got != "cpuid" {
 		t.Errorf("Disasm = %q", got)
+	}
+}
+
+// Disasm uses x86asm's AT&T text, the decoder's own rendering for encodings
+// x86asm rejects (the blank shift-group /6 that CPUs execute as SAL), and
+// says why for bytes neither decodes.
+func TestDisasm(t *testing.T) {
+	for _, c := range []struct {
+		b    []byte
+		want string
+	}{
+		{[]byte{0x48, 0xf7, 0x23}, "mulq (%rbx)"},
+		{[]byte{0xc0, 0xf0, 0x01}, ""}, // filled in below from the decoder
+		{[]byte{0x0f}, "(bad: decode: instruction truncated)"},
+	} {
+		want := c.want
+		if want == "" {
+			var in decode.Inst
+			if err := decode.Decode(c.b, decode.Mode64, &in); err != nil {
+				t.Fatal(err)
+			}
+			want = in.String()
+		}
+		if got := Disasm(c.b, decode.Mode64, 0); got != want || strings.HasPrefix(got, "(bad)") {
+			t.Errorf("Disasm(% x) = %q, want %q", c.b, got, want)
+		}
 	}
 }

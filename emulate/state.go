@@ -2,6 +2,7 @@ package emulate
 
 import (
 	"walkvm/emulate/decode"
+	"walkvm/mmu"
 	"walkvm/x86"
 )
 
@@ -19,6 +20,12 @@ type State struct {
 	EFER               uint64
 	// XCR0 gates AVX (bits 1 and 2 must be set, with CR4.OSXSAVE).
 	XCR0 uint64
+	// PKRU is the protection-key rights register (user pages, CR4.PKE).
+	PKRU uint32
+	// PDPTEs are the PAE PDPTE registers, when the caller has them
+	// (HasPDPTEs): what the walker uses in PAE paging instead of memory.
+	PDPTEs    [4]uint64
+	HasPDPTEs bool
 
 	// Vec is the x87/SSE/AVX state, loaded on first use. Nil means the
 	// caller cannot provide it: instructions that need it fail with a
@@ -38,95 +45,45 @@ type TableReg struct {
 	Limit uint16
 }
 
-// CPUMode is the processor operating mode (SDM Vol. 3A §2.2), with the
-// code-segment size folded in where it matters.
-type CPUMode uint8
-
-// Operating modes.
-const (
-	ModeReal     CPUMode = iota // CR0.PE = 0
-	ModeVM86                    // protected mode with RFLAGS.VM = 1
-	ModeProt16                  // protected mode, CS.D = 0
-	ModeProt32                  // protected mode, CS.D = 1
-	ModeCompat16                // IA-32e compatibility mode, CS.D = 0
-	ModeCompat32                // IA-32e compatibility mode, CS.D = 1
-	ModeLong64                  // IA-32e 64-bit mode (EFER.LMA and CS.L)
-)
-
-var modeNames = [...]string{"real", "vm86", "prot16", "prot32", "compat16", "compat32", "long64"}
-
-func (m CPUMode) String() string {
-	if int(m) < len(modeNames) {
-		return modeNames[m]
-	}
-	return "mode?"
-}
-
-// Mode returns the current operating mode.
-func (s *State) Mode() CPUMode {
-	switch {
-	case s.CR0&x86.CR0PE == 0:
-		return ModeReal
-	case s.EFER&x86.EFERLMA != 0:
-		cs := &s.Seg[x86.CS]
-		switch {
-		case cs.L:
-			return ModeLong64
-		case cs.DB:
-			return ModeCompat32
-		}
-		return ModeCompat16
-	case s.RFLAGS&x86.FlagVM != 0:
-		return ModeVM86
-	case s.Seg[x86.CS].DB:
-		return ModeProt32
-	}
-	return ModeProt16
+// Mode is the operating mode the registers put the vCPU in.
+func (s *State) Mode() x86.Mode {
+	cs := &s.Seg[x86.CS]
+	return x86.ModeOf(s.CR0, s.EFER, s.RFLAGS, cs.L, cs.DB)
 }
 
 // DecodeMode is the code-segment mode the decoder needs.
-func (m CPUMode) DecodeMode() decode.Mode {
-	switch m {
-	case ModeLong64:
-		return decode.Mode64
-	case ModeProt32, ModeCompat32:
-		return decode.Mode32
-	}
-	return decode.Mode16
-}
+func (s *State) DecodeMode() decode.Mode { return decodeMode(s.Mode()) }
 
-// Protected reports whether segment protection (types, limits in the
-// protected-mode sense, null selectors) applies: not real mode, not VM86.
-func (m CPUMode) Protected() bool { return m >= ModeProt16 }
+func decodeMode(m x86.Mode) decode.Mode { return decode.Mode(m.CodeSize()) }
 
-// CPL is the current privilege level: 0 in real mode, 3 in virtual-8086
-// mode, else SS.DPL, which is what KVM reports as the CPL (CS.DPL can differ
-// from it in a conforming code segment; SDM Vol. 3A §5.5).
-func (s *State) CPL() uint8 {
-	switch s.Mode() {
-	case ModeReal:
-		return 0
-	case ModeVM86:
-		return 3
+// CPL is the current privilege level (x86.Mode.CPL): 0 in real mode, 3 in
+// virtual-8086 mode, else SS.DPL.
+func (s *State) CPL() uint8 { return s.Mode().CPL(s.Seg[x86.SS].DPL) }
+
+// WalkerState is the state the page walker translates with, derived from
+// these registers: mmu.Context.Reset takes it. Of RFLAGS only AC and VM
+// reach the walker, so that a change of the arithmetic flags does not make
+// the walker's precomputed context look stale.
+func (s *State) WalkerState() mmu.State {
+	cs := &s.Seg[x86.CS]
+	return mmu.State{
+		CR0: s.CR0, CR3: s.CR3, CR4: s.CR4, EFER: s.EFER,
+		RFLAGS: s.RFLAGS & (x86.FlagAC | x86.FlagVM), CPL: s.CPL(),
+		CSL: cs.L, CSD: cs.DB, PKRU: s.PKRU,
+		PDPTEs: s.PDPTEs, HasPDPTEs: s.HasPDPTEs,
 	}
-	return s.Seg[x86.SS].DPL & 3
 }
 
 // LinearBits is the width of a canonical linear address in 64-bit mode.
-func (s *State) LinearBits() uint {
-	if s.CR4&x86.CR4LA57 != 0 {
-		return 57
-	}
-	return 48
-}
+func (s *State) LinearBits() uint { return x86.PagingOf(s.CR0, s.CR4, s.EFER).LinearBits() }
 
 // stackAddrSize is the address size of implicit stack accesses in bytes:
 // 8 in 64-bit mode, else 4 or 2 by SS.B (SDM Vol. 1 §6.2.3).
-func (s *State) stackAddrSize(m CPUMode) uint8 {
+func (s *State) stackAddrSize(m x86.Mode) uint8 {
 	switch {
-	case m == ModeLong64:
+	case m == x86.ModeLong64:
 		return 8
-	case m == ModeReal || m == ModeVM86:
+	case m == x86.ModeReal || m == x86.ModeVM86:
 		if s.Seg[x86.SS].DB {
 			return 4 // "big" real mode stack; KVM reports it
 		}
@@ -193,25 +150,25 @@ func (s *State) regWriteAddr(r x86.Reg, n uint8, v uint64) {
 
 // gp0 is #GP(0) as the current mode delivers it: real mode pushes no error
 // code.
-func gp0(m CPUMode, reason string) *x86.Exception {
+func gp0(m x86.Mode, reason string) *x86.Exception {
 	e := x86.GP(0, reason)
-	if m == ModeReal {
+	if m == x86.ModeReal {
 		e.HasErrorCode = false
 	}
 	return e
 }
 
 // ss0 is #SS(0), likewise.
-func ss0(m CPUMode, reason string) *x86.Exception {
+func ss0(m x86.Mode, reason string) *x86.Exception {
 	e := x86.StackFault(reason)
-	if m == ModeReal {
+	if m == x86.ModeReal {
 		e.HasErrorCode = false
 	}
 	return e
 }
 
 // segFault is #SS(0) for SS-based accesses and #GP(0) for the others.
-func segFault(m CPUMode, seg x86.SegReg, reason string) *x86.Exception {
+func segFault(m x86.Mode, seg x86.SegReg, reason string) *x86.Exception {
 	if seg == x86.SS {
 		return ss0(m, reason)
 	}

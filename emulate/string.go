@@ -24,7 +24,7 @@ import (
 //
 // At most MaxRep iterations run per call; if the loop is not finished RIP
 // stays at the instruction (Result.Done false) and the guest re-executes it.
-func (e *Emulator) execString(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execString(s *State, m x86.Mode, inst *decode.Inst) error {
 	n := inst.OpSize
 	switch n {
 	case 1, 2, 4, 8:
@@ -100,7 +100,7 @@ func (e *Emulator) execString(s *State, m CPUMode, inst *decode.Inst) error {
 // stringIteration performs one element of a string instruction. All of its
 // accesses are translated before any is performed, so a fault on the
 // destination does not follow a device read of the source.
-func (e *Emulator) stringIteration(s *State, m CPUMode, inst *decode.Inst, src, dst *decode.Arg, n uint8) error {
+func (e *Emulator) stringIteration(s *State, m x86.Mode, inst *decode.Inst, src, dst *decode.Arg, n uint8) error {
 	sacc, dacc := &e.accs.A[0], &e.accs.A[0]
 	e.accs.N = 0
 	if src != nil {

@@ -55,7 +55,7 @@ func vecMoveSize(inst *decode.Inst) uint8 {
 // A legacy-SSE write to an XMM register leaves bits 255:128 of the YMM
 // register alone; a VEX.128 write zeroes them (SDM Vol. 1 §14.1.3); MOVD and
 // MOVQ into an XMM register zero the bytes above the ones they move.
-func (e *Emulator) execVecMove(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execVecMove(s *State, m x86.Mode, inst *decode.Inst) error {
 	vex := inst.Prefix.VEX.Len != 0
 	dst, src := &inst.Args[0], &inst.Args[1]
 	mmx := dst.Kind == decode.ArgMMX || src.Kind == decode.ArgMMX
@@ -69,7 +69,7 @@ func (e *Emulator) execVecMove(s *State, m CPUMode, inst *decode.Inst) error {
 	// Availability checks (SDM Vol. 2 §2.5 tables 2-20 ff, Vol. 1 §14.3).
 	switch {
 	case vex:
-		if m == ModeReal || m == ModeVM86 {
+		if m == x86.ModeReal || m == x86.ModeVM86 {
 			return x86.UD("VEX in real or virtual-8086 mode")
 		}
 		if s.CR4&x86.CR4OSXSAVE == 0 || s.XCR0&6 != 6 {

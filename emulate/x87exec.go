@@ -80,7 +80,7 @@ func (k x87Form) updatesPointers() bool { return k == x87Host }
 func (f *FPUState) x87PendingExc() bool { return f.FSW&^f.FCW&fswExc != 0 }
 
 // execX87 executes an x87 instruction with a memory operand.
-func (e *Emulator) execX87(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execX87(s *State, m x86.Mode, inst *decode.Inst) error {
 	mi := inst.MemArg()
 	if mi < 0 {
 		if inst.Op == decode.FNSTSW && inst.Args[0].Kind == decode.ArgReg { // FNSTSW AX
@@ -118,7 +118,7 @@ func (e *Emulator) execX87(s *State, m CPUMode, inst *decode.Inst) error {
 	f.setSummary()
 	a := &inst.Args[mi]
 	n := a.Mem.Size
-	read, write := a.Mem.Access.Reads(), a.Mem.Access.Writes()
+	read, write := a.Mem.Use.Reads(), a.Mem.Use.Writes()
 	acc := &e.accs.A[0]
 	if err := e.resolve(s, m, inst, a, n, read, write, acc); err != nil {
 		return err
@@ -184,7 +184,7 @@ func (e *Emulator) execX87(s *State, m CPUMode, inst *decode.Inst) error {
 }
 
 // x87Host runs a form on the host's x87 unit.
-func (e *Emulator) x87Host(s *State, inst *decode.Inst, f *FPUState, acc *Access, esc, reg uint8) error {
+func (e *Emulator) x87Host(s *State, inst *decode.Inst, f *FPUState, acc *MemRef, esc, reg uint8) error {
 	n := int(acc.Size)
 	img, mem := &e.fx.img, &e.fx.mem
 	f.toFXImage(img)
@@ -350,7 +350,7 @@ func (f *FPUState) fullTag() uint16 {
 // last instruction and operand are not kept in the state (an FXSAVE64
 // image has none): walkvm stores 0, as processors that deprecate FCS and
 // FDS do.
-func (f *FPUState) storeEnv(s *State, m CPUMode, b []byte, n uint16) {
+func (f *FPUState) storeEnv(s *State, m x86.Mode, b []byte, n uint16) {
 	le := binary.LittleEndian
 	clear(b[:envSize(n)])
 	tw := f.fullTag()
@@ -397,7 +397,7 @@ func (f *FPUState) storeEnv(s *State, m CPUMode, b []byte, n uint16) {
 // loadEnv reads the environment storeEnv writes. Tags other than empty are
 // recomputed from the registers, as the CPU does; the pointers become
 // offsets again (real mode: the linear pointers as they are).
-func (f *FPUState) loadEnv(s *State, m CPUMode, b []byte, n uint16) {
+func (f *FPUState) loadEnv(s *State, m x86.Mode, b []byte, n uint16) {
 	le := binary.LittleEndian
 	var tw uint16
 	if envSize(n) == 14 {

@@ -15,7 +15,7 @@ import (
 // store rounds with FCW.RC and sets C1 when it rounded up; an unmasked IE,
 // DE, OE or UE suppresses the load or store and sets ES so the next waiting
 // x87 instruction raises #MF.
-func (e *Emulator) execX87Soft(s *State, m CPUMode, inst *decode.Inst) error {
+func (e *Emulator) execX87Soft(s *State, m x86.Mode, inst *decode.Inst) error {
 	mi := inst.MemArg()
 	if mi < 0 {
 		return e.notEmulated(s, inst, "register form")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"syscall"
+	"walkvm/x86"
 
 	gokvm "github.com/bobuhiro11/gokvm/kvm"
 	"golang.org/x/sys/unix"
@@ -137,14 +138,19 @@ func (c *CPUID) Lookup(fn, idx uint32) (CPUIDEntry, bool) {
 	return CPUIDEntry{}, false
 }
 
-// MaxPhyAddr is the guest's physical-address width from CPUID
-// 0x80000008 EAX[7:0]; 36 when the leaf is absent (SDM Vol. 3A §4.1.4).
-func (c *CPUID) MaxPhyAddr() uint8 {
-	if e, ok := c.Lookup(0x80000008, 0); ok && e.Eax&0xff != 0 {
-		return uint8(e.Eax)
+// Leaves returns the entries in the form the rest of walkvm reads CPUID in
+// (x86.CPUIDEntry), as a new slice.
+func (c *CPUID) Leaves() []x86.CPUIDEntry {
+	out := make([]x86.CPUIDEntry, len(c.raw.Entries))
+	for i, e := range c.raw.Entries {
+		out[i] = x86.CPUIDEntry{Function: e.Function, Index: e.Index, EAX: e.Eax, EBX: e.Ebx, ECX: e.Ecx, EDX: e.Edx}
 	}
-	return 36
+	return out
 }
+
+// MaxPhyAddr is the guest's physical-address width by x86.MaxPhyAddr's
+// rule: CPUID 0x80000008 EAX[7:0], 36 when the leaf is absent.
+func (c *CPUID) MaxPhyAddr() uint8 { return x86.MaxPhyAddr(c.Leaves()) }
 
 // Has1GPages reports CPUID 0x80000001 EDX bit 26 (Page1GB).
 func (c *CPUID) Has1GPages() bool {

@@ -8,7 +8,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"os"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -252,11 +251,7 @@ func (m *Machine) OwnPath(verify ownpath.Verify, tr *trace.Tracer) (*Own, error)
 	if err := m.VM.EnableCap(kvm.CapExitOnEmulationFailure, 1); err != nil {
 		return nil, err
 	}
-	var entries []mmu.CPUIDEntry
-	for _, e := range m.CPUID.Entries() {
-		entries = append(entries, mmu.CPUIDEntry{Function: e.Function, Index: e.Index, EAX: e.Eax, EBX: e.Ebx, ECX: e.Ecx, EDX: e.Edx})
-	}
-	features := mmu.FeaturesFromCPUID(entries)
+	features := mmu.FeaturesFromCPUID(m.CPUID.Leaves())
 	n, _ := m.Sys.CheckExtension(kvm.CapSyncRegs)
 	syncRegs := n&(kvm.SyncRegs|kvm.SyncSregs) == kvm.SyncRegs|kvm.SyncSregs
 	// PKRU is XSAVE component 9 (SDM Vol. 1 §13.2).
@@ -295,12 +290,6 @@ func (m *Machine) RunOwn(o *Own, timeout time.Duration) vcpu.End {
 		p.Stats().ExitStatus = end.ExitStatus()
 	}
 	return end
-}
-
-// StopOnSignals makes sigs end the machine's run (vcpu.EndSignal) instead
-// of the process, until the returned stop is released.
-func (m *Machine) StopOnSignals(sigs ...os.Signal) *vcpu.SignalStop {
-	return m.group.StopOnSignals(sigs...)
 }
 
 // Close releases everything New acquired.

@@ -10,7 +10,6 @@
 package memory
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 
@@ -161,40 +160,44 @@ func (r *RAM) Write(gpa uint64, b []byte) error {
 	return nil
 }
 
-// ReadUint32 reads a little-endian dword at gpa.
+// ReadUint32 reads a little-endian dword at gpa, atomically when it is
+// aligned (see LoadUint32).
 func (r *RAM) ReadUint32(gpa uint64) (uint32, error) {
 	s, err := r.Slice(gpa, 4)
 	if err != nil {
 		return 0, err
 	}
-	return binary.LittleEndian.Uint32(s), nil
+	return LoadUint32(s), nil
 }
 
-// ReadUint64 reads a little-endian qword at gpa.
+// ReadUint64 reads a little-endian qword at gpa, atomically when it is
+// aligned.
 func (r *RAM) ReadUint64(gpa uint64) (uint64, error) {
 	s, err := r.Slice(gpa, 8)
 	if err != nil {
 		return 0, err
 	}
-	return binary.LittleEndian.Uint64(s), nil
+	return LoadUint64(s), nil
 }
 
-// WriteUint32 writes a little-endian dword at gpa.
+// WriteUint32 writes a little-endian dword at gpa, atomically when it is
+// aligned.
 func (r *RAM) WriteUint32(gpa uint64, v uint32) error {
 	s, err := r.Slice(gpa, 4)
 	if err != nil {
 		return err
 	}
-	binary.LittleEndian.PutUint32(s, v)
+	StoreUint32(s, v)
 	return nil
 }
 
-// WriteUint64 writes a little-endian qword at gpa.
+// WriteUint64 writes a little-endian qword at gpa, atomically when it is
+// aligned.
 func (r *RAM) WriteUint64(gpa uint64, v uint64) error {
 	s, err := r.Slice(gpa, 8)
 	if err != nil {
 		return err
 	}
-	binary.LittleEndian.PutUint64(s, v)
+	StoreUint64(s, v)
 	return nil
 }

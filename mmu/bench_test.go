@@ -1,8 +1,11 @@
 package mmu
 
-import "testing"
+import (
+	"testing"
+	"walkvm/x86"
+)
 
-func benchWalk(b *testing.B, mem Memory, c *Context, la uint64, acc Access, wantErr bool) {
+func benchWalk(b *testing.B, mem Memory, c *Context, la uint64, acc x86.Access, wantErr bool) {
 	b.Helper()
 	w := new(Walk)
 	if err := c.Walk(mem, la, acc, w); (err != nil) != wantErr {
@@ -20,7 +23,7 @@ func BenchmarkWalk4Level4K(b *testing.B) {
 	tb := newTables(8, 9)
 	root := tb.alloc()
 	tb.mapAddr(root, 4, 1, la, 0x200000, fPRWU, fPRWU, fPRWU, fPRWU)
-	benchWalk(b, tb.mem, mustReset(b, state4(root), Features{}), la, Read, false)
+	benchWalk(b, tb.mem, mustReset(b, state4(root), Features{}), la, x86.AccessRead, false)
 }
 
 func BenchmarkWalk4Level2M(b *testing.B) {
@@ -28,7 +31,7 @@ func BenchmarkWalk4Level2M(b *testing.B) {
 	tb := newTables(8, 9)
 	root := tb.alloc()
 	tb.mapAddr(root, 4, 2, la, 0x200000, fPRWU, fPRWU, fPRWU|fPS)
-	benchWalk(b, tb.mem, mustReset(b, state4(root), Features{}), la, Write, false)
+	benchWalk(b, tb.mem, mustReset(b, state4(root), Features{}), la, x86.AccessWrite, false)
 }
 
 func BenchmarkWalk32(b *testing.B) {
@@ -36,7 +39,7 @@ func BenchmarkWalk32(b *testing.B) {
 	tb := newTables(4, 10)
 	root := tb.alloc()
 	tb.mapAddr(root, 2, 1, la, 0x123000, fPRWU, fPRWU)
-	benchWalk(b, tb.mem, mustReset(b, state32(root), Features{}), la, Read, false)
+	benchWalk(b, tb.mem, mustReset(b, state32(root), Features{}), la, x86.AccessRead, false)
 }
 
 func BenchmarkWalkPAE(b *testing.B) {
@@ -46,7 +49,7 @@ func BenchmarkWalkPAE(b *testing.B) {
 	pd := tb.alloc()
 	tb.put(pdpt+3*8, pd|fP)
 	tb.mapAddr(pd, 2, 1, la, 0x200000, fPRWU, fPRWU)
-	benchWalk(b, tb.mem, mustReset(b, statePAE(pdpt), Features{}), la, Read, false)
+	benchWalk(b, tb.mem, mustReset(b, statePAE(pdpt), Features{}), la, x86.AccessRead, false)
 }
 
 // A user write to a read-only page: a full 4-level walk ending in #PF.
@@ -57,7 +60,7 @@ func BenchmarkWalkFault(b *testing.B) {
 	tb.mapAddr(root, 4, 1, la, 0x200000, fPRWU, fPRWU, fPRWU, fP|fUS)
 	s := state4(root)
 	s.CPL = 3
-	benchWalk(b, tb.mem, mustReset(b, s, Features{}), la, Write, true)
+	benchWalk(b, tb.mem, mustReset(b, s, Features{}), la, x86.AccessWrite, true)
 }
 
 func BenchmarkWalkEPT4K(b *testing.B) {
@@ -68,7 +71,7 @@ func BenchmarkWalkEPT4K(b *testing.B) {
 	if err := c.ResetEPT(root|6|3<<3, EPTFeatures{}); err != nil {
 		b.Fatal(err)
 	}
-	benchWalk(b, tb.mem, &c, 0x1234_5678, Read, false)
+	benchWalk(b, tb.mem, &c, 0x1234_5678, x86.AccessRead, false)
 }
 
 // Reset with changed control registers: the permission table and

@@ -28,6 +28,12 @@
 //   - AMD guests (Features.AMD) reserve bit 8 of PML4Es and PML5Es, as KVM
 //     does.
 //   - Canonical checks (64-bit mode only) live here, not in a caller.
+//   - Walk only looks; WalkCommit, for an access being made, sets accessed
+//     and dirty flags with a compare-and-exchange on each entry and walks
+//     again when another vCPU changed one in between, as KVM's walker does
+//     with cmpxchg, so vCPUs can share paging structures.
+//   - The operating and paging mode come from x86.ModeOf and x86.PagingOf,
+//     the classifier the emulator and the vCPU's reports use too.
 //   - Protection keys for supervisor pages (CR4.PKS), shadow stacks, LAM,
 //     mode-based execute control for EPT and AMD's reserved bits are not
 //     modelled.

@@ -1,6 +1,10 @@
 package mmu
 
-import "fmt"
+import (
+	"fmt"
+
+	"walkvm/x86"
+)
 
 // EPTFeatures are the EPT capabilities of the (virtual) CPU, as
 // IA32_VMX_EPT_VPID_CAP reports them.
@@ -48,8 +52,8 @@ func (e *EPTMisconfig) Error() string {
 }
 
 // ResetEPT prepares c to translate guest-physical addresses through the EPT
-// paging structures that EPTP (the VMCS's EPT pointer) names. Mode reports
-// ModePaging4 or ModePaging5 for 4- or 5-level EPT.
+// paging structures that EPTP (the VMCS's EPT pointer) names. Paging reports
+// x86.Paging4Level or x86.Paging5Level for 4- or 5-level EPT.
 func (c *Context) ResetEPT(eptp uint64, f EPTFeatures) error {
 	m, err := Features{MaxPhyAddr: f.MaxPhyAddr}.maxPhyAddr()
 	if err != nil {
@@ -61,9 +65,9 @@ func (c *Context) ResetEPT(eptp uint64, f EPTFeatures) error {
 	c.valid = false
 	switch (eptp >> 3) & 7 {
 	case 3:
-		c.mode, c.format = ModePaging4, &formatEPT4
+		c.paging, c.format = x86.Paging4Level, &formatEPT4
 	case 4:
-		c.mode, c.format = ModePaging5, &formatEPT5
+		c.paging, c.format = x86.Paging5Level, &formatEPT5
 	default:
 		return fmt.Errorf("mmu: EPTP %#x: page-walk length %d", eptp, (eptp>>3)&7+1)
 	}
@@ -115,11 +119,11 @@ func (c *Context) eptMisconfigured(e uint64, leaf bool) bool {
 }
 
 // eptNeed is the right an access needs under EPT.
-func eptNeed(acc Access) Perm {
+func eptNeed(acc x86.Access) Perm {
 	switch {
-	case acc&Write != 0:
+	case acc&x86.AccessWrite != 0:
 		return PermWrite
-	case acc&Fetch != 0:
+	case acc&x86.AccessFetch != 0:
 		return PermExec
 	}
 	return PermRead

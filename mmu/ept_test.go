@@ -3,6 +3,7 @@ package mmu
 import (
 	"errors"
 	"testing"
+	"walkvm/x86"
 )
 
 const (
@@ -31,32 +32,32 @@ func TestEPT(t *testing.T) {
 		target uint64
 		flags  []uint64
 		f      EPTFeatures
-		acc    Access
+		acc    x86.Access
 		want   want
 	}{
-		{"4K read", 4, 1, 0x5000, []uint64{eRWX, eRWX, eRWX, eRWX | eWB}, EPTFeatures{}, Read, ok(0x5234, 4<<10, rwx)},
-		{"2M write", 4, 2, 0x200000, []uint64{eRWX, eRWX, eRWX | eWB | 0x80}, EPTFeatures{}, Write, ok(0x200000|gpa&0x1FFFFF, 2<<20, rwx)},
-		{"1G fetch", 4, 3, 0x40000000, []uint64{eRWX, eRWX | eWB | 0x80}, EPTFeatures{GBPages: true}, Fetch, ok(0x40000000|gpa&0x3FFFFFFF, 1<<30, rwx)},
-		{"1G without support", 4, 3, 0x40000000, []uint64{eRWX, eRWX | eWB | 0x80}, EPTFeatures{}, Read, misc},
-		{"5-level 4K", 5, 1, 0x5000, []uint64{eRWX, eRWX, eRWX, eRWX, eRWX | eWB}, EPTFeatures{}, Read, ok(0x5234, 4<<10, rwx)},
-		{"UC leaf", 4, 1, 0x5000, []uint64{eRWX, eRWX, eRWX, eRWX}, EPTFeatures{}, Read, want{gpa: 0x5234, size: 4 << 10, perm: rwx, qual: -1}},
-		{"read-only: write violates", 4, 1, 0x5000, []uint64{eRWX, eRWX, eRWX, eR | eWB}, EPTFeatures{}, Write, viol(EPTQualWrite | EPTQualReadable)},
-		{"no X above: fetch violates", 4, 1, 0x5000, []uint64{eRWX, eR | eW, eRWX, eRWX | eWB}, EPTFeatures{}, Fetch, viol(EPTQualFetch | EPTQualReadable | EPTQualWritable)},
-		{"read-execute read", 4, 1, 0x5000, []uint64{eRWX, eRWX, eRWX, eR | eX | eWB}, EPTFeatures{}, Read, ok(0x5234, 4<<10, PermRead|PermExec)},
-		{"not present PDE", 4, 1, 0x5000, []uint64{eRWX, eRWX, 0, eRWX | eWB}, EPTFeatures{}, Read, viol(EPTQualRead)},
-		{"execute-only supported: read violates", 4, 1, 0x5000, []uint64{eRWX, eRWX, eRWX, eX | eWB}, EPTFeatures{ExecOnly: true}, Read, viol(EPTQualRead | EPTQualExecutable)},
-		{"execute-only supported: fetch", 4, 1, 0x5000, []uint64{eRWX, eRWX, eRWX, eX | eWB}, EPTFeatures{ExecOnly: true}, Fetch, ok(0x5234, 4<<10, PermExec)},
-		{"execute-only unsupported", 4, 1, 0x5000, []uint64{eRWX, eRWX, eRWX, eX | eWB}, EPTFeatures{}, Fetch, misc},
-		{"write-only", 4, 1, 0x5000, []uint64{eRWX, eRWX, eRWX, eW | eWB}, EPTFeatures{}, Write, misc},
-		{"write-execute", 4, 1, 0x5000, []uint64{eRWX, eW | eX, eRWX, eRWX | eWB}, EPTFeatures{}, Write, misc},
-		{"memory type 2", 4, 1, 0x5000, []uint64{eRWX, eRWX, eRWX, eRWX | 2<<3}, EPTFeatures{}, Read, misc},
-		{"memory type 7", 4, 2, 0x200000, []uint64{eRWX, eRWX, eRWX | 7<<3 | 0x80}, EPTFeatures{}, Read, misc},
-		{"bit 3 in PML4E", 4, 1, 0x5000, []uint64{eRWX | 1<<3, eRWX, eRWX, eRWX | eWB}, EPTFeatures{}, Read, misc},
-		{"bit 7 in PML4E", 4, 1, 0x5000, []uint64{eRWX | 1<<7, eRWX, eRWX, eRWX | eWB}, EPTFeatures{}, Read, misc},
-		{"bit 6 in non-leaf PDE", 4, 1, 0x5000, []uint64{eRWX, eRWX, eRWX | 1<<6, eRWX | eWB}, EPTFeatures{}, Read, misc},
-		{"bit above MAXPHYADDR", 4, 1, 0x5000, []uint64{eRWX, eRWX, eRWX, eRWX | eWB | 1<<40}, EPTFeatures{}, Read, misc},
-		{"2M bit 12", 4, 2, 0x200000 | 1<<12, []uint64{eRWX, eRWX, eRWX | eWB | 0x80}, EPTFeatures{}, Read, misc},
-		{"IPAT and ignored bits", 4, 1, 0x5000, []uint64{eRWX | 0xC00, eRWX, eRWX, eRWX | eWB | 1<<6 | 1<<7 | 0xC00}, EPTFeatures{}, Read, ok(0x5234, 4<<10, rwx)},
+		{"4K read", 4, 1, 0x5000, []uint64{eRWX, eRWX, eRWX, eRWX | eWB}, EPTFeatures{}, x86.AccessRead, ok(0x5234, 4<<10, rwx)},
+		{"2M write", 4, 2, 0x200000, []uint64{eRWX, eRWX, eRWX | eWB | 0x80}, EPTFeatures{}, x86.AccessWrite, ok(0x200000|gpa&0x1FFFFF, 2<<20, rwx)},
+		{"1G fetch", 4, 3, 0x40000000, []uint64{eRWX, eRWX | eWB | 0x80}, EPTFeatures{GBPages: true}, x86.AccessFetch, ok(0x40000000|gpa&0x3FFFFFFF, 1<<30, rwx)},
+		{"1G without support", 4, 3, 0x40000000, []uint64{eRWX, eRWX | eWB | 0x80}, EPTFeatures{}, x86.AccessRead, misc},
+		{"5-level 4K", 5, 1, 0x5000, []uint64{eRWX, eRWX, eRWX, eRWX, eRWX | eWB}, EPTFeatures{}, x86.AccessRead, ok(0x5234, 4<<10, rwx)},
+		{"UC leaf", 4, 1, 0x5000, []uint64{eRWX, eRWX, eRWX, eRWX}, EPTFeatures{}, x86.AccessRead, want{gpa: 0x5234, size: 4 << 10, perm: rwx, qual: -1}},
+		{"read-only: write violates", 4, 1, 0x5000, []uint64{eRWX, eRWX, eRWX, eR | eWB}, EPTFeatures{}, x86.AccessWrite, viol(EPTQualWrite | EPTQualReadable)},
+		{"no X above: fetch violates", 4, 1, 0x5000, []uint64{eRWX, eR | eW, eRWX, eRWX | eWB}, EPTFeatures{}, x86.AccessFetch, viol(EPTQualFetch | EPTQualReadable | EPTQualWritable)},
+		{"read-execute read", 4, 1, 0x5000, []uint64{eRWX, eRWX, eRWX, eR | eX | eWB}, EPTFeatures{}, x86.AccessRead, ok(0x5234, 4<<10, PermRead|PermExec)},
+		{"not present PDE", 4, 1, 0x5000, []uint64{eRWX, eRWX, 0, eRWX | eWB}, EPTFeatures{}, x86.AccessRead, viol(EPTQualRead)},
+		{"execute-only supported: read violates", 4, 1, 0x5000, []uint64{eRWX, eRWX, eRWX, eX | eWB}, EPTFeatures{ExecOnly: true}, x86.AccessRead, viol(EPTQualRead | EPTQualExecutable)},
+		{"execute-only supported: fetch", 4, 1, 0x5000, []uint64{eRWX, eRWX, eRWX, eX | eWB}, EPTFeatures{ExecOnly: true}, x86.AccessFetch, ok(0x5234, 4<<10, PermExec)},
+		{"execute-only unsupported", 4, 1, 0x5000, []uint64{eRWX, eRWX, eRWX, eX | eWB}, EPTFeatures{}, x86.AccessFetch, misc},
+		{"write-only", 4, 1, 0x5000, []uint64{eRWX, eRWX, eRWX, eW | eWB}, EPTFeatures{}, x86.AccessWrite, misc},
+		{"write-execute", 4, 1, 0x5000, []uint64{eRWX, eW | eX, eRWX, eRWX | eWB}, EPTFeatures{}, x86.AccessWrite, misc},
+		{"memory type 2", 4, 1, 0x5000, []uint64{eRWX, eRWX, eRWX, eRWX | 2<<3}, EPTFeatures{}, x86.AccessRead, misc},
+		{"memory type 7", 4, 2, 0x200000, []uint64{eRWX, eRWX, eRWX | 7<<3 | 0x80}, EPTFeatures{}, x86.AccessRead, misc},
+		{"bit 3 in PML4E", 4, 1, 0x5000, []uint64{eRWX | 1<<3, eRWX, eRWX, eRWX | eWB}, EPTFeatures{}, x86.AccessRead, misc},
+		{"bit 7 in PML4E", 4, 1, 0x5000, []uint64{eRWX | 1<<7, eRWX, eRWX, eRWX | eWB}, EPTFeatures{}, x86.AccessRead, misc},
+		{"bit 6 in non-leaf PDE", 4, 1, 0x5000, []uint64{eRWX, eRWX, eRWX | 1<<6, eRWX | eWB}, EPTFeatures{}, x86.AccessRead, misc},
+		{"bit above MAXPHYADDR", 4, 1, 0x5000, []uint64{eRWX, eRWX, eRWX, eRWX | eWB | 1<<40}, EPTFeatures{}, x86.AccessRead, misc},
+		{"2M bit 12", 4, 2, 0x200000 | 1<<12, []uint64{eRWX, eRWX, eRWX | eWB | 0x80}, EPTFeatures{}, x86.AccessRead, misc},
+		{"IPAT and ignored bits", 4, 1, 0x5000, []uint64{eRWX | 0xC00, eRWX, eRWX, eRWX | eWB | 1<<6 | 1<<7 | 0xC00}, EPTFeatures{}, x86.AccessRead, ok(0x5234, 4<<10, rwx)},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -112,7 +113,7 @@ func TestEPTAccessedDirty(t *testing.T) {
 			t.Fatal(err)
 		}
 		var w Walk
-		if err := c.Walk(tb.mem, 0x1000, Write|SetAccessedDirty, &w); err != nil {
+		if err := c.WalkCommit(tb.mem, 0x1000, x86.AccessWrite, &w); err != nil {
 			t.Fatal(err)
 		}
 		for i, g := range gpas {

@@ -9,8 +9,9 @@ import (
 )
 
 // The emulator's use: build a Context from the vCPU's registers once per
-// exit, then translate each access. A #PF comes back as *x86.Exception with
-// the error code and CR2 to inject.
+// exit, then translate each access. WalkCommit is the walk of an access being
+// made: it sets accessed/dirty flags (Walk only looks). A #PF comes back as
+// *x86.Exception with the error code and CR2 to inject.
 func ExampleContext_Walk() {
 	ram := mmu.NewSliceMemory(0, 1<<20)
 	// 4-level tables at 0x1000.. mapping linear 0x400000 to GPA 0x9000,
@@ -30,8 +31,8 @@ func ExampleContext_Walk() {
 		panic(err)
 	}
 	var w mmu.Walk
-	for _, acc := range []mmu.Access{mmu.Read, mmu.Fetch, mmu.Write} {
-		err := c.Walk(ram, 0x400123, acc|mmu.SetAccessedDirty, &w)
+	for _, acc := range []x86.Access{x86.AccessRead, x86.AccessFetch, x86.AccessWrite} {
+		err := c.WalkCommit(ram, 0x400123, acc, &w)
 		var ex *x86.Exception
 		switch {
 		case err == nil:

@@ -41,22 +41,29 @@ func (m *foldMemory) ReadUint64(gpa uint64) (uint64, error) {
 	return binary.LittleEndian.Uint64(m.data[o:]), nil
 }
 
-func (m *foldMemory) WriteUint32(gpa uint64, v uint32) error {
+// The fuzzer runs one walk at a time: compare-and-swap needs no atomics.
+func (m *foldMemory) CompareAndSwapUint32(gpa uint64, old, new uint32) (bool, error) {
 	o, err := m.off(gpa, 4)
 	if err != nil {
-		return err
+		return false, err
 	}
-	binary.LittleEndian.PutUint32(m.data[o:], v)
-	return nil
+	if binary.LittleEndian.Uint32(m.data[o:]) != old {
+		return false, nil
+	}
+	binary.LittleEndian.PutUint32(m.data[o:], new)
+	return true, nil
 }
 
-func (m *foldMemory) WriteUint64(gpa uint64, v uint64) error {
+func (m *foldMemory) CompareAndSwapUint64(gpa uint64, old, new uint64) (bool, error) {
 	o, err := m.off(gpa, 8)
 	if err != nil {
-		return err
+		return false, err
 	}
-	binary.LittleEndian.PutUint64(m.data[o:], v)
-	return nil
+	if binary.LittleEndian.Uint64(m.data[o:]) != old {
+		return false, nil
+	}
+	binary.LittleEndian.PutUint64(m.data[o:], new)
+	return true, nil
 }
 
 // Control bits of the fuzz input.
@@ -83,21 +90,21 @@ const (
 
 // checkAgainstRef runs the walker and the reference on the same input and
 // reports any difference, plus the invariants every result must satisfy.
-func checkAgainstRef(t *testing.T, mem Memory, c *Context, s *State, f Features, la uint64, acc Access) error {
+func checkAgainstRef(t *testing.T, mem Memory, c *Context, s *State, f Features, la uint64, acc x86.Access) error {
 	t.Helper()
 	var w Walk
 	err := c.Walk(mem, la, acc, &w)
 	ref := refWalk(mem, s, f, la, acc)
 	compare(t, &w, err, ref, acc)
 	if err == nil && w.Walker != Nonpaging {
-		if w.Levels != uint8(c.mode.Levels()) || w.N == 0 || w.N > w.Levels {
-			t.Errorf("levels %d n %d for %v", w.Levels, w.N, c.mode)
+		if w.Levels != uint8(c.paging.Levels()) || w.N == 0 || w.N > w.Levels {
+			t.Errorf("levels %d n %d for %v", w.Levels, w.N, c.paging)
 		}
 	}
 	return err
 }
 
-func compare(t *testing.T, w *Walk, err error, ref refResult, acc Access) {
+func compare(t *testing.T, w *Walk, err error, ref refResult, acc x86.Access) {
 	t.Helper()
 	var ex *x86.Exception
 	var me *MemoryError
@@ -142,7 +149,7 @@ func compare(t *testing.T, w *Walk, err error, ref refResult, acc Access) {
 }
 
 // validPFCode checks the architectural constraints on a #PF error code.
-func validPFCode(t *testing.T, code uint32, acc Access) {
+func validPFCode(t *testing.T, code uint32, acc x86.Access) {
 	t.Helper()
 	const known = x86.PFErrPresent | x86.PFErrWrite | x86.PFErrUser | x86.PFErrReserved | x86.PFErrFetch | x86.PFErrPK
 	switch {
@@ -152,11 +159,11 @@ func validPFCode(t *testing.T, code uint32, acc Access) {
 		t.Fatalf("RSVD without P: %#x", code)
 	case code&x86.PFErrPK != 0 && (code&x86.PFErrPresent == 0 || code&(x86.PFErrFetch|x86.PFErrReserved) != 0):
 		t.Fatalf("PK with a not-present, reserved or fetch fault: %#x", code)
-	case (code&x86.PFErrWrite != 0) != (acc&Write != 0):
+	case (code&x86.PFErrWrite != 0) != (acc&x86.AccessWrite != 0):
 		t.Fatalf("W/R %#x for access %#x", code, acc)
-	case code&x86.PFErrFetch != 0 && acc&Fetch == 0:
+	case code&x86.PFErrFetch != 0 && acc&x86.AccessFetch == 0:
 		t.Fatalf("I/D for a data access: %#x", code)
-	case code&x86.PFErrUser != 0 && acc&Implicit != 0:
+	case code&x86.PFErrUser != 0 && acc&x86.AccessImplicit != 0:
 		t.Fatalf("U/S for an implicit access: %#x", code)
 	}
 }
@@ -200,13 +207,13 @@ func fuzzState(modeSel uint8, ctl uint32, cpl uint8, cr3 uint64, pkru uint32, ma
 	return s, f
 }
 
-func fuzzAccess(accSel uint8, ctl uint32) Access {
-	acc := [3]Access{Read, Write, Fetch}[accSel%3]
+func fuzzAccess(accSel uint8, ctl uint32) x86.Access {
+	acc := [3]x86.Access{x86.AccessRead, x86.AccessWrite, x86.AccessFetch}[accSel%3]
 	if ctl&fzImplicit != 0 {
-		acc |= Implicit
+		acc |= x86.AccessImplicit
 	}
 	if ctl&fzStack != 0 {
-		acc |= Stack
+		acc |= x86.AccessStack
 	}
 	return acc
 }
@@ -222,7 +229,7 @@ func fuzzMemory(data []byte) *foldMemory {
 
 // FuzzWalk walks random memory under random control registers: the walker
 // never panics, agrees with the naive reference, reports only valid error
-// codes, and with SetAccessedDirty changes nothing but A/D flags of the
+// codes, and with WalkCommit changes nothing but A/D flags of the
 // entries it walked.
 func FuzzWalk(f *testing.F) {
 	// Seeds: a 4-level identity-ish table, a 32-bit one, EPT.
@@ -259,7 +266,7 @@ func FuzzWalk(f *testing.F) {
 	})
 }
 
-func fuzzEPT(t *testing.T, mem *foldMemory, ctl uint32, eptp, gpa uint64, maxPhy uint8, acc Access) error {
+func fuzzEPT(t *testing.T, mem *foldMemory, ctl uint32, eptp, gpa uint64, maxPhy uint8, acc x86.Access) error {
 	f := EPTFeatures{MaxPhyAddr: 32 + maxPhy%21, GBPages: ctl&fzGB != 0, ExecOnly: ctl&fzExecOnly != 0}
 	eptp = eptp&^0xFFF | 6 | 3<<3
 	if ctl&fzEPT5 != 0 {
@@ -280,13 +287,13 @@ func fuzzEPT(t *testing.T, mem *foldMemory, ctl uint32, eptp, gpa uint64, maxPhy
 	return err
 }
 
-// checkAccessedDirty walks again with SetAccessedDirty and checks that the
+// checkAccessedDirty walks again with WalkCommit and checks that the
 // only bytes that changed are A/D flags of the walked entries.
-func checkAccessedDirty(t *testing.T, mem *foldMemory, c *Context, la uint64, acc Access) {
+func checkAccessedDirty(t *testing.T, mem *foldMemory, c *Context, la uint64, acc x86.Access) {
 	t.Helper()
 	before := bytes.Clone(mem.data)
 	var w Walk
-	err := c.Walk(mem, la, acc|SetAccessedDirty, &w)
+	err := c.WalkCommit(mem, la, acc, &w)
 	if err != nil {
 		if !bytes.Equal(before, mem.data) {
 			t.Fatalf("memory changed by a failed walk: %v", err)
@@ -333,7 +340,7 @@ func checkAccessedDirty(t *testing.T, mem *foldMemory, c *Context, la uint64, ac
 			v, _ = mem.ReadUint64(leaf.EntryGPA)
 		}
 		want := f.Accessed
-		if acc&Write != 0 {
+		if acc&x86.AccessWrite != 0 {
 			want |= f.Dirty
 		}
 		if v&want != want {
@@ -363,7 +370,7 @@ func TestPermissionsExhaustive(t *testing.T) {
 					if err := c.Reset(s, f); err != nil {
 						t.Fatal(err)
 					}
-					for _, acc := range []Access{Read, Write, Fetch, Read | Implicit, Write | Implicit} {
+					for _, acc := range []x86.Access{x86.AccessRead, x86.AccessWrite, x86.AccessFetch, x86.AccessRead | x86.AccessImplicit, x86.AccessWrite | x86.AccessImplicit} {
 						checkAgainstRef(t, tb.mem, &c, s, f, la, acc)
 						n++
 					}
@@ -467,7 +474,7 @@ func TestRandomTables(t *testing.T) {
 		if err := c.Reset(s, f); err != nil {
 			t.Fatal(err)
 		}
-		tally(c.Mode().String(), checkAgainstRef(t, mem, &c, s, f, la, acc))
+		tally(c.Paging().String(), checkAgainstRef(t, mem, &c, s, f, la, acc))
 		checkAccessedDirty(t, mem, &c, la, acc)
 		if t.Failed() {
 			return

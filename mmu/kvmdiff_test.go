@@ -11,7 +11,7 @@ package mmu_test
 // What is compared: KVM_TRANSLATE walks with access 0 (kvm_mmu_gva_to_gpa_system:
 // a supervisor data read, no implicit access) and returns only "valid" and
 // the GPA; its writeable/usermode fields are hard-coded. So the walker is run
-// for mmu.Read at CPL 0 with SMAP, SMEP and PKE off, where no permission
+// for x86.AccessRead at CPL 0 with SMAP, SMEP and PKE off, where no permission
 // check can fail, and:
 //   - KVM valid       <=> walker returns no error, and the GPAs are equal;
 //   - KVM not valid   <=> walker returns a #PF (not present or RSVD) or a
@@ -101,11 +101,7 @@ func newKVMEnv(t *testing.T) *kvmEnv {
 	if err := env.cpu.SetCPUID(env.cpuid); err != nil {
 		t.Fatal(err)
 	}
-	var entries []mmu.CPUIDEntry
-	for _, e := range env.cpuid.Entries() {
-		entries = append(entries, mmu.CPUIDEntry{Function: e.Function, Index: e.Index, EAX: e.Eax, EBX: e.Ebx, ECX: e.Ecx, EDX: e.Edx})
-	}
-	env.feat = mmu.FeaturesFromCPUID(entries)
+	env.feat = mmu.FeaturesFromCPUID(env.cpuid.Leaves())
 	return env
 }
 
@@ -117,7 +113,7 @@ func (env *kvmEnv) hasNX() bool {
 // diffMode is one paging mode to compare in.
 type diffMode struct {
 	name      string
-	mode      mmu.Mode
+	mode      x86.Paging
 	cr0, cr4  uint64
 	efer      uint64
 	pdpteRegs bool // PAE: give KVM PDPTE registers that differ from memory (SREGS2)
@@ -133,16 +129,16 @@ func TestKVMDifferential(t *testing.T) {
 	}
 	long := uint64(x86.EFERLME|x86.EFERLMA) | nxe
 	modes := []diffMode{
-		{name: "real", mode: mmu.ModeReal, cr0: x86.CR0ET},
-		{name: "protected", mode: mmu.ModeProtected, cr0: x86.CR0PE | x86.CR0ET},
-		{name: "4-level", mode: mmu.ModePaging4, cr0: pg, cr4: x86.CR4PAE, efer: long},
-		{name: "4-level NXE=0", mode: mmu.ModePaging4, cr0: pg, cr4: x86.CR4PAE | x86.CR4PSE, efer: x86.EFERLME | x86.EFERLMA},
-		{name: "5-level", mode: mmu.ModePaging5, cr0: pg, cr4: x86.CR4PAE | x86.CR4LA57, efer: long},
-		{name: "32-bit", mode: mmu.ModePaging32, cr0: pg, cr4: x86.CR4PSE},
-		{name: "32-bit CR4.PSE=0", mode: mmu.ModePaging32, cr0: pg},
-		{name: "PAE", mode: mmu.ModePAE, cr0: pg, cr4: x86.CR4PAE, efer: nxe},
-		{name: "PAE PDPTEs from memory", mode: mmu.ModePAE, cr0: pg, cr4: x86.CR4PAE, efer: nxe, fromMem: true},
-		{name: "PAE PDPTE registers", mode: mmu.ModePAE, cr0: pg, cr4: x86.CR4PAE, efer: nxe, pdpteRegs: true},
+		{name: "real", mode: x86.PagingNone, cr0: x86.CR0ET},
+		{name: "protected", mode: x86.PagingNone, cr0: x86.CR0PE | x86.CR0ET},
+		{name: "4-level", mode: x86.Paging4Level, cr0: pg, cr4: x86.CR4PAE, efer: long},
+		{name: "4-level NXE=0", mode: x86.Paging4Level, cr0: pg, cr4: x86.CR4PAE | x86.CR4PSE, efer: x86.EFERLME | x86.EFERLMA},
+		{name: "5-level", mode: x86.Paging5Level, cr0: pg, cr4: x86.CR4PAE | x86.CR4LA57, efer: long},
+		{name: "32-bit", mode: x86.Paging32, cr0: pg, cr4: x86.CR4PSE},
+		{name: "32-bit CR4.PSE=0", mode: x86.Paging32, cr0: pg},
+		{name: "PAE", mode: x86.PagingPAE, cr0: pg, cr4: x86.CR4PAE, efer: nxe},
+		{name: "PAE PDPTEs from memory", mode: x86.PagingPAE, cr0: pg, cr4: x86.CR4PAE, efer: nxe, fromMem: true},
+		{name: "PAE PDPTE registers", mode: x86.PagingPAE, cr0: pg, cr4: x86.CR4PAE, efer: nxe, pdpteRegs: true},
 	}
 	t.Logf("guest CPUID: MAXPHYADDR %d, 1G pages %v, PSE-36 %v, AMD %v, NX %v, LA57 %v",
 		env.feat.MaxPhyAddr, env.feat.GBPages, env.feat.PSE36, env.feat.AMD, env.hasNX(), env.cpuid.HasLA57())
@@ -161,7 +157,7 @@ type diffStats struct {
 }
 
 func runDiff(t *testing.T, env *kvmEnv, m diffMode, seed uint64) {
-	legacy := m.mode == mmu.ModePaging32 || m.mode == mmu.ModePAE
+	legacy := m.mode == x86.Paging32 || m.mode == x86.PagingPAE
 	r := rand.New(rand.NewPCG(seed, 0x5eed))
 	st := diffStats{sizes: map[uint64]int{}}
 	var c mmu.Context
@@ -170,7 +166,7 @@ func runDiff(t *testing.T, env *kvmEnv, m diffMode, seed uint64) {
 		cr3 := fillTables(t, env, m, r)
 		ms, reason := setMode(t, env, m, cr3, r)
 		if reason != "" {
-			if (legacy && env.nested) || !(legacy || m.mode == mmu.ModePaging5) {
+			if (legacy && env.nested) || !(legacy || m.mode == x86.Paging5Level) {
 				t.Fatalf("%s: %s", m.name, reason)
 			}
 			t.Skipf("host KVM cannot be put in %s: %s", m.name, reason)
@@ -213,11 +209,11 @@ func compareOne(t *testing.T, env *kvmEnv, c *mmu.Context, w *mmu.Walk, m diffMo
 	if err != nil {
 		t.Fatalf("KVM_TRANSLATE %#x: %v", la, err)
 	}
-	werr := c.Walk(env.ram, la, mmu.Read, w)
+	werr := c.Walk(env.ram, la, x86.AccessRead, w)
 	var ex *x86.Exception
 	var me *mmu.MemoryError
 	if errors.As(werr, &ex) && ex.Vector == x86.VectorGP {
-		if m.mode != mmu.ModePaging4 && m.mode != mmu.ModePaging5 || x86.IsCanonical(la, laWidth(m.mode)) {
+		if m.mode != x86.Paging4Level && m.mode != x86.Paging5Level || x86.IsCanonical(la, laWidth(m.mode)) {
 			t.Fatalf("#GP for %#x in %s", la, m.name)
 		}
 		st.nonCanonical++
@@ -252,7 +248,7 @@ func compareOne(t *testing.T, env *kvmEnv, c *mmu.Context, w *mmu.Walk, m diffMo
 	// PT32_DIR_PSE36_MASK: PDE bits 16:13, 21:17 reserved); the SDM (Table
 	// 4-4) takes bits 20:13 up to MAXPHYADDR, at most 40. A 4-MByte PDE with
 	// bits 20:17 set is KVM's deviation, counted apart.
-	if m.mode == mmu.ModePaging32 && werr == nil && !valid && w.PageSize == 4<<20 &&
+	if m.mode == x86.Paging32 && werr == nil && !valid && w.PageSize == 4<<20 &&
 		env.feat.MaxPhyAddr > 36 && w.Entries[w.N-1].Value&(0xF<<17) != 0 {
 		st.pse36++
 		return
@@ -278,8 +274,8 @@ func describe(la, gpa uint64, valid bool, w *mmu.Walk, werr error) string {
 	return b.String()
 }
 
-func laWidth(m mmu.Mode) uint {
-	if m == mmu.ModePaging5 {
+func laWidth(m x86.Paging) uint {
+	if m == x86.Paging5Level {
 		return 57
 	}
 	return 48
@@ -287,9 +283,9 @@ func laWidth(m mmu.Mode) uint {
 
 // randomLA picks a linear address for the mode: canonical for 64-bit
 // modes (1 in 64 deliberately not), 32 bits otherwise.
-func randomLA(r *rand.Rand, m mmu.Mode) uint64 {
+func randomLA(r *rand.Rand, m x86.Paging) uint64 {
 	switch m {
-	case mmu.ModePaging4, mmu.ModePaging5:
+	case x86.Paging4Level, x86.Paging5Level:
 		w := laWidth(m)
 		la := r.Uint64()
 		la = uint64(int64(la<<(64-w)) >> (64 - w))
@@ -314,18 +310,18 @@ func fillTables(t *testing.T, env *kvmEnv, m diffMode, r *rand.Rand) uint64 {
 	}
 	maxPhy := uint(env.feat.MaxPhyAddr)
 	switch m.mode {
-	case mmu.ModeReal, mmu.ModeProtected:
+	case x86.PagingNone:
 		return 0
-	case mmu.ModePaging32:
+	case x86.Paging32:
 		for i := 0; i < len(pool); i += 4 {
 			putLE(pool[i:], uint64(entry32(r)), 4)
 		}
 		return diffPoolBase
 	}
 	for i := 0; i < len(pool); i += 8 {
-		putLE(pool[i:], entry64(r, maxPhy, m.mode == mmu.ModePAE), 8)
+		putLE(pool[i:], entry64(r, maxPhy, m.mode == x86.PagingPAE), 8)
 	}
-	if m.mode != mmu.ModePAE {
+	if m.mode != x86.PagingPAE {
 		return diffPoolBase
 	}
 	cr3 := uint64(diffPDPT + 32*r.IntN(128))
@@ -439,12 +435,12 @@ func setMode(t *testing.T, env *kvmEnv, m diffMode, cr3 uint64, r *rand.Rand) (*
 	flat := kvm.Segment{Limit: 0xFFFFFFFF, Present: 1, S: 1, G: 1, DB: 1, Typ: 3}
 	code := flat
 	code.Typ = 0xB
-	switch m.mode {
-	case mmu.ModeReal:
+	switch {
+	case m.cr0&x86.CR0PE == 0:
 		flat = kvm.Segment{Limit: 0xFFFF, Present: 1, S: 1, Typ: 3}
 		code = flat
 		code.Typ = 0xB
-	case mmu.ModePaging4, mmu.ModePaging5:
+	case m.mode == x86.Paging4Level || m.mode == x86.Paging5Level:
 		code.L, code.DB = 1, 0
 	}
 	s.CS, s.DS, s.ES, s.FS, s.GS, s.SS = code, flat, flat, flat, flat, flat
@@ -475,7 +471,7 @@ func setMode(t *testing.T, env *kvmEnv, m diffMode, cr3 uint64, r *rand.Rand) (*
 	if got.Flags&kvm.Sregs2PDPTRsValid != 0 {
 		ms.PDPTEs, ms.HasPDPTEs = got.PDptrs, true
 	}
-	if m.mode == mmu.ModePAE {
+	if m.mode == x86.PagingPAE {
 		if !ms.HasPDPTEs {
 			return nil, "KVM_GET_SREGS2 in PAE paging returned no PDPTE registers"
 		}

@@ -1,20 +1,31 @@
 package mmu
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
+
+	"walkvm/memory"
 )
 
 // Memory is how the walker reads paging-structure entries from guest
-// physical memory and writes back accessed/dirty flags. Addresses are
+// physical memory and sets accessed/dirty flags in them. Addresses are
 // guest-physical; values are little-endian. An address that is not guest RAM
 // (MMIO, a hole, beyond the end) is an error, never a panic.
+//
+// Several vCPUs may walk and update the same paging structures at once, as
+// CPUs do: an aligned read returns a whole entry, never half of one another
+// vCPU is updating, and accessed/dirty flags are set with a
+// compare-and-exchange that reports, without writing, an entry that no longer
+// holds old. memory.RAM implements it.
 type Memory interface {
 	ReadUint32(gpa uint64) (uint32, error)
 	ReadUint64(gpa uint64) (uint64, error)
-	WriteUint32(gpa uint64, v uint32) error
-	WriteUint64(gpa uint64, v uint64) error
+	// CompareAndSwapUint32 and CompareAndSwapUint64 atomically store new at
+	// gpa if it holds old, and report whether they did. gpa must be
+	// naturally aligned (paging-structure entries always are); a
+	// misaligned one is an error.
+	CompareAndSwapUint32(gpa uint64, old, new uint32) (swapped bool, err error)
+	CompareAndSwapUint64(gpa uint64, old, new uint64) (swapped bool, err error)
 }
 
 // ErrNotRAM is what SliceMemory wraps when an access falls outside it.
@@ -43,38 +54,70 @@ func (m *SliceMemory) rangeError(gpa uint64, n uint64) error {
 	return fmt.Errorf("%d bytes at gpa %#x: %w", n, gpa, ErrNotRAM)
 }
 
-// ReadUint32 reads 4 bytes at gpa.
+// ReadUint32 reads 4 bytes at gpa, atomically when aligned.
 func (m *SliceMemory) ReadUint32(gpa uint64) (uint32, error) {
 	if off, ok := m.in(gpa, 4); ok {
-		return binary.LittleEndian.Uint32(m.Data[off:]), nil
+		return memory.LoadUint32(m.Data[off:]), nil
 	}
 	return 0, m.rangeError(gpa, 4)
 }
 
-// ReadUint64 reads 8 bytes at gpa.
+// ReadUint64 reads 8 bytes at gpa, atomically when aligned.
 func (m *SliceMemory) ReadUint64(gpa uint64) (uint64, error) {
 	if off, ok := m.in(gpa, 8); ok {
-		return binary.LittleEndian.Uint64(m.Data[off:]), nil
+		return memory.LoadUint64(m.Data[off:]), nil
 	}
 	return 0, m.rangeError(gpa, 8)
 }
 
-// WriteUint32 writes 4 bytes at gpa.
+// WriteUint32 writes 4 bytes at gpa, atomically when aligned.
 func (m *SliceMemory) WriteUint32(gpa uint64, v uint32) error {
 	if off, ok := m.in(gpa, 4); ok {
-		binary.LittleEndian.PutUint32(m.Data[off:], v)
+		memory.StoreUint32(m.Data[off:], v)
 		return nil
 	}
 	return m.rangeError(gpa, 4)
 }
 
-// WriteUint64 writes 8 bytes at gpa.
+// WriteUint64 writes 8 bytes at gpa, atomically when aligned.
 func (m *SliceMemory) WriteUint64(gpa uint64, v uint64) error {
 	if off, ok := m.in(gpa, 8); ok {
-		binary.LittleEndian.PutUint64(m.Data[off:], v)
+		memory.StoreUint64(m.Data[off:], v)
 		return nil
 	}
 	return m.rangeError(gpa, 8)
+}
+
+// CompareAndSwapUint32 atomically stores new at gpa if it holds old.
+func (m *SliceMemory) CompareAndSwapUint32(gpa uint64, old, new uint32) (bool, error) {
+	off, ok := m.in(gpa, 4)
+	if !ok {
+		return false, m.rangeError(gpa, 4)
+	}
+	if gpa%4 != 0 {
+		return false, fmt.Errorf("4-byte compare-and-swap at gpa %#x: %w", gpa, memory.ErrMisaligned)
+	}
+	swapped, err := memory.CompareAndSwapUint32(m.Data[off:], old, new)
+	if err != nil {
+		return false, fmt.Errorf("4-byte compare-and-swap at gpa %#x (host slice): %w", gpa, err)
+	}
+	return swapped, nil
+}
+
+// CompareAndSwapUint64 atomically stores new at gpa if it holds old.
+func (m *SliceMemory) CompareAndSwapUint64(gpa uint64, old, new uint64) (bool, error) {
+	off, ok := m.in(gpa, 8)
+	if !ok {
+		return false, m.rangeError(gpa, 8)
+	}
+	if gpa%8 != 0 {
+		return false, fmt.Errorf("8-byte compare-and-swap at gpa %#x: %w", gpa, memory.ErrMisaligned)
+	}
+	swapped, err := memory.CompareAndSwapUint64(m.Data[off:], old, new)
+	if err != nil {
+		return false, fmt.Errorf("8-byte compare-and-swap at gpa %#x (host slice): %w", gpa, err)
+	}
+	return swapped, nil
 }
 
 // MemoryError says that a paging-structure entry could not be read (or its

@@ -23,6 +23,9 @@ type State struct {
 	HasPDPTEs bool
 }
 
+// Mode is the operating mode of s (x86.ModeOf).
+func (s *State) Mode() x86.Mode { return x86.ModeOf(s.CR0, s.EFER, s.RFLAGS, s.CSL, s.CSD) }
+
 // Features are what the guest's CPUID says about paging.
 type Features struct {
 	MaxPhyAddr uint8 // MAXPHYADDR, CPUID 0x80000008 EAX[7:0]; 0 means 36
@@ -34,51 +37,18 @@ type Features struct {
 	AMD bool
 }
 
-// DefaultMaxPhyAddr is MAXPHYADDR when CPUID leaf 0x80000008 is absent
-// (SDM Vol. 3A §4.1.4).
-const DefaultMaxPhyAddr = 36
-
-// CPUIDEntry is one CPUID leaf as the guest sees it (KVM_SET_CPUID2 layout).
-type CPUIDEntry struct {
-	Function, Index    uint32
-	EAX, EBX, ECX, EDX uint32
-}
-
-func findLeaf(entries []CPUIDEntry, fn uint32) (CPUIDEntry, bool) {
-	for _, e := range entries {
-		if e.Function == fn && e.Index == 0 {
-			return e, true
-		}
-	}
-	return CPUIDEntry{}, false
-}
-
-// MaxPhyAddrFromCPUID derives MAXPHYADDR from CPUID leaf 0x80000008
-// EAX[7:0], or DefaultMaxPhyAddr when the leaf is absent (not listed, or
-// above the maximum extended leaf that 0x80000000 EAX reports) or reports 0.
-// KVM's cpuid_query_maxphyaddr reads it the same way.
-func MaxPhyAddrFromCPUID(entries []CPUIDEntry) uint8 {
-	if max, ok := findLeaf(entries, 0x80000000); !ok || max.EAX < 0x80000008 {
-		return DefaultMaxPhyAddr
-	}
-	if e, ok := findLeaf(entries, 0x80000008); ok && uint8(e.EAX) != 0 {
-		return uint8(e.EAX)
-	}
-	return DefaultMaxPhyAddr
-}
-
 // FeaturesFromCPUID collects the paging features of a guest CPUID.
-func FeaturesFromCPUID(entries []CPUIDEntry) Features {
-	f := Features{MaxPhyAddr: MaxPhyAddrFromCPUID(entries)}
-	if e, ok := findLeaf(entries, 0); ok {
+func FeaturesFromCPUID(entries []x86.CPUIDEntry) Features {
+	f := Features{MaxPhyAddr: x86.MaxPhyAddr(entries)}
+	if e, ok := x86.FindCPUID(entries, 0); ok {
 		// "AuthenticAMD" and "HygonGenuine" in EBX, EDX, ECX.
 		f.AMD = e.EBX == 0x68747541 && e.EDX == 0x69746e65 && e.ECX == 0x444d4163 ||
 			e.EBX == 0x6f677948 && e.EDX == 0x6e65476e && e.ECX == 0x656e6975
 	}
-	if e, ok := findLeaf(entries, 1); ok {
+	if e, ok := x86.FindCPUID(entries, 1); ok {
 		f.PSE36 = e.EDX&(1<<17) != 0
 	}
-	if e, ok := findLeaf(entries, 0x80000001); ok {
+	if e, ok := x86.FindCPUID(entries, 0x80000001); ok {
 		f.GBPages = e.EDX&(1<<26) != 0
 	}
 	return f
@@ -87,81 +57,12 @@ func FeaturesFromCPUID(entries []CPUIDEntry) Features {
 func (f Features) maxPhyAddr() (uint8, error) {
 	m := f.MaxPhyAddr
 	if m == 0 {
-		m = DefaultMaxPhyAddr
+		m = x86.DefaultMaxPhyAddr
 	}
 	if m < 32 || m > 52 {
 		return 0, fmt.Errorf("mmu: MAXPHYADDR %d outside 32..52", m)
 	}
 	return m, nil
-}
-
-// Mode is the paging mode of a vCPU (SDM Vol. 3A §4.1.1).
-type Mode uint8
-
-const (
-	ModeReal      Mode = iota // CR0.PE=0: no paging, 32-bit linear = physical
-	ModeProtected             // CR0.PE=1, CR0.PG=0: no paging
-	ModePaging32              // 32-bit paging
-	ModePAE                   // PAE paging
-	ModePaging4               // 4-level paging
-	ModePaging5               // 5-level paging
-)
-
-var modeNames = [...]string{"real", "protected", "32-bit paging", "PAE paging", "4-level paging", "5-level paging"}
-
-func (m Mode) String() string {
-	if int(m) < len(modeNames) {
-		return modeNames[m]
-	}
-	return fmt.Sprintf("mode%d", uint8(m))
-}
-
-// Paging reports whether the mode translates linear addresses.
-func (m Mode) Paging() bool { return m >= ModePaging32 }
-
-// Levels is the number of paging-structure levels (PAE counts the PDPT).
-func (m Mode) Levels() int {
-	switch m {
-	case ModePaging32:
-		return 2
-	case ModePAE:
-		return 3
-	case ModePaging4:
-		return 4
-	case ModePaging5:
-		return 5
-	}
-	return 0
-}
-
-// ModeOf derives the paging mode from CR0, CR4 and EFER. Combinations a CPU
-// cannot be in (CR0.PG without CR0.PE; IA32_EFER.LMA without PG and PAE; LME
-// and PG without LMA) are errors: MOV to CR0/CR4 and WRMSR refuse them.
-func ModeOf(s *State) (Mode, error) {
-	pe := s.CR0&x86.CR0PE != 0
-	pg := s.CR0&x86.CR0PG != 0
-	pae := s.CR4&x86.CR4PAE != 0
-	lma := s.EFER&x86.EFERLMA != 0
-	lme := s.EFER&x86.EFERLME != 0
-	switch {
-	case pg && !pe:
-		return 0, fmt.Errorf("mmu: CR0 %#x has PG without PE", s.CR0)
-	case lma && !(pg && pae):
-		return 0, fmt.Errorf("mmu: EFER.LMA with CR0 %#x CR4 %#x (needs PG and PAE)", s.CR0, s.CR4)
-	case lme && pg && !lma:
-		return 0, fmt.Errorf("mmu: EFER %#x has LME and CR0.PG but not LMA", s.EFER)
-	case !pe:
-		return ModeReal, nil
-	case !pg:
-		return ModeProtected, nil
-	case !pae:
-		return ModePaging32, nil
-	case !lma:
-		return ModePAE, nil
-	case s.CR4&x86.CR4LA57 != 0:
-		return ModePaging5, nil
-	}
-	return ModePaging4, nil
 }
 
 // PDPTE reserved bits in PAE paging (SDM Vol. 3A §4.4.1, Table 4-8): 2:1,

@@ -29,18 +29,18 @@ func refBits(lo, hi uint) uint64 {
 	return m
 }
 
-func refWalk(mem Memory, s *State, f Features, la uint64, acc Access) refResult {
-	mode, err := ModeOf(s)
-	if err != nil {
+func refWalk(mem Memory, s *State, f Features, la uint64, acc x86.Access) refResult {
+	if err := x86.CheckModeRegs(s.CR0, s.CR4, s.EFER); err != nil {
 		panic(err)
 	}
+	mode := x86.PagingOf(s.CR0, s.CR4, s.EFER)
 	M := uint(f.MaxPhyAddr)
 	if M == 0 {
 		M = 36
 	}
-	write := acc&Write != 0
-	fetch := acc&Fetch != 0
-	implicit := acc&Implicit != 0
+	write := acc&x86.AccessWrite != 0
+	fetch := acc&x86.AccessFetch != 0
+	implicit := acc&x86.AccessImplicit != 0
 	cpl := s.CPL
 	if s.RFLAGS&x86.FlagVM != 0 && s.CR0&x86.CR0PE != 0 {
 		cpl = 3
@@ -54,17 +54,17 @@ func refWalk(mem Memory, s *State, f Features, la uint64, acc Access) refResult 
 	ac := s.RFLAGS&x86.FlagAC != 0
 	lma := s.EFER&x86.EFERLMA != 0
 
-	if !mode.Paging() {
+	if mode == x86.PagingNone {
 		return refResult{ok: true, gpa: la & 0xFFFFFFFF, size: 4096, perm: PermRead | PermWrite | PermExec | PermUser, vector: -1}
 	}
 	if lma && s.CSL {
 		width := uint(48)
-		if mode == ModePaging5 {
+		if mode == x86.Paging5Level {
 			width = 57
 		}
 		top := la >> (width - 1)
 		if top != 0 && top != (1<<(64-width+1))-1 {
-			if acc&Stack != 0 {
+			if acc&x86.AccessStack != 0 {
 				return refResult{vector: x86.VectorSS}
 			}
 			return refResult{vector: x86.VectorGP}
@@ -91,7 +91,7 @@ func refWalk(mem Memory, s *State, f Features, la uint64, acc Access) refResult 
 	var leaf, pa, size uint64
 
 	switch mode {
-	case ModePaging32:
+	case x86.Paging32:
 		pdeAddr := s.CR3&0xFFFFF000 | (la>>22)<<2
 		v, err := mem.ReadUint32(pdeAddr)
 		if err != nil {
@@ -131,7 +131,7 @@ func refWalk(mem Memory, s *State, f Features, la uint64, acc Access) refResult 
 			leaf = pte
 		}
 
-	case ModePAE:
+	case x86.PagingPAE:
 		idx := la >> 30 & 3
 		var pdpte uint64
 		if s.HasPDPTEs {
@@ -182,9 +182,9 @@ func refWalk(mem Memory, s *State, f Features, la uint64, acc Access) refResult 
 			table = e & refBits(12, M-1)
 		}
 
-	case ModePaging4, ModePaging5:
+	case x86.Paging4Level, x86.Paging5Level:
 		top := 4
-		if mode == ModePaging5 {
+		if mode == x86.Paging5Level {
 			top = 5
 		}
 		table := s.CR3 & refBits(12, 51)
@@ -290,7 +290,7 @@ func refWalk(mem Memory, s *State, f Features, la uint64, acc Access) refResult 
 	return refResult{ok: true, gpa: pa | la&(size-1), size: size, perm: perm, vector: -1}
 }
 
-func refWalkEPT(mem Memory, eptp uint64, f EPTFeatures, gpa uint64, acc Access) refResult {
+func refWalkEPT(mem Memory, eptp uint64, f EPTFeatures, gpa uint64, acc x86.Access) refResult {
 	M := uint(f.MaxPhyAddr)
 	if M == 0 {
 		M = 36
@@ -300,9 +300,9 @@ func refWalkEPT(mem Memory, eptp uint64, f EPTFeatures, gpa uint64, acc Access) 
 	r, w, x := true, true, true
 	var qual uint64
 	switch {
-	case acc&Write != 0:
+	case acc&x86.AccessWrite != 0:
 		qual = EPTQualWrite
-	case acc&Fetch != 0:
+	case acc&x86.AccessFetch != 0:
 		qual = EPTQualFetch
 	default:
 		qual = EPTQualRead
@@ -377,9 +377,9 @@ func refWalkEPT(mem Memory, eptp uint64, f EPTFeatures, gpa uint64, acc Access) 
 	}
 	var ok bool
 	switch {
-	case acc&Write != 0:
+	case acc&x86.AccessWrite != 0:
 		ok = w
-	case acc&Fetch != 0:
+	case acc&x86.AccessFetch != 0:
 		ok = x
 	default:
 		ok = r

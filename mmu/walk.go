@@ -7,29 +7,6 @@ import (
 	"walkvm/x86"
 )
 
-// Access says what kind of access a translation is for.
-type Access uint8
-
-const (
-	Read  Access = 0
-	Write Access = 1 << 0
-	Fetch Access = 1 << 1
-	// Implicit marks an implicit supervisor-mode access: descriptor
-	// tables, the TSS, shadow stacks of other privilege levels (SDM Vol. 3A
-	// §4.6). It is a supervisor access at any CPL, SMAP applies to it
-	// regardless of RFLAGS.AC, and the #PF it raises has U/S=0.
-	Implicit Access = 1 << 2
-	// Stack makes a non-canonical address a #SS(0) instead of a #GP(0):
-	// the caller sets it for accesses through SS.
-	Stack Access = 1 << 3
-	// SetAccessedDirty makes a successful walk set the accessed flag of
-	// every entry used and, for a write, the dirty flag of the leaf, as the
-	// CPU does. Off by default: a walk done only to look (decoding, a
-	// check against KVM) must not change guest memory; set it when the
-	// instruction completes in userspace.
-	SetAccessedDirty Access = 1 << 4
-)
-
 var errAccess = errors.New("mmu: access is both a write and a fetch")
 
 // Entry is one paging-structure entry a walk used.
@@ -47,7 +24,7 @@ type Entry struct {
 // faulting one (up to and including the entry that faulted).
 type Walk struct {
 	Addr     uint64 // linear address (guest-physical for EPT), as truncated
-	Access   Access
+	Access   x86.Access
 	Walker   WalkerKind
 	Levels   uint8 // paging-structure levels of the mode (0 without paging)
 	N        uint8 // entries read
@@ -71,7 +48,7 @@ type Walk struct {
 // the permission table. Build it with Reset (or ResetEPT) when the state
 // changes; Walk is then cheap and allocation-free.
 type Context struct {
-	mode   Mode
+	paging x86.Paging
 	format *Format // nil for nonpaging
 	long64 bool    // 64-bit mode: canonical checks apply
 	laBits uint    // linear-address width for canonical checks: 48 or 57
@@ -105,8 +82,9 @@ type resetKey struct {
 	f              Features
 }
 
-// Mode is the paging mode the context was reset for.
-func (c *Context) Mode() Mode { return c.mode }
+// Paging is the paging mode the context was reset for (for EPT, 4- or
+// 5-level by the EPTP's page-walk length).
+func (c *Context) Paging() x86.Paging { return c.paging }
 
 // Format returns the paging-structure format in use, false without paging.
 func (c *Context) Format() (Format, bool) {
@@ -118,10 +96,11 @@ func (c *Context) Format() (Format, bool) {
 
 // Reset prepares c for the vCPU state s and CPU features f.
 func (c *Context) Reset(s *State, f Features) error {
-	mode, err := ModeOf(s)
-	if err != nil {
-		return err
+	if err := x86.CheckModeRegs(s.CR0, s.CR4, s.EFER); err != nil {
+		return fmt.Errorf("mmu: %w", err)
 	}
+	paging := x86.PagingOf(s.CR0, s.CR4, s.EFER)
+	op := s.Mode()
 	m, err := f.maxPhyAddr()
 	if err != nil {
 		return err
@@ -129,42 +108,34 @@ func (c *Context) Reset(s *State, f Features) error {
 	key := resetKey{cr0: s.CR0, cr4: s.CR4, efer: s.EFER, f: f}
 	if !c.valid || c.key != key {
 		c.valid = false
-		c.resetTables(mode, s, f, m)
+		c.resetTables(paging, s, f, m)
 		c.key = key
 		c.valid = true
 	}
 
-	lma := s.EFER&x86.EFERLMA != 0
-	c.long64 = lma && s.CSL
-	c.laBits = 48
-	if mode == ModePaging5 {
-		c.laBits = 57
-	}
-	switch mode {
-	case ModePaging32:
+	c.long64 = op == x86.ModeLong64
+	c.laBits = paging.LinearBits()
+	switch paging {
+	case x86.Paging32:
 		c.root = s.CR3 & 0xFFFFF000
-	case ModePAE:
+	case x86.PagingPAE:
 		c.root = s.CR3 & 0xFFFFFFE0
-	case ModePaging4, ModePaging5:
+	case x86.Paging4Level, x86.Paging5Level:
 		c.root = s.CR3 & bits(12, 51)
 	default:
 		c.root = 0
 	}
 	c.pdptes = s.PDPTEs
 	c.hasPDPTEs = s.HasPDPTEs
-	cpl := s.CPL
-	if s.RFLAGS&x86.FlagVM != 0 && s.CR0&x86.CR0PE != 0 {
-		cpl = 3 // virtual-8086 mode runs at CPL 3
-	}
-	c.user = cpl == 3
+	c.user = op.CPL(s.CPL) == 3
 	c.ac = s.RFLAGS&x86.FlagAC != 0
 	c.pkru = s.PKRU
 	return nil
 }
 
 // resetTables computes what depends on CR0, CR4, EFER and CPUID only.
-func (c *Context) resetTables(mode Mode, s *State, f Features, m uint8) {
-	c.mode = mode
+func (c *Context) resetTables(paging x86.Paging, s *State, f Features, m uint8) {
+	c.paging = paging
 	c.ad = true
 	c.execOnly = false
 	c.rsvd = [2][8]uint64{}
@@ -180,11 +151,11 @@ func (c *Context) resetTables(mode Mode, s *State, f Features, m uint8) {
 	c.perm.reset(s.CR0&x86.CR0WP != 0, nxe && pae, smep, s.CR4&x86.CR4SMAP != 0,
 		s.CR4&x86.CR4PKE != 0 && s.EFER&x86.EFERLMA != 0)
 
-	switch mode {
-	case ModeReal, ModeProtected:
+	switch paging {
+	case x86.PagingNone:
 		c.format = nil
 		return
-	case ModePaging32:
+	case x86.Paging32:
 		c.format = &formatPaging32
 		// 32-bit paging has no reserved bits except in a 4-MByte PDE
 		// (SDM Vol. 3A Table 4-4): bits 20:13 hold physical-address bits
@@ -198,11 +169,11 @@ func (c *Context) resetTables(mode Mode, s *State, f Features, m uint8) {
 			c.rsvd[1][2] = bits(13+c.pse36Bits, 21)
 		}
 		return
-	case ModePAE:
+	case x86.PagingPAE:
 		c.format = &formatPAE
-	case ModePaging4:
+	case x86.Paging4Level:
 		c.format = &formatPaging4
-	case ModePaging5:
+	case x86.Paging5Level:
 		c.format = &formatPaging5
 	}
 	c.leaf[1] |= c.format.LargeLevels
@@ -210,7 +181,7 @@ func (c *Context) resetTables(mode Mode, s *State, f Features, m uint8) {
 	// Reserved bits (SDM Vol. 3A Tables 4-8 to 4-11, 4-15 to 4-20; KVM's
 	// __reset_rsvds_bits_mask).
 	high := bits(uint(m), 51)
-	if mode == ModePAE {
+	if paging == x86.PagingPAE {
 		high = bits(uint(m), 62) // PAE entries reserve 62:M
 	}
 	var exb, gb, amd uint64
@@ -223,7 +194,7 @@ func (c *Context) resetTables(mode Mode, s *State, f Features, m uint8) {
 	if !f.GBPages {
 		gb = bitPS
 	}
-	if mode == ModePAE {
+	if paging == x86.PagingPAE {
 		c.rsvd[0][3] = pdpteReserved(m)
 		c.rsvd[1][3] = pdpteReserved(m)
 	} else {
@@ -245,10 +216,11 @@ func (c *Context) resetTables(mode Mode, s *State, f Features, m uint8) {
 // nil and w.GPA. A guest fault is returned as *x86.Exception (#PF, or #GP/#SS
 // for a non-canonical address in 64-bit mode), or for EPT as *EPTViolation or
 // *EPTMisconfig; these point into w. An entry outside guest RAM is a
-// *MemoryError. A walk reads guest memory through mem and, only with
-// SetAccessedDirty, writes it.
-func (c *Context) Walk(mem Memory, addr uint64, acc Access, w *Walk) error {
-	if acc&(Write|Fetch) == Write|Fetch {
+// *MemoryError. Walk only looks: it reads guest memory and changes nothing,
+// as a walk done to decode or to check against KVM must. WalkCommit is the
+// walk of an access that is being made.
+func (c *Context) Walk(mem Memory, addr uint64, acc x86.Access, w *Walk) error {
+	if acc&(x86.AccessWrite|x86.AccessFetch) == x86.AccessWrite|x86.AccessFetch {
 		return errAccess
 	}
 	w.Access = acc
@@ -273,12 +245,12 @@ func (c *Context) Walk(mem Memory, addr uint64, acc Access, w *Walk) error {
 	switch {
 	case ept:
 		// addr is a guest-physical address: no canonical check.
-	case c.mode <= ModePAE || !c.long64:
+	case !c.long64:
 		addr &= 0xFFFFFFFF // legacy and compatibility modes
 	case !x86.IsCanonical(addr, c.laBits):
 		w.Addr = addr
 		w.Fault = x86.Exception{Vector: x86.VectorGP, HasErrorCode: true, Reason: "non-canonical address"}
-		if acc&Stack != 0 {
+		if acc&x86.AccessStack != 0 {
 			w.Fault.Vector = x86.VectorSS
 		}
 		return &w.Fault
@@ -286,19 +258,19 @@ func (c *Context) Walk(mem Memory, addr uint64, acc Access, w *Walk) error {
 	w.Addr = addr
 
 	var pfec uint32
-	if acc&Write != 0 {
+	if acc&x86.AccessWrite != 0 {
 		pfec |= x86.PFErrWrite
 	}
-	if c.user && acc&Implicit == 0 && !ept {
+	if c.user && acc&x86.AccessImplicit == 0 && !ept {
 		pfec |= x86.PFErrUser
 	}
-	if acc&Fetch != 0 {
+	if acc&x86.AccessFetch != 0 {
 		pfec |= x86.PFErrFetch
 	}
 
 	level := f.Levels
 	table := c.root
-	if c.mode == ModePAE && !ept {
+	if c.paging == x86.PagingPAE && !ept {
 		// The PDPTE comes from the PDPTE registers loaded with CR3, not
 		// from memory. It has no R/W, U/S, XD or accessed flag.
 		idx := (addr >> 30) & 3
@@ -429,7 +401,7 @@ func (c *Context) Walk(mem Memory, addr uint64, acc Access, w *Walk) error {
 		if w.Perm&PermExec != 0 {
 			a |= accExec
 		}
-		notSMAP := c.ac && acc&Implicit == 0
+		notSMAP := c.ac && acc&x86.AccessImplicit == 0
 		if code := c.perm.check(a, w.PKey, pfec, notSMAP, c.pkru); code != 0 {
 			return c.pageFault(w, pfec|code, "access rights")
 		}
@@ -441,23 +413,46 @@ func (c *Context) Walk(mem Memory, addr uint64, acc Access, w *Walk) error {
 		base |= ((e >> 13) & (1<<c.pse36Bits - 1)) << 32
 	}
 	w.GPA = base | addr&(w.PageSize-1)
+	return nil
+}
 
-	if acc&SetAccessedDirty != 0 && c.ad {
-		first := uint8(0)
-		if c.mode == ModePAE && !ept {
-			first = 1 // the PDPTE has no accessed flag
+// MaxCommitRetries bounds how often WalkCommit restarts a walk whose entries
+// keep changing under it.
+const MaxCommitRetries = 64
+
+// ErrEntriesChanging is what a *MemoryError from WalkCommit wraps when the
+// entries of a walk changed under it MaxCommitRetries times in a row.
+var ErrEntriesChanging = errors.New("paging-structure entries keep changing during the walk")
+
+// WalkCommit translates addr as Walk does, for an access that is being made:
+// a successful walk then sets the accessed flag of every entry it used and,
+// for a write, the dirty flag of the leaf, as the CPU does (SDM Vol. 3A
+// §4.8; KVM's update_accessed_dirty_bits). Each flag is set with an atomic
+// compare-and-exchange against the value the walk read; when another vCPU
+// changed the entry in between, the walk starts again (KVM's
+// walk_addr_generic retries the same way), so vCPUs can share paging
+// structures. Entries whose flags are already set are not written.
+func (c *Context) WalkCommit(mem Memory, addr uint64, acc x86.Access, w *Walk) error {
+	for range MaxCommitRetries {
+		if err := c.Walk(mem, addr, acc, w); err != nil {
+			return err
 		}
-		if err := c.setAccessedDirty(mem, w, first, acc&Write != 0); err != nil {
+		if c.format == nil || !c.ad {
+			return nil
+		}
+		done, err := c.setAccessedDirty(mem, w)
+		if err != nil || done {
 			return err
 		}
 	}
-	return nil
+	return &MemoryError{Walker: w.Walker, Level: w.Entries[w.N-1].Level, EntryGPA: w.Entries[w.N-1].EntryGPA,
+		Addr: w.Addr, Write: true, Err: ErrEntriesChanging}
 }
 
 // pageFault fills w.Fault with a #PF for w.Addr. code holds the P, RSVD, PK,
 // W/R and U/S bits; I/D is added here (SDM Vol. 3A §4.7).
 func (c *Context) pageFault(w *Walk, code uint32, reason string) error {
-	if w.Access&Fetch != 0 && c.idFetch {
+	if w.Access&x86.AccessFetch != 0 && c.idFetch {
 		code |= x86.PFErrFetch
 	} else {
 		code &^= x86.PFErrFetch
@@ -466,12 +461,20 @@ func (c *Context) pageFault(w *Walk, code uint32, reason string) error {
 	return &w.Fault
 }
 
-// setAccessedDirty sets A in Entries[first:N] and D in the leaf for a write
-// (KVM's update_accessed_dirty_bits), writing only entries that change.
-func (c *Context) setAccessedDirty(mem Memory, w *Walk, first uint8, write bool) error {
+// setAccessedDirty sets A in the entries w used and D in the leaf for a
+// write, from the root down, with a compare-and-exchange on each entry that
+// changes. It reports false when an entry no longer holds the value the walk
+// read: the caller walks again. Flags already set on upper levels stay set,
+// which the CPU may do too (SDM Vol. 3A §4.8: A may be set for entries a
+// translation does not end up using).
+func (c *Context) setAccessedDirty(mem Memory, w *Walk) (bool, error) {
 	f := c.format
-	for i := first; i < w.N; i++ {
+	write := w.Access&x86.AccessWrite != 0
+	for i := range w.N {
 		ent := &w.Entries[i]
+		if c.paging == x86.PagingPAE && f.Walker != EPT && ent.Level == 3 {
+			continue // a PAE PDPTE has no accessed flag
+		}
 		v := ent.Value | f.Accessed
 		if write && i == w.N-1 {
 			v |= f.Dirty
@@ -479,24 +482,28 @@ func (c *Context) setAccessedDirty(mem Memory, w *Walk, first uint8, write bool)
 		if v == ent.Value {
 			continue
 		}
+		var ok bool
 		var err error
 		if f.EntryBytes == 4 {
-			err = mem.WriteUint32(ent.EntryGPA, uint32(v))
+			ok, err = mem.CompareAndSwapUint32(ent.EntryGPA, uint32(ent.Value), uint32(v))
 		} else {
-			err = mem.WriteUint64(ent.EntryGPA, v)
+			ok, err = mem.CompareAndSwapUint64(ent.EntryGPA, ent.Value, v)
 		}
 		if err != nil {
-			return &MemoryError{Walker: f.Walker, Level: ent.Level, EntryGPA: ent.EntryGPA, Addr: w.Addr, Write: true, Err: err}
+			return false, &MemoryError{Walker: f.Walker, Level: ent.Level, EntryGPA: ent.EntryGPA, Addr: w.Addr, Write: true, Err: err}
+		}
+		if !ok {
+			return false, nil
 		}
 		ent.Value = v
 	}
-	return nil
+	return true, nil
 }
 
 // Translate is the one-shot form: reset a Context for s and f, then walk.
 // Code that translates more than once per state change should keep a
 // Context.
-func Translate(mem Memory, s *State, f Features, addr uint64, acc Access, w *Walk) error {
+func Translate(mem Memory, s *State, f Features, addr uint64, acc x86.Access, w *Walk) error {
 	var c Context
 	if err := c.Reset(s, f); err != nil {
 		return err

@@ -20,37 +20,33 @@ const (
 	fPRWU = fP | fRW | fUS
 )
 
-func TestModeOf(t *testing.T) {
+// Reset classifies with x86.PagingOf and refuses what x86.CheckModeRegs
+// refuses.
+func TestResetPaging(t *testing.T) {
 	tests := []struct {
 		name    string
 		s       State
-		want    Mode
+		want    x86.Paging
 		wantErr bool
 	}{
-		{"real", State{}, ModeReal, false},
-		{"protected", State{CR0: cr0Prot}, ModeProtected, false},
-		{"32-bit", State{CR0: cr0Paging}, ModePaging32, false},
-		{"PAE", State{CR0: cr0Paging, CR4: x86.CR4PAE}, ModePAE, false},
-		{"4-level", State{CR0: cr0Paging, CR4: x86.CR4PAE, EFER: eferLong}, ModePaging4, false},
-		{"5-level", State{CR0: cr0Paging, CR4: x86.CR4PAE | x86.CR4LA57, EFER: eferLong}, ModePaging5, false},
-		{"LA57 outside long mode is PAE", State{CR0: cr0Paging, CR4: x86.CR4PAE | x86.CR4LA57}, ModePAE, false},
+		{"real", State{}, x86.PagingNone, false},
+		{"protected", State{CR0: cr0Prot}, x86.PagingNone, false},
+		{"32-bit", State{CR0: cr0Paging}, x86.Paging32, false},
+		{"PAE", State{CR0: cr0Paging, CR4: x86.CR4PAE}, x86.PagingPAE, false},
+		{"4-level", State{CR0: cr0Paging, CR4: x86.CR4PAE, EFER: eferLong}, x86.Paging4Level, false},
+		{"5-level", State{CR0: cr0Paging, CR4: x86.CR4PAE | x86.CR4LA57, EFER: eferLong}, x86.Paging5Level, false},
 		{"PG without PE", State{CR0: x86.CR0PG}, 0, true},
-		{"LMA without PG", State{CR0: cr0Prot, EFER: x86.EFERLMA}, 0, true},
 		{"LMA without PAE", State{CR0: cr0Paging, EFER: eferLong}, 0, true},
-		{"LME and PG without LMA", State{CR0: cr0Paging, CR4: x86.CR4PAE, EFER: x86.EFERLME}, 0, true},
-		{"LME without PG", State{CR0: cr0Prot, EFER: x86.EFERLME}, ModeProtected, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			got, err := ModeOf(&tt.s)
+			var c Context
+			err := c.Reset(&tt.s, Features{})
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("err = %v, wantErr %v", err, tt.wantErr)
 			}
-			if err == nil && got != tt.want {
-				t.Errorf("mode = %v, want %v", got, tt.want)
-			}
-			if err == nil && got.Levels() != map[Mode]int{ModeReal: 0, ModeProtected: 0, ModePaging32: 2, ModePAE: 3, ModePaging4: 4, ModePaging5: 5}[got] {
-				t.Errorf("Levels() = %d", got.Levels())
+			if err == nil && c.Paging() != tt.want {
+				t.Errorf("paging = %v, want %v", c.Paging(), tt.want)
 			}
 		})
 	}
@@ -59,35 +55,32 @@ func TestModeOf(t *testing.T) {
 func TestCPUIDHelpers(t *testing.T) {
 	tests := []struct {
 		name    string
-		entries []CPUIDEntry
+		entries []x86.CPUIDEntry
 		want    Features
 	}{
 		{"absent", nil, Features{MaxPhyAddr: 36}},
-		{"zero", []CPUIDEntry{{Function: 0x80000000, EAX: 0x80000008}, {Function: 0x80000008}}, Features{MaxPhyAddr: 36}},
-		{"39 bits, 1G, PSE-36, Intel", []CPUIDEntry{
+		{"zero", []x86.CPUIDEntry{{Function: 0x80000000, EAX: 0x80000008}, {Function: 0x80000008}}, Features{MaxPhyAddr: 36}},
+		{"39 bits, 1G, PSE-36, Intel", []x86.CPUIDEntry{
 			{Function: 0, EBX: 0x756e6547, EDX: 0x49656e69, ECX: 0x6c65746e},
 			{Function: 1, EDX: 1 << 17},
 			{Function: 0x80000000, EAX: 0x80000008},
 			{Function: 0x80000001, EDX: 1 << 26},
 			{Function: 0x80000008, EAX: 0x3027},
 		}, Features{MaxPhyAddr: 0x27, GBPages: true, PSE36: true}},
-		{"AMD", []CPUIDEntry{
+		{"AMD", []x86.CPUIDEntry{
 			{Function: 0, EBX: 0x68747541, EDX: 0x69746e65, ECX: 0x444d4163},
 			{Function: 0x80000000, EAX: 0x80000020},
 			{Function: 0x80000008, EAX: 0x3030},
 		}, Features{MaxPhyAddr: 48, AMD: true}},
-		{"Hygon", []CPUIDEntry{{Function: 0, EBX: 0x6f677948, EDX: 0x6e65476e, ECX: 0x656e6975}}, Features{MaxPhyAddr: 36, AMD: true}},
-		{"0x80000008 beyond the maximum extended leaf", []CPUIDEntry{{Function: 0x80000000, EAX: 0x80000004}, {Function: 0x80000008, EAX: 40}}, Features{MaxPhyAddr: 36}},
-		{"0x80000000 not listed", []CPUIDEntry{{Function: 0x80000008, EAX: 40}}, Features{MaxPhyAddr: 36}},
-		{"other index ignored", []CPUIDEntry{{Function: 0x80000000, EAX: 0x80000008}, {Function: 0x80000008, Index: 1, EAX: 40}}, Features{MaxPhyAddr: 36}},
+		{"Hygon", []x86.CPUIDEntry{{Function: 0, EBX: 0x6f677948, EDX: 0x6e65476e, ECX: 0x656e6975}}, Features{MaxPhyAddr: 36, AMD: true}},
+		{"0x80000008 beyond the maximum extended leaf", []x86.CPUIDEntry{{Function: 0x80000000, EAX: 0x80000004}, {Function: 0x80000008, EAX: 40}}, Features{MaxPhyAddr: 36}},
+		{"0x80000000 not listed", []x86.CPUIDEntry{{Function: 0x80000008, EAX: 40}}, Features{MaxPhyAddr: 36}},
+		{"other index ignored", []x86.CPUIDEntry{{Function: 0x80000000, EAX: 0x80000008}, {Function: 0x80000008, Index: 1, EAX: 40}}, Features{MaxPhyAddr: 36}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := FeaturesFromCPUID(tt.entries); got != tt.want {
 				t.Errorf("FeaturesFromCPUID = %+v, want %+v", got, tt.want)
-			}
-			if got := MaxPhyAddrFromCPUID(tt.entries); got != tt.want.MaxPhyAddr {
-				t.Errorf("MaxPhyAddrFromCPUID = %d, want %d", got, tt.want.MaxPhyAddr)
 			}
 		})
 	}
@@ -113,9 +106,9 @@ func TestNonpaging(t *testing.T) {
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			c := mustReset(t, &tt.s, Features{})
-			for _, acc := range []Access{Read, Write, Fetch, Write | SetAccessedDirty} {
+			for _, acc := range []x86.Access{x86.AccessRead, x86.AccessWrite, x86.AccessFetch} {
 				var w Walk
-				if err := c.Walk(mem, tt.la, acc, &w); err != nil {
+				if err := c.WalkCommit(mem, tt.la, acc, &w); err != nil {
 					t.Fatal(err)
 				}
 				if w.GPA != tt.want || w.Walker != Nonpaging || w.Levels != 0 || w.N != 0 || w.Perm != PermRead|PermWrite|PermExec|PermUser {
@@ -150,7 +143,7 @@ func TestPaging4Sizes(t *testing.T) {
 			gpas := tb.mapAddr(root, 4, tt.leaf, la, tt.target, tt.flags...)
 			c := mustReset(t, state4(root), Features{MaxPhyAddr: 36, GBPages: tt.gb})
 			var w Walk
-			if err := c.Walk(tb.mem, la, Read, &w); err != nil {
+			if err := c.Walk(tb.mem, la, x86.AccessRead, &w); err != nil {
 				t.Fatal(err)
 			}
 			if w.GPA != tt.want || w.PageSize != tt.size {
@@ -186,7 +179,7 @@ type permCase struct {
 	mod   func(s *State)
 	f     *Features
 	cpl   uint8
-	acc   Access
+	acc   x86.Access
 	code  int32 // expected #PF error code, -1 for success
 }
 
@@ -245,77 +238,77 @@ func TestPaging4Permissions(t *testing.T) {
 		P, W, U, R, I, K = x86.PFErrPresent, x86.PFErrWrite, x86.PFErrUser, x86.PFErrReserved, x86.PFErrFetch, x86.PFErrPK
 	)
 	tests := []permCase{
-		{"supervisor read supervisor page", sup, nil, nil, 0, Read, -1},
-		{"supervisor write supervisor page", sup, nil, nil, 0, Write, -1},
-		{"supervisor fetch supervisor page", sup, nil, nil, 0, Fetch, -1},
-		{"user read supervisor page", sup, nil, nil, 3, Read, P | U},
-		{"user fetch supervisor page", sup, nil, nil, 3, Fetch, P | U | I},
-		{"user read user page", all, nil, nil, 3, Read, -1},
-		{"user write user page", all, nil, nil, 3, Write, -1},
-		{"user read, U/S clear in PDE only", [4]uint64{fPRWU, fPRWU, fPRW, fPRWU}, nil, nil, 3, Read, P | U},
-		{"user read, U/S clear in PML4E only", [4]uint64{fPRW, fPRWU, fPRWU, fPRWU}, nil, nil, 3, Read, P | U},
-		{"user write read-only PTE", roLeaf, nil, nil, 3, Write, P | W | U},
-		{"user write, R/W clear in PML4E", [4]uint64{fP | fUS, fPRWU, fPRWU, fPRWU}, nil, nil, 3, Write, P | W | U},
-		{"user read read-only", roLeaf, nil, nil, 3, Read, -1},
-		{"supervisor write read-only, WP=1", roLeaf, nil, nil, 0, Write, P | W},
-		{"supervisor write read-only, WP=0", roLeaf, noWP, nil, 0, Write, -1},
-		{"user write read-only, WP=0", roLeaf, noWP, nil, 3, Write, P | W | U},
-		{"CPL 1 is supervisor", roLeaf, nil, nil, 1, Write, P | W},
-		{"fetch XD PTE", [4]uint64{fPRW, fPRW, fPRW, fPRW | fNX}, nil, nil, 0, Fetch, P | I},
-		{"fetch XD PDPTE", [4]uint64{fPRW, fPRW | fNX, fPRW, fPRW}, nil, nil, 0, Fetch, P | I},
-		{"read XD page", [4]uint64{fPRW, fPRW, fPRW, fPRW | fNX}, nil, nil, 0, Read, -1},
-		{"XD without NXE is reserved", [4]uint64{fPRW, fPRW, fPRW, fPRW | fNX}, noNXE, nil, 0, Read, P | R},
-		{"XD without NXE, fetch: no I/D", [4]uint64{fPRW, fPRW, fPRW, fPRW | fNX}, noNXE, nil, 0, Fetch, P | R},
-		{"fetch not present, NXE=0 SMEP=0: no I/D", [4]uint64{fPRW, fPRW, fPRW, 0}, noNXE, nil, 0, Fetch, 0},
-		{"fetch not present, NXE=1: I/D", [4]uint64{fPRW, fPRW, fPRW, 0}, nil, nil, 0, Fetch, I},
-		{"fetch not present, SMEP=1 NXE=0: I/D", [4]uint64{fPRW, fPRW, fPRW, 0}, func(s *State) { noNXE(s); smep(s) }, nil, 0, Fetch, I},
-		{"user write not present", [4]uint64{fPRWU, 0, 0, 0}, nil, nil, 3, Write, W | U},
-		{"not present PDE", [4]uint64{fPRWU, fPRWU, fRW | fUS, fPRWU}, nil, nil, 0, Read, 0},
-		{"SMEP: supervisor fetch user page", all, smep, nil, 0, Fetch, P | I},
-		{"SMEP: supervisor read user page", all, smep, nil, 0, Read, -1},
-		{"SMEP: user fetch user page", all, smep, nil, 3, Fetch, -1},
-		{"SMEP off: supervisor fetch user page", all, nil, nil, 0, Fetch, -1},
-		{"SMEP: supervisor fetch, U/S clear above", [4]uint64{fPRW, fPRWU, fPRWU, fPRWU}, smep, nil, 0, Fetch, -1},
-		{"SMAP: supervisor read user page", all, smap, nil, 0, Read, P},
-		{"SMAP: supervisor write user page", all, smap, nil, 0, Write, P | W},
-		{"SMAP: AC=1 overrides", all, smapAC, nil, 0, Write, -1},
-		{"SMAP: implicit read, AC=1", all, smapAC, nil, 0, Read | Implicit, P},
-		{"SMAP: implicit read at CPL 3 has U/S=0", all, smapAC, nil, 3, Read | Implicit, P},
-		{"SMAP: supervisor fetch not SMAP", all, smap, nil, 0, Fetch, -1},
-		{"SMAP: supervisor page fine", sup, smap, nil, 0, Write, -1},
-		{"SMAP off: supervisor read user page", all, nil, nil, 0, Read, -1},
-		{"SMAP: user read user page", all, smap, nil, 3, Read, -1},
-		{"SMAP with WP=0: supervisor write read-only user page", roLeaf, func(s *State) { smap(s); noWP(s) }, nil, 0, Write, P | W},
-		{"implicit at CPL 3 to supervisor page", sup, nil, nil, 3, Read | Implicit, -1},
-		{"implicit write at CPL 3, read-only, WP=1", [4]uint64{fPRW, fPRW, fPRW, fP}, nil, nil, 3, Write | Implicit, P | W},
-		{"PK: user read, AD", pkLeaf, pkru(ad3), nil, 3, Read, P | U | K},
-		{"PK: user write, AD", pkLeaf, pkru(ad3), nil, 3, Write, P | W | U | K},
-		{"PK: user write, WD", pkLeaf, pkru(wd3), nil, 3, Write, P | W | U | K},
-		{"PK: user read, WD", pkLeaf, pkru(wd3), nil, 3, Read, -1},
-		{"PK: user fetch, AD", pkLeaf, pkru(ad3 | wd3), nil, 3, Fetch, -1},
-		{"PK: supervisor read user page, AD", pkLeaf, pkru(ad3), nil, 0, Read, P | K},
-		{"PK: supervisor write, WD, WP=1", pkLeaf, pkru(wd3), nil, 0, Write, P | W | K},
-		{"PK: supervisor write, WD, WP=0", pkLeaf, func(s *State) { pkru(wd3)(s); noWP(s) }, nil, 0, Write, -1},
-		{"PK: supervisor page ignores keys", [4]uint64{fPRW, fPRW, fPRW, fPRW | key3}, pkru(ad3 | wd3), nil, 0, Write, -1},
-		{"PK: other key", pkLeaf, pkru(1<<2 | 1<<3), nil, 3, Write, -1},
-		{"PK: key 0 AD", all, pkru(1), nil, 3, Read, P | U | K},
-		{"PK: CR4.PKE=0", pkLeaf, func(s *State) { s.PKRU = ad3 | wd3 }, nil, 3, Read, -1},
-		{"PK and R/W both", [4]uint64{fPRWU, fPRWU, fPRWU, fP | fUS | key3}, pkru(wd3), nil, 3, Write, P | W | U | K},
-		{"PK: not present has no PK", [4]uint64{fPRWU, fPRWU, fPRWU, fRW | fUS | key3}, pkru(ad3), nil, 3, Read, U},
-		{"PK: SMAP and PK", pkLeaf, func(s *State) { pkru(ad3)(s); smap(s) }, nil, 0, Read, P | K},
-		{"reserved: PTE bit above MAXPHYADDR", [4]uint64{fPRW, fPRW, fPRW, fPRW | 1<<36}, nil, nil, 0, Read, P | R},
-		{"reserved: PML4E bit 51", [4]uint64{fPRW | 1<<51, fPRW, fPRW, fPRW}, nil, nil, 0, Read, P | R},
-		{"not reserved: bit 39 with MAXPHYADDR 40", [4]uint64{fPRW, fPRW, fPRW, fPRW | 1<<39}, nil, &Features{MaxPhyAddr: 40}, 0, Read, -1},
-		{"reserved: PS in PML4E", [4]uint64{fPRW | fPS, fPRW, fPRW, fPRW}, nil, nil, 0, Read, P | R},
-		{"reserved: PS in PDPTE without 1G pages", [4]uint64{fPRW, fPRW | fPS, fPRW, fPRW}, nil, nil, 0, Read, P | R},
-		{"ignored: bits 62:52 of a PTE", [4]uint64{fPRW | 0x7FF<<52, fPRW, fPRW, fPRW | 0x7FF<<52}, nil, nil, 0, Read, -1},
-		{"ignored: bit 8 (G) of PML4E", [4]uint64{fPRW | 1<<8, fPRW, fPRW, fPRW}, nil, nil, 0, Read, -1},
-		{"AMD: bit 8 of PML4E reserved", [4]uint64{fPRW | 1<<8, fPRW, fPRW, fPRW}, nil, &Features{AMD: true}, 0, Read, P | R},
-		{"AMD: bit 8 of PDPTE ignored", [4]uint64{fPRW, fPRW | 1<<8, fPRW | 1<<8, fPRW | 1<<8}, nil, &Features{AMD: true}, 0, Read, -1},
-		{"reserved: user write sets W and U too", [4]uint64{fPRWU, fPRWU, fPRWU, fPRWU | 1<<40}, nil, nil, 3, Write, P | W | U | R},
-		{"reserved beats rights", [4]uint64{fP, fP, fP, fP | 1<<40}, nil, nil, 3, Write, P | W | U | R},
-		{"reserved fetch with NXE", [4]uint64{fPRW, fPRW, fPRW | 1<<45, fPRW}, nil, nil, 0, Fetch, P | R | I},
-		{"not present beats reserved bits", [4]uint64{fPRW, fPRW, fPRW, fRW | 1<<45}, nil, nil, 0, Read, 0},
+		{"supervisor read supervisor page", sup, nil, nil, 0, x86.AccessRead, -1},
+		{"supervisor write supervisor page", sup, nil, nil, 0, x86.AccessWrite, -1},
+		{"supervisor fetch supervisor page", sup, nil, nil, 0, x86.AccessFetch, -1},
+		{"user read supervisor page", sup, nil, nil, 3, x86.AccessRead, P | U},
+		{"user fetch supervisor page", sup, nil, nil, 3, x86.AccessFetch, P | U | I},
+		{"user read user page", all, nil, nil, 3, x86.AccessRead, -1},
+		{"user write user page", all, nil, nil, 3, x86.AccessWrite, -1},
+		{"user read, U/S clear in PDE only", [4]uint64{fPRWU, fPRWU, fPRW, fPRWU}, nil, nil, 3, x86.AccessRead, P | U},
+		{"user read, U/S clear in PML4E only", [4]uint64{fPRW, fPRWU, fPRWU, fPRWU}, nil, nil, 3, x86.AccessRead, P | U},
+		{"user write read-only PTE", roLeaf, nil, nil, 3, x86.AccessWrite, P | W | U},
+		{"user write, R/W clear in PML4E", [4]uint64{fP | fUS, fPRWU, fPRWU, fPRWU}, nil, nil, 3, x86.AccessWrite, P | W | U},
+		{"user read read-only", roLeaf, nil, nil, 3, x86.AccessRead, -1},
+		{"supervisor write read-only, WP=1", roLeaf, nil, nil, 0, x86.AccessWrite, P | W},
+		{"supervisor write read-only, WP=0", roLeaf, noWP, nil, 0, x86.AccessWrite, -1},
+		{"user write read-only, WP=0", roLeaf, noWP, nil, 3, x86.AccessWrite, P | W | U},
+		{"CPL 1 is supervisor", roLeaf, nil, nil, 1, x86.AccessWrite, P | W},
+		{"fetch XD PTE", [4]uint64{fPRW, fPRW, fPRW, fPRW | fNX}, nil, nil, 0, x86.AccessFetch, P | I},
+		{"fetch XD PDPTE", [4]uint64{fPRW, fPRW | fNX, fPRW, fPRW}, nil, nil, 0, x86.AccessFetch, P | I},
+		{"read XD page", [4]uint64{fPRW, fPRW, fPRW, fPRW | fNX}, nil, nil, 0, x86.AccessRead, -1},
+		{"XD without NXE is reserved", [4]uint64{fPRW, fPRW, fPRW, fPRW | fNX}, noNXE, nil, 0, x86.AccessRead, P | R},
+		{"XD without NXE, fetch: no I/D", [4]uint64{fPRW, fPRW, fPRW, fPRW | fNX}, noNXE, nil, 0, x86.AccessFetch, P | R},
+		{"fetch not present, NXE=0 SMEP=0: no I/D", [4]uint64{fPRW, fPRW, fPRW, 0}, noNXE, nil, 0, x86.AccessFetch, 0},
+		{"fetch not present, NXE=1: I/D", [4]uint64{fPRW, fPRW, fPRW, 0}, nil, nil, 0, x86.AccessFetch, I},
+		{"fetch not present, SMEP=1 NXE=0: I/D", [4]uint64{fPRW, fPRW, fPRW, 0}, func(s *State) { noNXE(s); smep(s) }, nil, 0, x86.AccessFetch, I},
+		{"user write not present", [4]uint64{fPRWU, 0, 0, 0}, nil, nil, 3, x86.AccessWrite, W | U},
+		{"not present PDE", [4]uint64{fPRWU, fPRWU, fRW | fUS, fPRWU}, nil, nil, 0, x86.AccessRead, 0},
+		{"SMEP: supervisor fetch user page", all, smep, nil, 0, x86.AccessFetch, P | I},
+		{"SMEP: supervisor read user page", all, smep, nil, 0, x86.AccessRead, -1},
+		{"SMEP: user fetch user page", all, smep, nil, 3, x86.AccessFetch, -1},
+		{"SMEP off: supervisor fetch user page", all, nil, nil, 0, x86.AccessFetch, -1},
+		{"SMEP: supervisor fetch, U/S clear above", [4]uint64{fPRW, fPRWU, fPRWU, fPRWU}, smep, nil, 0, x86.AccessFetch, -1},
+		{"SMAP: supervisor read user page", all, smap, nil, 0, x86.AccessRead, P},
+		{"SMAP: supervisor write user page", all, smap, nil, 0, x86.AccessWrite, P | W},
+		{"SMAP: AC=1 overrides", all, smapAC, nil, 0, x86.AccessWrite, -1},
+		{"SMAP: implicit read, AC=1", all, smapAC, nil, 0, x86.AccessRead | x86.AccessImplicit, P},
+		{"SMAP: implicit read at CPL 3 has U/S=0", all, smapAC, nil, 3, x86.AccessRead | x86.AccessImplicit, P},
+		{"SMAP: supervisor fetch not SMAP", all, smap, nil, 0, x86.AccessFetch, -1},
+		{"SMAP: supervisor page fine", sup, smap, nil, 0, x86.AccessWrite, -1},
+		{"SMAP off: supervisor read user page", all, nil, nil, 0, x86.AccessRead, -1},
+		{"SMAP: user read user page", all, smap, nil, 3, x86.AccessRead, -1},
+		{"SMAP with WP=0: supervisor write read-only user page", roLeaf, func(s *State) { smap(s); noWP(s) }, nil, 0, x86.AccessWrite, P | W},
+		{"implicit at CPL 3 to supervisor page", sup, nil, nil, 3, x86.AccessRead | x86.AccessImplicit, -1},
+		{"implicit write at CPL 3, read-only, WP=1", [4]uint64{fPRW, fPRW, fPRW, fP}, nil, nil, 3, x86.AccessWrite | x86.AccessImplicit, P | W},
+		{"PK: user read, AD", pkLeaf, pkru(ad3), nil, 3, x86.AccessRead, P | U | K},
+		{"PK: user write, AD", pkLeaf, pkru(ad3), nil, 3, x86.AccessWrite, P | W | U | K},
+		{"PK: user write, WD", pkLeaf, pkru(wd3), nil, 3, x86.AccessWrite, P | W | U | K},
+		{"PK: user read, WD", pkLeaf, pkru(wd3), nil, 3, x86.AccessRead, -1},
+		{"PK: user fetch, AD", pkLeaf, pkru(ad3 | wd3), nil, 3, x86.AccessFetch, -1},
+		{"PK: supervisor read user page, AD", pkLeaf, pkru(ad3), nil, 0, x86.AccessRead, P | K},
+		{"PK: supervisor write, WD, WP=1", pkLeaf, pkru(wd3), nil, 0, x86.AccessWrite, P | W | K},
+		{"PK: supervisor write, WD, WP=0", pkLeaf, func(s *State) { pkru(wd3)(s); noWP(s) }, nil, 0, x86.AccessWrite, -1},
+		{"PK: supervisor page ignores keys", [4]uint64{fPRW, fPRW, fPRW, fPRW | key3}, pkru(ad3 | wd3), nil, 0, x86.AccessWrite, -1},
+		{"PK: other key", pkLeaf, pkru(1<<2 | 1<<3), nil, 3, x86.AccessWrite, -1},
+		{"PK: key 0 AD", all, pkru(1), nil, 3, x86.AccessRead, P | U | K},
+		{"PK: CR4.PKE=0", pkLeaf, func(s *State) { s.PKRU = ad3 | wd3 }, nil, 3, x86.AccessRead, -1},
+		{"PK and R/W both", [4]uint64{fPRWU, fPRWU, fPRWU, fP | fUS | key3}, pkru(wd3), nil, 3, x86.AccessWrite, P | W | U | K},
+		{"PK: not present has no PK", [4]uint64{fPRWU, fPRWU, fPRWU, fRW | fUS | key3}, pkru(ad3), nil, 3, x86.AccessRead, U},
+		{"PK: SMAP and PK", pkLeaf, func(s *State) { pkru(ad3)(s); smap(s) }, nil, 0, x86.AccessRead, P | K},
+		{"reserved: PTE bit above MAXPHYADDR", [4]uint64{fPRW, fPRW, fPRW, fPRW | 1<<36}, nil, nil, 0, x86.AccessRead, P | R},
+		{"reserved: PML4E bit 51", [4]uint64{fPRW | 1<<51, fPRW, fPRW, fPRW}, nil, nil, 0, x86.AccessRead, P | R},
+		{"not reserved: bit 39 with MAXPHYADDR 40", [4]uint64{fPRW, fPRW, fPRW, fPRW | 1<<39}, nil, &Features{MaxPhyAddr: 40}, 0, x86.AccessRead, -1},
+		{"reserved: PS in PML4E", [4]uint64{fPRW | fPS, fPRW, fPRW, fPRW}, nil, nil, 0, x86.AccessRead, P | R},
+		{"reserved: PS in PDPTE without 1G pages", [4]uint64{fPRW, fPRW | fPS, fPRW, fPRW}, nil, nil, 0, x86.AccessRead, P | R},
+		{"ignored: bits 62:52 of a PTE", [4]uint64{fPRW | 0x7FF<<52, fPRW, fPRW, fPRW | 0x7FF<<52}, nil, nil, 0, x86.AccessRead, -1},
+		{"ignored: bit 8 (G) of PML4E", [4]uint64{fPRW | 1<<8, fPRW, fPRW, fPRW}, nil, nil, 0, x86.AccessRead, -1},
+		{"AMD: bit 8 of PML4E reserved", [4]uint64{fPRW | 1<<8, fPRW, fPRW, fPRW}, nil, &Features{AMD: true}, 0, x86.AccessRead, P | R},
+		{"AMD: bit 8 of PDPTE ignored", [4]uint64{fPRW, fPRW | 1<<8, fPRW | 1<<8, fPRW | 1<<8}, nil, &Features{AMD: true}, 0, x86.AccessRead, -1},
+		{"reserved: user write sets W and U too", [4]uint64{fPRWU, fPRWU, fPRWU, fPRWU | 1<<40}, nil, nil, 3, x86.AccessWrite, P | W | U | R},
+		{"reserved beats rights", [4]uint64{fP, fP, fP, fP | 1<<40}, nil, nil, 3, x86.AccessWrite, P | W | U | R},
+		{"reserved fetch with NXE", [4]uint64{fPRW, fPRW, fPRW | 1<<45, fPRW}, nil, nil, 0, x86.AccessFetch, P | R | I},
+		{"not present beats reserved bits", [4]uint64{fPRW, fPRW, fPRW, fRW | 1<<45}, nil, nil, 0, x86.AccessRead, 0},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -353,7 +346,7 @@ func TestLargePageReserved(t *testing.T) {
 			tb.mapAddr(root, 4, tt.leaf, la, tt.target, fl...)
 			c := mustReset(t, state4(root), Features{MaxPhyAddr: 36, GBPages: tt.gb})
 			w := new(Walk)
-			err := c.Walk(tb.mem, la, Read, w)
+			err := c.Walk(tb.mem, la, x86.AccessRead, w)
 			checkCase(t, w, err, tt.code)
 		})
 	}
@@ -365,16 +358,16 @@ func TestCanonical(t *testing.T) {
 		name   string
 		s      func(root uint64) *State
 		la     uint64
-		acc    Access
+		acc    x86.Access
 		vector int // -1: walk happens (and succeeds)
 	}{
-		{"canonical low", state4, la48, Read, -1},
-		{"non-canonical", state4, 0x0000_8000_0000_0000, Read, x86.VectorGP},
-		{"non-canonical stack", state4, 0x0000_8000_0000_0000, Read | Stack, x86.VectorSS},
-		{"non-canonical fetch", state4, 0xff00_0000_0000_0000, Fetch, x86.VectorGP},
-		{"5-level: 57-bit canonical", state5, 0x00ff_0000_0000_0000 | la48, Read, -1},
-		{"5-level: non-canonical", state5, 0x0100_0000_0000_0000, Write, x86.VectorGP},
-		{"compatibility mode truncates", func(r uint64) *State { s := state4(r); s.CSL = false; return s }, 0xdead_0000_0000_0000 | la48&0xFFFFFFFF, Read, -1},
+		{"canonical low", state4, la48, x86.AccessRead, -1},
+		{"non-canonical", state4, 0x0000_8000_0000_0000, x86.AccessRead, x86.VectorGP},
+		{"non-canonical stack", state4, 0x0000_8000_0000_0000, x86.AccessRead | x86.AccessStack, x86.VectorSS},
+		{"non-canonical fetch", state4, 0xff00_0000_0000_0000, x86.AccessFetch, x86.VectorGP},
+		{"5-level: 57-bit canonical", state5, 0x00ff_0000_0000_0000 | la48, x86.AccessRead, -1},
+		{"5-level: non-canonical", state5, 0x0100_0000_0000_0000, x86.AccessWrite, x86.VectorGP},
+		{"compatibility mode truncates", func(r uint64) *State { s := state4(r); s.CSL = false; return s }, 0xdead_0000_0000_0000 | la48&0xFFFFFFFF, x86.AccessRead, -1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -431,7 +424,7 @@ func TestPaging5(t *testing.T) {
 		tb.mapAddr(root, 5, leaf, la, target, fl...)
 		c := mustReset(t, state5(root), Features{GBPages: true})
 		var w Walk
-		if err := c.Walk(tb.mem, la, Write, &w); err != nil {
+		if err := c.Walk(tb.mem, la, x86.AccessWrite, &w); err != nil {
 			t.Fatalf("leaf %d: %v", leaf, err)
 		}
 		if w.GPA != target|la&(size-1) || w.PageSize != size || w.Levels != 5 || int(w.N) != 6-leaf {
@@ -447,7 +440,7 @@ func TestPaging5(t *testing.T) {
 	tb.mapAddr(root, 5, 5, la, 0, fPRW|fPS)
 	c := mustReset(t, state5(root), Features{GBPages: true})
 	var w Walk
-	if code := pfCode(t, c.Walk(tb.mem, la, Read, &w)); code != x86.PFErrPresent|x86.PFErrReserved {
+	if code := pfCode(t, c.Walk(tb.mem, la, x86.AccessRead, &w)); code != x86.PFErrPresent|x86.PFErrReserved {
 		t.Errorf("PS in PML5E: code %#x", code)
 	}
 }
@@ -466,7 +459,7 @@ func TestPaging32(t *testing.T) {
 		f      Features
 		la     uint64
 		cpl    uint8
-		acc    Access
+		acc    x86.Access
 		gpa    uint64
 		size   uint64
 		code   int32
@@ -482,15 +475,15 @@ func TestPaging32(t *testing.T) {
 		{name: "PSE-36, MAXPHYADDR 40", leaf: 2, target: 0x00C00000 | 0xFF<<13, flags: []uint64{fPRWU | fPS}, f: Features{PSE36: true, MaxPhyAddr: 40}, gpa: 0xFF_00C00000 | la&0x3FFFFF, size: 4 << 20, code: -1},
 		{name: "PSE-36, MAXPHYADDR 46 still 40 bits", leaf: 2, target: 0x00C00000 | 0x81<<13, flags: []uint64{fPRWU | fPS}, f: Features{PSE36: true, MaxPhyAddr: 46}, gpa: 0x81_00C00000 | la&0x3FFFFF, size: 4 << 20, code: -1},
 		{name: "PSE-36: bit 21 always reserved", leaf: 2, target: 0x00C00000 | 1<<21, flags: []uint64{fPRWU | fPS}, f: Features{PSE36: true, MaxPhyAddr: 46}, code: P | R},
-		{name: "PSE-36 reserved fault at CPL 3 write", leaf: 2, target: 0x00C00000 | 1<<21, flags: []uint64{fPRWU | fPS}, f: Features{PSE36: true}, cpl: 3, acc: Write, code: P | W | U | R},
+		{name: "PSE-36 reserved fault at CPL 3 write", leaf: 2, target: 0x00C00000 | 1<<21, flags: []uint64{fPRWU | fPS}, f: Features{PSE36: true}, cpl: 3, acc: x86.AccessWrite, code: P | W | U | R},
 		{name: "user read supervisor PDE", leaf: 1, target: 0x123000, flags: []uint64{fPRW, fPRWU}, cpl: 3, code: P | U},
-		{name: "user write read-only PTE", leaf: 1, target: 0x123000, flags: []uint64{fPRWU, fP | fUS}, cpl: 3, acc: Write, code: P | W | U},
-		{name: "supervisor write read-only WP=0", leaf: 1, target: 0x123000, flags: []uint64{fPRWU, fP | fUS}, mod: func(s *State) { s.CR0 &^= x86.CR0WP }, acc: Write, gpa: 0x123321, size: 4 << 10, code: -1},
-		{name: "not present PTE", leaf: 1, target: 0x123000, flags: []uint64{fPRWU, fRW}, cpl: 3, acc: Write, code: W | U},
-		{name: "fetch not present, NXE=1 has no I/D without PAE", leaf: 1, target: 0x123000, flags: []uint64{fPRWU, 0}, mod: func(s *State) { s.EFER = x86.EFERNXE }, acc: Fetch, code: 0},
-		{name: "fetch not present, SMEP: I/D", leaf: 1, target: 0x123000, flags: []uint64{fPRWU, 0}, mod: func(s *State) { s.CR4 |= x86.CR4SMEP }, acc: Fetch, code: I},
-		{name: "SMEP: supervisor fetch user page", leaf: 1, target: 0x123000, flags: []uint64{fPRWU, fPRWU}, mod: func(s *State) { s.CR4 |= x86.CR4SMEP }, acc: Fetch, code: P | I},
-		{name: "SMAP: supervisor write user page", leaf: 1, target: 0x123000, flags: []uint64{fPRWU, fPRWU}, mod: func(s *State) { s.CR4 |= x86.CR4SMAP }, acc: Write, code: P | W},
+		{name: "user write read-only PTE", leaf: 1, target: 0x123000, flags: []uint64{fPRWU, fP | fUS}, cpl: 3, acc: x86.AccessWrite, code: P | W | U},
+		{name: "supervisor write read-only WP=0", leaf: 1, target: 0x123000, flags: []uint64{fPRWU, fP | fUS}, mod: func(s *State) { s.CR0 &^= x86.CR0WP }, acc: x86.AccessWrite, gpa: 0x123321, size: 4 << 10, code: -1},
+		{name: "not present PTE", leaf: 1, target: 0x123000, flags: []uint64{fPRWU, fRW}, cpl: 3, acc: x86.AccessWrite, code: W | U},
+		{name: "fetch not present, NXE=1 has no I/D without PAE", leaf: 1, target: 0x123000, flags: []uint64{fPRWU, 0}, mod: func(s *State) { s.EFER = x86.EFERNXE }, acc: x86.AccessFetch, code: 0},
+		{name: "fetch not present, SMEP: I/D", leaf: 1, target: 0x123000, flags: []uint64{fPRWU, 0}, mod: func(s *State) { s.CR4 |= x86.CR4SMEP }, acc: x86.AccessFetch, code: I},
+		{name: "SMEP: supervisor fetch user page", leaf: 1, target: 0x123000, flags: []uint64{fPRWU, fPRWU}, mod: func(s *State) { s.CR4 |= x86.CR4SMEP }, acc: x86.AccessFetch, code: P | I},
+		{name: "SMAP: supervisor write user page", leaf: 1, target: 0x123000, flags: []uint64{fPRWU, fPRWU}, mod: func(s *State) { s.CR4 |= x86.CR4SMAP }, acc: x86.AccessWrite, code: P | W},
 		{name: "PKE ignored without long mode", leaf: 1, target: 0x123000, flags: []uint64{fPRWU, fPRWU}, mod: func(s *State) { s.CR4 |= x86.CR4PKE; s.PKRU = 3 }, cpl: 3, gpa: 0x123321, size: 4 << 10, code: -1},
 	}
 	for _, tt := range tests {
@@ -533,7 +526,7 @@ func TestPaging32PSIgnoredWithoutPSE(t *testing.T) {
 	s.CR4 = 0
 	c := mustReset(t, s, Features{PSE36: true})
 	var w Walk
-	if err := c.Walk(tb.mem, la, Read, &w); err != nil {
+	if err := c.Walk(tb.mem, la, x86.AccessRead, &w); err != nil {
 		t.Fatal(err)
 	}
 	if w.GPA != 0x777abc || w.PageSize != 4096 || w.N != 2 {
@@ -560,7 +553,7 @@ func TestPAE(t *testing.T) {
 		src   pdpteSrc
 		mod   func(*State)
 		cpl   uint8
-		acc   Access
+		acc   x86.Access
 		gpa   uint64
 		size  uint64
 		code  int32
@@ -569,21 +562,21 @@ func TestPAE(t *testing.T) {
 		{name: "4K from registers", leaf: 1, pdpte: fP, flags: []uint64{fPRWU, fPRWU}, src: fromRegs, gpa: 0x200456, size: 4 << 10, code: -1},
 		{name: "registers win over memory", leaf: 1, pdpte: fP, flags: []uint64{fPRWU, fPRWU}, src: regsDiffer, gpa: 0x900456, size: 4 << 10, code: -1},
 		{name: "2M", leaf: 2, pdpte: fP, flags: []uint64{fPRWU | fPS}, gpa: 0x200000 | la&0x1FFFFF, size: 2 << 20, code: -1},
-		{name: "PDPTE not present", leaf: 1, pdpte: 0, flags: []uint64{fPRWU, fPRWU}, cpl: 3, acc: Write, code: W | U},
+		{name: "PDPTE not present", leaf: 1, pdpte: 0, flags: []uint64{fPRWU, fPRWU}, cpl: 3, acc: x86.AccessWrite, code: W | U},
 		{name: "PDPTE not present in registers", leaf: 1, pdpte: 0, flags: []uint64{fPRWU, fPRWU}, src: fromRegs, code: 0},
 		{name: "PDPTE reserved bit 1", leaf: 1, pdpte: fP | fRW, flags: []uint64{fPRWU, fPRWU}, code: P | R},
 		{name: "PDPTE reserved bit 2 (no U/S)", leaf: 1, pdpte: fP | fUS, flags: []uint64{fPRWU, fPRWU}, src: fromRegs, code: P | R},
 		{name: "PDPTE reserved bit 7", leaf: 1, pdpte: fP | fPS, flags: []uint64{fPRWU, fPRWU}, code: P | R},
-		{name: "PDPTE reserved bit 63 (no XD)", leaf: 1, pdpte: fP | fNX, flags: []uint64{fPRWU, fPRWU}, acc: Fetch, code: P | R | I},
+		{name: "PDPTE reserved bit 63 (no XD)", leaf: 1, pdpte: fP | fNX, flags: []uint64{fPRWU, fPRWU}, acc: x86.AccessFetch, code: P | R | I},
 		{name: "PDPTE above MAXPHYADDR", leaf: 1, pdpte: fP | 1<<40, flags: []uint64{fPRWU, fPRWU}, code: P | R},
 		{name: "PDPTE ignored bits 11:9", leaf: 1, pdpte: fP | 0xE00, flags: []uint64{fPRWU, fPRWU}, gpa: 0x200456, size: 4 << 10, code: -1},
 		{name: "PDE bit 52 reserved in PAE", leaf: 1, pdpte: fP, flags: []uint64{fPRWU | 1<<52, fPRWU}, code: P | R},
 		{name: "PTE bit 62 reserved in PAE", leaf: 1, pdpte: fP, flags: []uint64{fPRWU, fPRWU | 1<<62}, code: P | R},
 		{name: "2M bit 13 reserved", leaf: 2, pdpte: fP, flags: []uint64{fPRWU | fPS | 1<<13}, code: P | R},
-		{name: "XD with NXE", leaf: 1, pdpte: fP, flags: []uint64{fPRWU, fPRWU | fNX}, acc: Fetch, code: P | I},
+		{name: "XD with NXE", leaf: 1, pdpte: fP, flags: []uint64{fPRWU, fPRWU | fNX}, acc: x86.AccessFetch, code: P | I},
 		{name: "XD without NXE reserved", leaf: 1, pdpte: fP, flags: []uint64{fPRWU, fPRWU | fNX}, mod: func(s *State) { s.EFER = 0 }, code: P | R},
-		{name: "user write read-only PDE", leaf: 1, pdpte: fP, flags: []uint64{fP | fUS, fPRWU}, cpl: 3, acc: Write, code: P | W | U},
-		{name: "PDPTE flags do not restrict", leaf: 1, pdpte: fP, flags: []uint64{fPRWU, fPRWU}, cpl: 3, acc: Write, gpa: 0x200456, size: 4 << 10, code: -1},
+		{name: "user write read-only PDE", leaf: 1, pdpte: fP, flags: []uint64{fP | fUS, fPRWU}, cpl: 3, acc: x86.AccessWrite, code: P | W | U},
+		{name: "PDPTE flags do not restrict", leaf: 1, pdpte: fP, flags: []uint64{fPRWU, fPRWU}, cpl: 3, acc: x86.AccessWrite, gpa: 0x200456, size: 4 << 10, code: -1},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -655,18 +648,18 @@ func TestAccessedDirty(t *testing.T) {
 		bits      uint
 		top, leaf int
 		s         func(uint64) *State
-		acc       Access
+		acc       x86.Access
 		wantA     bool
 		wantD     bool
 	}{
-		{"4-level read", 8, 9, 4, 1, state4, Read | SetAccessedDirty, true, false},
-		{"4-level write", 8, 9, 4, 1, state4, Write | SetAccessedDirty, true, true},
-		{"4-level fetch", 8, 9, 4, 1, state4, Fetch | SetAccessedDirty, true, false},
-		{"4-level 2M write", 8, 9, 4, 2, state4, Write | SetAccessedDirty, true, true},
-		{"4-level write, off by default", 8, 9, 4, 1, state4, Write, false, false},
-		{"32-bit write", 4, 10, 2, 1, state32, Write | SetAccessedDirty, true, true},
-		{"32-bit 4M write", 4, 10, 2, 2, state32, Write | SetAccessedDirty, true, true},
-		{"5-level write", 8, 9, 5, 1, state5, Write | SetAccessedDirty, true, true},
+		{"4-level read", 8, 9, 4, 1, state4, x86.AccessRead, true, false},
+		{"4-level write", 8, 9, 4, 1, state4, x86.AccessWrite, true, true},
+		{"4-level fetch", 8, 9, 4, 1, state4, x86.AccessFetch, true, false},
+		{"4-level 2M write", 8, 9, 4, 2, state4, x86.AccessWrite, true, true},
+		{"4-level write, Walk only looks", 8, 9, 4, 1, state4, x86.AccessWrite, false, false},
+		{"32-bit write", 4, 10, 2, 1, state32, x86.AccessWrite, true, true},
+		{"32-bit 4M write", 4, 10, 2, 2, state32, x86.AccessWrite, true, true},
+		{"5-level write", 8, 9, 5, 1, state5, x86.AccessWrite, true, true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -689,7 +682,11 @@ func TestAccessedDirty(t *testing.T) {
 			}
 			c := mustReset(t, tt.s(root), Features{})
 			var w Walk
-			if err := c.Walk(tb.mem, la, tt.acc, &w); err != nil {
+			walk := c.Walk
+			if tt.wantA {
+				walk = c.WalkCommit
+			}
+			if err := walk(tb.mem, la, tt.acc, &w); err != nil {
 				t.Fatal(err)
 			}
 			for i, g := range gpas {
@@ -717,7 +714,7 @@ func TestAccessedDirtyPAE(t *testing.T) {
 	gpas := tb.mapAddr(pd, 2, 1, 0x1000, 0x5000, fPRW, fPRW)
 	c := mustReset(t, statePAE(pdpt), Features{})
 	var w Walk
-	if err := c.Walk(tb.mem, 0x1000, Write|SetAccessedDirty, &w); err != nil {
+	if err := c.WalkCommit(tb.mem, 0x1000, x86.AccessWrite, &w); err != nil {
 		t.Fatal(err)
 	}
 	if v := tb.get(pdpt); v != pd|fP {
@@ -731,7 +728,7 @@ func TestAccessedDirtyPAE(t *testing.T) {
 	}
 }
 
-// A faulting walk changes nothing, even with SetAccessedDirty.
+// A faulting walk changes nothing, even with WalkCommit.
 func TestAccessedDirtyNotOnFault(t *testing.T) {
 	const la = 0x7000
 	tb := newTables(8, 9)
@@ -739,7 +736,7 @@ func TestAccessedDirtyNotOnFault(t *testing.T) {
 	gpas := tb.mapAddr(root, 4, 1, la, 0x5000, fPRW, fPRW, fPRW, fP)
 	c := mustReset(t, state4(root), Features{})
 	var w Walk
-	if code := pfCode(t, c.Walk(tb.mem, la, Write|SetAccessedDirty, &w)); code != x86.PFErrPresent|x86.PFErrWrite {
+	if code := pfCode(t, c.WalkCommit(tb.mem, la, x86.AccessWrite, &w)); code != x86.PFErrPresent|x86.PFErrWrite {
 		t.Fatalf("code %#x", code)
 	}
 	for i, g := range gpas {
@@ -756,7 +753,7 @@ func TestMemoryErrors(t *testing.T) {
 	tb.mapAddr(root, 4, 3, la, 0x7000_0000, fPRW, fPRW) // PDPTE points at a PD outside RAM
 	c := mustReset(t, state4(root), Features{})
 	var w Walk
-	err := c.Walk(tb.mem, la, Read, &w)
+	err := c.Walk(tb.mem, la, x86.AccessRead, &w)
 	var me *MemoryError
 	if !errors.As(err, &me) || !errors.Is(err, ErrNotRAM) {
 		t.Fatalf("got %v, want MemoryError wrapping ErrNotRAM", err)
@@ -769,24 +766,24 @@ func TestMemoryErrors(t *testing.T) {
 	}
 	// CR3 beyond RAM.
 	c = mustReset(t, state4(0xFFFF_F000), Features{})
-	if err := c.Walk(tb.mem, la, Read, &w); !errors.As(err, &me) || me.Level != 4 {
+	if err := c.Walk(tb.mem, la, x86.AccessRead, &w); !errors.As(err, &me) || me.Level != 4 {
 		t.Errorf("CR3 outside RAM: %v", err)
 	}
 	// PAE PDPT beyond RAM.
 	c = mustReset(t, statePAE(0xFFFF_FFE0), Features{})
-	if err := c.Walk(tb.mem, 0xC0000000, Read, &w); !errors.As(err, &me) || me.Level != 3 {
+	if err := c.Walk(tb.mem, 0xC0000000, x86.AccessRead, &w); !errors.As(err, &me) || me.Level != 3 {
 		t.Errorf("PDPT outside RAM: %v", err)
 	}
-	// A/D write failing is a MemoryError with Write set.
+	// A/D write failing is a MemoryError with x86.AccessWrite set.
 	tb2 := newTables(8, 9)
 	root2 := tb2.alloc()
 	tb2.mapAddr(root2, 4, 1, la, 0x5000, fPRW, fPRW, fPRW, fPRW)
 	ro := &readOnly{tb2.mem}
 	c = mustReset(t, state4(root2), Features{})
-	if err := c.Walk(ro, la, Write|SetAccessedDirty, &w); !errors.As(err, &me) || !me.Write || me.Level != 4 {
+	if err := c.WalkCommit(ro, la, x86.AccessWrite, &w); !errors.As(err, &me) || !me.Write || me.Level != 4 {
 		t.Errorf("A/D write failure: %v", err)
 	}
-	if err := c.Walk(tb.mem, la, Write|Fetch, &w); err == nil {
+	if err := c.Walk(tb.mem, la, x86.AccessWrite|x86.AccessFetch, &w); err == nil {
 		t.Error("write+fetch accepted")
 	}
 }
@@ -795,11 +792,11 @@ type readOnly struct{ m *SliceMemory }
 
 func (r *readOnly) ReadUint32(gpa uint64) (uint32, error) { return r.m.ReadUint32(gpa) }
 func (r *readOnly) ReadUint64(gpa uint64) (uint64, error) { return r.m.ReadUint64(gpa) }
-func (r *readOnly) WriteUint32(gpa uint64, v uint32) error {
-	return errors.New("read-only")
+func (r *readOnly) CompareAndSwapUint32(gpa uint64, old, new uint32) (bool, error) {
+	return false, errors.New("read-only")
 }
-func (r *readOnly) WriteUint64(gpa uint64, v uint64) error {
-	return errors.New("read-only")
+func (r *readOnly) CompareAndSwapUint64(gpa uint64, old, new uint64) (bool, error) {
+	return false, errors.New("read-only")
 }
 
 func TestSliceMemoryBounds(t *testing.T) {
@@ -832,16 +829,16 @@ func TestResetReuse(t *testing.T) {
 	var w Walk
 	for i, step := range []struct {
 		mod  func(*State)
-		acc  Access
+		acc  x86.Access
 		code int32
 	}{
-		{func(s *State) {}, Read, -1},
-		{func(s *State) { s.CR4 |= x86.CR4SMAP }, Read, x86.PFErrPresent},
-		{func(s *State) { s.RFLAGS |= x86.FlagAC }, Read, -1},
-		{func(s *State) { s.CPL = 3; s.RFLAGS = 0 }, Read, -1},
-		{func(s *State) { s.CR4 |= x86.CR4PKE; s.PKRU = 1 }, Read, x86.PFErrPresent | x86.PFErrUser | x86.PFErrPK},
-		{func(s *State) { s.PKRU = 0 }, Read, -1},
-		{func(s *State) { s.CR4 &^= x86.CR4PAE }, Read, -2},
+		{func(s *State) {}, x86.AccessRead, -1},
+		{func(s *State) { s.CR4 |= x86.CR4SMAP }, x86.AccessRead, x86.PFErrPresent},
+		{func(s *State) { s.RFLAGS |= x86.FlagAC }, x86.AccessRead, -1},
+		{func(s *State) { s.CPL = 3; s.RFLAGS = 0 }, x86.AccessRead, -1},
+		{func(s *State) { s.CR4 |= x86.CR4PKE; s.PKRU = 1 }, x86.AccessRead, x86.PFErrPresent | x86.PFErrUser | x86.PFErrPK},
+		{func(s *State) { s.PKRU = 0 }, x86.AccessRead, -1},
+		{func(s *State) { s.CR4 &^= x86.CR4PAE }, x86.AccessRead, -2},
 	} {
 		step.mod(s)
 		if err := c.Reset(s, Features{}); err != nil {
@@ -861,7 +858,7 @@ func TestResetReuse(t *testing.T) {
 	if err := c.Reset(state4(root), Features{}); err != nil {
 		t.Fatal(err)
 	}
-	if err := c.Walk(tb.mem, la, Read, &w); err != nil || w.Walker != Paging64 {
+	if err := c.Walk(tb.mem, la, x86.AccessRead, &w); err != nil || w.Walker != Paging64 {
 		t.Errorf("after EPT: %v %v", err, w.Walker)
 	}
 }

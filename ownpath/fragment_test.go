@@ -7,12 +7,12 @@ import (
 )
 
 func TestIsKVMFragment(t *testing.T) {
-	one := func(gpa uint64, size uint16) *emulate.Access {
-		return &emulate.Access{Size: size, N: 1, Pieces: [2]emulate.Piece{{GPA: gpa, Size: size}}}
+	one := func(gpa uint64, size uint16) *emulate.MemRef {
+		return &emulate.MemRef{Size: size, N: 1, Pieces: [2]emulate.Piece{{GPA: gpa, Size: size}}}
 	}
-	split := &emulate.Access{Size: 4, N: 2, Pieces: [2]emulate.Piece{{GPA: 0x1ffe, Size: 2}, {GPA: 0x5000, Size: 2}}}
+	split := &emulate.MemRef{Size: 4, N: 2, Pieces: [2]emulate.Piece{{GPA: 0x1ffe, Size: 2}, {GPA: 0x5000, Size: 2}}}
 	for _, c := range []struct {
-		a    *emulate.Access
+		a    *emulate.MemRef
 		gpa  uint64
 		n    int
 		want bool

@@ -104,31 +104,19 @@ func (g *guestMem) nextWalk() *mmu.Walk {
 	return &g.walks[g.nwalks-1]
 }
 
-// walkAccess is the walker's access for an emulator's intent.
-func walkAccess(in emulate.Intent) mmu.Access {
-	var acc mmu.Access
-	switch in.Kind {
-	case emulate.KindWrite:
-		acc = mmu.Write
-	case emulate.KindFetch:
-		acc = mmu.Fetch
-	}
-	if in.Implicit {
-		acc |= mmu.Implicit
-	}
-	if in.Stack {
-		acc |= mmu.Stack
-	}
+// walk translates la for the emulator's intent: WalkCommit, which sets
+// accessed and dirty flags, for an instruction being executed, else Walk.
+func walk(c *mmu.Context, mem mmu.Memory, la uint64, in emulate.Intent, w *mmu.Walk) error {
 	if in.Commit {
-		acc |= mmu.SetAccessedDirty
+		return c.WalkCommit(mem, la, in.Access, w)
 	}
-	return acc
+	return c.Walk(mem, la, in.Access, w)
 }
 
 // Translate implements emulate.Memory.
 func (g *guestMem) Translate(la uint64, in emulate.Intent) (uint64, error) {
 	w := g.nextWalk()
-	err := g.ctx.Walk(g.phys.ram, la, walkAccess(in), w)
+	err := walk(&g.ctx, g.phys.ram, la, in, w)
 	if g.kvm != nil {
 		g.check(la, w, err)
 	}
@@ -211,7 +199,7 @@ type searchMem struct {
 
 // Translate implements emulate.Memory.
 func (s *searchMem) Translate(la uint64, in emulate.Intent) (uint64, error) {
-	if err := s.ctx.Walk(s.phys.ram, la, walkAccess(in), &s.w); err != nil {
+	if err := walk(s.ctx, s.phys.ram, la, in, &s.w); err != nil {
 		return 0, err
 	}
 	return s.w.GPA, nil

@@ -167,7 +167,7 @@ type pendingRMW struct {
 	valid bool
 	rip   uint64
 	len   uint8
-	accs  emulate.Accesses
+	accs  emulate.MemRefs
 }
 
 // New builds the own MMIO path described by cfg.
@@ -218,19 +218,10 @@ func (p *Path) load() error {
 		return err
 	}
 	stateFromKVM(&x.st, &k.regs, &k.sregs)
+	x.st.PKRU = p.pkru()
 	x.cs, x.rip = k.sregs.CS.Selector, k.regs.RIP
 	x.mode = trace.ClassifyMode(&k.sregs, k.regs.RFLAGS)
-	ms := mmu.State{
-		CR0: k.sregs.CR0, CR3: k.sregs.CR3, CR4: k.sregs.CR4, EFER: k.sregs.EFER,
-		// Only AC and VM matter to a walk; keeping the arithmetic flags
-		// out lets the walker's precomputed context survive across exits.
-		RFLAGS: k.regs.RFLAGS & (x86.FlagAC | x86.FlagVM), CPL: x.st.CPL(),
-		CSL: k.sregs.CS.L != 0, CSD: k.sregs.CS.DB != 0,
-		PKRU: p.pkru(),
-	}
-	if k.sregs.Flags&kvm.Sregs2PDPTRsValid != 0 {
-		ms.PDPTEs, ms.HasPDPTEs = k.sregs.PDptrs, true
-	}
+	ms := x.st.WalkerState()
 	if !p.memo.walkerOK || ms != p.memo.walker {
 		if err := p.mem.ctx.Reset(&ms, p.cfg.Features); err != nil {
 			p.memo.walkerOK = false
@@ -306,7 +297,7 @@ func (p *Path) EndExit(e *kvm.Exit) {
 	}
 	r, x := &p.exit.rec, &p.exit
 	r.Seq, r.VCPU, r.Reason, r.Mode = e.Seq, p.cfg.VCPU, e.Reason, x.mode
-	r.CS, r.RIP, r.CodeMode = x.cs, x.rip, x.st.Mode().DecodeMode()
+	r.CS, r.RIP, r.CodeMode = x.cs, x.rip, x.st.DecodeMode()
 	r.Walks = p.mem.Walks()
 	p.cfg.Trace.Write(r)
 }
@@ -388,7 +379,7 @@ func (p *Path) disagree(what string, insn []byte, format string, args ...any) er
 	}
 	x, k := &p.exit, &p.kvm
 	d := &Disagreement{What: what, VCPU: p.cfg.VCPU, Mode: x.mode, CSRIP: p.csrip(), Bytes: append([]byte(nil), insn...),
-		Disasm: emulate.Disasm(insn, x.st.Mode().DecodeMode(), x.rip), Detail: fmt.Sprintf(format, args...)}
+		Disasm: emulate.Disasm(insn, x.st.DecodeMode(), x.rip), Detail: fmt.Sprintf(format, args...)}
 	var wb strings.Builder
 	for i := range p.mem.Walks() {
 		fmt.Fprintf(&wb, "  %s\n", p.mem.walks[i].String())
@@ -478,7 +469,7 @@ func (p *Path) readExit(exit *kvm.MMIOExit, n int) error {
 		}
 		return p.disagree("fetch", insn, "walkvm cannot fetch the instruction KVM read MMIO for: %v", err)
 	}
-	var accs emulate.Accesses
+	var accs emulate.MemRefs
 	if err := p.emu.Resolve(&x.st, inst, &accs); err != nil {
 		if off {
 			return nil
@@ -513,7 +504,7 @@ func (p *Path) readExit(exit *kvm.MMIOExit, n int) error {
 // chunks of at most 8 bytes (KVM's emulator_read_write_onepage and
 // complete_emulated_mmio). A 2-byte exit is not a fragment of a 4-byte
 // access at the same address.
-func isKVMFragment(a *emulate.Access, gpa uint64, n int) bool {
+func isKVMFragment(a *emulate.MemRef, gpa uint64, n int) bool {
 	for i := range int(a.N) {
 		p := &a.Pieces[i]
 		end := p.GPA + uint64(p.Size)
@@ -527,7 +518,7 @@ func isKVMFragment(a *emulate.Access, gpa uint64, n int) bool {
 	return false
 }
 
-func accsString(a *emulate.Accesses) string {
+func accsString(a *emulate.MemRefs) string {
 	if a.N == 0 {
 		return "no memory access"
 	}
@@ -586,7 +577,7 @@ func (p *Path) EmulationFailure(e *kvm.Exit) error {
 	var ne *emulate.NotEmulatedError
 	if errors.As(err, &ne) {
 		return fmt.Errorf("walkvm cannot complete the instruction KVM gave up on in %v mode at %s: % x (%s): %w",
-			x.mode, p.csrip(), insn, emulate.Disasm(insn, x.st.Mode().DecodeMode(), x.rip), err)
+			x.mode, p.csrip(), insn, emulate.Disasm(insn, x.st.DecodeMode(), x.rip), err)
 	}
 	return fmt.Errorf("completing the instruction at %s (% x) in %v mode: %w", p.csrip(), insn, x.mode, err)
 }
@@ -652,7 +643,7 @@ func (p *Path) inject(ex *x86.Exception) error {
 
 // setAccess records in r the access KVM's exit belongs to: the one written
 // for a write exit, else the first.
-func setAccess(r *trace.Record, a *emulate.Accesses) {
+func setAccess(r *trace.Record, a *emulate.MemRefs) {
 	if a.N == 0 {
 		return
 	}

@@ -4,7 +4,6 @@ import (
 	"walkvm/emulate"
 	"walkvm/emulate/decode"
 	"walkvm/kvm"
-	"walkvm/mmu"
 	"walkvm/x86"
 )
 
@@ -33,7 +32,7 @@ func (p *Path) fetchWindow(w *writeWindow, end uint64) {
 		la := p.codeLinear(end + uint64(i) - decode.MaxLen)
 		if !havePage || la>>12 != pageNum {
 			pageNum, havePage, page = la>>12, true, nil
-			if err := p.mem.ctx.Walk(p.cfg.RAM, la, mmu.Fetch, &p.memo.winWalk); err == nil {
+			if err := p.mem.ctx.Walk(p.cfg.RAM, la, x86.AccessFetch, &p.memo.winWalk); err == nil {
 				page, _ = p.cfg.RAM.Slice(p.memo.winWalk.GPA&^0xfff, 4096)
 			}
 		}
@@ -51,7 +50,7 @@ type writeMatch struct {
 	start uint64
 	end   uint64 // where the window ends: RIP, or a CALL's return address
 	len   uint8
-	acc   emulate.Access
+	acc   emulate.MemRef
 	undo  bool // its register effects had to be undone
 	inst  decode.Inst
 }
@@ -127,25 +126,25 @@ func (p *Path) rewalk(m *writeMatch) {
 	s.RIP = m.start
 	first := p.codeLinear(m.start)
 	last := p.codeLinear(m.start + uint64(m.len) - 1)
-	if _, err := p.mem.Translate(first, emulate.Intent{Kind: emulate.KindFetch}); err != nil {
+	if _, err := p.mem.Translate(first, emulate.Intent{Access: x86.AccessFetch}); err != nil {
 		return
 	}
 	if last>>12 != first>>12 {
-		if _, err := p.mem.Translate(last&^0xfff, emulate.Intent{Kind: emulate.KindFetch}); err != nil {
+		if _, err := p.mem.Translate(last&^0xfff, emulate.Intent{Access: x86.AccessFetch}); err != nil {
 			return
 		}
 	}
 	if m.undo {
 		emulate.Rewind(&s, &m.inst)
 	}
-	var accs emulate.Accesses
+	var accs emulate.MemRefs
 	_ = p.emu.Resolve(&s, &m.inst, &accs)
 }
 
 // nextIP is the offset after an instruction of n bytes at ip, wrapped to
 // the code size.
 func (p *Path) nextIP(ip uint64, n uint8) uint64 {
-	switch p.exit.st.Mode().DecodeMode() {
+	switch p.exit.st.DecodeMode() {
 	case decode.Mode16:
 		return (ip + uint64(n)) & 0xffff
 	case decode.Mode32:
@@ -158,7 +157,7 @@ func (p *Path) nextIP(ip uint64, n uint8) uint64 {
 // the code size (IP, EIP) as the CPU wraps it; CS's base is 0 in 64-bit
 // mode.
 func (p *Path) codeLinear(off uint64) uint64 {
-	switch p.exit.st.Mode().DecodeMode() {
+	switch p.exit.st.DecodeMode() {
 	case decode.Mode64:
 		return off
 	case decode.Mode16:
@@ -250,7 +249,7 @@ func (ms *writeMatches) chosen() *writeMatch { return &ms.m[ms.pick] }
 // (only CALLs when calls is set) and fills ms with those that match.
 func (p *Path) matchWrite(w *writeWindow, end uint64, exit *kvm.MMIOExit, n int, calls bool, ms *writeMatches) {
 	ms.n, ms.pick, ms.ambiguous = 0, 0, false
-	set := p.candidates(w, p.exit.st.Mode().DecodeMode(), end)
+	set := p.candidates(w, p.exit.st.DecodeMode(), end)
 	for i := range set.n {
 		inst, k := &set.insts[i], uint64(set.k[i])
 		if calls && (inst.Op != decode.CALL || k == 0 || !p.callTargets(inst, end)) {
@@ -362,7 +361,7 @@ func (p *Path) callTargets(inst *decode.Inst, end uint64) bool {
 // register effects undone, and reports the write access that covers KVM's
 // exit. It resolves with the finder, whose walks are not walks of the path
 // (searchMem): only the winner's are repeated for the record (rewalk).
-func (p *Path) candidateWrites(inst *decode.Inst, start uint64, exit *kvm.MMIOExit, n int) (acc emulate.Access, undone, ok bool) {
+func (p *Path) candidateWrites(inst *decode.Inst, start uint64, exit *kvm.MMIOExit, n int) (acc emulate.MemRef, undone, ok bool) {
 	undos := [2]int{0, 1}
 	nundo := 1
 	switch inst.Op {
@@ -378,7 +377,7 @@ func (p *Path) candidateWrites(inst *decode.Inst, start uint64, exit *kvm.MMIOEx
 		if undos[u] == 1 {
 			emulate.Rewind(&s, inst)
 		}
-		var accs emulate.Accesses
+		var accs emulate.MemRefs
 		if err := p.finder.Resolve(&s, inst, &accs); err != nil {
 			continue // a candidate that faults did not make the write
 		}
@@ -393,12 +392,12 @@ func (p *Path) candidateWrites(inst *decode.Inst, start uint64, exit *kvm.MMIOEx
 			return *a, undos[u] == 1, true
 		}
 	}
-	return emulate.Access{}, false, false
+	return emulate.MemRef{}, false, false
 }
 
 // dataMatches compares KVM's data with the value a register or immediate
 // source would store; memory sources (MOVS, PUSH m) are not compared.
-func dataMatches(s *emulate.State, inst *decode.Inst, a *emulate.Access, exit *kvm.MMIOExit, n int) bool {
+func dataMatches(s *emulate.State, inst *decode.Inst, a *emulate.MemRef, exit *kvm.MMIOExit, n int) bool {
 	var src *decode.Arg
 	switch inst.Op {
 	case decode.MOV, decode.MOVNTI, decode.STOS:

@@ -28,7 +28,6 @@ func newTestPath(t *testing.T, mode string, code []byte) *Path {
 	p := New(Config{RAM: ram, Bus: memory.NewBus("mmio"), Verify: VerifyStrict})
 	st := &p.exit.st
 	st.RFLAGS = 2
-	ms := mmu.State{}
 	flat := x86.Segment{Limit: 0xffffffff, Type: 3, S: true, Present: true, DB: true, G: true}
 	for i := range st.Seg {
 		st.Seg[i] = flat
@@ -53,10 +52,8 @@ func newTestPath(t *testing.T, mode string, code []byte) *Path {
 		put(0x13000, 0x83)
 		st.CR0, st.CR3, st.CR4, st.EFER = x86.CR0PE|x86.CR0PG, 0x10000, x86.CR4PAE, x86.EFERLME|x86.EFERLMA
 		st.Seg[x86.CS] = x86.Segment{Type: 11, S: true, Present: true, L: true}
-		ms.CSL = true
 	}
-	ms.CR0, ms.CR3, ms.CR4, ms.EFER, ms.RFLAGS = st.CR0, st.CR3, st.CR4, st.EFER, st.RFLAGS
-	ms.CSD = st.Seg[x86.CS].DB
+	ms := st.WalkerState()
 	if err := p.mem.ctx.Reset(&ms, mmu.Features{MaxPhyAddr: 40}); err != nil {
 		t.Fatal(err)
 	}

@@ -420,7 +420,7 @@ func checkCompat(t *testing.T, r *guestRun) {
 func checkPageFault(t *testing.T, r *guestRun) {
 	type pf struct {
 		cpl  uint8
-		acc  mmu.Access
+		acc  x86.Access
 		code uint32
 		cr2  uint64
 	}
@@ -428,13 +428,13 @@ func checkPageFault(t *testing.T, r *guestRun) {
 		p, w, u, rsvd, id = x86.PFErrPresent, x86.PFErrWrite, x86.PFErrUser, x86.PFErrReserved, x86.PFErrFetch
 	)
 	faults := []pf{
-		{0, mmu.Read, 0, 0x400010},          // not present
-		{0, mmu.Write, w, 0x400018},         // not present, write
-		{0, mmu.Write, p | w, 0x401020},     // read-only, CR0.WP=1
-		{0, mmu.Fetch, p | id, 0x403000},    // XD with EFER.NXE
-		{0, mmu.Read, p | rsvd, 0x404030},   // bit 51 set
-		{3, mmu.Read, p | u, 0x402040},      // user read, supervisor page
-		{3, mmu.Write, p | w | u, 0x402048}, // user write, supervisor page
+		{0, x86.AccessRead, 0, 0x400010},          // not present
+		{0, x86.AccessWrite, w, 0x400018},         // not present, write
+		{0, x86.AccessWrite, p | w, 0x401020},     // read-only, CR0.WP=1
+		{0, x86.AccessFetch, p | id, 0x403000},    // XD with EFER.NXE
+		{0, x86.AccessRead, p | rsvd, 0x404030},   // bit 51 set
+		{3, x86.AccessRead, p | u, 0x402040},      // user read, supervisor page
+		{3, x86.AccessWrite, p | w | u, 0x402048}, // user write, supervisor page
 	}
 	var pfs []devices.Event
 	var stages []devices.Event
@@ -456,11 +456,7 @@ func checkPageFault(t *testing.T, r *guestRun) {
 	if sregs.CR0&x86.CR0WP == 0 || sregs.EFER&x86.EFERNXE == 0 || sregs.EFER&x86.EFERLMA == 0 {
 		t.Fatalf("guest left CR0 %#x EFER %#x, want WP, NXE and LMA set", sregs.CR0, sregs.EFER)
 	}
-	var entries []mmu.CPUIDEntry
-	for _, e := range r.m.CPUID.Entries() {
-		entries = append(entries, mmu.CPUIDEntry{Function: e.Function, Index: e.Index, EAX: e.Eax, EBX: e.Ebx, ECX: e.Ecx, EDX: e.Edx})
-	}
-	feat := mmu.FeaturesFromCPUID(entries)
+	feat := mmu.FeaturesFromCPUID(r.m.CPUID.Leaves())
 	for i, f := range faults {
 		e := pfs[i]
 		code := e.ErrorCode()
@@ -473,7 +469,7 @@ func checkPageFault(t *testing.T, r *guestRun) {
 		if e.Vector() != x86.VectorPF || code != f.code || e.CR2() != f.cr2 {
 			t.Errorf("fault %d: guest saw %v, want #PF(%#x) at %#x", i+1, e, f.code, f.cr2)
 		}
-		if f.acc == mmu.Fetch {
+		if f.acc == x86.AccessFetch {
 			if e.RIP() != f.cr2 {
 				t.Errorf("fault %d: RIP %#x, want the fetched address %#x", i+1, e.RIP(), f.cr2)
 			}

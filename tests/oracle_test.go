@@ -127,14 +127,14 @@ func (o oracleOp) size() int {
 	}
 	return 1 << (o & 3)
 }
-func (o oracleOp) access() mmu.Access {
+func (o oracleOp) access() x86.Access {
 	switch {
 	case o == opFetch:
-		return mmu.Fetch
+		return x86.AccessFetch
 	case o.write():
-		return mmu.Write
+		return x86.AccessWrite
 	}
-	return mmu.Read
+	return x86.AccessRead
 }
 func (o oracleOp) String() string {
 	switch {
@@ -157,18 +157,18 @@ type oracleCase struct {
 
 type oracleMode struct {
 	name   string
-	mode   mmu.Mode
+	mode   x86.Paging
 	code64 bool // 64-bit code; 4-level paging without it is compatibility mode
 	legacy bool // 32-bit paging or PAE: refused by the project's PVM KVM
 }
 
 var oracleModes = []oracleMode{
-	{name: "nonpaging", mode: mmu.ModeProtected},
-	{name: "paging32", mode: mmu.ModePaging32, legacy: true},
-	{name: "pae", mode: mmu.ModePAE, legacy: true},
-	{name: "long64", mode: mmu.ModePaging4, code64: true},
-	{name: "compat", mode: mmu.ModePaging4},
-	{name: "la57", mode: mmu.ModePaging5, code64: true},
+	{name: "nonpaging", mode: x86.PagingNone},
+	{name: "paging32", mode: x86.Paging32, legacy: true},
+	{name: "pae", mode: x86.PagingPAE, legacy: true},
+	{name: "long64", mode: x86.Paging4Level, code64: true},
+	{name: "compat", mode: x86.Paging4Level},
+	{name: "la57", mode: x86.Paging5Level, code64: true},
 }
 
 // oracleCPU is what the guest's CPUID offers that the test randomizes.
@@ -179,11 +179,7 @@ type oracleCPU struct {
 }
 
 func oracleCPUOf(c *kvm.CPUID) oracleCPU {
-	var entries []mmu.CPUIDEntry
-	for _, e := range c.Entries() {
-		entries = append(entries, mmu.CPUIDEntry{Function: e.Function, Index: e.Index, EAX: e.Eax, EBX: e.Ebx, ECX: e.Ecx, EDX: e.Edx})
-	}
-	o := oracleCPU{mmu: mmu.FeaturesFromCPUID(entries), maxPhy: uint(mmu.MaxPhyAddrFromCPUID(entries))}
+	o := oracleCPU{mmu: mmu.FeaturesFromCPUID(c.Leaves()), maxPhy: uint(c.MaxPhyAddr())}
 	o.gb = o.mmu.GBPages
 	if e, ok := c.Lookup(1, 0); ok {
 		o.pse = e.Edx&(1<<3) != 0
@@ -261,7 +257,7 @@ func TestOracle(t *testing.T) {
 		seed, n, seed, seed, cpu)
 	for i, md := range oracleModes {
 		t.Run(md.name, func(t *testing.T) {
-			if md.mode == mmu.ModePaging5 && !cpu.la57 {
+			if md.mode == x86.Paging5Level && !cpu.la57 {
 				t.Skip("KVM_GET_SUPPORTED_CPUID has no LA57 (CPUID.7.0:ECX[16]): no 5-level paging here")
 			}
 			rnd := rand.New(rand.NewPCG(seed, uint64(i)))
@@ -296,7 +292,7 @@ func runOracleMode(t *testing.T, md oracleMode, rnd *rand.Rand, n int, seed uint
 	if err != nil {
 		// PVM refuses legacy paging, and on Intel hosts it lists LA57
 		// in CPUID but refuses CR4.LA57 at KVM_SET_SREGS (EINVAL).
-		if (md.legacy || md.mode == mmu.ModePaging5) && !kvmtest.Nested() {
+		if (md.legacy || md.mode == x86.Paging5Level) && !kvmtest.Nested() {
 			t.Skipf("this host's KVM does not run %s guests: %v", md.name, err)
 		}
 		t.Fatalf("seed %d, pre-flight: %v", seed, err)
@@ -397,7 +393,7 @@ type oracleRoundOut struct {
 // and, in 64-bit mode, oracleSlotProbeLA in PML4[256].
 func oracleProbeCases(md oracleMode, user bool) []oracleCase {
 	la := uint64(oracleProbeLA)
-	if !md.mode.Paging() {
+	if md.mode == x86.PagingNone {
 		la = oracleProbeGPA
 	}
 	if !user {
@@ -405,7 +401,7 @@ func oracleProbeCases(md oracleMode, user bool) []oracleCase {
 		return []oracleCase{{addr: la, op: opRead4, ac: true, class: "probe"}}
 	}
 	ps := []oracleCase{{addr: la, op: opRead4, user: true, class: "CPL-3 probe"}}
-	if md.code64 && md.mode == mmu.ModePaging4 {
+	if md.code64 && md.mode == x86.Paging4Level {
 		ps = append(ps, oracleCase{addr: oracleSlotProbeLA, op: opRead4, user: true, class: "CPL-3 probe in PML4[256]"})
 	}
 	return ps
@@ -464,7 +460,7 @@ func (s oracleState) String() string {
 
 func randomOracleState(r *rand.Rand, md oracleMode, cpu oracleCPU) oracleState {
 	s := oracleState{cr0: x86.CR0PE | x86.CR0ET}
-	if md.mode.Paging() {
+	if md.mode != x86.PagingNone {
 		s.cr0 |= x86.CR0PG
 	}
 	if r.IntN(2) == 0 {
@@ -474,11 +470,11 @@ func randomOracleState(r *rand.Rand, md oracleMode, cpu oracleCPU) oracleState {
 		s.cr4 |= x86.CR4PSE
 	}
 	switch md.mode {
-	case mmu.ModePAE:
+	case x86.PagingPAE:
 		s.cr4 |= x86.CR4PAE
-	case mmu.ModePaging4, mmu.ModePaging5:
+	case x86.Paging4Level, x86.Paging5Level:
 		s.cr4 |= x86.CR4PAE
-		if md.mode == mmu.ModePaging5 {
+		if md.mode == x86.Paging5Level {
 			s.cr4 |= x86.CR4LA57
 		}
 		s.efer |= x86.EFERLME | x86.EFERLMA
@@ -536,7 +532,7 @@ func runOracleRound(md oracleMode, rnd *rand.Rand, o oracleOpts, st *oracleStats
 	// the PDPTEs in memory, a reserved bit, as it walks. mmu gets the
 	// PDPTEs as loaded.
 	var pdptes [4]uint64
-	if md.mode == mmu.ModePAE {
+	if md.mode == x86.PagingPAE {
 		for i := range pdptes {
 			if pdptes[i], err = m.RAM.ReadUint64(g.cr3 + uint64(i)*8); err != nil {
 				return nil, err
@@ -595,7 +591,7 @@ func runOracleRound(md oracleMode, rnd *rand.Rand, o oracleOpts, st *oracleStats
 	for i, c := range cases[len(o.probes):] {
 		i += len(o.probes)
 		ms := mmu.State{CR0: after.CR0, CR3: after.CR3, CR4: after.CR4, EFER: after.EFER, RFLAGS: 2, CSL: md.code64, CSD: !md.code64, PKRU: state.pkru,
-			PDPTEs: pdptes, HasPDPTEs: md.mode == mmu.ModePAE}
+			PDPTEs: pdptes, HasPDPTEs: md.mode == x86.PagingPAE}
 		if c.user {
 			ms.CPL = 3
 		}
@@ -876,7 +872,7 @@ func writeOracleGuest(ram *memory.RAM, md oracleMode, s oracleState, h oracleHea
 			return err
 		}
 	}
-	long := md.mode >= mmu.ModePaging4
+	long := md.mode >= x86.Paging4Level
 	gate := func(v int, off uint32, sel uint16) error {
 		lo := uint64(off&0xffff) | uint64(sel)<<16 | 0x8e<<40 | uint64(off>>16)<<48
 		if !long {
@@ -992,7 +988,7 @@ func oracleSregs(c *kvm.VCPU, md oracleMode, s oracleState, cr3 uint64) (*kvm.Sr
 	sr.TR = kvm.Segment{Base: oracleTSS, Limit: 0x67, Typ: 11, Present: 1}
 	sr.GDT = kvm.Descriptor{Base: oracleGDT, Limit: 9*8 - 1}
 	sr.IDT = kvm.Descriptor{Base: oracleIDT, Limit: 32*8 - 1}
-	if md.mode >= mmu.ModePaging4 {
+	if md.mode >= x86.Paging4Level {
 		sr.IDT.Limit = 32*16 - 1
 	}
 	sr.CR0, sr.CR3, sr.CR4, sr.EFER = s.cr0, cr3, s.cr4, s.efer
@@ -1051,19 +1047,19 @@ type gtable struct {
 func newOracleGen(r *rand.Rand, ram *memory.RAM, md oracleMode, s oracleState, cpu oracleCPU, hdr oracleHeader) *oracleGen {
 	g := &oracleGen{r: r, ram: ram, md: md, s: s, cpu: cpu, hdr: hdr, next: oracleTables, limit: 150 + r.IntN(400)}
 	switch md.mode {
-	case mmu.ModePaging32:
+	case x86.Paging32:
 		g.top, g.entryBytes, g.bits, g.addrBits = 2, 4, 10, 32
 		if cpu.mmu.PSE36 {
 			g.pse36Bits = min(cpu.maxPhy, 40) - 32
 		}
-	case mmu.ModePAE:
+	case x86.PagingPAE:
 		g.top, g.entryBytes, g.bits, g.addrBits = 3, 8, 9, 32
-	case mmu.ModePaging4:
+	case x86.Paging4Level:
 		g.top, g.entryBytes, g.bits, g.addrBits = 4, 8, 9, 32
 		if md.code64 {
 			g.addrBits = 48
 		}
-	case mmu.ModePaging5:
+	case x86.Paging5Level:
 		g.top, g.entryBytes, g.bits, g.addrBits = 5, 8, 9, 57
 	}
 	// QEMU's TCG, the CPU inside the nested runner, ignores bit 8 of a
@@ -1112,7 +1108,7 @@ func (g *oracleGen) set(t *gtable, idx int, k entKind, child *gtable, rsvd bool,
 // build writes the fixed mapping: linear 0-640 KiB identity (user pages and
 // the user stack with U/S=1), the probe pages, and the paths to them.
 func (g *oracleGen) build() error {
-	if !g.md.mode.Paging() {
+	if g.md.mode == x86.PagingNone {
 		return nil
 	}
 	root, err := g.newTable(g.top)
@@ -1132,7 +1128,7 @@ func (g *oracleGen) build() error {
 			return err
 		}
 		v := c.gpa | up
-		if g.md.mode == mmu.ModePAE {
+		if g.md.mode == x86.PagingPAE {
 			v = c.gpa | ptP // a PDPTE has no R/W or U/S
 		}
 		if err := g.set(t, 0, entTable, c, false, v); err != nil {
@@ -1155,7 +1151,7 @@ func (g *oracleGen) build() error {
 	if err := g.put(pt, oracleProbeLA>>12, oracleProbeGPA&^0xfff|up); err != nil {
 		return err
 	}
-	if !g.md.code64 || g.md.mode != mmu.ModePaging4 {
+	if !g.md.code64 || g.md.mode != x86.Paging4Level {
 		return nil
 	}
 	// 64-bit mode: PML4[256] -> ... -> a PT whose first PTE maps the slot
@@ -1181,9 +1177,9 @@ func (g *oracleGen) build() error {
 
 func (g *oracleGen) largeOK(level int) bool {
 	switch g.md.mode {
-	case mmu.ModePaging32:
+	case x86.Paging32:
 		return level == 2 && g.s.cr4&x86.CR4PSE != 0
-	case mmu.ModePAE:
+	case x86.PagingPAE:
 		return level == 2
 	}
 	return level == 2 || (level == 3 && g.cpu.gb)
@@ -1245,7 +1241,7 @@ func (g *oracleGen) encode(gpa uint64, level int) uint64 {
 func (g *oracleGen) fill(t *gtable, idx int) error {
 	r := g.r
 	level := t.level
-	pdpte := g.md.mode == mmu.ModePAE && level == 3
+	pdpte := g.md.mode == x86.PagingPAE && level == 3
 	garbage := r.Uint64()
 	if g.entryBytes == 4 {
 		garbage &= 0xffffffff
@@ -1278,7 +1274,7 @@ func (g *oracleGen) fill(t *gtable, idx int) error {
 		v |= ptUS
 	}
 	v |= garbage & (ptPWT | ptPCD | ptA | 0xe00) // AVL 11:9
-	long := g.md.mode >= mmu.ModePaging4
+	long := g.md.mode >= x86.Paging4Level
 	if long && r.IntN(3) == 0 {
 		v |= garbage & (0x7ff << 52) // ignored, or the protection key of a leaf
 	}
@@ -1327,13 +1323,13 @@ func (g *oracleGen) reserve(v uint64, level int, leaf bool) (uint64, bool) {
 		}
 	}
 	switch g.md.mode {
-	case mmu.ModePaging32:
+	case x86.Paging32:
 		if leaf && level == 2 {
 			add(13+g.pse36Bits, 21)
 		}
-	case mmu.ModePAE, mmu.ModePaging4, mmu.ModePaging5:
+	case x86.PagingPAE, x86.Paging4Level, x86.Paging5Level:
 		hi := uint(51)
-		if g.md.mode == mmu.ModePAE {
+		if g.md.mode == x86.PagingPAE {
 			hi = 62
 		}
 		add(g.cpu.maxPhy, hi)
@@ -1411,7 +1407,7 @@ func (g *oracleGen) cases(n int) []oracleCase {
 		var kind entKind
 		var rsvd bool
 		var span uint64
-		if !g.md.mode.Paging() {
+		if g.md.mode == x86.PagingNone {
 			span = 4096
 			if r.IntN(5) == 0 {
 				c.addr, kind = g.landingFrame(4096), entLanding

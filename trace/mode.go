@@ -38,29 +38,34 @@ func (m Mode) String() string {
 	return fmt.Sprintf("mode(%d)", uint8(m))
 }
 
-// ClassifyMode derives the mode from the special registers and RFLAGS.
+// ClassifyMode labels the operating mode (x86.ModeOf) and paging mode
+// (x86.PagingOf) of the special registers and RFLAGS for reports: paging
+// is named in legacy protected mode, 5-level paging in IA-32e mode.
 func ClassifyMode(s *kvm.Sregs2, rflags uint64) Mode {
-	switch {
-	case s.CR0&x86.CR0PE == 0:
+	op := x86.ModeOf(s.CR0, s.EFER, rflags, s.CS.L != 0, s.CS.DB != 0)
+	paging := x86.PagingOf(s.CR0, s.CR4, s.EFER)
+	switch op {
+	case x86.ModeReal:
 		return ModeReal
-	case s.EFER&x86.EFERLMA != 0:
-		la57 := s.CR4&x86.CR4LA57 != 0
-		switch {
-		case s.CS.L != 0 && la57:
+	case x86.ModeVM86:
+		return ModeVM86
+	case x86.ModeLong64:
+		if paging == x86.Paging5Level {
 			return ModeLong64LA57
-		case s.CS.L != 0:
-			return ModeLong64
-		case la57:
+		}
+		return ModeLong64
+	case x86.ModeCompat16, x86.ModeCompat32:
+		if paging == x86.Paging5Level {
 			return ModeCompatLA57
 		}
 		return ModeCompat
-	case rflags&x86.FlagVM != 0:
-		return ModeVM86
-	case s.CR0&x86.CR0PG != 0 && s.CR4&x86.CR4PAE != 0:
+	}
+	switch {
+	case paging == x86.PagingPAE:
 		return ModePAE
-	case s.CR0&x86.CR0PG != 0:
+	case paging == x86.Paging32:
 		return ModePaging32
-	case s.CS.DB != 0:
+	case op == x86.ModeProtected32:
 		return ModeProtected32
 	}
 	return ModeProtected16

@@ -11,6 +11,7 @@ import (
 	"walkvm/internal/jsontext"
 	"walkvm/kvm"
 	"walkvm/mmu"
+	"walkvm/x86"
 )
 
 // Record is what `-trace` writes for one exit. The own MMIO path fills it
@@ -257,11 +258,11 @@ func (t *Tracer) Write(r *Record) {
 	_, t.err = t.w.Write(b)
 }
 
-func accessName(a mmu.Access) string {
+func accessName(a x86.Access) string {
 	switch {
-	case a&mmu.Fetch != 0:
+	case a&x86.AccessFetch != 0:
 		return "fetch"
-	case a&mmu.Write != 0:
+	case a&x86.AccessWrite != 0:
 		return "write"
 	}
 	return "read"

@@ -11,6 +11,7 @@ import (
 	"walkvm/emulate/decode"
 	"walkvm/kvm"
 	"walkvm/mmu"
+	"walkvm/x86"
 )
 
 func TestTracerRecord(t *testing.T) {
@@ -20,7 +21,7 @@ func TestTracerRecord(t *testing.T) {
 	r.SetInsn([]byte{0x89, 0x03})
 	r.SetAccess(0xff000000, 0xff000000, 4)
 	r.SetMMIO(0xff000000, 4, true, 0x1234)
-	r.Walks = []mmu.Walk{{Walker: mmu.Paging64, Access: mmu.Write, Addr: 0xff000000, GPA: 0xff000000}}
+	r.Walks = []mmu.Walk{{Walker: mmu.Paging64, Access: x86.AccessWrite, Addr: 0xff000000, GPA: 0xff000000}}
 	r.Verdict = "agree"
 	tr.Write(r)
 	var j map[string]any

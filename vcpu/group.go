@@ -3,10 +3,7 @@ package vcpu
 import (
 	"errors"
 	"fmt"
-	"os"
-	"os/signal"
 	"sync"
-	"syscall"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -25,10 +22,10 @@ const (
 	EndPowerOff                 // the guest asked to power off (system event)
 	EndTimeout                  // the run's time limit passed
 	EndFailure                  // the VM or walkvm failed
-	EndSignal                   // a signal (SIGINT, SIGTERM) stopped the run
+	EndQuit                     // walkvm was told to stop (Ctrl-A x, a signal)
 )
 
-var endNames = [...]string{"none", "halt", "debug-exit", "shutdown", "reset", "power-off", "timeout", "error", "signal"}
+var endNames = [...]string{"none", "halt", "debug-exit", "shutdown", "reset", "power-off", "timeout", "error", "quit"}
 
 func (k EndKind) String() string {
 	if int(k) < len(endNames) {
@@ -47,31 +44,28 @@ const (
 // End is how a run ended.
 type End struct {
 	Kind   EndKind
-	Status int   // the guest's debug-exit status (EndDebugExit)
+	Status int   // the guest's debug-exit status (EndDebugExit), the status asked for (EndQuit)
 	Err    error // what failed (EndShutdown, EndFailure) or the time limit (EndTimeout)
 	// VCPU is the vCPU whose exit ended the run, -1 for none (a timeout,
 	// or a request from outside the vCPUs' threads).
 	VCPU int
 	Dump string // the vCPU's registers and segments, for failures
-	// Signal is the signal that stopped the run (EndSignal).
-	Signal syscall.Signal
 }
 
 // ExitStatus is the process exit status `vmm run` reports for the end: the
-// debug-exit status & 0xff; 0 for a halt, reset or power-off; 124 for a
-// timeout; 125 for a triple fault or a failure; 128 + the signal's number
-// for a signal (130 for SIGINT, 143 for SIGTERM), as a shell reports a
-// process the signal killed.
+// debug-exit status & 0xff; 0 for a halt, reset or power-off; the status
+// asked for with a quit; 124 for a timeout; 125 for a triple fault or a
+// failure.
 func (e End) ExitStatus() int {
 	switch e.Kind {
 	case EndDebugExit:
 		return e.Status & 0xff
+	case EndQuit:
+		return e.Status
 	case EndHalted, EndReset, EndPowerOff:
 		return StatusHalted
 	case EndTimeout:
 		return StatusTimeout
-	case EndSignal:
-		return 128 + int(e.Signal)
 	}
 	return StatusFailed
 }
@@ -86,9 +80,6 @@ type Group struct {
 	loops []*Loop
 	ended bool
 	end   End
-	// pending is a signal's end that came while no run was in progress:
-	// the next run ends with it at once.
-	pending *End
 }
 
 // Run runs loops until the first end; timeout 0 means no time limit.
@@ -97,11 +88,6 @@ func (g *Group) Run(loops []*Loop, timeout time.Duration) End {
 		return End{Kind: EndFailure, Err: errors.New("no vCPU to run"), VCPU: -1}
 	}
 	g.mu.Lock()
-	if p := g.pending; p != nil {
-		g.pending = nil
-		g.mu.Unlock()
-		return *p
-	}
 	g.loops, g.ended, g.end = loops, false, End{}
 	g.mu.Unlock()
 	for _, l := range loops {
@@ -133,10 +119,6 @@ func (g *Group) Run(loops []*Loop, timeout time.Duration) End {
 func (g *Group) Finish(e End) {
 	g.mu.Lock()
 	defer g.mu.Unlock()
-	g.finishLocked(e)
-}
-
-func (g *Group) finishLocked(e End) {
 	if g.ended {
 		return
 	}
@@ -146,84 +128,15 @@ func (g *Group) finishLocked(e End) {
 	}
 }
 
-// Interrupt ends the run in progress with EndSignal for sig, kicking every
-// vCPU out of KVM_RUN; without a run in progress, the next run ends with
-// it as soon as it starts. It may be called from any goroutine.
-func (g *Group) Interrupt(sig syscall.Signal) {
-	e := SignalEnd(sig)
-	g.mu.Lock()
-	defer g.mu.Unlock()
-	if g.loops == nil {
-		g.pending = &e
-		return
-	}
-	g.finishLocked(e)
-}
-
-// SignalEnd is the end of a run that sig stopped.
-func SignalEnd(sig syscall.Signal) End {
-	return End{Kind: EndSignal, Signal: sig, Err: fmt.Errorf("interrupted by %s", signalName(sig)), VCPU: -1}
-}
-
-// signalName is "SIGINT" for SIGINT.
-func signalName(sig syscall.Signal) string {
-	if n := unix.SignalName(sig); n != "" {
-		return n
-	}
-	return sig.String()
-}
-
-// SignalStop stops a Group's runs when a signal arrives (see
-// Group.StopOnSignals).
-type SignalStop struct {
-	c    chan os.Signal
-	done chan struct{}
-	mu   sync.Mutex
-	got  syscall.Signal
-}
-
-// StopOnSignals catches sigs (os/signal) until Release: the first ends
-// the run in progress, or the next one, with EndSignal (Interrupt), so
-// that the caller can still write what it holds (traces, statistics).
-// After the first signal the default actions are back: a second Ctrl-C
-// ends the process at once.
-func (g *Group) StopOnSignals(sigs ...os.Signal) *SignalStop {
-	s := &SignalStop{c: make(chan os.Signal, 1), done: make(chan struct{})}
-	signal.Notify(s.c, sigs...)
-	go func() {
-		defer close(s.done)
-		sig, ok := <-s.c
-		if !ok {
-			return
-		}
-		signal.Stop(s.c)
-		n, _ := sig.(syscall.Signal)
-		g.Interrupt(n)
-		s.mu.Lock()
-		s.got = n
-		s.mu.Unlock()
-	}()
-	return s
-}
-
-// Received is the signal that arrived, if one did (and the Group was
-// told).
-func (s *SignalStop) Received() (syscall.Signal, bool) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.got, s.got != 0
-}
-
-// Release stops catching the signals; the default actions are back.
-func (s *SignalStop) Release() {
-	signal.Stop(s.c)
-	close(s.c)
-	<-s.done
-}
-
 // Exit implements devices.Stopper: the run ends with the guest's status.
 func (g *Group) Exit(status int) {
 	g.Finish(End{Kind: EndDebugExit, Status: status, VCPU: g.callingVCPU()})
+}
+
+// Quit ends the run from outside the guest (the user's Ctrl-A x, a
+// signal) with exit status status.
+func (g *Group) Quit(status int) {
+	g.Finish(End{Kind: EndQuit, Status: status, VCPU: -1})
 }
 
 // Reset implements devices.Stopper: the guest asked for a reset.

@@ -6,7 +6,6 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
-	"syscall"
 	"testing"
 	"time"
 
@@ -434,6 +433,21 @@ func TestGroupFinishFromOutside(t *testing.T) {
 	}
 }
 
+// Quit (Ctrl-A x, a signal) ends a run with the status asked for.
+func TestGroupQuit(t *testing.T) {
+	var g Group
+	l, _, _ := newTestLoop(t, newFake())
+	done := make(chan End)
+	go func() { done <- g.Run([]*Loop{l}, 0) }()
+	for l.tid.Load() == 0 {
+		time.Sleep(time.Millisecond)
+	}
+	g.Quit(143)
+	if end := <-done; end.Kind != EndQuit || end.VCPU != -1 || end.ExitStatus() != 143 || end.Kind.String() != "quit" {
+		t.Fatalf("end %+v (%v)", end, end.Kind)
+	}
+}
+
 func TestEndExitStatus(t *testing.T) {
 	for _, c := range []struct {
 		end  End
@@ -447,80 +461,11 @@ func TestEndExitStatus(t *testing.T) {
 		{End{Kind: EndTimeout}, 124},
 		{End{Kind: EndShutdown}, 125},
 		{End{Kind: EndFailure}, 125},
-		{End{Kind: EndSignal, Signal: syscall.SIGINT}, 130},
-		{End{Kind: EndSignal, Signal: syscall.SIGTERM}, 143},
+		{End{Kind: EndQuit}, 0},
+		{End{Kind: EndQuit, Status: 130}, 130},
 	} {
 		if got := c.end.ExitStatus(); got != c.want {
 			t.Errorf("%v: status %d, want %d", c.end.Kind, got, c.want)
 		}
 	}
-}
-
-// A signal to the process stops a run of vCPUs that never exit on their
-// own: every loop is kicked out of its (fake) KVM_RUN, the end says which
-// signal, and the status is 128 + its number. A signal that comes before
-// the run ends the run as soon as it starts.
-func TestStopOnSignals(t *testing.T) {
-	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
-		t.Run(signalName(sig), func(t *testing.T) {
-			var g Group
-			var loops []*Loop
-			for i := range 4 {
-				l, _, _ := newTestLoop(t, newFake(ioExit(0x80, 1, true, []byte{1})))
-				l.Index = i
-				loops = append(loops, l)
-			}
-			stop := g.StopOnSignals(syscall.SIGINT, syscall.SIGTERM)
-			defer stop.Release()
-			done := make(chan End)
-			go func() { done <- g.Run(loops, 0) }()
-			for _, l := range loops {
-				for l.tid.Load() == 0 {
-					time.Sleep(time.Millisecond)
-				}
-			}
-			if err := syscall.Kill(syscall.Getpid(), sig); err != nil {
-				t.Fatal(err)
-			}
-			var end End
-			select {
-			case end = <-done:
-			case <-time.After(10 * time.Second):
-				t.Fatal("the signal did not stop the vCPUs")
-			}
-			if end.Kind != EndSignal || end.Signal != sig || end.VCPU != -1 || end.ExitStatus() != 128+int(sig) ||
-				!strings.Contains(end.Err.Error(), signalName(sig)) {
-				t.Fatalf("end %+v (status %d)", end, end.ExitStatus())
-			}
-			for i, l := range loops {
-				if !l.stop.Load() || l.tid.Load() != 0 {
-					t.Errorf("vCPU %d still running", i)
-				}
-			}
-			if got, ok := stop.Received(); !ok || got != sig {
-				t.Errorf("Received() = %v, %v", got, ok)
-			}
-		})
-	}
-	t.Run("before the run", func(t *testing.T) {
-		var g Group
-		l, _, _ := newTestLoop(t, newFake())
-		stop := g.StopOnSignals(syscall.SIGINT)
-		defer stop.Release()
-		if err := syscall.Kill(syscall.Getpid(), syscall.SIGINT); err != nil {
-			t.Fatal(err)
-		}
-		for {
-			if _, ok := stop.Received(); ok {
-				break
-			}
-			time.Sleep(time.Millisecond)
-		}
-		if end := g.Run([]*Loop{l}, 0); end.Kind != EndSignal || end.ExitStatus() != 130 {
-			t.Fatalf("end %+v", end)
-		}
-		if l.tid.Load() != 0 {
-			t.Error("the vCPU ran")
-		}
-	})
 }

@@ -1,9 +1,13 @@
 // Package x86 names the architectural state that walkvm's MMU and emulator
 // share: control-register and EFER bits, RFLAGS bits, segment registers,
-// exception vectors and the #PF error code, in the SDM's words.
+// exception vectors and the #PF error code, in the SDM's words. It is also
+// the one place that classifies that state: the operating mode (ModeOf),
+// the paging mode (PagingOf, CheckModeRegs), what an access is for (Access)
+// and MAXPHYADDR from CPUID (MaxPhyAddr).
 //
-// It holds no behaviour beyond small accessors, so every other package can
-// depend on it without pulling in KVM.
+// It depends on nothing else in walkvm and holds only pure functions of
+// register values, so every other package can use it without pulling in
+// KVM.
 package x86
 
 import "fmt"

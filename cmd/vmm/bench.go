@@ -26,7 +26,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	}
 	workloads := fs.String("workloads", strings.Join(names, ","), "comma-separated workloads")
 	asJSON := fs.Bool("json", false, "print the result as JSON")
-	floor := fs.String("floor", "", "a built floor binary (default: build bench/floor/floor.c with -cc)")
+	floor := fs.String("floor", os.Getenv("WALKVM_FLOOR"), "a built floor binary (default: $WALKVM_FLOOR, else build bench/floor/floor.c with -cc)")
 	cc := fs.String("cc", "gcc", "C compiler for the floor")
 	mem := fs.String("mem", "64M", "guest RAM of every variant")
 	timeout := fs.Duration("timeout", 10*time.Minute, "limit for each run")

@@ -8,6 +8,7 @@
 //	vmm bench [flags]         walkvm side by side with a minimal C VMM
 //	vmm report [flags] TRACE  render a -trace as an HTML page or Chrome trace events
 //	vmm nested COMMAND...     run a vmm command inside QEMU's nested KVM
+//	vmm initramfs -o FILE     build a busybox initramfs with a shell
 //
 // Exit status of run: the guest's debug-exit value, 0 when it halts with
 // interrupts disabled, 124 on timeout, 125 when the VM or walkvm fails.
@@ -46,6 +47,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return cmdReport(args[1:], stdout, stderr)
 	case "nested":
 		return cmdNested(args[1:], stdout, stderr)
+	case "initramfs":
+		return cmdInitramfs(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		usage(stdout)
 		return 0
@@ -66,6 +69,7 @@ commands:
   bench [flags]         walkvm side by side with a minimal C VMM (the floor), interleaved
   report [flags] TRACE  render a trace (-trace) as an HTML page or Chrome trace events
   nested COMMAND...     run a vmm command in QEMU's nested KVM (where /dev/kvm is missing)
+  initramfs -o FILE     build a busybox initramfs with a shell (for a Linux -kernel)
   help                  this text
 
 Run "vmm run -h" for the flags of run.

@@ -10,7 +10,6 @@ import (
 	"os"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -170,10 +169,6 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return vcpu.StatusFailed
 	}
 	defer m.Close()
-	// Ctrl-C and SIGTERM stop the guest; what the run holds is still
-	// written, and the status says which signal (130, 143).
-	stop := m.StopOnSignals(os.Interrupt, syscall.SIGTERM)
-	defer stop.Release()
 	out := runOutputs{closeTrace: func() {}}
 	tracePath, err := o.sink.path()
 	if err != nil {
@@ -195,7 +190,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vmm run: %v\n", err)
 		return vcpu.StatusFailed
 	}
+	detach := attachConsole(m, m.UART, os.Stdin, stderr, log)
+	defer detach()
 	end := m.RunOwn(own, o.timeout)
+	detach()
 	return o.finish(end, own.Stats(), &out, stderr)
 }
 
@@ -208,7 +206,8 @@ type runOutputs struct {
 
 // finish says why the run ended, flushes and closes the trace, turns it
 // into a report or Chrome trace, writes the statistics and returns the
-// exit status: the same whether the guest ended the run or a signal did.
+// exit status: the same whether the guest ended the run or a signal
+// (attachConsole) did.
 func (o *runOptions) finish(end vcpu.End, stats *trace.Stats, out *runOutputs, stderr io.Writer) int {
 	report(stderr, end)
 	out.closeTrace()
@@ -292,6 +291,9 @@ func report(w io.Writer, end vcpu.End) {
 		return
 	case vcpu.EndReset, vcpu.EndPowerOff:
 		fmt.Fprintf(w, "vmm run: the guest asked for a %v (vCPU %d)\n", end.Kind, end.VCPU)
+		return
+	case vcpu.EndQuit:
+		fmt.Fprintf(w, "vmm run: quit (status %d)\n", end.Status)
 		return
 	}
 	fmt.Fprintf(w, "vmm run: %v\n", end.Err)

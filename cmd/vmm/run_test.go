@@ -4,20 +4,24 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
 
+	"walkvm/devices"
 	"walkvm/internal/kvmtest"
 	"walkvm/kvm"
+	"walkvm/memory"
 	"walkvm/trace"
 	"walkvm/vcpu"
 )
@@ -31,6 +35,52 @@ func TestMain(m *testing.M) {
 		os.Exit(Main(strings.Split(args, "\x00"), os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
+}
+
+// spinCPU is a vCPU without KVM whose guest never exits: Run returns only
+// when kicked (immediate exit), as KVM_RUN returns EINTR.
+type spinCPU struct{ immediate atomic.Bool }
+
+func (c *spinCPU) Run() error {
+	for !c.immediate.Load() {
+		time.Sleep(50 * time.Microsecond)
+	}
+	return kvm.ErrInterrupted
+}
+func (c *spinCPU) ReadExit(e *kvm.Exit) error  { return nil }
+func (c *spinCPU) SetImmediateExit(on bool)    { c.immediate.Store(on) }
+func (c *spinCPU) GetRegs(r *kvm.Regs) error   { return nil }
+func (c *spinCPU) GetSregs(s *kvm.Sregs) error { return nil }
+
+// A signal to the process while vCPUs run ends the run through the
+// console's signal handling: every vCPU is kicked out of its KVM_RUN, and
+// the status is 128 + the signal (130, 143). Without KVM: the vCPUs never
+// exit on their own.
+func TestSignalStopsEveryVCPU(t *testing.T) {
+	for _, sig := range []syscall.Signal{syscall.SIGINT, syscall.SIGTERM} {
+		t.Run(unix.SignalName(sig), func(t *testing.T) {
+			var g vcpu.Group
+			var loops []*vcpu.Loop
+			for i := range 4 {
+				loops = append(loops, &vcpu.Loop{Index: i, CPU: &spinCPU{}, PIO: memory.NewBus("pio"), MMIO: &vcpu.BusMMIO{Bus: memory.NewBus("mmio")}})
+			}
+			detach := attachConsole(&g, devices.NewUART(nil), nil, io.Discard, quietLog())
+			defer detach()
+			done := make(chan vcpu.End, 1)
+			go func() { done <- g.Run(loops, 0) }()
+			if err := syscall.Kill(syscall.Getpid(), sig); err != nil {
+				t.Fatal(err)
+			}
+			select {
+			case end := <-done:
+				if end.Kind != vcpu.EndQuit || end.ExitStatus() != 128+int(sig) {
+					t.Fatalf("end %+v, status %d", end, end.ExitStatus())
+				}
+			case <-time.After(10 * time.Second):
+				t.Fatal("the signal did not stop every vCPU")
+			}
+		})
+	}
 }
 
 // After a signal ends the run, everything the run holds is still written:
@@ -64,7 +114,7 @@ func TestFinishAfterSignal(t *testing.T) {
 				out.tracer.Write(&trace.Record{Seq: uint64(i + 1), Reason: kvm.ExitIO, Mode: trace.ModeReal})
 				stats.CountExit(kvm.KindIO)
 			}
-			end := vcpu.SignalEnd(c.sig)
+			end := vcpu.End{Kind: vcpu.EndQuit, Status: 128 + int(c.sig), VCPU: -1}
 			stats.ExitStatus = end.ExitStatus()
 			if status := o.finish(end, stats, &out, &stderr); status != c.want {
 				t.Errorf("status %d, want %d", status, c.want)
@@ -97,7 +147,7 @@ func checkRunOutputs(t *testing.T, tracePath, reportPath, stderr string, sig sys
 	if err != nil || !bytes.Contains(page, []byte("</html>")) {
 		t.Errorf("no whole report: %v (%d bytes)", err, len(page))
 	}
-	for _, want := range []string{"vmm run: interrupted by " + unix.SignalName(sig) + "\n", `\nexits +\d+ total`, `\nexit status +` + strconv.Itoa(status) + "\n"} {
+	for _, want := range []string{"vmm run: quit \\(status " + strconv.Itoa(status) + "\\)\n", `\nexits +\d+ total`, `\nexit status +` + strconv.Itoa(status) + "\n"} {
 		if !regexp.MustCompile(want).MatchString(stderr) {
 			t.Errorf("stderr does not match %q:\n%s", want, stderr)
 		}

@@ -45,8 +45,8 @@ type decoder struct {
 	mem          Mem
 }
 
-// errGP15 and friends are built per call: an *x86.Exception is a value the
-// caller may keep.
+// tooLong is #GP(0) for an instruction over 15 bytes, built per call: an
+// *x86.Exception is a value the caller may keep.
 func tooLong() error { return x86.GP(0, "decode: instruction longer than 15 bytes") }
 
 // need checks that n more bytes exist: past 15 it is #GP(0), past the end
@@ -591,10 +591,9 @@ func (d *decoder) vecRegSize(a spec) uint8 {
 	return 16
 }
 
-// gpr builds a general-purpose register operand. Without REX, byte
+// gpr makes a, a zeroed Arg filled in place to spare a copy of the large
+// struct, general-purpose register n of size bytes. Without REX, byte
 // registers 4-7 are AH, CH, DH, BH (SDM Vol. 2A §2.2.1.2, Table 3-1).
-// gpr makes a a general-purpose register operand. It fills the zeroed Arg
-// in place: returning the large Arg by value cost a copy per operand.
 func (d *decoder) gpr(a *Arg, n uint8, size int) {
 	a.Kind, a.Size, a.Reg = ArgReg, uint8(size), x86.Reg(n)
 	if size == 1 && n >= 4 && n < 8 && d.inst.Prefix.REX == 0 && d.inst.Prefix.VEX.Len == 0 {
@@ -630,10 +629,10 @@ func (d *decoder) memArg(a *Arg, e *entry, n int, size int) {
 	a.Kind = ArgMem
 	copyMem(&a.Mem, &d.mem)
 	if e.flags&fMN != 0 {
-		a.Mem.Size, a.Mem.Access = 0, 0
+		a.Mem.Size, a.Mem.Use = 0, 0
 	} else {
 		a.Mem.Size = uint16(size)
-		a.Mem.Access = accessFor(e, n)
+		a.Mem.Use = accessFor(e, n)
 	}
 }
 
@@ -649,16 +648,16 @@ func copyMem(dst, src *Mem) {
 // table flags, like KVM's DstMem|Mov / NoWrite: a destination is
 // read-modify-write unless fMW (written only) or fMR (read only); a source
 // is read.
-func accessFor(e *entry, n int) Access {
+func accessFor(e *entry, n int) Use {
 	switch {
 	case n != 0:
-		return AccessRead
+		return UseRead
 	case e.flags&fMW != 0:
-		return AccessWrite
+		return UseWrite
 	case e.flags&fMR != 0:
-		return AccessRead
+		return UseRead
 	}
-	return AccessRead | AccessWrite
+	return UseRead | UseWrite
 }
 
 // implicitMem builds the memory operand of a string instruction, XLAT or
@@ -669,7 +668,7 @@ func (d *decoder) implicitMem(e *entry, n int, base x86.Reg, seg x86.SegReg, ove
 	if overridable && d.hasSeg {
 		m.Seg, m.SegOverride = d.seg, true
 	}
-	m.Access = accessFor(e, n)
+	m.Use = accessFor(e, n)
 	return Arg{Kind: ArgMem, Mem: m}
 }
 
@@ -795,7 +794,7 @@ func (d *decoder) operand(e *entry, n int, a spec) error {
 		if d.hasSeg {
 			m.Seg, m.SegOverride = d.seg, true
 		}
-		m.Access = accessFor(e, n)
+		m.Use = accessFor(e, n)
 		*arg = Arg{Kind: ArgMem, Mem: m}
 	case kZ:
 		r := in.Opcode & 7

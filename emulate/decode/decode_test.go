@@ -19,9 +19,9 @@ func st(i x86.Reg) Arg              { return Arg{Kind: ArgST, Reg: i, Size: 10} 
 func sreg(s x86.SegReg) Arg         { return Arg{Kind: ArgSeg, Seg: s, Size: 2} }
 
 // mem builds a memory operand with its default segment and no override.
-func mem(seg x86.SegReg, base, index x86.Reg, scale uint8, disp int64, as uint8, size uint16, acc Access) Arg {
+func mem(seg x86.SegReg, base, index x86.Reg, scale uint8, disp int64, as uint8, size uint16, acc Use) Arg {
 	return Arg{Kind: ArgMem, Mem: Mem{Seg: seg, DefaultSeg: seg, Base: base, Index: index, Scale: scale,
-		Disp: disp, AddrSize: as, Size: size, Access: acc}}
+		Disp: disp, AddrSize: as, Size: size, Use: acc}}
 }
 
 // override sets a segment override on a memory operand.
@@ -34,9 +34,9 @@ func rip(a Arg) Arg { a.Mem.RIPRel = true; return a }
 
 const (
 	N  = RegNone
-	R  = AccessRead
-	W  = AccessWrite
-	RW = AccessRead | AccessWrite
+	R  = UseRead
+	W  = UseWrite
+	RW = UseRead | UseWrite
 )
 
 type decodeCase struct {
@@ -225,7 +225,7 @@ var decodeCases = []decodeCase{
 	{"64/vzeroupper", Mode64, "c5f877", VZEROUPPER, 3, 0, 0, []Arg{}},
 	{"64/vaddps nds", Mode64, "c5f45800", VEXOTHER, 4, 32, 8, []Arg{xmm(0, 32), xmm(1, 32), mem(x86.DS, x86.RAX, N, 1, 0, 8, 32, R)}},
 	{"64/vpgatherdd vsib", Mode64, "c4e2759004a8", VEXOTHER, 6, 0, 8, []Arg{xmm(0, 32),
-		{Kind: ArgMem, Mem: Mem{Seg: x86.DS, DefaultSeg: x86.DS, Base: x86.RAX, Index: 5, Scale: 4, VSIB: true, AddrSize: 8, Size: 32, Access: R}}, xmm(1, 32)}},
+		{Kind: ArgMem, Mem: Mem{Seg: x86.DS, DefaultSeg: x86.DS, Base: x86.RAX, Index: 5, Scale: 4, VSIB: true, AddrSize: 8, Size: 32, Use: R}}, xmm(1, 32)}},
 
 	// x87 loads and stores with m32/m64/m80.
 	{"32/fld m32", Mode32, "d903", FLD, 2, 4, 4, []Arg{mem(x86.DS, x86.RBX, N, 1, 0, 4, 4, R)}},
@@ -417,13 +417,13 @@ func TestMemAccess(t *testing.T) {
 	cases := []struct {
 		hex  string
 		mode Mode
-		want Access
+		want Use
 		arg  int
 	}{
-		{"8903", Mode32, AccessWrite, 0},
-		{"8b03", Mode32, AccessRead, 1},
-		{"0103", Mode32, AccessRead | AccessWrite, 0},
-		{"a4", Mode32, AccessRead | AccessWrite, 0}, // MOVS: one of each
+		{"8903", Mode32, UseWrite, 0},
+		{"8b03", Mode32, UseRead, 1},
+		{"0103", Mode32, UseRead | UseWrite, 0},
+		{"a4", Mode32, UseRead | UseWrite, 0}, // MOVS: one of each
 		{"90", Mode32, 0, -1},
 		{"8d03", Mode32, 0, 1}, // LEA: an address, no access
 		{"0f1803", Mode32, 0, 0},
@@ -434,8 +434,8 @@ func TestMemAccess(t *testing.T) {
 		if err := Decode(b, c.mode, &in); err != nil {
 			t.Fatalf("% x: %v", b, err)
 		}
-		if got := in.MemAccess(); got != c.want {
-			t.Errorf("% x: MemAccess %v, want %v", b, got, c.want)
+		if got := in.MemUse(); got != c.want {
+			t.Errorf("% x: MemUse %v, want %v", b, got, c.want)
 		}
 		if got := in.MemArg(); got != c.arg {
 			t.Errorf("% x: MemArg %d, want %d", b, got, c.arg)

@@ -129,7 +129,7 @@ func (c *diffCase) String() string {
 		s += fmt.Sprintf("walkvm: %v len %d", c.ours.Op, c.ours.Len)
 		if i := c.ours.MemArg(); i >= 0 {
 			m := c.ours.Args[i].Mem
-			s += fmt.Sprintf(" mem{%v:%v+%v*%d%+#x rip=%v size %d %v}", m.Seg, m.Base, m.Index, m.Scale, m.Disp, m.RIPRel, m.Size, m.Access)
+			s += fmt.Sprintf(" mem{%v:%v+%v*%d%+#x rip=%v size %d %v}", m.Seg, m.Base, m.Index, m.Scale, m.Disp, m.RIPRel, m.Size, m.Use)
 		}
 	}
 	if c.tAccept {
@@ -221,7 +221,7 @@ func compareMem(c *diffCase) string {
 		// x86asm reports one MemBytes per instruction, 0 when it does not
 		// know (string instructions, m80, x87 state); compare it when both
 		// give a size and walkvm says the operand is accessed.
-		if len(ours) == 1 && m.Access != 0 && c.theirs.MemBytes != 0 && int(m.Size) != c.theirs.MemBytes {
+		if len(ours) == 1 && m.Use != 0 && c.theirs.MemBytes != 0 && int(m.Size) != c.theirs.MemBytes {
 			return fmt.Sprintf("size %d vs %d", m.Size, c.theirs.MemBytes)
 		}
 	}
@@ -454,14 +454,6 @@ func (c *diffCase) staleREX(i int, b byte) bool {
 func isSizeOrRep(i int, b byte) bool { return b == 0x66 || b == 0xF2 || b == 0xF3 }
 
 func isSizeRepLock(i int, b byte) bool { return isSizeOrRep(i, b) || b == 0xF0 }
-
-// vexAt returns the offset of the VEX prefix, or -1.
-func (c *diffCase) vexAt() int {
-	if c.ours.Prefix.VEX.Len == 0 {
-		return -1
-	}
-	return c.prefixEnd()
-}
 
 // theirsAgreeEdited reports whether x86asm, given the bytes after edit,
 // decodes the same length and memory operand walkvm decoded from the

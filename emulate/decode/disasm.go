@@ -4,43 +4,8 @@ import (
 	"fmt"
 	"strings"
 
-	"golang.org/x/arch/x86/x86asm"
-
 	"walkvm/x86"
 )
-
-// Syntax selects an assembler syntax for Disasm.
-type Syntax uint8
-
-// Assembler syntaxes.
-const (
-	Intel Syntax = iota // mov eax, dword ptr [ebx+0x10]
-	GNU                 // mov 0x10(%ebx),%eax
-)
-
-// Disasm renders the instruction at the start of b for traces and logs,
-// using golang.org/x/arch/x86/x86asm for the text; pc is the instruction's
-// address, used for branch targets. It allocates and is not on the
-// emulation path. When x86asm cannot decode the bytes (it lacks some
-// encodings walkvm accepts, see diff_test.go) it falls back to the
-// walkvm decoder's own rendering, Inst.String.
-func Disasm(b []byte, mode Mode, pc uint64, syntax Syntax) string {
-	if len(b) > MaxLen {
-		b = b[:MaxLen]
-	}
-	ti, err := x86asm.Decode(b, int(mode))
-	if err == nil && ti.Op != 0 {
-		if syntax == GNU {
-			return x86asm.GNUSyntax(ti, pc, nil)
-		}
-		return x86asm.IntelSyntax(ti, pc, nil)
-	}
-	var in Inst
-	if err := Decode(b, mode, &in); err != nil {
-		return fmt.Sprintf("(bad: %v)", err)
-	}
-	return in.String()
-}
 
 var (
 	gpr8  = [...]string{"al", "cl", "dl", "bl", "spl", "bpl", "sil", "dil", "r8b", "r9b", "r10b", "r11b", "r12b", "r13b", "r14b", "r15b"}

@@ -90,7 +90,7 @@ func checkInst(t *testing.T, b []byte, mode Mode, in *Inst) {
 			if m.RIPRel && (mode != Mode64 || m.Base != RegNone || m.Index != RegNone) {
 				t.Fatalf("% x: bad rip-relative operand %+v", b, m)
 			}
-			if (m.Size == 0) != (m.Access == 0) && m.Size != 0 {
+			if (m.Size == 0) != (m.Use == 0) && m.Size != 0 {
 				t.Fatalf("% x: sized operand without access %+v", b, m)
 			}
 		case ArgReg:
@@ -102,7 +102,7 @@ func checkInst(t *testing.T, b []byte, mode Mode, in *Inst) {
 			}
 		}
 	}
-	if in.Prefix.Lock && (in.MemArg() < 0 || !in.Args[0].Mem.Access.Writes() && in.Args[0].Kind == ArgMem) {
+	if in.Prefix.Lock && (in.MemArg() < 0 || !in.Args[0].Mem.Use.Writes() && in.Args[0].Kind == ArgMem) {
 		t.Fatalf("% x: LOCK accepted without a memory destination", b)
 	}
 	_ = in.String()

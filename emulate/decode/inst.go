@@ -143,34 +143,34 @@ type Arg struct {
 	Mem Mem
 }
 
-// Access says whether an instruction reads and/or writes a memory operand.
-// It is a set: AccessRead|AccessWrite is a read-modify-write.
-type Access uint8
+// Use says whether an instruction reads and/or writes a memory operand.
+// It is a set: UseRead|UseWrite is a read-modify-write.
+type Use uint8
 
 // Memory access bits.
 const (
-	AccessRead  Access = 1 << 0
-	AccessWrite Access = 1 << 1
+	UseRead  Use = 1 << 0
+	UseWrite Use = 1 << 1
 )
 
 // Reads reports whether the operand is read.
-func (a Access) Reads() bool { return a&AccessRead != 0 }
+func (a Use) Reads() bool { return a&UseRead != 0 }
 
 // Writes reports whether the operand is written.
-func (a Access) Writes() bool { return a&AccessWrite != 0 }
+func (a Use) Writes() bool { return a&UseWrite != 0 }
 
-func (a Access) String() string {
+func (a Use) String() string {
 	switch a {
 	case 0:
 		return "none"
-	case AccessRead:
+	case UseRead:
 		return "read"
-	case AccessWrite:
+	case UseWrite:
 		return "write"
-	case AccessRead | AccessWrite:
+	case UseRead | UseWrite:
 		return "read-write"
 	}
-	return "access?"
+	return "use?"
 }
 
 // Mem is a memory operand: the effective address is
@@ -218,13 +218,13 @@ type Mem struct {
 	// 14/28, descriptor-table register 6/10). It is 0 when the operand is
 	// an address that is not accessed (LEA, prefetch and cache hints,
 	// NOP r/m, CLFLUSH, INVLPG) and for the XSAVE family, whose image size
-	// depends on XCR0 (Access is then set).
+	// depends on XCR0 (Use is then set).
 	Size uint16
-	// Access says whether the instruction reads and/or writes this
+	// Use says whether the instruction reads and/or writes this
 	// operand. CMPXCHG is a read-write even when the comparison fails
 	// (SDM: the destination is written back with its own value). It is 0
 	// for an address that is not accessed.
-	Access Access
+	Use Use
 }
 
 // VEX holds the decoded fields of a VEX prefix (SDM Vol. 2A §2.3.5). The
@@ -349,15 +349,15 @@ func (i *Inst) MemArg() int {
 	return -1
 }
 
-// MemAccess is the union of the accesses of all memory operands: what the
+// MemUse is the union of the accesses of all memory operands: what the
 // MMIO path must do (read, write or read-modify-write). String
 // instructions with two memory operands (MOVS) read one and write the other;
 // look at each Arg to tell them apart.
-func (i *Inst) MemAccess() Access {
-	var a Access
+func (i *Inst) MemUse() Use {
+	var a Use
 	for n := range i.Args {
 		if i.Args[n].Kind == ArgMem {
-			a |= i.Args[n].Mem.Access
+			a |= i.Args[n].Mem.Use
 		}
 	}
 	return a

@@ -78,13 +78,11 @@ const (
 	zVSIB // bytes gathered by a VSIB gather
 )
 
-func sp(kind, size int) spec       { return spec(kind | size<<8) }
-func spr(kind, size, reg int) spec { return spec(kind | size<<8 | reg<<16) }
-func (s spec) kind() int           { return int(s & 0xFF) }
-func (s spec) size() int           { return int(s >> 8 & 0xFF) }
-func (s spec) reg() int            { return int(s >> 16 & 0xFF) }
-func (s spec) usesModRM() bool     { return modrmKinds&(1<<s.kind()) != 0 }
-func (s spec) isRM() bool          { return rmKinds&(1<<s.kind()) != 0 }
+func (s spec) kind() int       { return int(s & 0xFF) }
+func (s spec) size() int       { return int(s >> 8 & 0xFF) }
+func (s spec) reg() int        { return int(s >> 16 & 0xFF) }
+func (s spec) usesModRM() bool { return modrmKinds&(1<<s.kind()) != 0 }
+func (s spec) isRM() bool      { return rmKinds&(1<<s.kind()) != 0 }
 
 const modrmKinds = 1<<kEr | 1<<kE | 1<<kM | 1<<kR | 1<<kRc | 1<<kG | 1<<kS | 1<<kC | 1<<kD | 1<<kV | 1<<kW | 1<<kU | 1<<kP | 1<<kQ | 1<<kN | 1<<kSTi | 1<<kMV
 const rmKinds = 1<<kE | 1<<kM | 1<<kW | 1<<kQ | 1<<kMV | 1<<kEr
@@ -205,38 +203,35 @@ const (
 // Entry kinds: a leaf names an instruction; the others dispatch on a part
 // of the encoding to one of sub.
 const (
-	nLeaf   = iota
-	nReg    // ModRM.reg selects sub[0..7]
-	nMod    // sub[0] for memory, sub[1] for mod=11
-	nRM     // ModRM.rm selects sub[0..7]
-	nPfx    // mandatory prefix: sub[0] none, sub[1] 66, sub[2] F3, sub[3] F2
-	nMode   // sub[0] outside 64-bit mode, sub[1] in 64-bit mode
-	nW      // sub[0] W=0, sub[1] W=1 (REX.W / VEX.W)
-	nL      // sub[0] VEX.L=0, sub[1] VEX.L=1
-	nOpSize // sub[0] 16-bit, sub[1] 32-bit, sub[2] 64-bit operand size
+	nLeaf = iota
+	nReg  // ModRM.reg selects sub[0..7]
+	nMod  // sub[0] for memory, sub[1] for mod=11
+	nRM   // ModRM.rm selects sub[0..7]
+	nPfx  // mandatory prefix: sub[0] none, sub[1] 66, sub[2] F3, sub[3] F2
+	nMode // sub[0] outside 64-bit mode, sub[1] in 64-bit mode
+	nW    // sub[0] W=0, sub[1] W=1 (REX.W / VEX.W)
+	nL    // sub[0] VEX.L=0, sub[1] VEX.L=1
 )
 
 // Entry flags.
 const (
-	fLock     = 1 << iota // LOCK allowed (with a memory destination)
-	fMR                   // the memory operand is only read
-	fMW                   // the memory operand is only written
-	fMN                   // the memory operand is an address, not accessed
-	fD64                  // default 64-bit operand size in 64-bit mode (66 gives 16)
-	fF64                  // 64-bit operand size in 64-bit mode, 66 ignored
-	fI64                  // invalid in 64-bit mode
-	fO64                  // valid only in 64-bit mode
-	fVEX                  // needs a VEX prefix
-	fNoVVVV               // VEX.vvvv must be 1111b
-	fL0                   // VEX.L must be 0
-	fXchgLock             // implicitly locked (XCHG with memory)
-	fString               // string instruction (REP applies)
-	fModRM                // derived: an operand uses ModRM
-	fModIgn               // derived: ModRM.mod is ignored (MOV CR/DR)
-	fVSIB                 // derived: a VSIB memory operand
-	fW0                   // VEX.W must be 0
-	fW1                   // VEX.W must be 1
-	fL1                   // VEX.L must be 1
+	fLock   = 1 << iota // LOCK allowed (with a memory destination)
+	fMR                 // the memory operand is only read
+	fMW                 // the memory operand is only written
+	fMN                 // the memory operand is an address, not accessed
+	fD64                // default 64-bit operand size in 64-bit mode (66 gives 16)
+	fF64                // 64-bit operand size in 64-bit mode, 66 ignored
+	fI64                // invalid in 64-bit mode
+	fO64                // valid only in 64-bit mode
+	fVEX                // needs a VEX prefix
+	fNoVVVV             // VEX.vvvv must be 1111b
+	fL0                 // VEX.L must be 0
+	fModRM              // derived: an operand uses ModRM
+	fModIgn             // derived: ModRM.mod is ignored (MOV CR/DR)
+	fVSIB               // derived: a VSIB memory operand
+	fW0                 // VEX.W must be 0
+	fW1                 // VEX.W must be 1
+	fL1                 // VEX.L must be 1
 )
 
 // entry is one row of an opcode table.
@@ -308,5 +303,3 @@ func ww(w0, w1 entry) entry { return node(nW, w0, w1) }
 
 // ud is an undefined encoding.
 var ud = entry{}
-
-func (e *entry) valid() bool { return e.kind != nLeaf || e.op != Invalid }

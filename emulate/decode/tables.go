@@ -9,7 +9,6 @@ var (
 	twoByte  = mk0F()
 	three38  = mk0F38()
 	three3A  = mk0F3A()
-	ccNames  = [16]string{"o", "no", "b", "ae", "e", "ne", "be", "a", "s", "ns", "p", "np", "l", "ge", "le", "g"}
 	jccOps   = [16]Op{JO, JNO, JB, JAE, JE, JNE, JBE, JA, JS, JNS, JP, JNP, JL, JGE, JLE, JG}
 	setccOps = [16]Op{SETO, SETNO, SETB, SETAE, SETE, SETNE, SETBE, SETA, SETS, SETNS, SETP, SETNP, SETL, SETGE, SETLE, SETG}
 	cmovOps  = [16]Op{CMOVO, CMOVNO, CMOVB, CMOVAE, CMOVE, CMOVNE, CMOVBE, CMOVA, CMOVS, CMOVNS, CMOVP, CMOVNP, CMOVL, CMOVGE, CMOVLE, CMOVG}
@@ -59,10 +58,10 @@ func mkOneByte() (t [256]entry) {
 	t[0x69] = l(IMUL, 0, oGv, oEv, oIz)
 	t[0x6A] = l(PUSH, fD64, oIb)
 	t[0x6B] = l(IMUL, 0, oGv, oEv, oIb)
-	t[0x6C] = lo(INS, z1, fString|fMW, oYb, oDX)
-	t[0x6D] = lo(INS, zZ, fString|fMW, oYz, oDX)
-	t[0x6E] = lo(OUTS, z1, fString, oDX, oXb)
-	t[0x6F] = lo(OUTS, zZ, fString, oDX, oXz)
+	t[0x6C] = lo(INS, z1, fMW, oYb, oDX)
+	t[0x6D] = lo(INS, zZ, fMW, oYz, oDX)
+	t[0x6E] = lo(OUTS, z1, 0, oDX, oXb)
+	t[0x6F] = lo(OUTS, zZ, 0, oDX, oXz)
 	for c := 0; c < 16; c++ {
 		t[0x70+c] = l(jccOps[c], fF64, oJb)
 	}
@@ -83,8 +82,8 @@ func mkOneByte() (t [256]entry) {
 	t[0x83] = grp1(0, zV, oEv, oIb)
 	t[0x84] = lo(TEST, z1, fMR, oEb, oGb)
 	t[0x85] = l(TEST, fMR, oEv, oGv)
-	t[0x86] = lo(XCHG, z1, fLock|fXchgLock, oEb, oGb)
-	t[0x87] = l(XCHG, fLock|fXchgLock, oEv, oGv)
+	t[0x86] = lo(XCHG, z1, fLock, oEb, oGb)
+	t[0x87] = l(XCHG, fLock, oEv, oGv)
 	t[0x88] = lo(MOV, z1, fMW, oEb, oGb)
 	t[0x89] = l(MOV, fMW, oEv, oGv)
 	t[0x8A] = lo(MOV, z1, 0, oGb, oEb)
@@ -107,18 +106,18 @@ func mkOneByte() (t [256]entry) {
 	t[0xA1] = l(MOV, 0, oRAX, oOv)
 	t[0xA2] = lo(MOV, z1, fMW, oOb, oAL)
 	t[0xA3] = l(MOV, fMW, oOv, oRAX)
-	t[0xA4] = lo(MOVS, z1, fString|fMW, oYb, oXb)
-	t[0xA5] = l(MOVS, fString|fMW, oYv, oXv)
-	t[0xA6] = lo(CMPS, z1, fString|fMR, oXb, oYb)
-	t[0xA7] = l(CMPS, fString|fMR, oXv, oYv)
+	t[0xA4] = lo(MOVS, z1, fMW, oYb, oXb)
+	t[0xA5] = l(MOVS, fMW, oYv, oXv)
+	t[0xA6] = lo(CMPS, z1, fMR, oXb, oYb)
+	t[0xA7] = l(CMPS, fMR, oXv, oYv)
 	t[0xA8] = lo(TEST, z1, 0, oAL, oIb)
 	t[0xA9] = l(TEST, 0, oRAX, oIz)
-	t[0xAA] = lo(STOS, z1, fString|fMW, oYb, oAL)
-	t[0xAB] = l(STOS, fString|fMW, oYv, oRAX)
-	t[0xAC] = lo(LODS, z1, fString, oAL, oXb)
-	t[0xAD] = l(LODS, fString, oRAX, oXv)
-	t[0xAE] = lo(SCAS, z1, fString, oAL, oYb)
-	t[0xAF] = l(SCAS, fString, oRAX, oYv)
+	t[0xAA] = lo(STOS, z1, fMW, oYb, oAL)
+	t[0xAB] = l(STOS, fMW, oYv, oRAX)
+	t[0xAC] = lo(LODS, z1, 0, oAL, oXb)
+	t[0xAD] = l(LODS, 0, oRAX, oXv)
+	t[0xAE] = lo(SCAS, z1, 0, oAL, oYb)
+	t[0xAF] = l(SCAS, 0, oRAX, oYv)
 	grp2 := func(osize uint8, a, b spec) entry {
 		// /6 is blank in SDM Table A-6, but Intel and AMD CPUs execute it
 		// as SAL (= SHL), and so does KVM's emulator (group2's em_shl):
