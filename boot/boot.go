@@ -18,6 +18,7 @@ import (
 	"fmt"
 	"strings"
 
+	"walkvm/boot/loader"
 	"walkvm/kvm"
 	"walkvm/memory"
 	"walkvm/x86"
@@ -68,13 +69,15 @@ const (
 	SelData16 = 0x28
 )
 
+// gdt is walkvm's GDT for flat images and plain ELF kernels, indexed by
+// selector>>3.
 var gdt = [...]uint64{
 	0,
-	0x00cf9a000000ffff, // code32: base 0, limit 4 GiB, execute/read
-	0x00cf92000000ffff, // data32: base 0, limit 4 GiB, read/write
-	0x00af9a000000ffff, // code64: L=1
-	0x00009a000000ffff, // code16: base 0, limit 64 KiB
-	0x000092000000ffff, // data16
+	loader.DescCode32,
+	loader.DescData32,
+	loader.DescCode64,
+	loader.DescCode16,
+	loader.DescData16,
 }
 
 // Loader puts one kind of guest image into guest memory. The machine calls
@@ -150,13 +153,17 @@ func (f flat) Plan(mm *memory.Map) error {
 	return nil
 }
 
-// written lists the boot structures the flat loader writes.
-func (f flat) written() []memory.Range {
-	if f.img.Mode == Long {
+// writtenFor lists the boot structures walkvm writes to enter an image in
+// mode: its GDT, and for long mode its identity map.
+func writtenFor(mode Mode) []memory.Range {
+	if mode == Long {
 		return []memory.Range{gdtRange, pageTablesRange}
 	}
 	return []memory.Range{gdtRange}
 }
+
+// written lists the boot structures the flat loader writes.
+func (f flat) written() []memory.Range { return writtenFor(f.img.Mode) }
 
 // Load implements Loader: it copies the image into ram, writes walkvm's GDT
 // (and page tables for long mode) and returns the entry state.
@@ -168,27 +175,35 @@ func (f flat) Load(ram *memory.RAM) (*Entry, error) {
 		return nil, fmt.Errorf("image of %d bytes at %#x does not fit in guest RAM (%d MiB): %w", size, img.Load, ram.Size()>>20, err)
 	}
 	copy(dst, img.Data)
+	return enter(ram, img.Mode, img.Load, img.Load, f.written())
+}
+
+// enter writes walkvm's GDT (and for long mode its identity map) and
+// returns the state that enters rip in mode. In protected and long mode
+// the stack ends at stack; in real mode CS is rip's paragraph when rip is
+// above 64 KiB, and the stack ends just below rip (SS:SP =
+// CS-0x1000:0xfff0+IP then).
+func enter(ram *memory.RAM, mode Mode, rip, stack uint64, written []memory.Range) (*Entry, error) {
 	for i, d := range gdt {
 		if err := ram.WriteUint64(GDTBase+uint64(i)*8, d); err != nil {
 			return nil, err
 		}
 	}
-	e := &Entry{Mode: img.Mode, Written: f.written()}
+	e := &Entry{Mode: mode, Written: written}
 	regs, sregs := &e.Regs, &e.Sregs
-	*regs = kvm.Regs{RFLAGS: 2, RIP: img.Load, RSP: img.Load}
+	*regs = kvm.Regs{RFLAGS: 2, RIP: rip, RSP: stack}
 	sregs.GDT = kvm.Descriptor{Base: GDTBase, Limit: uint16(len(gdt)*8 - 1)}
 	sregs.IDT = kvm.Descriptor{Limit: 0x3ff}
 	sregs.TR = kvm.Segment{Limit: 0xffff, Typ: 11, Present: 1} // busy TSS
 	sregs.LDT = kvm.Segment{Limit: 0xffff, Typ: 2, Present: 1} // LDT
 	sregs.CR0 = x86.CR0ET
-	switch img.Mode {
+	switch mode {
 	case Real:
 		cs := uint16(0)
-		if img.Load > 0xffff {
-			cs = uint16(img.Load >> 4)
-			regs.RIP = img.Load & 0xf
+		if rip > 0xffff {
+			cs = uint16(rip >> 4)
+			regs.RIP = rip & 0xf
 		}
-		// The stack ends just below the image: SS:SP = CS-0x1000:0xfff0+IP.
 		ss := cs
 		regs.RSP = regs.RIP
 		if cs != 0 {
@@ -202,8 +217,8 @@ func (f flat) Load(ram *memory.RAM) (*Entry, error) {
 		}
 	case Protected:
 		sregs.CR0 |= x86.CR0PE
-		sregs.CS = flatSeg(SelCode32, 11, false)
-		setData(sregs, flatSeg(SelData32, 3, false))
+		sregs.CS = gdtSeg(SelCode32)
+		setData(sregs, gdtSeg(SelData32))
 	case Long:
 		if err := identityMap(ram); err != nil {
 			return nil, err
@@ -212,11 +227,10 @@ func (f flat) Load(ram *memory.RAM) (*Entry, error) {
 		sregs.CR3 = PML4Base
 		sregs.CR4 = x86.CR4PAE
 		sregs.EFER = x86.EFERLME | x86.EFERLMA
-		sregs.CS = flatSeg(SelCode64, 11, true)
-		setData(sregs, flatSeg(SelData32, 3, false))
-		regs.RSP = img.Load
+		sregs.CS = gdtSeg(SelCode64)
+		setData(sregs, gdtSeg(SelData32))
 	default:
-		return nil, fmt.Errorf("unknown entry mode %v", img.Mode)
+		return nil, fmt.Errorf("unknown entry mode %v", mode)
 	}
 	return e, nil
 }
@@ -234,11 +248,10 @@ func realSeg(sel uint16, typ uint8) kvm.Segment {
 	return kvm.Segment{Base: uint64(sel) << 4, Limit: 0xffff, Selector: sel, Typ: typ, Present: 1, S: 1}
 }
 
-func flatSeg(sel uint16, typ uint8, long bool) kvm.Segment {
-	s := kvm.Segment{Limit: 0xffffffff, Selector: sel, Typ: typ, Present: 1, S: 1, G: 1, DB: 1}
-	if long {
-		s.L, s.DB = 1, 0
-	}
+// gdtSeg is the segment register loaded with selector sel of walkvm's GDT.
+func gdtSeg(sel uint16) kvm.Segment {
+	s := DecodeDescriptor(gdt[sel>>3])
+	s.Selector = sel
 	return s
 }
 

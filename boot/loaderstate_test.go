@@ -18,7 +18,8 @@ func TestDecodeDescriptor(t *testing.T) {
 		{loader.DescCode64, kvm.Segment{Limit: 0xffffffff, Typ: 11, S: 1, Present: 1, L: 1, G: 1}},
 		{loader.DescTSS32Busy, kvm.Segment{Limit: 0x67, Typ: 11, Present: 1}},
 		{0x12cf9a345678ffff, kvm.Segment{Base: 0x12345678, Limit: 0xffffffff, Typ: 10, S: 1, Present: 1, DB: 1, G: 1}},
-		{gdt[4], kvm.Segment{Limit: 0xffff, Typ: 10, S: 1, Present: 1}},
+		{gdt[4], kvm.Segment{Limit: 0xffff, Typ: 11, S: 1, Present: 1}},
+		{gdt[5], kvm.Segment{Limit: 0xffff, Typ: 3, S: 1, Present: 1}},
 	} {
 		if got := DecodeDescriptor(c.d); got != c.want {
 			t.Errorf("%#x: %+v, want %+v", c.d, got, c.want)

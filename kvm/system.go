@@ -120,6 +120,11 @@ type CPUID struct{ raw *gokvm.CPUID }
 // CPUIDEntry is one leaf/subleaf.
 type CPUIDEntry = gokvm.CPUIDEntry2
 
+// NewCPUID makes a CPUID list of entries, as KVM_SET_CPUID2 takes it.
+func NewCPUID(entries []CPUIDEntry) *CPUID {
+	return &CPUID{&gokvm.CPUID{Nent: uint32(len(entries)), Entries: entries}}
+}
+
 // Entries returns the entries; changing them changes c.
 func (c *CPUID) Entries() []CPUIDEntry { return c.raw.Entries }
 

@@ -1,7 +1,10 @@
-// Package machine assembles a walkvm VM: /dev/kvm, guest RAM registered as
-// memslots, the PIO and MMIO buses with walkvm's devices, the vCPUs with
-// KVM's supported CPUID, and a flat image loaded by package boot; and runs
-// it, with the plain bus MMIO handler or walkvm's own MMIO path.
+// Package machine assembles a walkvm VM: /dev/kvm, guest memory registered
+// as memslots laid out as the image needs (a PC with the hole for flat
+// images, the memory a firmware leaves for kernels, with ACPI and MP
+// tables), KVM's in-kernel irqchip and PIT when asked for, the PIO and MMIO
+// buses with walkvm's devices wired to the irqchip, the vCPUs with their
+// CPUID, and an image loaded by package boot; and runs it on every vCPU,
+// with the plain bus MMIO handler or walkvm's own MMIO path.
 package machine
 
 import (
@@ -13,6 +16,8 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"walkvm/boot"
+	"walkvm/boot/mptable"
+	"walkvm/cpuid"
 	"walkvm/devices"
 	"walkvm/kvm"
 	"walkvm/memory"
@@ -32,26 +37,89 @@ const (
 // Config describes a VM.
 type Config struct {
 	MemSize uint64
-	// Loader puts the guest into memory; nil means boot.Flat(Image).
+	// Loader puts the guest into memory (boot.Select picks one for an
+	// image); nil means boot.Flat(Image). What it needs of the machine
+	// (boot.NeedsOf) decides the memory map, the firmware tables and, with
+	// IRQChipAuto, the irqchip.
 	Loader boot.Loader
 	Image  boot.Image
 	// Devices are added to the machine's own (Devices).
 	Devices []Device
-	// VCPUs is the number of vCPUs; 0 means 1. vCPU 0 boots; see runnable
-	// for the others.
-	VCPUs   int
-	Console io.Writer // the UART's output
-	Log     logrus.FieldLogger
+	// VCPUs is the number of vCPUs; 0 means 1. vCPU 0 boots; the others
+	// wait for INIT and SIPI from it (they need the in-kernel irqchip).
+	VCPUs int
+	// CPU is the guest's CPU model (cpuid.Parse); nil means "host": KVM's
+	// supported CPUID.
+	CPU *cpuid.Model
+	// IRQChip says whether KVM's in-kernel interrupt controllers and PIT
+	// are created.
+	IRQChip IRQChipMode
+	// DebugExit is the form of the debug-exit port at 0xf4.
+	DebugExit devices.DebugExitForm
+	Console   io.Writer // the UART's output
+	Log       logrus.FieldLogger
 	// KVMPath is the KVM device node; empty means kvm.DevicePath.
 	KVMPath string
 }
 
+// IRQChipMode says whether a machine has KVM's in-kernel irqchip and PIT.
+type IRQChipMode int
+
+// IRQ chip modes (`vmm run -irqchip`).
+const (
+	// IRQChipAuto: for kernels (multiboot, bzImage, PVH), which program
+	// interrupt controllers and timers, and for more than one vCPU, whose
+	// application processors start on INIT/SIPI through the local APIC;
+	// not for flat images and plain ELF, whose HLT then ends the run.
+	IRQChipAuto IRQChipMode = iota
+	IRQChipOn
+	IRQChipOff
+)
+
+var irqChipNames = []string{"auto", "on", "off"}
+
+func (c IRQChipMode) String() string {
+	if int(c) < len(irqChipNames) {
+		return irqChipNames[c]
+	}
+	return fmt.Sprintf("irqchip(%d)", int(c))
+}
+
+// ParseIRQChip reads "auto", "on" or "off".
+func ParseIRQChip(s string) (IRQChipMode, error) {
+	for i, n := range irqChipNames {
+		if s == n {
+			return IRQChipMode(i), nil
+		}
+	}
+	return 0, fmt.Errorf("irqchip %q: want auto, on or off", s)
+}
+
+// wantIRQChip resolves c for a loader that needs the irqchip or not and n
+// vCPUs.
+func wantIRQChip(c IRQChipMode, needs bool, n int) (bool, error) {
+	switch c {
+	case IRQChipOn:
+		return true, nil
+	case IRQChipOff:
+		if n > 1 {
+			return false, fmt.Errorf("%d vCPUs need the in-kernel irqchip: the application processors start on INIT and SIPI from the boot vCPU's local APIC", n)
+		}
+		return false, nil
+	case IRQChipAuto:
+		return needs || n > 1, nil
+	}
+	return false, fmt.Errorf("unknown irqchip mode %v", c)
+}
+
 // Machine is a built VM, ready to run.
 type Machine struct {
-	Sys   *kvm.System
-	VM    *kvm.VM
-	CPUs  []*kvm.VCPU // by index; CPUs[0] boots
-	CPU   *kvm.VCPU   // CPUs[0]
+	Sys  *kvm.System
+	VM   *kvm.VM
+	CPUs []*kvm.VCPU // by index; CPUs[0] boots
+	CPU  *kvm.VCPU   // CPUs[0]
+	// CPUID is the boot vCPU's CPUID; every vCPU has the same but for its
+	// APIC ID (cpuid.ForVCPU).
 	CPUID *kvm.CPUID
 	RAM   *memory.RAM
 	PIO   *memory.Bus
@@ -62,6 +130,8 @@ type Machine struct {
 	WindowHigh, WindowLow *devices.TestWindow
 	// Report records the guests' structured events (ports 0xf0-0xf3).
 	Report *devices.Report
+	// PCTestDev is pc-testdev's ports 0xe0-0xeb (scratch, flush page).
+	PCTestDev *devices.PCTestDev
 
 	Log logrus.FieldLogger
 
@@ -71,13 +141,20 @@ type Machine struct {
 	Devices []Device
 	// Entry is how the boot vCPU entered the guest.
 	Entry *boot.Entry
+	// Needs is what the image needed of the machine.
+	Needs boot.Needs
 
 	// group runs the vCPUs and is the devices' Stopper.
 	group vcpu.Group
-	// irqchip says KVM's in-kernel interrupt controllers exist, which
-	// deliver INIT and SIPI to the application processors.
-	irqchip bool
+	// irqchip says KVM's in-kernel interrupt controllers and PIT exist.
+	irqchip   bool
+	memSize   uint64
+	vcpus     int
+	debugExit devices.DebugExitForm
 }
+
+// IRQChip says whether the machine has KVM's in-kernel irqchip and PIT.
+func (m *Machine) IRQChip() bool { return m.irqchip }
 
 // New builds the VM described by cfg. On error nothing is left open.
 func New(cfg Config) (_ *Machine, err error) {
@@ -91,29 +168,30 @@ func New(cfg Config) (_ *Machine, err error) {
 	if n == 0 {
 		n = 1
 	}
-	if n < 0 {
-		return nil, fmt.Errorf("%d vCPUs: want at least 1", n)
+	if n < 0 || n > mptable.MaxCPUs {
+		return nil, fmt.Errorf("%d vCPUs: want 1 to %d", n, mptable.MaxCPUs)
 	}
-	m := &Machine{Log: log}
+	loader := cfg.Loader
+	if loader == nil {
+		loader = boot.Flat(cfg.Image)
+	}
+	m := &Machine{Log: log, memSize: cfg.MemSize, vcpus: n, debugExit: cfg.DebugExit, Needs: boot.NeedsOf(loader)}
+	if m.irqchip, err = wantIRQChip(cfg.IRQChip, m.Needs.IRQChip, n); err != nil {
+		return nil, err
+	}
 	defer func() {
 		if err != nil {
 			m.Close()
 		}
 	}()
-	path := cfg.KVMPath
-	if path == "" {
-		path = kvm.DevicePath
-	}
-	if m.Sys, err = kvm.OpenPath(path); err != nil {
-		return nil, err
-	}
+	// The image is planned and loaded before /dev/kvm opens, so that what
+	// is wrong with it shows on any machine.
 	devs := append(m.pcDevices(), cfg.Devices...)
-	if m.Map, err = memoryMap(cfg.MemSize, devs); err != nil {
+	if m.Map, err = memoryMap(cfg.MemSize, m.Needs.Firmware, m.irqchip, devs); err != nil {
 		return nil, err
 	}
-	loader := cfg.Loader
-	if loader == nil {
-		loader = boot.Flat(cfg.Image)
+	if m.Needs.Firmware {
+		loader = boot.WithFirmware(boot.Firmware{CPUs: n}, loader)
 	}
 	if err = loader.Plan(m.Map); err != nil {
 		return nil, fmt.Errorf("load image: %w", err)
@@ -124,6 +202,17 @@ func New(cfg Config) (_ *Machine, err error) {
 	if m.Entry, err = loader.Load(m.RAM); err != nil {
 		return nil, fmt.Errorf("load image: %w", err)
 	}
+	path := cfg.KVMPath
+	if path == "" {
+		path = kvm.DevicePath
+	}
+	if m.Sys, err = kvm.OpenPath(path); err != nil {
+		return nil, err
+	}
+	cpuids, err := m.buildCPUID(cfg.CPU, n)
+	if err != nil {
+		return nil, err
+	}
 	if m.VM, err = m.Sys.CreateVM(); err != nil {
 		return nil, err
 	}
@@ -133,24 +222,36 @@ func New(cfg Config) (_ *Machine, err error) {
 	if err = m.VM.SetIdentityMapAddr(IdentityMapAddr); err != nil {
 		return nil, err
 	}
+	if m.irqchip {
+		// Both before any vCPU exists (KVM_CREATE_IRQCHIP's rule).
+		if err = m.VM.CreateIRQChip(); err != nil {
+			return nil, err
+		}
+		if err = m.VM.CreatePIT2(); err != nil {
+			return nil, err
+		}
+	}
 	if err = m.RAM.Register(m.VM); err != nil {
 		return nil, err
 	}
 	if err = m.addDevices(devs, cfg.Console); err != nil {
 		return nil, err
 	}
-	if m.CPUID, err = m.Sys.SupportedCPUID(); err != nil {
-		return nil, err
-	}
-	modelCPUID(m.CPUID)
 	for i := range n {
 		c, err := m.VM.CreateVCPU(i)
 		if err != nil {
 			return nil, fmt.Errorf("vCPU %d: %w", i, err)
 		}
 		m.CPUs = append(m.CPUs, c)
-		if err = c.SetCPUID(m.CPUID); err != nil {
+		if err = c.SetCPUID(cpuids[i]); err != nil {
 			return nil, fmt.Errorf("vCPU %d: %w", i, err)
+		}
+		if i > 0 {
+			// An application processor waits for INIT and SIPI (KVM
+			// starts it so with the in-kernel irqchip; set it anyway).
+			if err = c.SetMPState(kvm.MPUninitialized); err != nil {
+				return nil, fmt.Errorf("vCPU %d: %w", i, err)
+			}
 		}
 	}
 	m.CPU = m.CPUs[0]
@@ -163,19 +264,61 @@ func New(cfg Config) (_ *Machine, err error) {
 	return m, nil
 }
 
+// buildCPUID makes each vCPU's CPUID from KVM's supported CPUID shaped by
+// model (nil: "host"): the TSC-deadline bit where KVM's LAPIC emulates it,
+// and each vCPU's APIC ID (its index). m.CPUID is vCPU 0's.
+func (m *Machine) buildCPUID(model *cpuid.Model, n int) ([]*kvm.CPUID, error) {
+	sup, err := m.Sys.SupportedCPUID()
+	if err != nil {
+		return nil, err
+	}
+	if model == nil {
+		model = &cpuid.Model{Base: "host"}
+	}
+	tscDeadline, _ := m.Sys.CheckExtension(kvm.CapTSCDeadlineTimer)
+	entries, warnings := model.Build(sup.Entries(), cpuid.Host{TSCDeadline: tscDeadline != 0 && m.irqchip})
+	for _, w := range warnings {
+		m.Log.Warnf("-cpu: %s", w)
+	}
+	out := make([]*kvm.CPUID, n)
+	for i := range n {
+		out[i] = kvm.NewCPUID(cpuid.ForVCPU(entries, uint32(i), n))
+	}
+	m.CPUID = out[0]
+	return out, nil
+}
+
 // kvmPrivate is the range KVM_SET_TSS_ADDR and KVM_SET_IDENTITY_MAP_ADDR
 // take: no RAM or device may sit there.
 var kvmPrivate = memory.Range{Name: "KVM's real-mode TSS and identity map", Start: IdentityMapAddr, Size: TSSAddr + 3*4096 - IdentityMapAddr, Kind: memory.KindReserved}
 
-// memoryMap is a PC's memory map with KVM's private pages and every
-// device's MMIO windows.
-func memoryMap(size uint64, devs []Device) (*memory.Map, error) {
-	mm, err := memory.PCMap(size)
+// The in-kernel irqchip's MMIO pages, which KVM serves itself.
+var (
+	ioapicPage = memory.Range{Name: "the I/O APIC (in KVM)", Start: mptable.IOAPICAddr, Size: 0x1000, Kind: memory.KindReserved}
+	lapicPage  = memory.Range{Name: "the local APICs (in KVM)", Start: mptable.LAPICAddr, Size: 0x1000, Kind: memory.KindReserved}
+)
+
+// memoryMap is the machine's memory map with size bytes of RAM: a kernel's
+// (memory.FirmwareMap: the first MiB backed) when firmware is set, else a
+// PC's with the hole (memory.PCMap); with KVM's private pages, the
+// irqchip's pages and every device's MMIO windows.
+func memoryMap(size uint64, firmware, irqchip bool, devs []Device) (*memory.Map, error) {
+	pc := memory.PCMap
+	if firmware {
+		pc = memory.FirmwareMap
+	}
+	mm, err := pc(size)
 	if err != nil {
 		return nil, err
 	}
-	if err := mm.Add(kvmPrivate); err != nil {
-		return nil, err
+	fixed := []memory.Range{kvmPrivate}
+	if irqchip {
+		fixed = append(fixed, ioapicPage, lapicPage)
+	}
+	for _, r := range fixed {
+		if err := mm.Add(r); err != nil {
+			return nil, err
+		}
 	}
 	for _, d := range devs {
 		for _, sp := range d.MMIO {

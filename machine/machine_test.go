@@ -14,7 +14,7 @@ import (
 // a loader's claims on top.
 func TestMemoryMap(t *testing.T) {
 	m := &Machine{}
-	mm, err := memoryMap(64<<20, m.pcDevices())
+	mm, err := memoryMap(64<<20, false, false, m.pcDevices())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -61,7 +61,7 @@ func TestMemoryMapRejectsOverlaps(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			devs := append(m.pcDevices(), Device{Name: "new", MMIO: []Span{c.span}})
-			_, err := memoryMap(64<<20, devs)
+			_, err := memoryMap(64<<20, false, false, devs)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err %v, want one mentioning %q", err, c.want)
 			}
@@ -75,7 +75,7 @@ func TestAddDevices(t *testing.T) {
 	m := &Machine{}
 	built := 0
 	var env DeviceEnv
-	extra := Device{Name: "two-spans", Ports: []Span{{0x510, 2}, {0x2000, 24}}, MMIO: []Span{{0xfe000000, 0x1000}}, IRQ: 0,
+	extra := Device{Name: "two-spans", Ports: []Span{{0x1510, 2}, {0x3000, 24}}, MMIO: []Span{{0xfe000000, 0x1000}},
 		New: func(e DeviceEnv) (memory.Device, error) {
 			built++
 			env = e
@@ -84,10 +84,10 @@ func TestAddDevices(t *testing.T) {
 	if err := m.addDevices(append(m.pcDevices(), extra), nil); err != nil {
 		t.Fatal(err)
 	}
-	if built != 1 || env.Stop == nil || env.IRQ != nil {
+	if built != 1 || env.Stop == nil || env.IRQs != nil || env.SetIRQ != nil {
 		t.Errorf("built %d times, env %+v", built, env)
 	}
-	for _, port := range []uint64{0x510, 0x2017, devices.COM1Port, devices.DebugExitPort} {
+	for _, port := range []uint64{0x1510, 0x3017, devices.COM1Port, devices.DebugExitPort} {
 		if _, ok := m.PIO.Lookup(port); !ok {
 			t.Errorf("port %#x unmapped", port)
 		}
@@ -95,12 +95,81 @@ func TestAddDevices(t *testing.T) {
 	if name, ok := m.MMIO.Lookup(0xfe000010); !ok || name != "two-spans" {
 		t.Errorf("MMIO %q %v", name, ok)
 	}
-	if m.UART == nil || m.Report == nil || m.WindowHigh == nil || m.WindowLow == nil || len(m.Devices) != 6 {
+	if m.UART == nil || m.Report == nil || m.WindowHigh == nil || m.WindowLow == nil || m.PCTestDev == nil || len(m.Devices) != len(m.pcDevices())+1 {
 		t.Errorf("machine's devices not kept: %d", len(m.Devices))
 	}
 	bad := &Machine{}
-	err := bad.addDevices([]Device{{Name: "x", IRQ: 24, New: extra.New}}, nil)
+	err := bad.addDevices([]Device{{Name: "x", IRQs: []int{24}, New: extra.New}}, nil)
 	if err == nil || !strings.Contains(err.Error(), "IRQ 24") {
 		t.Errorf("IRQ 24: %v", err)
+	}
+}
+
+// A kernel's machine backs the first MiB around the low test window and
+// keeps the irqchip's pages free of memslots.
+func TestKernelMemoryMap(t *testing.T) {
+	m := &Machine{}
+	mm, err := memoryMap(128<<20, true, true, m.pcDevices())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		addr uint64
+		kind memory.Kind
+	}{
+		{0x9fbff, memory.KindRAM},
+		{0x9fc00, memory.KindFirmware},
+		{0xa0000, memory.KindFirmware},
+		{devices.TestWindowLow, memory.KindMMIO},
+		{0xe0000, memory.KindFirmware},
+		{0x100000, memory.KindRAM},
+		{0xfec00000, memory.KindReserved},
+		{0xfee00000, memory.KindReserved},
+		{devices.TestWindowHigh, memory.KindMMIO},
+	} {
+		if r, ok := mm.Find(c.addr); !ok || r.Kind != c.kind {
+			t.Errorf("%#x: %v %v, want %v", c.addr, r, ok, c.kind)
+		}
+	}
+	for _, r := range mm.Backed() {
+		if r.End() > 0xfec00000 {
+			t.Errorf("guest memory %v reaches the interrupt controllers' pages", r)
+		}
+	}
+}
+
+func TestWantIRQChip(t *testing.T) {
+	for _, c := range []struct {
+		mode  IRQChipMode
+		needs bool
+		n     int
+		want  bool
+		err   string
+	}{
+		{IRQChipAuto, false, 1, false, ""},
+		{IRQChipAuto, true, 1, true, ""},
+		{IRQChipAuto, false, 4, true, ""},
+		{IRQChipOn, false, 1, true, ""},
+		{IRQChipOff, true, 1, false, ""},
+		{IRQChipOff, false, 2, false, "2 vCPUs need the in-kernel irqchip"},
+	} {
+		got, err := wantIRQChip(c.mode, c.needs, c.n)
+		if c.err != "" {
+			if err == nil || !strings.Contains(err.Error(), c.err) {
+				t.Errorf("%v needs=%v n=%d: err %v, want %q", c.mode, c.needs, c.n, err, c.err)
+			}
+			continue
+		}
+		if err != nil || got != c.want {
+			t.Errorf("%v needs=%v n=%d: %v %v, want %v", c.mode, c.needs, c.n, got, err, c.want)
+		}
+	}
+	for _, s := range []string{"auto", "on", "off"} {
+		if m, err := ParseIRQChip(s); err != nil || m.String() != s {
+			t.Errorf("ParseIRQChip(%q) = %v, %v", s, m, err)
+		}
+	}
+	if _, err := ParseIRQChip("yes"); err == nil {
+		t.Errorf("ParseIRQChip(yes) accepted")
 	}
 }

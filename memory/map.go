@@ -20,9 +20,19 @@ const (
 	// KindHole is address space that is not RAM, where device windows may
 	// sit (the PC hole); a window added there is carved out of it.
 	KindHole
+	// KindFirmware is guest memory a PC's firmware keeps for itself (the
+	// EBDA, the BIOS area, firmware tables): registered with KVM like RAM,
+	// so that the guest reads memory there, but reported reserved in the
+	// guest's memory map (e820), so that it does not allocate it. A device
+	// window added there is carved out of it, as from a hole.
+	KindFirmware
 )
 
-var kindNames = [...]string{KindRAM: "RAM", KindReserved: "reserved", KindMMIO: "MMIO", KindHole: "hole"}
+var kindNames = [...]string{KindRAM: "RAM", KindReserved: "reserved", KindMMIO: "MMIO", KindHole: "hole", KindFirmware: "firmware"}
+
+// Backed says whether the kind is guest memory (a memslot): RAM or
+// firmware.
+func (k Kind) Backed() bool { return k == KindRAM || k == KindFirmware }
 
 func (k Kind) String() string {
 	if int(k) < len(kindNames) && kindNames[k] != "" {
@@ -49,9 +59,10 @@ func (r Range) String() string {
 func (r Range) overlaps(start, size uint64) bool { return start < r.End() && r.Start < start+size }
 
 // Map is the machine's guest-physical memory map as data: the ranges of
-// RAM, reserved space, MMIO windows and holes, and the claims a loader
-// makes inside RAM for what it writes there. Ranges never overlap, except
-// that an MMIO window is carved out of a hole; claims lie wholly in RAM and
+// RAM, firmware memory, reserved space, MMIO windows and holes, and the
+// claims a loader makes in guest memory for what it writes there. Ranges
+// never overlap, except that an MMIO window is carved out of a hole or of
+// firmware memory; claims lie wholly in guest memory (RAM or firmware) and
 // never overlap each other.
 type Map struct {
 	ranges []Range // sorted by Start
@@ -69,10 +80,10 @@ func (m *Map) Add(r Range) error {
 			keep = append(keep, o)
 			continue
 		}
-		if o.Kind != KindHole || r.Kind != KindMMIO {
+		if (o.Kind != KindHole && o.Kind != KindFirmware) || r.Kind != KindMMIO {
 			return fmt.Errorf("memory map: %s (%v) overlaps %s (%v)", r, r.Kind, o, o.Kind)
 		}
-		// The window is carved out of the hole.
+		// The window is carved out of the hole or firmware memory.
 		if o.Start < r.Start {
 			keep = append(keep, Range{Name: o.Name, Start: o.Start, Size: r.Start - o.Start, Kind: o.Kind})
 		}
@@ -99,6 +110,28 @@ func (m *Map) RAM() []Range {
 	return out
 }
 
+// Backed lists the guest memory (RAM and firmware ranges) in address
+// order, adjacent ranges joined: what is registered with KVM.
+func (m *Map) Backed() []Range {
+	var out []Range
+	for _, r := range m.ranges {
+		if !r.Kind.Backed() {
+			continue
+		}
+		if n := len(out); n > 0 && out[n-1].End() == r.Start {
+			out[n-1].Size += r.Size
+			continue
+		}
+		out = append(out, Range{Name: "guest memory", Start: r.Start, Size: r.Size, Kind: KindRAM})
+	}
+	return out
+}
+
+// Clone returns a copy of the map that changes independently.
+func (m *Map) Clone() *Map {
+	return &Map{ranges: append([]Range(nil), m.ranges...), claims: append([]Range(nil), m.claims...)}
+}
+
 // Find returns the range that holds addr.
 func (m *Map) Find(addr uint64) (Range, bool) {
 	for _, r := range m.ranges {
@@ -111,14 +144,25 @@ func (m *Map) Find(addr uint64) (Range, bool) {
 
 // IsRAM reports whether [start, start+size) is wholly RAM.
 func (m *Map) IsRAM(start, size uint64) bool {
+	return m.is(start, size, func(k Kind) bool { return k == KindRAM })
+}
+
+// IsBacked reports whether [start, start+size) is wholly guest memory (RAM
+// or firmware).
+func (m *Map) IsBacked(start, size uint64) bool { return m.is(start, size, Kind.Backed) }
+
+func (m *Map) is(start, size uint64, kind func(Kind) bool) bool {
+	if start+size < start {
+		return false
+	}
 	for _, r := range m.ranges {
-		if r.Kind != KindRAM || start < r.Start || start >= r.End() {
+		if !kind(r.Kind) || start < r.Start || start >= r.End() {
 			continue
 		}
 		if size <= r.End()-start {
 			return true
 		}
-		// Adjacent RAM ranges continue it.
+		// Adjacent ranges continue it.
 		size -= r.End() - start
 		start = r.End()
 	}
@@ -126,8 +170,8 @@ func (m *Map) IsRAM(start, size uint64) bool {
 }
 
 // Claim records that a loader writes name at [start, start+size): the
-// range must be RAM and clear of every other claim. The error names what
-// it overlaps.
+// range must be guest memory (RAM or firmware) and clear of every other
+// claim. The error names what it overlaps.
 func (m *Map) Claim(name string, start, size uint64) error {
 	c := Range{Name: name, Start: start, Size: size, Kind: KindRAM}
 	if size == 0 || start+size < start {
@@ -139,11 +183,11 @@ func (m *Map) Claim(name string, start, size uint64) error {
 		}
 	}
 	for _, o := range m.ranges {
-		if o.Kind != KindRAM && o.overlaps(start, size) {
+		if !o.Kind.Backed() && o.overlaps(start, size) {
 			return fmt.Errorf("%s overlaps %s", c, o)
 		}
 	}
-	if !m.IsRAM(start, size) {
+	if !m.IsBacked(start, size) {
 		return fmt.Errorf("%s does not fit in guest RAM (%d MiB)", c, m.ramSize()>>20)
 	}
 	m.claims = append(m.claims, c)
@@ -151,7 +195,7 @@ func (m *Map) Claim(name string, start, size uint64) error {
 	return nil
 }
 
-// Claims lists the loader's claims in address order.
+// Claims lists the loader's claims in address order (Kind KindRAM).
 func (m *Map) Claims() []Range { return m.claims }
 
 func (m *Map) ramSize() uint64 {
@@ -168,6 +212,10 @@ const (
 	HoleEnd   = 0x100000
 )
 
+// EBDA is where a PC's base memory ends for the guest: a BIOS keeps its
+// extended data area in the last KiB below 640 KiB.
+const EBDA = 0x9fc00
+
 // MaxRAM keeps RAM below the 32-bit MMIO space (test window at 0xff000000,
 // KVM's TSS pages at 0xfffbc000).
 const MaxRAM = 3 << 30
@@ -176,17 +224,36 @@ const MaxRAM = 3 << 30
 const MinRAM = 2 << 20
 
 // PCMap is a PC's memory map with size bytes of RAM (a multiple of 4 KiB,
-// MinRAM..MaxRAM): RAM below 640 KiB, the PC hole, RAM from 1 MiB.
+// MinRAM..MaxRAM): RAM below 640 KiB, the PC hole, RAM from 1 MiB. It is
+// the machine of flat images, which may probe the hole.
 func PCMap(size uint64) (*Map, error) {
+	return pcMap(size, []Range{
+		{Name: "low RAM", Start: 0, Size: HoleStart, Kind: KindRAM},
+		{Name: "the PC hole", Start: HoleStart, Size: HoleEnd - HoleStart, Kind: KindHole},
+	})
+}
+
+// FirmwareMap is the memory map of a PC as its firmware leaves it for a
+// kernel, with size bytes of RAM (as PCMap): RAM below the EBDA, the EBDA
+// and the BIOS area up to 1 MiB as firmware memory (backed, so that a
+// kernel's scans of the BIOS area read memory, and reserved in its memory
+// map), RAM from 1 MiB. Linux needs RAM below 640 KiB and scans the EBDA
+// and 0xe0000-0xfffff for the MP and ACPI tables.
+func FirmwareMap(size uint64) (*Map, error) {
+	return pcMap(size, []Range{
+		{Name: "low RAM", Start: 0, Size: EBDA, Kind: KindRAM},
+		{Name: "the EBDA", Start: EBDA, Size: HoleStart - EBDA, Kind: KindFirmware},
+		{Name: "the BIOS area", Start: HoleStart, Size: HoleEnd - HoleStart, Kind: KindFirmware},
+	})
+}
+
+// pcMap is low, then RAM from 1 MiB to size.
+func pcMap(size uint64, low []Range) (*Map, error) {
 	if size%4096 != 0 || size < MinRAM || size > MaxRAM {
 		return nil, fmt.Errorf("guest RAM size %d: must be a multiple of 4 KiB between %d MiB and %d MiB", size, MinRAM>>20, MaxRAM>>20)
 	}
 	m := &Map{}
-	for _, r := range []Range{
-		{Name: "low RAM", Start: 0, Size: HoleStart, Kind: KindRAM},
-		{Name: "the PC hole", Start: HoleStart, Size: HoleEnd - HoleStart, Kind: KindHole},
-		{Name: "RAM", Start: HoleEnd, Size: size - HoleEnd, Kind: KindRAM},
-	} {
+	for _, r := range append(low, Range{Name: "RAM", Start: HoleEnd, Size: size - HoleEnd, Kind: KindRAM}) {
 		if err := m.Add(r); err != nil {
 			return nil, err
 		}

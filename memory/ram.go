@@ -41,8 +41,9 @@ type Region struct {
 // End is the first GPA after the region.
 func (r Region) End() uint64 { return r.GPA + uint64(len(r.Host)) }
 
-// RAM is guest RAM: one host mapping, GPA == offset, with what is not RAM
-// in the memory map left out of the regions.
+// RAM is guest memory: one host mapping, GPA == offset, with what is not
+// guest memory in the memory map (holes, MMIO windows, reserved ranges)
+// left out of the regions.
 type RAM struct {
 	mapping []byte
 	regions []Region
@@ -57,10 +58,11 @@ func NewRAM(size uint64) (*RAM, error) {
 	return NewRAMFromMap(m)
 }
 
-// NewRAMFromMap maps the RAM ranges of m: one host mapping up to the end of
-// the last, of which the ranges are the regions.
+// NewRAMFromMap maps the guest memory of m (Map.Backed: RAM and firmware
+// ranges, adjacent ones joined): one host mapping up to the end of the
+// last, of which the ranges are the regions.
 func NewRAMFromMap(m *Map) (*RAM, error) {
-	ranges := m.RAM()
+	ranges := m.Backed()
 	if len(ranges) == 0 {
 		return nil, fmt.Errorf("the memory map has no RAM")
 	}
@@ -92,7 +94,7 @@ func (r *RAM) Close() error {
 	return err
 }
 
-// Size is the amount of RAM, the hole excluded.
+// Size is the amount of guest memory, holes and windows excluded.
 func (r *RAM) Size() uint64 {
 	var n uint64
 	for _, rg := range r.regions {
@@ -115,6 +117,34 @@ func (r *RAM) Register(vm SlotSetter) error {
 		if err := vm.SetMemoryRegion(uint32(i), rg.GPA, rg.Host, false); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+// Flush makes the host kernel drop KVM's mapping of the guest page at gpa
+// (4 KiB-aligned), so that the guest's next access to it faults into KVM
+// again, as QEMU's pc-testdev does for its "flush page" port: the host
+// page is made read-only and writable again, and a change of protection
+// invalidates every secondary MMU's mapping of it (mmu notifiers). The
+// page keeps its contents. Read-only rather than QEMU's PROT_NONE, so that
+// another vCPU thread reading guest memory meanwhile cannot fault. RAM
+// without a host mapping of its own (NewRAMFromSlice) has nothing to flush.
+func (r *RAM) Flush(gpa uint64) error {
+	if gpa%4096 != 0 {
+		return fmt.Errorf("flush of GPA %#x: not page-aligned", gpa)
+	}
+	page, err := r.Slice(gpa, 4096)
+	if err != nil {
+		return err
+	}
+	if r.mapping == nil {
+		return nil
+	}
+	if err := unix.Mprotect(page, unix.PROT_READ); err != nil {
+		return fmt.Errorf("flush of GPA %#x: mprotect: %w", gpa, err)
+	}
+	if err := unix.Mprotect(page, unix.PROT_READ|unix.PROT_WRITE); err != nil {
+		return fmt.Errorf("flush of GPA %#x: mprotect: %w", gpa, err)
 	}
 	return nil
 }

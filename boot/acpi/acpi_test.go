@@ -7,15 +7,11 @@ import (
 
 	"walkvm/boot/internal/boottest"
 	"walkvm/devices"
+	"walkvm/memory"
 )
 
 // machine is guest memory with the BIOS area backed.
-func machine(t *testing.T) *boottest.Mem {
-	m := boottest.NewMem(t, 4<<20)
-	m.RAM = boottest.Flat(t, 4<<20)
-	m.Regions = append(m.Regions, boottest.Reserved(0xa0000, 0x60000))
-	return m
-}
+func machine(t *testing.T) *boottest.Mem { return boottest.NewMem(t, 4<<20) }
 
 func sum(b []byte) uint8 {
 	var s uint8
@@ -159,7 +155,11 @@ func TestWriteRejects(t *testing.T) {
 		}
 	}
 	// Without the BIOS area backed, the write fails (memory.RAM's hole).
-	plain := boottest.NewMem(t, 4<<20)
+	hole, err := memory.PCMap(4 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	plain := boottest.NewMemMap(t, hole)
 	if _, _, err := Write(plain.RAM, DefaultBase, 0x10000, Config{CPUs: 1}); err == nil || !strings.Contains(err.Error(), "not in guest RAM") {
 		t.Errorf("into the PC hole: err = %v", err)
 	}

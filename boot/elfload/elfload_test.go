@@ -31,10 +31,7 @@ func TestLoad(t *testing.T) {
 			if err := m.RAM.Write(0x401000+0x100, []byte{0xff}); err != nil {
 				t.Fatal(err)
 			}
-			pl, err := loader.NewPlacer(m.Regions)
-			if err != nil {
-				t.Fatal(err)
-			}
+			pl := loader.NewPlacer(m.Map)
 			rs, err := f.Load(m, pl, img)
 			if err != nil {
 				t.Fatal(err)
@@ -96,7 +93,7 @@ func TestLoadRejects(t *testing.T) {
 		want string
 	}{
 		{"past RAM", []boottest.Seg{{PAddr: 0x100000, Data: []byte{1}}, {PAddr: 0x1ff000, Data: []byte{1}, MemSz: 0x2000}}, "ELF program header 1: p_paddr 0x1ff000 .. p_paddr+p_memsz 0x201000 is not in guest RAM"},
-		{"in the PC hole", []boottest.Seg{{PAddr: 0xb8000, Data: []byte{1}}}, "ELF program header 0: p_paddr 0xb8000"},
+		{"in an MMIO window", []boottest.Seg{{PAddr: 0xd8000, Data: []byte{1}}}, "ELF program header 0: p_paddr 0xd8000"},
 		{"segments overlap", []boottest.Seg{{PAddr: 0x100000, Data: []byte{1}, MemSz: 0x2000}, {PAddr: 0x101000, Data: []byte{1}}}, "ELF program header 1 at 0x101000-0x101000 overlaps ELF program header 0"},
 		{"nothing to load", nil, "no PT_LOAD"},
 	} {
@@ -107,10 +104,7 @@ func TestLoadRejects(t *testing.T) {
 				t.Fatal(err)
 			}
 			m := boottest.NewMem(t, 2<<20)
-			pl, err := loader.NewPlacer(m.Regions)
-			if err != nil {
-				t.Fatal(err)
-			}
+			pl := loader.NewPlacer(m.Map)
 			_, err = f.Load(m, pl, img)
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err = %v, want one mentioning %q", err, c.want)
@@ -163,10 +157,7 @@ func FuzzELF(f *testing.F) {
 		}
 		_, _ = file.Notes(b)
 		m := boottest.NewMem(t, 4<<20)
-		pl, err := loader.NewPlacer(m.Regions)
-		if err != nil {
-			t.Fatal(err)
-		}
+		pl := loader.NewPlacer(m.Map)
 		rs, err := file.Load(m, pl, b)
 		if err != nil {
 			return

@@ -49,7 +49,7 @@ func TestLoad(t *testing.T) {
 	img := bzImage(pmCode(), nil)
 	initrd := bytes.Repeat([]byte("initramfs"), 1000)
 	cmdline := "console=ttyS0 reboot=k panic=-1 acpi=off"
-	e, err := Load(m, img, Config{Cmdline: cmdline, Initrd: initrd, Regions: m.Regions, RSDP: 0xe0000})
+	e, err := Load(m, img, Config{Cmdline: cmdline, Initrd: initrd, Map: m.Map, RSDP: 0xe0000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -166,7 +166,7 @@ func TestLoadPlacement(t *testing.T) {
 				img = bzImage(pm, c.edit)
 			}
 			m := boottest.NewMem(t, c.mem)
-			e, err := Load(m, img, Config{Regions: m.Regions})
+			e, err := Load(m, img, Config{Map: m.Map})
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -207,14 +207,14 @@ func TestLoadRejects(t *testing.T) {
 				mem = 64 << 20
 			}
 			m := boottest.NewMem(t, mem)
-			_, err := Load(m, bzImage(pmCode(), c.edit), Config{Cmdline: c.cmdline, Initrd: make([]byte, c.initrd), Regions: m.Regions})
+			_, err := Load(m, bzImage(pmCode(), c.edit), Config{Cmdline: c.cmdline, Initrd: make([]byte, c.initrd), Map: m.Map})
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err = %v, want one mentioning %q", err, c.want)
 			}
 		})
 	}
 	m := boottest.NewMem(t, 64<<20)
-	if _, err := Load(m, bzImage(pmCode()[:Entry64], nil), Config{Regions: m.Regions}); err == nil || !strings.Contains(err.Error(), "64-bit entry point") {
+	if _, err := Load(m, bzImage(pmCode()[:Entry64], nil), Config{Map: m.Map}); err == nil || !strings.Contains(err.Error(), "64-bit entry point") {
 		t.Fatalf("short protected-mode code: err = %v", err)
 	}
 }
@@ -231,7 +231,7 @@ func FuzzLoad(f *testing.F) {
 		}
 		img := append(append([]byte(nil), setup...), pmCode()...)
 		m := boottest.NewMem(t, 48<<20)
-		e, err := Load(m, img, Config{Cmdline: cmdline, Initrd: make([]byte, initrd&0xfffff), Regions: m.Regions})
+		e, err := Load(m, img, Config{Cmdline: cmdline, Initrd: make([]byte, initrd&0xfffff), Map: m.Map})
 		if err != nil {
 			return
 		}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 
 	"walkvm/boot/loader"
+	"walkvm/memory"
 )
 
 // GDT selectors the 64-bit boot protocol requires (__BOOT_CS, __BOOT_DS).
@@ -22,9 +23,9 @@ type Config struct {
 	Cmdline string
 	// Initrd, when non-nil, is the initial ramdisk.
 	Initrd []byte
-	// Regions is the machine's guest-physical layout; the e820 map is
-	// derived from it (loader.MemoryMap).
-	Regions []loader.Region
+	// Map is the machine's memory map: the e820 map is derived from it
+	// (loader.MemoryMap), and its claims are kept clear.
+	Map *memory.Map
 	// RSDP is the ACPI RSDP's address for boot_params.acpi_rsdp_addr; 0
 	// leaves the kernel to scan for it.
 	RSDP uint64
@@ -49,17 +50,11 @@ func Load(mem loader.Memory, image []byte, cfg Config) (*loader.Entry, error) {
 	if uint64(len(cfg.Cmdline)) > uint64(h.CmdlineSize) {
 		return nil, fmt.Errorf("bzImage: command line of %d bytes is longer than cmdline_size %d at 0x238", len(cfg.Cmdline), h.CmdlineSize)
 	}
-	e820, err := loader.MemoryMap(cfg.Regions)
-	if err != nil {
-		return nil, err
-	}
+	e820 := loader.MemoryMap(cfg.Map)
 	if len(e820) > E820Max {
 		return nil, fmt.Errorf("bzImage: %d e820 entries, the zero page holds %d", len(e820), E820Max)
 	}
-	pl, err := loader.NewPlacer(cfg.Regions)
-	if err != nil {
-		return nil, err
-	}
+	pl := loader.NewPlacer(cfg.Map)
 	pm := image[h.PMOffset:]
 	if len(pm) <= Entry64 {
 		return nil, fmt.Errorf("bzImage: protected-mode code of %d bytes at file offset %#x ends before the 64-bit entry point at +%#x", len(pm), h.PMOffset, Entry64)

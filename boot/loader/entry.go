@@ -50,13 +50,16 @@ type Entry struct {
 	Occupied []Range
 }
 
-// GDT descriptors the loaders use (SDM Vol. 3A §3.4.5): base 0, limit
-// 4 GiB (G=1), present, DPL 0, accessed bit set so that loading them never
-// writes the GDT.
+// GDT descriptors the loaders use, walkvm's one set of them (SDM Vol. 3A
+// §3.4.5): base 0, present, DPL 0, accessed bit set so that loading them
+// never writes the GDT; the 32- and 64-bit ones with limit 4 GiB (G=1).
 const (
 	DescCode32 uint64 = 0x00cf9b000000ffff // execute/read, D=1
 	DescData32 uint64 = 0x00cf93000000ffff // read/write, B=1
 	DescCode64 uint64 = 0x00af9b000000ffff // execute/read, L=1
+	// DescCode16 and DescData16: base 0, limit 64 KiB (G=0), 16-bit.
+	DescCode16 uint64 = 0x00009b000000ffff // execute/read
+	DescData16 uint64 = 0x000093000000ffff // read/write
 	// DescTSS32Busy is a busy 32-bit TSS (type 11) at base 0, limit 0x67,
 	// the TR the PVH ABI asks for.
 	DescTSS32Busy uint64 = 0x00008b0000000067

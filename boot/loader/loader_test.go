@@ -1,28 +1,31 @@
 package loader
 
 import (
-	"errors"
 	"reflect"
 	"strings"
 	"testing"
+
+	"walkvm/memory"
 )
 
-// pcRegions is walkvm's machine with size bytes of RAM: base memory, the
-// PC hole, RAM from 1 MiB.
-func pcRegions(size uint64) []Region {
-	return []Region{{Base: 0, Size: 0xa0000, Kind: RAM}, {Base: BIOSEnd, Size: size - BIOSEnd, Kind: RAM}}
+// pc is walkvm's machine for kernels with size bytes of RAM.
+func pc(t testing.TB, size uint64) *memory.Map {
+	mm, err := memory.FirmwareMap(size)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return mm
 }
 
 func TestMemoryMap(t *testing.T) {
 	for _, c := range []struct {
-		name    string
-		regions []Region
-		want    []MapEntry
-		err     string
+		name   string
+		ranges func(t *testing.T) *memory.Map
+		want   []MapEntry
 	}{
 		{
-			name:    "walkvm 128M",
-			regions: pcRegions(128 << 20),
+			name:   "walkvm 128M",
+			ranges: func(t *testing.T) *memory.Map { return pc(t, 128<<20) },
 			want: []MapEntry{
 				{0, EBDA, MapRAM},
 				{EBDA, BIOSEnd - EBDA, MapReserved},
@@ -30,21 +33,35 @@ func TestMemoryMap(t *testing.T) {
 			},
 		},
 		{
-			name: "first MiB backed, high RAM above 4G, MMIO left out",
-			regions: []Region{
-				{Base: 0, Size: 3 << 30, Kind: RAM},
-				{Base: 0xfec00000, Size: 0x1000, Kind: MMIO},
-				{Base: 0xe0000, Size: 0x20000, Kind: Reserved}, // ignored: overlaps RAM
+			name: "flat machine: the hole is reserved all the same",
+			ranges: func(t *testing.T) *memory.Map {
+				mm, err := memory.PCMap(4 << 20)
+				if err != nil {
+					t.Fatal(err)
+				}
+				return mm
 			},
-			err: "overlaps",
+			want: []MapEntry{
+				{0, EBDA, MapRAM},
+				{EBDA, BIOSEnd - EBDA, MapReserved},
+				{BIOSEnd, 3 << 20, MapRAM},
+			},
 		},
 		{
-			name: "first MiB backed, split around MMIO",
-			regions: []Region{
-				{Base: 0, Size: 3 << 30, Kind: RAM},
-				{Base: 0xfec00000, Size: 0x1000, Kind: MMIO},
-				{Base: Below4G, Size: 1 << 30, Kind: RAM},
-				{Base: 0xfeffc000, Size: 0x4000, Kind: Reserved},
+			name: "windows left out, reserved ranges reserved",
+			ranges: func(t *testing.T) *memory.Map {
+				mm := pc(t, 3<<30)
+				for _, r := range []memory.Range{
+					{Name: "window", Start: 0xd0000, Size: 0x10000, Kind: memory.KindMMIO},
+					{Name: "ioapic", Start: 0xfec00000, Size: 0x1000, Kind: memory.KindMMIO},
+					{Name: "kvm", Start: 0xfeffc000, Size: 0x4000, Kind: memory.KindReserved},
+					{Name: "high", Start: Below4G, Size: 1 << 30, Kind: memory.KindRAM},
+				} {
+					if err := mm.Add(r); err != nil {
+						t.Fatal(err)
+					}
+				}
+				return mm
 			},
 			want: []MapEntry{
 				{0, EBDA, MapRAM},
@@ -54,31 +71,9 @@ func TestMemoryMap(t *testing.T) {
 				{Below4G, 1 << 30, MapRAM},
 			},
 		},
-		{
-			name:    "adjacent reserved merges with the legacy area",
-			regions: []Region{{Base: 0, Size: 0x80000, Kind: RAM}, {Base: 0x80000, Size: 0x20000, Kind: Reserved}, {Base: BIOSEnd, Size: 1 << 20, Kind: RAM}},
-			want: []MapEntry{
-				{0, 0x80000, MapRAM},
-				{0x80000, BIOSEnd - 0x80000, MapReserved},
-				{BIOSEnd, 1 << 20, MapRAM},
-			},
-		},
-		{name: "empty region", regions: []Region{{Base: 0, Size: 0, Kind: RAM}}, err: "size 0"},
-		{name: "wrapping region", regions: []Region{{Base: ^uint64(0) - 4, Size: 16, Kind: RAM}}, err: "size"},
-		{name: "unknown kind", regions: []Region{{Base: 0, Size: 16}}, err: "kind(0)"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
-			got, err := MemoryMap(c.regions)
-			if c.err != "" {
-				if err == nil || !strings.Contains(err.Error(), c.err) || !errors.Is(err, ErrRegions) {
-					t.Fatalf("err = %v, want ErrRegions mentioning %q", err, c.err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if !reflect.DeepEqual(got, c.want) {
+			if got := MemoryMap(c.ranges(t)); !reflect.DeepEqual(got, c.want) {
 				t.Fatalf("map\n got %v\nwant %v", got, c.want)
 			}
 		})
@@ -94,10 +89,7 @@ func TestLowerUpper(t *testing.T) {
 		{128 << 20, 639, 127 * 1024},
 		{3 << 30, 639, 3*1024*1024 - 1024},
 	} {
-		m, err := MemoryMap(pcRegions(c.size))
-		if err != nil {
-			t.Fatal(err)
-		}
+		m := MemoryMap(pc(t, c.size))
 		l, u := LowerUpper(m)
 		if l != c.lower || u != c.upper {
 			t.Errorf("%d MiB: lower %d upper %d, want %d %d", c.size>>20, l, u, c.lower, c.upper)
@@ -109,10 +101,11 @@ func TestLowerUpper(t *testing.T) {
 }
 
 func TestPlacer(t *testing.T) {
-	p, err := NewPlacer(pcRegions(16 << 20))
-	if err != nil {
+	mm := pc(t, 16<<20)
+	if err := mm.Claim("firmware table", 0xf0000, 0x100); err != nil {
 		t.Fatal(err)
 	}
+	p := NewPlacer(mm)
 	if err := p.Claim("image", 0x400000, 0x10000); err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +126,7 @@ func TestPlacer(t *testing.T) {
 		{"above the image", 0x1000, 0x1000, 0x400000, Below4G, false, 0x410000, ""},
 		{"too big", 32 << 20, 0x1000, 0, Below4G, true, 0, "no room"},
 		{"bad align", 16, 3, 0, Below4G, true, 0, "aligned"},
-		{"hole is not RAM", 0x1000, 0x1000, 0xa0000, BIOSEnd, true, 0, "no room"},
+		{"the BIOS area is not usable RAM", 0x1000, 0x1000, 0xa0000, BIOSEnd, true, 0, "no room"},
 	}
 	for _, s := range steps {
 		got, err := p.Place(s.name, s.size, s.align, s.lo, s.hi, s.top)
@@ -154,7 +147,7 @@ func TestPlacer(t *testing.T) {
 	}{
 		{"overlaps the image", 0x40f000, 0x2000, "overlaps image"},
 		{"overlaps an avoided area", 0x9000, 0x10, "overlaps guest code"},
-		{"in the hole", 0xb0000, 0x10, "not in guest RAM"},
+		{"overlaps the map's claim", 0xf0080, 0x10, "overlaps firmware table"},
 		{"past RAM", 16<<20 - 8, 16, "not in guest RAM"},
 		{"wraps", ^uint64(0) - 4, 16, "wraps"},
 	} {
@@ -177,17 +170,14 @@ func FuzzPlacer(f *testing.F) {
 	f.Add(uint64(0x1000), uint64(0x1000), uint64(0), uint64(EBDA), true, uint64(0x9000), uint64(0x100))
 	f.Add(uint64(0x12345), uint64(0x10), uint64(0x100000), uint64(Below4G), false, uint64(0x3fff00), uint64(0x1000))
 	f.Fuzz(func(t *testing.T, size, align, lo, hi uint64, top bool, cbase, csize uint64) {
-		regions := pcRegions(8 << 20)
-		p, err := NewPlacer(regions)
-		if err != nil {
-			t.Fatal(err)
-		}
+		mm := pc(t, 8<<20)
+		p := NewPlacer(mm)
 		p.Avoid("avoided", 0x8000, 0x6000)
 		_ = p.Claim("claimed", cbase, csize)
 		for i := 0; i < 4; i++ {
 			_, _ = p.Place("placed", size>>uint(i), 1<<(align%16), lo, hi, top != (i%2 == 1))
 		}
-		m, _ := MemoryMap(regions)
+		m := MemoryMap(mm)
 		got := p.Claimed()
 		for i, r := range got {
 			if r.End() < r.Base || !p.Backed(r.Base, r.Size) {

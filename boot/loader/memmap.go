@@ -3,6 +3,8 @@ package loader
 import (
 	"fmt"
 	"sort"
+
+	"walkvm/memory"
 )
 
 // MapType is an address-range type as the e820 BIOS call reports it (ACPI
@@ -27,34 +29,34 @@ type MapEntry struct {
 // End is the first address after the entry.
 func (e MapEntry) End() uint64 { return e.Addr + e.Size }
 
-// MemoryMap translates the machine's regions into the memory map a PC
-// firmware would report:
+// MemoryMap is the memory map a PC firmware would report for the machine's
+// memory map mm:
 //
 //   - RAM below 1 MiB is usable up to EBDA (0x9fc00); [EBDA, 1 MiB) is
 //     always reserved (EBDA, VGA, option ROMs, BIOS), whatever backs it;
-//   - RAM from 1 MiB is usable; Reserved regions are reserved;
-//   - MMIO regions are left out (the guest finds its devices elsewhere);
+//   - RAM from 1 MiB is usable; firmware memory and reserved ranges are
+//     reserved;
+//   - MMIO windows and holes are left out (the guest finds its devices
+//     elsewhere);
 //   - adjacent entries of one type are merged, and the map is sorted.
-func MemoryMap(regions []Region) ([]MapEntry, error) {
-	rs, err := checkRegions(regions)
-	if err != nil {
-		return nil, err
-	}
+func MemoryMap(mm *memory.Map) []MapEntry {
 	var m []MapEntry
 	add := func(addr, end uint64, t MapType) {
 		if end > addr {
 			m = append(m, MapEntry{Addr: addr, Size: end - addr, Type: t})
 		}
 	}
-	for _, r := range rs {
+	for _, r := range mm.Ranges() {
+		t := MapReserved
 		switch r.Kind {
-		case RAM:
-			add(r.Base, min(r.End(), EBDA), MapRAM)
-			add(max(r.Base, BIOSEnd), r.End(), MapRAM)
-		case Reserved:
-			add(r.Base, min(r.End(), EBDA), MapReserved)
-			add(max(r.Base, BIOSEnd), r.End(), MapReserved)
+		case memory.KindRAM:
+			t = MapRAM
+		case memory.KindFirmware, memory.KindReserved:
+		default:
+			continue
 		}
+		add(r.Start, min(r.End(), EBDA), t)
+		add(max(r.Start, BIOSEnd), r.End(), t)
 	}
 	add(EBDA, BIOSEnd, MapReserved)
 	sort.Slice(m, func(i, j int) bool { return m[i].Addr < m[j].Addr })
@@ -66,7 +68,7 @@ func MemoryMap(regions []Region) ([]MapEntry, error) {
 		}
 		out = append(out, e)
 	}
-	return out, nil
+	return out
 }
 
 // LowerUpper gives the amounts of RAM a BIOS reports as "lower" and

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+
+	"walkvm/memory"
 )
 
 // ErrNoRoom says a boot structure found no free guest memory.
@@ -14,47 +16,40 @@ var ErrNoRoom = errors.New("no room in guest RAM")
 // Avoid keeps an area free without claiming it (memory the guest itself
 // writes early); Place finds room for a boot structure anywhere the caller
 // allows. Nothing claimed or placed overlaps anything else claimed, placed
-// or avoided, and everything lies in memory the machine backs.
+// or avoided, or what the machine's memory map already claims, and
+// everything lies in guest memory.
 type Placer struct {
-	usable []MapEntry // usable RAM: where Place looks
-	backed []Region   // RAM and Reserved regions: where Claim may go
-	taken  []Range    // claimed and placed, in order
+	usable []MapEntry     // usable RAM: where Place looks
+	backed []memory.Range // guest memory (RAM and firmware): where Claim may go
+	held   []Range        // the memory map's claims when the placer began
+	taken  []Range        // claimed and placed, in order
 	avoid  []Range
 }
 
-// NewPlacer starts with nothing used, over the machine's regions.
-func NewPlacer(regions []Region) (*Placer, error) {
-	rs, err := checkRegions(regions)
-	if err != nil {
-		return nil, err
-	}
-	m, err := MemoryMap(rs)
-	if err != nil {
-		return nil, err
-	}
-	p := &Placer{}
-	for _, e := range m {
+// NewPlacer starts with nothing used over the machine's memory map mm;
+// mm's claims are kept clear but not listed by Claimed.
+func NewPlacer(mm *memory.Map) *Placer {
+	p := &Placer{backed: mm.Backed()}
+	for _, e := range MemoryMap(mm) {
 		if e.Type == MapRAM {
 			p.usable = append(p.usable, e)
 		}
 	}
-	for _, r := range rs {
-		if r.Kind == RAM || r.Kind == Reserved {
-			p.backed = append(p.backed, r)
-		}
+	for _, c := range mm.Claims() {
+		p.held = append(p.held, Range{Base: c.Start, Size: c.Size, What: c.Name})
 	}
-	return p, nil
+	return p
 }
 
-// Backed reports whether [base, base+size) lies wholly in one region of
-// guest memory (RAM or Reserved).
+// Backed reports whether [base, base+size) lies wholly in guest memory
+// (RAM or firmware).
 func (p *Placer) Backed(base, size uint64) bool {
 	end := base + size
 	if end < base {
 		return false
 	}
 	for _, r := range p.backed {
-		if base >= r.Base && end <= r.End() {
+		if base >= r.Start && end <= r.End() {
 			return true
 		}
 	}
@@ -147,7 +142,7 @@ func (p *Placer) gaps(lo, hi uint64) []Range {
 	if lo >= hi {
 		return nil
 	}
-	block := append(append([]Range(nil), p.taken...), p.avoid...)
+	block := append(append(append([]Range(nil), p.held...), p.taken...), p.avoid...)
 	sort.Slice(block, func(i, j int) bool { return block[i].Base < block[j].Base })
 	var out []Range
 	cur := lo
@@ -170,7 +165,7 @@ func (p *Placer) gaps(lo, hi uint64) []Range {
 }
 
 func (p *Placer) overlap(base, end uint64) (Range, bool) {
-	for _, list := range [][]Range{p.taken, p.avoid} {
+	for _, list := range [][]Range{p.held, p.taken, p.avoid} {
 		for _, r := range list {
 			if base < r.End() && r.Base < end {
 				return r, true
@@ -187,7 +182,7 @@ func (p *Placer) describe() string {
 		if i > 0 {
 			s += ","
 		}
-		s += fmt.Sprintf(" %#x-%#x", r.Base, r.End()-1)
+		s += fmt.Sprintf(" %#x-%#x", r.Start, r.End()-1)
 	}
 	if len(p.backed) == 0 {
 		s += " none"

@@ -7,6 +7,7 @@ import (
 	"testing"
 
 	"walkvm/boot/internal/boottest"
+	"walkvm/memory"
 )
 
 type parsed struct {
@@ -104,10 +105,6 @@ func TestWrite(t *testing.T) {
 	} {
 		t.Run(fmt.Sprintf("%d CPUs at %#x", c.cfg.CPUs, c.base), func(t *testing.T) {
 			m := boottest.NewMem(t, 8<<20)
-			if c.base == BIOSBase {
-				m.Regions = append(m.Regions, boottest.Reserved(0xa0000, 0x60000))
-				m.RAM = boottest.Flat(t, 8<<20)
-			}
 			room := uint64(EBDAEnd - EBDABase)
 			if c.base == BIOSBase {
 				room = BIOSEnd - BIOSBase
@@ -163,7 +160,11 @@ func TestWrite(t *testing.T) {
 }
 
 func TestWriteRejects(t *testing.T) {
-	m := boottest.NewMem(t, 8<<20)
+	hole, err := memory.PCMap(8 << 20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m := boottest.NewMemMap(t, hole)
 	for _, c := range []struct {
 		cfg        Config
 		base, room uint64
@@ -176,7 +177,8 @@ func TestWriteRejects(t *testing.T) {
 		{Config{CPUs: 41}, EBDABase, 1024, "1032 bytes, 1024 bytes of room"},
 		{Config{CPUs: 2}, BIOSBase, 0x10000, "not in guest RAM"},
 	} {
-		// memory.RAM itself: a write into the PC hole fails.
+		// memory.RAM itself: a write into the PC hole (a machine without
+		// the BIOS area backed) fails.
 		if _, err := Write(m.RAM, c.base, c.room, c.cfg); err == nil || !strings.Contains(err.Error(), c.want) {
 			t.Errorf("%+v at %#x: err = %v, want %q", c.cfg, c.base, err, c.want)
 		}
@@ -197,8 +199,6 @@ func FuzzBuild(f *testing.F) {
 			t.Fatalf("%d bytes, Size says %d", len(b), Size(cfg))
 		}
 		m := boottest.NewMem(t, 4<<20)
-		m.RAM = boottest.Flat(t, 4<<20)
-		m.Regions = append(m.Regions, boottest.Reserved(0xa0000, 0x60000))
 		if base+uint64(len(b)) > BIOSEnd || (base < EBDAEnd && base+uint64(len(b)) > EBDAEnd) {
 			return
 		}

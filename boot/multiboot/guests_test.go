@@ -49,7 +49,7 @@ func TestProjectGuests(t *testing.T) {
 				}
 			}
 			m := boottest.NewMem(t, 128<<20)
-			e, err := Load(m, img, Config{Name: "guest/" + c.file, Append: "mbtest mem_upper=130048", Initrd: module, InitrdName: "guest/mbmodule.txt", Regions: m.Regions})
+			e, err := Load(m, img, Config{Name: "guest/" + c.file, Append: "mbtest mem_upper=130048", Initrd: module, InitrdName: "guest/mbmodule.txt", Map: m.Map})
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -6,6 +6,7 @@ import (
 
 	"walkvm/boot/elfload"
 	"walkvm/boot/loader"
+	"walkvm/memory"
 )
 
 // Boot information flags (§3.3): which fields of the information structure
@@ -62,8 +63,9 @@ type Config struct {
 	// string ("initrd" if empty).
 	Initrd     []byte
 	InitrdName string
-	// Regions is the machine's guest-physical layout.
-	Regions []loader.Region
+	// Map is the machine's memory map: the multiboot mmap is derived
+	// from it (loader.MemoryMap), and its claims are kept clear.
+	Map *memory.Map
 }
 
 // Load loads a multiboot image and its boot information into mem.
@@ -88,14 +90,8 @@ func Load(mem loader.Memory, image []byte, cfg Config) (*loader.Entry, error) {
 	if err := h.check(); err != nil {
 		return nil, err
 	}
-	m, err := loader.MemoryMap(cfg.Regions)
-	if err != nil {
-		return nil, err
-	}
-	pl, err := loader.NewPlacer(cfg.Regions)
-	if err != nil {
-		return nil, err
-	}
+	m := loader.MemoryMap(cfg.Map)
+	pl := loader.NewPlacer(cfg.Map)
 	var entry uint64
 	if h.Flags&FlagAddress != 0 {
 		entry, err = loadAout(mem, pl, image, h)

@@ -51,7 +51,7 @@ func readInfo(m *boottest.Mem, at uint64) mbInfo {
 func TestLoadUnitTestImage(t *testing.T) {
 	m := boottest.NewMem(t, 128<<20)
 	env := []byte("NR_CPUS=1\nMEMSIZE=128\n")
-	e, err := Load(m, unitTestELF(), Config{Name: "x86/emulator.flat", Append: "-v 1", Initrd: env, InitrdName: "env", Regions: m.Regions})
+	e, err := Load(m, unitTestELF(), Config{Name: "x86/emulator.flat", Append: "-v 1", Initrd: env, InitrdName: "env", Map: m.Map})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,7 +112,7 @@ func TestLoadUnitTestImage(t *testing.T) {
 
 func TestLoadNoInitrd(t *testing.T) {
 	m := boottest.NewMem(t, 32<<20)
-	e, err := Load(m, unitTestELF(), Config{Name: "x86/msr.flat", Regions: m.Regions})
+	e, err := Load(m, unitTestELF(), Config{Name: "x86/msr.flat", Map: m.Map})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -132,7 +132,7 @@ func TestLoadAout(t *testing.T) {
 	if err := m.RAM.Write(0x100190, []byte{0x55}); err != nil {
 		t.Fatal(err)
 	}
-	e, err := Load(m, img, Config{Name: "mbaout", Append: "a=b", Regions: m.Regions})
+	e, err := Load(m, img, Config{Name: "mbaout", Append: "a=b", Map: m.Map})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -172,7 +172,7 @@ func TestLoadRejects(t *testing.T) {
 		{"bss_end below the data", aout(0x100040, 0x100000, 0, 0x100010, 0x100000), nil, "bss_end_addr 0x100010 is below"},
 		{"entry outside", aout(0x100040, 0x100000, 0, 0, 0x200000), nil, "entry_addr 0x200000 is outside"},
 		{"a.out past RAM", aout(0x3ff040, 0x3ff000, 0, 0x500000, 0x3ff000), nil, "is not in guest RAM"},
-		{"a.out in the hole", aout(0xb0040, 0xb0000, 0, 0, 0xb0000), nil, "is not in guest RAM"},
+		{"a.out in an MMIO window", aout(0xd0040, 0xd0000, 0, 0, 0xd0000), nil, "is not in guest RAM"},
 		{"PT_LOAD past RAM", pastRAM, nil, "ELF program header 0: p_paddr 0x100000 .. p_paddr+p_memsz 0x500000 is not in guest RAM"},
 		{"entry above 4 GiB", highEntry, nil, "not a 32-bit address"},
 		{"module larger than RAM", unitTestELF(), make([]byte, 64<<20), "multiboot module of 67108864 bytes"},
@@ -184,7 +184,7 @@ func TestLoadRejects(t *testing.T) {
 				size = 4 << 20
 			}
 			m := boottest.NewMem(t, size)
-			_, err := Load(m, c.img, Config{Name: "x", Initrd: c.initrd, Regions: m.Regions})
+			_, err := Load(m, c.img, Config{Name: "x", Initrd: c.initrd, Map: m.Map})
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err = %v, want one mentioning %q", err, c.want)
 			}
@@ -203,7 +203,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add(aout, "", []byte(nil))
 	f.Fuzz(func(t *testing.T, img []byte, appendText string, initrd []byte) {
 		m := boottest.NewMem(t, 4<<20)
-		e, err := Load(m, img, Config{Name: "fuzz", Append: appendText, Initrd: initrd, Regions: m.Regions})
+		e, err := Load(m, img, Config{Name: "fuzz", Append: appendText, Initrd: initrd, Map: m.Map})
 		if err != nil {
 			return
 		}

@@ -12,6 +12,7 @@ import (
 
 	"walkvm/boot/elfload"
 	"walkvm/boot/loader"
+	"walkvm/memory"
 )
 
 // The PVH entry note and hvm_start_info layout.
@@ -79,8 +80,10 @@ func EntryPoint(f *elfload.File, image []byte) (uint32, bool, error) {
 type Config struct {
 	Cmdline string
 	// Initrd, when non-nil, is module 0.
-	Initrd  []byte
-	Regions []loader.Region
+	Initrd []byte
+	// Map is the machine's memory map: the PVH memmap is derived from it
+	// (loader.MemoryMap), and its claims are kept clear.
+	Map *memory.Map
 	// RSDP is the ACPI RSDP's address for rsdp_paddr; 0: none given.
 	RSDP uint64
 }
@@ -111,14 +114,8 @@ func Load(mem loader.Memory, image []byte, cfg Config) (*loader.Entry, error) {
 	if !inside {
 		return nil, fmt.Errorf("PVH: entry %#x (XEN_ELFNOTE_PHYS32_ENTRY) is in no PT_LOAD segment", entry)
 	}
-	m, err := loader.MemoryMap(cfg.Regions)
-	if err != nil {
-		return nil, err
-	}
-	pl, err := loader.NewPlacer(cfg.Regions)
-	if err != nil {
-		return nil, err
-	}
+	m := loader.MemoryMap(cfg.Map)
+	pl := loader.NewPlacer(cfg.Map)
 	if _, err := f.Load(mem, pl, image); err != nil {
 		return nil, fmt.Errorf("PVH: %w", err)
 	}

@@ -26,7 +26,7 @@ func vmlinux(desc []byte) []byte {
 func TestLoad(t *testing.T) {
 	m := boottest.NewMem(t, 128<<20)
 	initrd := bytes.Repeat([]byte{0xa5}, 5000)
-	e, err := Load(m, vmlinux(nil), Config{Cmdline: "console=ttyS0", Initrd: initrd, Regions: m.Regions, RSDP: 0xe0000})
+	e, err := Load(m, vmlinux(nil), Config{Cmdline: "console=ttyS0", Initrd: initrd, Map: m.Map, RSDP: 0xe0000})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,7 +120,7 @@ func TestLoadRejects(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			m := boottest.NewMem(t, c.mem)
-			_, err := Load(m, c.img, Config{Initrd: make([]byte, c.initrd), Regions: m.Regions})
+			_, err := Load(m, c.img, Config{Initrd: make([]byte, c.initrd), Map: m.Map})
 			if err == nil || !strings.Contains(err.Error(), c.want) {
 				t.Fatalf("err = %v, want one mentioning %q", err, c.want)
 			}
@@ -135,7 +135,7 @@ func FuzzLoad(f *testing.F) {
 	f.Add(vmlinux(nil), "console=ttyS0", 4096)
 	f.Fuzz(func(t *testing.T, img []byte, cmdline string, initrd int) {
 		m := boottest.NewMem(t, 32<<20)
-		e, err := Load(m, img, Config{Cmdline: cmdline, Initrd: make([]byte, initrd&0xfffff), Regions: m.Regions})
+		e, err := Load(m, img, Config{Cmdline: cmdline, Initrd: make([]byte, initrd&0xfffff), Map: m.Map})
 		if err != nil {
 			return
 		}

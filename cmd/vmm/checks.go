@@ -61,34 +61,42 @@ func fileKind(m fs.FileMode) string {
 	return "not a regular file"
 }
 
-// readImage reads a flat image that must be a regular file no larger than
+// readImage reads an image that must be a regular file no larger than
 // guest RAM; it reads at most that much, whatever the file does meanwhile.
-func readImage(path string, mem uint64) ([]byte, error) {
+func readImage(path string, mem uint64) ([]byte, error) { return readFile("image", path, mem, false) }
+
+// readFile reads the file what (image, initrd) that must be a regular
+// file no larger than guest RAM, and not empty unless empty is set; an
+// empty file gives an empty, non-nil slice.
+func readFile(what, path string, mem uint64, empty bool) ([]byte, error) {
 	// Stat before opening: opening a FIFO blocks until a writer comes.
 	fi, err := os.Stat(path)
 	if err != nil {
-		return nil, fmt.Errorf("image: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	if !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("image %s is %s, not a regular file", path, fileKind(fi.Mode()))
+		return nil, fmt.Errorf("%s %s is %s, not a regular file", what, path, fileKind(fi.Mode()))
 	}
 	if uint64(fi.Size()) > mem {
-		return nil, fmt.Errorf("image %s is %d bytes, larger than guest RAM (-mem %s)", path, fi.Size(), sizeName(mem))
+		return nil, fmt.Errorf("%s %s is %d bytes, larger than guest RAM (-mem %s)", what, path, fi.Size(), sizeName(mem))
 	}
 	f, err := os.Open(path)
 	if err != nil {
-		return nil, fmt.Errorf("image: %w", err)
+		return nil, fmt.Errorf("%s: %w", what, err)
 	}
 	defer f.Close()
 	data, err := io.ReadAll(io.LimitReader(f, int64(mem)+1))
 	if err != nil {
-		return nil, fmt.Errorf("image %s: %w", path, err)
+		return nil, fmt.Errorf("%s %s: %w", what, path, err)
 	}
 	if uint64(len(data)) > mem {
-		return nil, fmt.Errorf("image %s grew past guest RAM (-mem %s) while read", path, sizeName(mem))
+		return nil, fmt.Errorf("%s %s grew past guest RAM (-mem %s) while read", what, path, sizeName(mem))
 	}
-	if len(data) == 0 {
-		return nil, fmt.Errorf("image %s is empty", path)
+	if len(data) == 0 && !empty {
+		return nil, fmt.Errorf("%s %s is empty", what, path)
+	}
+	if data == nil {
+		data = []byte{}
 	}
 	return data, nil
 }

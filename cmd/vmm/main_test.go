@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"os"
 	"path/filepath"
@@ -25,6 +26,16 @@ func TestRunBadInput(t *testing.T) {
 	empty := write("empty.bin", 0)
 	big := write("big.bin", 3<<20)
 	unreadable := write("unreadable.bin", 64)
+	// A multiboot header with the address fields whose load_addr is above
+	// header_addr.
+	mb := make([]byte, 64)
+	for i, v := range []uint32{0x1BADB002, 0x10000, 0x100000000 - (0x1BADB002 + 0x10000), 0x1000, 0x2000, 0, 0, 0x1000} {
+		binary.LittleEndian.PutUint32(mb[4*i:], v)
+	}
+	mbBad := filepath.Join(dir, "mb.bin")
+	if err := os.WriteFile(mbBad, mb, 0o644); err != nil {
+		t.Fatal(err)
+	}
 	fifo := filepath.Join(dir, "fifo")
 	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
 		t.Fatal(err)
@@ -58,11 +69,24 @@ func TestRunBadInput(t *testing.T) {
 		{"unwritable -trace", []string{"-trace", filepath.Join(dir, "no", "such", "dir"), small}, "-trace", true},
 		{"-load with the embedded guest", []string{"-load", "0x2000"}, "embedded guest", false},
 		{"unknown guest", []string{"-guest", "nosuch"}, "no embedded guest", false},
+		{"unknown -cpu model", []string{"-cpu", "pentium9", small}, `-cpu "pentium9": unknown model`, false},
+		{"unknown -cpu feature", []string{"-cpu", "host,+warp", small}, `-cpu "host,+warp": unknown CPU feature "warp"`, false},
+		{"-smp 0", []string{"-smp", "0", small}, "-smp 0", false},
+		{"-smp 300", []string{"-smp", "300", small}, "-smp 300", false},
+		{"-smp without irqchip", []string{"-smp", "2", "-irqchip", "off", small}, "needs the in-kernel irqchip", false},
+		{"bad -irqchip", []string{"-irqchip", "maybe", small}, "-irqchip", false},
+		{"bad -debug-exit", []string{"-debug-exit", "isa", small}, "-debug-exit", false},
+		{"-kernel and IMAGE", []string{"-kernel", small, small}, "give the image once", false},
+		{"-append for a flat image", []string{"-append", "console=ttyS0", small}, "not flat images", false},
+		{"-initrd for a flat image", []string{"-initrd", empty, small}, "not flat images", false},
+		{"missing -initrd", []string{"-initrd", filepath.Join(dir, "nope.img"), small}, "initrd: stat", false},
+		{"-initrd larger than RAM", []string{"-mem", "2M", "-initrd", big, small}, "initrd " + big + " is 3145728 bytes, larger than guest RAM", false},
+		{"malformed multiboot", []string{mbBad}, "multiboot", false},
 		{"no KVM device", []string{"-kvm", filepath.Join(dir, "kvm"), small}, "KVM is not available", false},
-		{"image too large for RAM", []string{"-mem", "4M", "-entry", "protected", "-load", "0x100000", big}, "does not fit in guest RAM", true},
-		{"image over the hole", []string{"-load", "0x9ff00", small}, "overlaps the PC hole", true},
-		{"image over walkvm's GDT", []string{"-load", "0x500", small}, "overlaps walkvm's GDT", true},
-		{"long image over the page tables", []string{"-entry", "long", "-load", "0x99fc0", small}, "page tables", true},
+		{"image too large for RAM", []string{"-mem", "4M", "-entry", "protected", "-load", "0x200000", big}, "does not fit in guest RAM", false},
+		{"image over the hole", []string{"-load", "0x9ff00", small}, "overlaps the PC hole", false},
+		{"image over walkvm's GDT", []string{"-load", "0x500", small}, "overlaps walkvm's GDT", false},
+		{"long image over the page tables", []string{"-entry", "long", "-load", "0x99fc0", small}, "page tables", false},
 	}
 	if os.Geteuid() != 0 {
 		cases = append(cases, struct {

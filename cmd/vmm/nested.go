@@ -133,26 +133,32 @@ func planNested(args []string) (*nestedPlan, error) {
 		n++
 		return fmt.Sprintf("/%s/%d-%s", dir, n, unsafeName.ReplaceAllString(filepath.Base(host), "_"))
 	}
+	in := func(host string) (string, error) {
+		if _, err := os.Stat(host); err != nil {
+			return "", err
+		}
+		abs, err := filepath.Abs(host)
+		if err != nil {
+			return "", err
+		}
+		g := guestPath("in", host)
+		p.ins = append(p.ins, abs+"="+g)
+		return g, nil
+	}
 	if o.image != "" {
-		// run takes one IMAGE, after its flags: the last argument.
 		if _, err := readImage(o.image, o.mem); err != nil {
 			return nil, err
 		}
-		abs, err := filepath.Abs(o.image)
-		if err != nil {
-			return nil, err
-		}
-		g := guestPath("in", o.image)
-		p.ins = append(p.ins, abs+"="+g)
-		p.args[len(p.args)-1] = g
 	}
-	for i := 1; i < len(p.args); i++ {
+	i := 1
+	for ; i < len(p.args); i++ {
 		a := p.args[i]
 		if a == "--" || !strings.HasPrefix(a, "-") {
 			break
 		}
 		name, value, inline := strings.Cut(strings.TrimLeft(a, "-"), "=")
-		if !isOutputFlag(name) {
+		input, output := isInputFlag(name), isOutputFlag(name)
+		if !input && !output {
 			if !inline && !isBoolFlag(name) {
 				i++ // the flag's value
 			}
@@ -169,19 +175,49 @@ func planNested(args []string) (*nestedPlan, error) {
 		if value == "-" || value == "" {
 			continue
 		}
-		abs, err := filepath.Abs(value)
-		if err != nil {
-			return nil, err
+		var g string
+		if input {
+			if g, err = in(value); err != nil {
+				return nil, err
+			}
+		} else {
+			abs, err := filepath.Abs(value)
+			if err != nil {
+				return nil, err
+			}
+			g = guestPath("out", value)
+			p.outs = append(p.outs, g+"="+abs)
 		}
-		g := guestPath("out", value)
-		p.outs = append(p.outs, g+"="+abs)
 		if inline {
 			p.args[at] = "-" + name + "=" + g
 		} else {
 			p.args[at] = g
 		}
 	}
+	if i < len(p.args) && p.args[i] == "--" {
+		i++
+	}
+	if i < len(p.args) {
+		// run takes one IMAGE, after its flags.
+		g, err := in(p.args[i])
+		if err != nil {
+			return nil, err
+		}
+		p.args[i] = g
+	}
 	return p, nil
+}
+
+// inputFlags are the flags of `vmm run` that name a file it reads.
+var inputFlags = []string{"kernel", "initrd"}
+
+func isInputFlag(name string) bool {
+	for _, f := range inputFlags {
+		if f == name {
+			return true
+		}
+	}
+	return false
 }
 
 func isOutputFlag(name string) bool {

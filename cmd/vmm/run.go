@@ -15,6 +15,9 @@ import (
 	"github.com/sirupsen/logrus"
 
 	"walkvm/boot"
+	"walkvm/boot/mptable"
+	"walkvm/cpuid"
+	"walkvm/devices"
 	"walkvm/guest"
 	"walkvm/machine"
 	"walkvm/ownpath"
@@ -24,17 +27,24 @@ import (
 
 // runOptions are the flags of `vmm run`.
 type runOptions struct {
-	mem      uint64
-	load     uint64
-	entry    boot.Mode
-	timeout  time.Duration
-	logLevel logrus.Level
-	guest    string
-	image    string
-	kvmPath  string
-	verify   ownpath.Verify
-	trace    string
-	stats    string
+	mem   uint64
+	load  uint64
+	entry boot.Mode
+	// appendText and initrd are -append and -initrd (a file).
+	appendText string
+	initrd     string
+	smp        int
+	cpu        *cpuid.Model // nil: -cpu not given ("host")
+	debugExit  devices.DebugExitForm
+	irqchip    machine.IRQChipMode
+	timeout    time.Duration
+	logLevel   logrus.Level
+	guest      string
+	image      string
+	kvmPath    string
+	verify     ownpath.Verify
+	trace      string
+	stats      string
 	// statsFile receives the statistics instead of stderr.
 	statsFile string
 	// sink says where the trace goes (-trace, -trace-format, -report).
@@ -44,7 +54,7 @@ type runOptions struct {
 func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
 	fs := flag.NewFlagSet("vmm run", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	mem := fs.String("mem", "64M", "guest RAM size (bytes, or with K, M, G suffix)")
+	mem := fs.String("mem", "128M", "guest RAM size (bytes, or with K, M, G suffix)")
 	load := fs.String("load", "0x1000", "guest-physical load address of IMAGE")
 	entry := fs.String("entry", "real", "entry mode of IMAGE: real, protected or long")
 	timeout := fs.Duration("timeout", 10*time.Second, "stop the guest after this long (0: never)")
@@ -57,14 +67,23 @@ func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
 	statsFile := fs.String("stats-file", "", "write the statistics to FILE instead of stderr")
 	traceFormat := fs.String("trace-format", "json", "-trace as json (one object per exit) or chrome (trace events for Perfetto UI)")
 	reportFile := fs.String("report", "", "write an HTML report of the run (see vmm report) to FILE")
+	kernel := fs.String("kernel", "", "the image to boot, as IMAGE (for Linux users: -kernel bzImage -initrd FILE -append TEXT)")
+	appendText := fs.String("append", "", "command line of a multiboot, bzImage or PVH kernel (a kernel's is added to walkvm's default)")
+	initrd := fs.String("initrd", "", "FILE as the multiboot module or the kernel's initrd")
+	smp := fs.Int("smp", 1, "number of vCPUs (more than one needs the in-kernel irqchip)")
+	cpuSpec := fs.String("cpu", "", "CPU model: host, max, qemu64, ... with +feature, -feature, vendor=..., phys-bits=... (default: host, KVM's supported CPUID)")
+	debugExit := fs.String("debug-exit", "walkvm", "debug-exit port 0xf4: walkvm (status v & 0xff) or qemu (isa-debug-exit: status (v<<1)|1, ports 0xf4-0xf7)")
+	irqchip := fs.String("irqchip", "auto", "KVM's in-kernel PIC, I/O APIC, local APICs and PIT: auto (kernels and -smp > 1), on or off")
 	fs.Usage = func() {
 		fmt.Fprintln(stderr, "usage: vmm run [flags] [IMAGE]")
+		fmt.Fprintln(stderr, "IMAGE is recognised by its bytes: multiboot (ELF or a.out kludge), bzImage, PVH ELF, other ELF (entered at e_entry in -entry mode), else flat (at -load, in -entry mode).")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
 		return nil, err
 	}
-	o := &runOptions{timeout: *timeout, guest: *name, kvmPath: *kvmPath, trace: *trace, stats: *stats, statsFile: *statsFile}
+	o := &runOptions{timeout: *timeout, guest: *name, kvmPath: *kvmPath, trace: *trace, stats: *stats, statsFile: *statsFile,
+		appendText: *appendText, initrd: *initrd, smp: *smp}
 	o.sink = traceSink{trace: *trace, format: *traceFormat, report: *reportFile}
 	if *traceFormat != "json" && *traceFormat != "chrome" {
 		return nil, fmt.Errorf("-trace-format %q: want json or chrome", *traceFormat)
@@ -85,6 +104,25 @@ func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
 	if o.verify, err = ownpath.ParseVerify(*verify); err != nil {
 		return nil, fmt.Errorf("-verify: %w", err)
 	}
+	if o.smp < 1 || o.smp > mptable.MaxCPUs {
+		return nil, fmt.Errorf("-smp %d: want 1 to %d vCPUs", o.smp, mptable.MaxCPUs)
+	}
+	if *cpuSpec != "" {
+		m, err := cpuid.Parse(*cpuSpec)
+		if err != nil {
+			return nil, err // it names -cpu
+		}
+		o.cpu = &m
+	}
+	if o.debugExit, err = devices.ParseDebugExitForm(*debugExit); err != nil {
+		return nil, fmt.Errorf("-debug-exit: %w", err)
+	}
+	if o.irqchip, err = machine.ParseIRQChip(*irqchip); err != nil {
+		return nil, fmt.Errorf("-irqchip: %w", err)
+	}
+	if o.irqchip == machine.IRQChipOff && o.smp > 1 {
+		return nil, fmt.Errorf("-smp %d needs the in-kernel irqchip (-irqchip auto or on): the application processors start on INIT and SIPI from the boot vCPU's local APIC", o.smp)
+	}
 	switch o.stats {
 	case "text", "json":
 	case "off":
@@ -104,6 +142,12 @@ func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
 		o.image = fs.Arg(0)
 	default:
 		return nil, fmt.Errorf("run takes one IMAGE, got %d arguments", fs.NArg())
+	}
+	if *kernel != "" {
+		if o.image != "" {
+			return nil, fmt.Errorf("give the image once: -kernel %s or IMAGE %s", *kernel, o.image)
+		}
+		o.image = *kernel
 	}
 	if o.image != "" && o.guest != "" {
 		return nil, errors.New("give either IMAGE or -guest, not both")
@@ -158,17 +202,19 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	log.SetOutput(stderr)
 	log.SetLevel(o.logLevel)
 
-	img, err := o.loadImage()
+	cfg, err := o.machineConfig(log)
 	if err != nil {
 		fmt.Fprintf(stderr, "vmm run: %v\n", err)
 		return vcpu.StatusFailed
 	}
-	m, err := machine.New(machine.Config{MemSize: o.mem, Image: img, Console: stdout, Log: log, KVMPath: o.kvmPath})
+	cfg.Console = stdout
+	m, err := machine.New(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "vmm run: %v\n", explainKVM(err, o.kvmPath, host{"/"}, append([]string{"run"}, args...)))
 		return vcpu.StatusFailed
 	}
 	defer m.Close()
+	log.Infof("machine: %d MiB, %d vCPU(s), in-kernel irqchip and PIT %s, debug exit %v", o.mem>>20, o.smp, onOff(m.IRQChip()), o.debugExit)
 	out := runOutputs{closeTrace: func() {}}
 	tracePath, err := o.sink.path()
 	if err != nil {
@@ -261,27 +307,52 @@ func (o *runOptions) writeStats(s *trace.Stats, stderr io.Writer) error {
 	return err
 }
 
-func (o *runOptions) loadImage() (boot.Image, error) {
+// machineConfig reads the image (or the embedded guest) and the initrd,
+// picks the loader by the image's bytes and says which and why at level
+// info.
+func (o *runOptions) machineConfig(log logrus.FieldLogger) (machine.Config, error) {
+	cfg := machine.Config{MemSize: o.mem, VCPUs: o.smp, CPU: o.cpu, IRQChip: o.irqchip, DebugExit: o.debugExit, Log: log, KVMPath: o.kvmPath}
+	opt := boot.Options{Name: o.image, Append: o.appendText, Load: o.load, Mode: o.entry}
+	var data []byte
 	if o.image != "" {
-		data, err := readImage(o.image, o.mem)
-		if err != nil {
-			return boot.Image{}, err
+		var err error
+		if data, err = readImage(o.image, o.mem); err != nil {
+			return cfg, err
 		}
-		return boot.Image{Data: data, Load: o.load, Mode: o.entry}, nil
+	} else {
+		g, err := guest.Lookup(o.guest)
+		if err != nil {
+			return cfg, err
+		}
+		if data, err = g.Image(); err != nil {
+			return cfg, err
+		}
+		if opt.Mode, err = boot.ParseMode(g.Entry); err != nil {
+			return cfg, fmt.Errorf("guest %s: %w", g.Name, err)
+		}
+		opt.Name, opt.Load = "guest/"+g.Name, g.Load
 	}
-	g, err := guest.Lookup(o.guest)
+	if o.initrd != "" {
+		b, err := readFile("initrd", o.initrd, o.mem, true)
+		if err != nil {
+			return cfg, err
+		}
+		opt.Initrd, opt.InitrdName = b, o.initrd
+	}
+	c, err := boot.Select(data, opt)
 	if err != nil {
-		return boot.Image{}, err
+		return cfg, fmt.Errorf("%s: %w", opt.Name, err)
 	}
-	data, err := g.Image()
-	if err != nil {
-		return boot.Image{}, err
+	log.Infof("%s: %v image: %s", opt.Name, c.Format, c.Reason)
+	cfg.Loader = c.Loader
+	return cfg, nil
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
 	}
-	mode, err := boot.ParseMode(g.Entry)
-	if err != nil {
-		return boot.Image{}, fmt.Errorf("guest %s: %w", g.Name, err)
-	}
-	return boot.Image{Data: data, Load: g.Load, Mode: mode}, nil
+	return "off"
 }
 
 // report says on w why a run ended, unless the guest ended it.

@@ -12,33 +12,45 @@ import (
 	"walkvm/memory"
 )
 
-// PC is walkvm's machine with size bytes of RAM: base memory to 640 KiB,
-// the PC hole, RAM from 1 MiB.
-func PC(size uint64) []loader.Region {
-	return []loader.Region{
-		{Base: 0, Size: 0xa0000, Kind: loader.RAM},
-		{Base: 0x100000, Size: size - 0x100000, Kind: loader.RAM},
+// Window is an MMIO window in the BIOS area, where walkvm's machine has
+// its low test window.
+var Window = memory.Range{Name: "test window", Start: 0xd0000, Size: 0x10000, Kind: memory.KindMMIO}
+
+// PC is walkvm's machine for kernels with size bytes of RAM
+// (memory.FirmwareMap): RAM below the EBDA, the EBDA and BIOS area as
+// firmware memory with Window carved out, RAM from 1 MiB.
+func PC(t testing.TB, size uint64) *memory.Map {
+	mm, err := memory.FirmwareMap(size)
+	if err != nil {
+		t.Fatal(err)
 	}
+	if err := mm.Add(Window); err != nil {
+		t.Fatal(err)
+	}
+	return mm
 }
 
-// Mem is guest RAM for tests: walkvm's memory.RAM (anonymous memory, no
-// KVM) plus a log of the writes. A write that is not wholly inside one of
-// Regions fails the test: loaders must never try one.
+// Mem is guest memory for tests: walkvm's memory.RAM (anonymous memory,
+// no KVM) laid out as Map, plus a log of the writes. A write that is not
+// wholly guest memory fails the test: loaders must never try one.
 type Mem struct {
-	T       testing.TB
-	RAM     *memory.RAM
-	Regions []loader.Region
-	Writes  []loader.Range
+	T      testing.TB
+	RAM    *memory.RAM
+	Map    *memory.Map
+	Writes []loader.Range
 }
 
 // NewMem maps size bytes of RAM laid out as PC(size).
-func NewMem(t testing.TB, size uint64) *Mem {
-	ram, err := memory.NewRAM(size)
+func NewMem(t testing.TB, size uint64) *Mem { return NewMemMap(t, PC(t, size)) }
+
+// NewMemMap maps the guest memory of mm.
+func NewMemMap(t testing.TB, mm *memory.Map) *Mem {
+	ram, err := memory.NewRAMFromMap(mm)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { ram.Close() })
-	return &Mem{T: t, RAM: ram, Regions: PC(size)}
+	return &Mem{T: t, RAM: ram, Map: mm}
 }
 
 // Read reads guest memory.
@@ -46,16 +58,8 @@ func (m *Mem) Read(gpa uint64, b []byte) error { return m.RAM.Read(gpa, b) }
 
 // Write checks that [gpa, gpa+len(b)) is in a region, logs and writes it.
 func (m *Mem) Write(gpa uint64, b []byte) error {
-	end := gpa + uint64(len(b))
-	ok := end >= gpa
-	if ok {
-		ok = false
-		for _, r := range m.Regions {
-			ok = ok || (r.Kind != loader.MMIO && gpa >= r.Base && end <= r.End())
-		}
-	}
-	if !ok {
-		m.T.Fatalf("write of %d bytes at %#x is outside guest memory %v", len(b), gpa, m.Regions)
+	if !m.Map.IsBacked(gpa, uint64(len(b))) {
+		m.T.Fatalf("write of %d bytes at %#x is outside guest memory %v", len(b), gpa, m.Map.Ranges())
 	}
 	m.Writes = append(m.Writes, loader.Range{Base: gpa, Size: uint64(len(b))})
 	return m.RAM.Write(gpa, b)
@@ -207,16 +211,4 @@ func Overlaps(rs []loader.Range) error {
 		}
 	}
 	return nil
-}
-
-// Reserved is a Reserved region.
-func Reserved(base, size uint64) loader.Region {
-	return loader.Region{Base: base, Size: size, Kind: loader.Reserved}
-}
-
-// Flat maps size bytes of RAM at GPA 0 with no hole, for machines that
-// back the first MiB.
-func Flat(t testing.TB, size uint64) *memory.RAM {
-	b := make([]byte, size)
-	return memory.NewRAMFromSlice(b)
 }
