@@ -4,13 +4,13 @@ import (
 	"bufio"
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
-	"strings"
 	"sync/atomic"
 	"syscall"
 	"testing"
@@ -27,12 +27,17 @@ import (
 )
 
 // vmmArgsEnv makes the test binary run vmm itself (TestMain), with the
-// arguments NUL-separated, so that a test can signal a real vmm process.
+// arguments as a JSON array, so that a test can signal a real vmm process.
 const vmmArgsEnv = "WALKVM_TEST_VMM_ARGS"
 
 func TestMain(m *testing.M) {
-	if args := os.Getenv(vmmArgsEnv); args != "" {
-		os.Exit(Main(strings.Split(args, "\x00"), os.Stdout, os.Stderr))
+	if env := os.Getenv(vmmArgsEnv); env != "" {
+		var args []string
+		if err := json.Unmarshal([]byte(env), &args); err != nil {
+			fmt.Fprintf(os.Stderr, "%s: %v\n", vmmArgsEnv, err)
+			os.Exit(2)
+		}
+		os.Exit(Main(args, os.Stdout, os.Stderr))
 	}
 	os.Exit(m.Run())
 }
@@ -189,7 +194,11 @@ func TestRunSignal(t *testing.T) {
 			tracePath, reportPath := filepath.Join(dir, c.sig.String()+".jsonl"), filepath.Join(dir, c.sig.String()+".html")
 			args := []string{"run", "-timeout", "5m", "-trace", tracePath, "-report", reportPath, image}
 			cmd := exec.Command(os.Args[0])
-			cmd.Env = append(os.Environ(), vmmArgsEnv+"="+strings.Join(args, "\x00"))
+			env, err := json.Marshal(args)
+			if err != nil {
+				t.Fatal(err)
+			}
+			cmd.Env = append(os.Environ(), vmmArgsEnv+"="+string(env))
 			var stderr bytes.Buffer
 			cmd.Stderr = &stderr
 			if err := cmd.Start(); err != nil {
