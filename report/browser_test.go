@@ -69,14 +69,17 @@ func writePage(t *testing.T, data []byte) (string, *Trace, *Summary) {
 }
 
 // deepest is the index of the first record with the most walk levels,
-// a write that set accessed/dirty flags before others.
+// a write before a read, one that set accessed/dirty flags before others.
 func deepest(tr *Trace) int {
 	best, score := 0, -1
 	for i, r := range tr.Records {
 		n := 0
+		if r.Dir == "write" {
+			n += 2
+		}
 		for _, w := range r.Walks {
-			n += 2 * len(w.Levels)
-			if w.SetAD && r.Dir == "write" {
+			n += 4 * len(w.Levels)
+			if w.SetAD {
 				n++
 			}
 		}
@@ -214,7 +217,7 @@ func TestBrowser(t *testing.T) {
 	}
 
 	shot := filepath.Join(t.TempDir(), "shot.png")
-	runChromium(t, bin, url, "--window-size=1400,1700", "--screenshot="+shot)
+	runChromium(t, bin, url, "--window-size=1400,2300", "--screenshot="+shot)
 	b, err := os.ReadFile(shot)
 	if err != nil {
 		t.Fatalf("no screenshot: %v", err)
