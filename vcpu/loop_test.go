@@ -532,3 +532,24 @@ func TestLoopClockAllocs(t *testing.T) {
 		t.Errorf("a timed exit allocates %v times", a)
 	}
 }
+
+// BenchmarkStep is one port-I/O exit through the loop, with and without
+// the exit timing a trace asks for.
+func BenchmarkStep(b *testing.B) {
+	for _, timed := range []bool{false, true} {
+		b.Run(map[bool]string{false: "untimed", true: "timed"}[timed], func(b *testing.B) {
+			cpu := newFake(ioExit(0x90, 1, true, []byte{1}))
+			l := &Loop{CPU: cpu, PIO: memory.NewBus("pio"), MMIO: &mmioRecorder{}}
+			if timed {
+				l.Clock = trace.NewClock()
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				cpu.next = 0 // replay the one exit
+				if _, done := l.step(); done {
+					b.Fatal("the run ended")
+				}
+			}
+		})
+	}
+}
