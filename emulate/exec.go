@@ -72,13 +72,14 @@ func (e *Emulator) Execute(s *State, inst *decode.Inst) (Result, error) {
 	if vec {
 		e.fpuSave, e.fpuDirty = s.Vec.f, s.Vec.dirty
 	}
+	e.keepVec = false
 	if err := f.exec(e, s, m, inst); err != nil {
 		if f.Flags&FString != 0 {
 			// Completed iterations stay, RIP at the instruction.
 			return Result{Iterations: e.res.Iterations}, err
 		}
 		*s = saved
-		if vec {
+		if vec && !e.keepVec {
 			s.Vec.f, s.Vec.dirty = e.fpuSave, e.fpuDirty
 		}
 		return Result{}, err

@@ -64,6 +64,12 @@ func (r *exitRecorder) EndExit(e *kvm.Exit) { r.inner.EndExit(e) }
 // the guest runs on so that its own checks still count).
 func runGuest(t *testing.T, g guest.Guest) *guestRun {
 	t.Helper()
+	return runGuestVerify(t, g, ownpath.VerifyWarn)
+}
+
+// runGuestVerify boots g through the own MMIO path at verify level v.
+func runGuestVerify(t *testing.T, g guest.Guest, v ownpath.Verify) *guestRun {
+	t.Helper()
 	img, err := g.Image()
 	if err != nil {
 		t.Fatal(err)
@@ -81,7 +87,7 @@ func runGuest(t *testing.T, g guest.Guest) *guestRun {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	own, err := m.OwnPath(ownpath.VerifyWarn, nil)
+	own, err := m.OwnPath(v, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

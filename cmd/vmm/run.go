@@ -61,7 +61,7 @@ func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
 	level := fs.String("log-level", "warning", "log level: panic, fatal, error, warning, info, debug, trace")
 	name := fs.String("guest", "", "run the embedded guest NAME instead of IMAGE")
 	kvmPath := fs.String("kvm", "/dev/kvm", "KVM device node")
-	verify := fs.String("verify", "warn", "cross-checks of the own MMIO path against KVM: off, warn or strict")
+	verify := fs.String("verify", "warn", "cross-checks of the own MMIO path against KVM: off, warn, strict or exec")
 	trace := fs.String("trace", "", "write one JSON object per exit to FILE (- for stderr)")
 	stats := fs.String("stats", "text", "run statistics printed to stderr at the end: text, json or off")
 	statsFile := fs.String("stats-file", "", "write the statistics to FILE instead of stderr")
