@@ -11,6 +11,7 @@ import (
 	"walkvm/boot/elfload"
 	"walkvm/boot/format"
 	"walkvm/boot/internal/boottest"
+	"walkvm/boot/linux"
 	"walkvm/boot/multiboot"
 	"walkvm/memory"
 	"walkvm/x86"
@@ -148,7 +149,7 @@ func TestKernelPlanLoad(t *testing.T) {
 				t.Errorf("entry %v rip %#x cs %+v", e.Mode, e.Regs.RIP, e.Sregs.CS)
 			}
 			cmd, _ := ram.ReadUint32(e.Regs.RSI + 0x228)
-			if s := cString(t, ram, uint64(cmd)); s != LinuxCmdline+" quiet" {
+			if s := cString(t, ram, uint64(cmd)); s != linux.Cmdline("quiet") {
 				t.Errorf("command line %q", s)
 			}
 			if rsdp, _ := ram.ReadUint64(e.Regs.RSI + 0x70); rsdp != RSDPBase {

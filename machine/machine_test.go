@@ -1,11 +1,13 @@
 package machine
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
 	"walkvm/boot"
 	"walkvm/devices"
+	"walkvm/kvm"
 	"walkvm/memory"
 )
 
@@ -171,5 +173,22 @@ func TestWantIRQChip(t *testing.T) {
 	}
 	if _, err := ParseIRQChip("yes"); err == nil {
 		t.Errorf("ParseIRQChip(yes) accepted")
+	}
+}
+
+func TestDescribeMPStates(t *testing.T) {
+	got := DescribeMPStates([]MPState{{State: kvm.MPHalted}, {State: kvm.MPUninitialized}, {State: kvm.MPRunnable}, {Err: errors.New("EBADF")}})
+	want := "vCPU 0 halted, vCPU 1 waiting for INIT/SIPI, vCPU 2 runnable, vCPU 3 state unknown (EBADF)"
+	if got != want {
+		t.Errorf("%q, want %q", got, want)
+	}
+}
+
+func TestAPICBase(t *testing.T) {
+	if got := APICBase(0); got != 0xfee00900 {
+		t.Errorf("BSP %#x", got)
+	}
+	if got := APICBase(3); got != 0xfee00800 {
+		t.Errorf("AP %#x", got)
 	}
 }

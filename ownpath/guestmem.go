@@ -74,6 +74,7 @@ type translateMemo struct {
 	gen      uint64
 	page     uint64 // linear page number
 	n        uint8
+	supRead  bool                  // a supervisor read could use the walk
 	entries  [mmu.MaxLevels]uint64 // values of the entries the walk read
 	kvmPage  uint64
 	kvmValid bool
@@ -126,10 +127,12 @@ func (g *guestMem) Translate(la uint64, in emulate.Intent) (uint64, error) {
 	return w.GPA, nil
 }
 
-// check compares one walk with KVM_TRANSLATE. KVM translates for a
-// supervisor read, so only what does not depend on the access is compared:
-// a successful walk must give KVM's GPA, and a walk that found a
-// not-present entry must be invalid for KVM too.
+// check compares one walk with KVM_TRANSLATE. KVM translates for an
+// explicit supervisor-mode read, so a successful walk must give KVM's GPA
+// when that read is allowed too, and be invalid for KVM when SMAP or a
+// protection key refuses it (a user page at CPL 3, as Linux's user space
+// runs); a walk that found a not-present entry must be invalid for KVM
+// too. A walk refused for its own access rights is not compared.
 func (g *guestMem) check(la uint64, w *mmu.Walk, werr error) {
 	var pf bool
 	if werr != nil {
@@ -139,12 +142,19 @@ func (g *guestMem) check(la uint64, w *mmu.Walk, werr error) {
 		}
 		pf = true
 	}
-	gpa, valid, err := g.kvmTranslate(la, w)
+	supRead := !pf && g.ctx.AllowsSupervisorRead(w)
+	gpa, valid, err := g.kvmTranslate(la, w, supRead)
 	if err != nil {
 		return
 	}
 	g.checks++
-	ok := (!pf && valid && gpa == w.GPA) || (pf && !valid)
+	var ok bool
+	switch {
+	case !supRead:
+		ok = !valid
+	default:
+		ok = valid && gpa == w.GPA
+	}
 	if ok {
 		return
 	}
@@ -154,11 +164,13 @@ func (g *guestMem) check(la uint64, w *mmu.Walk, werr error) {
 	}
 }
 
-// kvmTranslate asks KVM, or the memo when the walk is one KVM confirmed.
-func (g *guestMem) kvmTranslate(la uint64, w *mmu.Walk) (uint64, bool, error) {
+// kvmTranslate asks KVM, or the memo when the walk is one KVM confirmed
+// with the same answer to whether a supervisor read may use it (which
+// RFLAGS.AC can change between exits).
+func (g *guestMem) kvmTranslate(la uint64, w *mmu.Walk, supRead bool) (uint64, bool, error) {
 	page := la >> 12
 	m := &g.memo[page%memoSize]
-	if m.gen == g.memoGen && m.page == page && m.n == w.N && g.sameEntries(m, w) {
+	if m.gen == g.memoGen && m.page == page && m.n == w.N && m.supRead == supRead && g.sameEntries(m, w) {
 		return m.kvmPage | la&0xfff, m.kvmValid, nil
 	}
 	gpa, valid, err := g.kvm.Translate(la)
@@ -166,7 +178,7 @@ func (g *guestMem) kvmTranslate(la uint64, w *mmu.Walk) (uint64, bool, error) {
 		return 0, false, err
 	}
 	g.ioctls++
-	*m = translateMemo{gen: g.memoGen, page: page, n: w.N, kvmPage: gpa &^ 0xfff, kvmValid: valid}
+	*m = translateMemo{gen: g.memoGen, page: page, n: w.N, supRead: supRead, kvmPage: gpa &^ 0xfff, kvmValid: valid}
 	for i := range w.N {
 		m.entries[i] = w.Entries[i].Value
 	}

@@ -36,9 +36,13 @@ const (
 	VerifyWarn
 	// VerifyStrict stops the VM at the first disagreement.
 	VerifyStrict
+	// VerifyExec is VerifyStrict plus result equality: at every MMIO exit
+	// walkvm also executes the instruction itself and compares its result
+	// with KVM's (execverify.go).
+	VerifyExec
 )
 
-var verifyNames = []string{"off", "warn", "strict"}
+var verifyNames = []string{"off", "warn", "strict", "exec"}
 
 func (v Verify) String() string {
 	if int(v) < len(verifyNames) {
@@ -47,14 +51,14 @@ func (v Verify) String() string {
 	return fmt.Sprintf("verify(%d)", uint8(v))
 }
 
-// ParseVerify reads "off", "warn" or "strict".
+// ParseVerify reads "off", "warn", "strict" or "exec".
 func ParseVerify(s string) (Verify, error) {
 	for i, n := range verifyNames {
 		if s == n {
 			return Verify(i), nil
 		}
 	}
-	return 0, fmt.Errorf("verify level %q: want off, warn or strict", s)
+	return 0, fmt.Errorf("verify level %q: want off, warn, strict or exec", s)
 }
 
 // CPU is the vCPU the path reads and writes; *kvm.VCPU implements it.
@@ -124,6 +128,7 @@ type Path struct {
 	kvm  kvmCache
 	exit exitState
 	memo memos
+	xv   execVerify // -verify exec
 }
 
 // kvmCache is what the path reads from KVM, in buffers kept across exits.
@@ -183,6 +188,7 @@ func New(cfg Config) *Path {
 	p.vec.Source = p
 	p.exit.st.Vec = &p.vec
 	p.kvm.sregs2 = cfg.CPU != nil
+	p.initExec()
 	return p
 }
 
@@ -351,6 +357,9 @@ type Disagreement struct {
 	Detail string
 	Walks  string
 	Regs   string
+	// Fields names what differs in a result disagreement ("rax",
+	// "rflags", "fault", "ram 0x1000", ...).
+	Fields []string
 }
 
 func (d *Disagreement) Error() string {
@@ -389,7 +398,7 @@ func (p *Path) disagree(what string, insn []byte, format string, args ...any) er
 		k.regs.RAX, k.regs.RBX, k.regs.RCX, k.regs.RDX, k.regs.RSI, k.regs.RDI, k.regs.RSP, k.regs.RBP, k.regs.RFLAGS,
 		k.sregs.CR0, k.sregs.CR3, k.sregs.CR4, k.sregs.EFER)
 	x.rec.Detail = d.Detail
-	if p.cfg.Verify == VerifyStrict {
+	if p.cfg.Verify >= VerifyStrict {
 		return d
 	}
 	if p.cfg.Log != nil {
@@ -451,6 +460,9 @@ func (p *Path) mmio(e *kvm.Exit, write bool) error {
 	}
 	if !write {
 		p.exit.rec.Data = le64(data)
+		if p.cfg.Verify == VerifyExec {
+			return p.execRead(e)
+		}
 	}
 	return nil
 }
@@ -493,6 +505,7 @@ func (p *Path) readExit(exit *kvm.MMIOExit, n int) error {
 		a := &accs.A[i]
 		if a.Read && isKVMFragment(a, exit.PhysAddr, n) {
 			p.agree()
+			p.armRead(inst)
 			return nil
 		}
 	}

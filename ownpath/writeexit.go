@@ -92,6 +92,9 @@ func (p *Path) writeExit(exit *kvm.MMIOExit, n int) error {
 		return p.disagree("write", p.exit.rec.Insn(), "candidates ending at RIP %#x disagree about the access", p.exit.st.RIP)
 	}
 	p.agree()
+	if p.cfg.Verify == VerifyExec {
+		return p.execWrite(&first, exit, n)
+	}
 	return nil
 }
 
@@ -169,9 +172,12 @@ func (m *writeMatch) bytes(w *writeWindow) []byte {
 	return w.b[off : off+int(m.len)]
 }
 
-// maxCandidates bounds the starts whose decode ends exactly at RIP; real
-// code has one or two (a prefix-like byte before the instruction).
-const maxCandidates = 4
+// maxCandidates is room for every start whose decode ends exactly at RIP
+// (RIP-15 ... RIP). Real code has one or two, but prefix-like bytes in
+// front (mov $0x66666666,%eax; mov %eax,(%edi)) make one more each, and
+// the instruction that wrote is the shortest of them: a smaller bound
+// would drop it.
+const maxCandidates = decode.MaxLen + 1
 
 // candidateSet is the decodes of one window of code bytes that end at RIP:
 // a pure function of the bytes and the code size, so a loop that writes
