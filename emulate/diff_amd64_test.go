@@ -21,6 +21,7 @@ import (
 
 	"walkvm/emulate/decode"
 	"walkvm/emulate/internal/hostcpu"
+	"walkvm/emulate/internal/hostfpu"
 	"walkvm/x86"
 )
 
@@ -649,7 +650,7 @@ func writeXSave(b []byte, f *FPUState) {
 // compareDiff returns why the two sides differ, or "".
 func compareDiff(c *diffCase, nr, er *diffResult, res *Result, native, emu []byte) string {
 	if nr.vec != er.vec {
-		return fmt.Sprintf("fault: cpu %s, emulator %s", vecName(nr.vec), vecName(er.vec))
+		return fmt.Sprintf("fault: cpu %s (cr2 %#x), emulator %s (addr %#x)", vecName(nr.vec), nr.cr2, vecName(er.vec), er.cr2)
 	}
 	if nr.vec == x86.VectorPF && nr.cr2 != er.cr2 {
 		return fmt.Sprintf("#PF address: cpu %#x, emulator %#x", nr.cr2, er.cr2)
@@ -760,6 +761,40 @@ func explain(c *diffCase, nr, er *diffResult, res *Result, native, emu []byte) s
 	if decode.Decode(c.code[:c.n], decode.Mode64, inst) != nil {
 		return ""
 	}
+	// The kernel clears NT before it returns to user mode (an IRET with
+	// NT set faults in IA-32e mode): an interrupt between a POPF that set
+	// it and the capture leaves it clear.
+	if nr.vec < 0 && er.rflags^nr.rflags == x86.FlagNT && er.rflags&x86.FlagNT != 0 {
+		e := *er
+		e.rflags = nr.rflags
+		if compareDiff(c, nr, &e, res, native, emu) == "" {
+			return "NT read back as 0 after an interrupt before the capture (the kernel clears it)"
+		}
+	}
+	// On AMD, XSAVE keeps no FOP, FIP or FDP without a pending exception:
+	// a context switch between the runner's XRSTOR and the instruction
+	// zeroes them, which an instruction that does not set them (a
+	// control instruction) leaves so.
+	if hostZeroesPointers && c.fpu.FSW&^c.fpu.FCW&fswExc == 0 && nr.fpu.LastOpcode == 0 && nr.fpu.LastIP == 0 && nr.fpu.LastDP == 0 &&
+		er.fpu.LastOpcode|uint16(er.fpu.LastIP)|uint16(er.fpu.LastDP) != 0 &&
+		er.fpu.LastOpcode == c.fpu.LastOpcode && er.fpu.LastIP == c.fpu.LastIP && er.fpu.LastDP == c.fpu.LastDP {
+		e := *er
+		e.fpu.LastOpcode, e.fpu.LastIP, e.fpu.LastDP = 0, 0, 0
+		if compareDiff(c, nr, &e, res, native, emu) == "" {
+			return "AMD: a context switch before the instruction zeroed FOP/FIP/FDP (XSAVE keeps them only with a pending exception)"
+		}
+	}
+	// A signal during the run (the Go runtime's preemption signal) makes
+	// the kernel save and restore the x87 state through its signal frame,
+	// which keeps FIP and FDP as 32-bit offsets.
+	if (nr.fpu.LastIP != er.fpu.LastIP || nr.fpu.LastDP != er.fpu.LastDP) &&
+		nr.fpu.LastIP == er.fpu.LastIP&0xFFFFFFFF && nr.fpu.LastDP == er.fpu.LastDP&0xFFFFFFFF {
+		e := *er
+		e.fpu.LastIP, e.fpu.LastDP = nr.fpu.LastIP, nr.fpu.LastDP
+		if compareDiff(c, nr, &e, res, native, emu) == "" {
+			return "a signal during the run truncated FIP/FDP to 32 bits (the kernel's signal frame)"
+		}
+	}
 	// A null selector with RPL 1-3 in DS, ES or GS reads back as 0 when
 	// an interrupt came between the instruction and the capture (the
 	// return to user mode reloads it).
@@ -783,30 +818,40 @@ func explain(c *diffCase, nr, er *diffResult, res *Result, native, emu []byte) s
 	// bits the SDM loads nor a fixed extension of them.
 	canon := func(v uint64) bool { return uint64(int64(v<<16)>>16) == v }
 	if nr.vec < 0 && (!canon(er.fpu.LastIP) || !canon(er.fpu.LastDP)) {
-		e := er.fpu
-		e.LastIP, e.LastDP = nr.fpu.LastIP, nr.fpu.LastDP
-		if compareFPU(&nr.fpu, &e, false) == "" {
+		e := *er
+		e.fpu.LastIP, e.fpu.LastDP = nr.fpu.LastIP, nr.fpu.LastDP
+		if compareDiff(c, nr, &e, res, native, emu) == "" {
 			return "AMD loads a non-canonical FIP/FDP from an FXRSTOR64/XRSTOR64 image its own way"
 		}
 	}
 	if nr.vec == x86.VectorXM && er.vec == x86.VectorXM && nr.fpu.MXCSR^er.fpu.MXCSR == 1<<5 &&
 		c.fpu.MXCSR>>7&(nr.fpu.MXCSR&(1<<3|1<<4)) != nr.fpu.MXCSR&(1<<3|1<<4) {
-		e := er.fpu
-		e.MXCSR = nr.fpu.MXCSR
-		if compareFPU(&nr.fpu, &e, true) == "" {
+		e := *er
+		e.fpu.MXCSR = nr.fpu.MXCSR
+		if compareDiff(c, nr, &e, res, native, emu) == "" {
 			return "unmasked overflow/underflow in a packed instruction: the CPU sets PE only for other inexact elements, which walkvm's masked run cannot tell apart"
 		}
 	}
 	if inst.Op == decode.DPPS || inst.Op == decode.DPPD || inst.Op == decode.VEXOTHER && inst.Map == decode.Map0F3A && (inst.Opcode == 0x40 || inst.Opcode == 0x41) {
 		if nr.vec == x86.VectorXM && er.vec == x86.VectorXM {
-			e := er.fpu
-			e.MXCSR = nr.fpu.MXCSR
-			if compareFPU(&nr.fpu, &e, true) == "" {
+			e := *er
+			e.fpu.MXCSR = nr.fpu.MXCSR
+			if compareDiff(c, nr, &e, res, native, emu) == "" {
 				return "DPPS/DPPD with an unmasked exception: the CPU reports the flags of the stage it stopped at"
 			}
 		}
 	}
 	switch inst.Op {
+	case decode.RETF:
+		// AMD's far return reads the two slots past the released bytes
+		// (where an outer-privilege return's rSP and SS lie: SS first)
+		// before it loads CS; the SDM reads nothing there for a
+		// same-privilege return.
+		n := uint64(inst.OpSize)
+		probe := c.regs.GPR[x86.RSP] + 2*n + uint64(inst.Args[0].Imm)&0xFFFF
+		if hostcpu.HostFeatures().AMD && nr.vec == x86.VectorPF && nr.cr2 >= probe && nr.cr2 < probe+2*n && er.vec != x86.VectorPF {
+			return "AMD's far return reads the outer-return rSP/SS slots past imm16 before loading CS: a #PF there"
+		}
 	case decode.SHA1NEXTE, decode.SHA1MSG1, decode.SHA1MSG2, decode.SHA256RNDS2, decode.SHA256MSG1, decode.SHA256MSG2, decode.SHA1RNDS4:
 		// The SDM gives the SHA instructions exception type 4: a
 		// misaligned 16-byte operand is #GP(0). AMD does not check.
@@ -1213,9 +1258,65 @@ func hasPrefix(p []byte, b byte) bool {
 	return false
 }
 
+// hostLacks names the CPUID feature f needs that the host lacks, or "".
+func hostLacks(f *diffForm, env *hostEnv) string {
+	h := &env.feat
+	need := func(ok bool, name string) string {
+		if ok {
+			return ""
+		}
+		return name
+	}
+	switch f.op {
+	case decode.MOVBE:
+		return need(h.MOVBE, "MOVBE")
+	case decode.MOVDIRI:
+		return need(h.MOVDIRI, "MOVDIRI")
+	case decode.MOVDIR64B:
+		return need(h.MOVDIR64B, "MOVDIR64B")
+	case decode.ANDN, decode.BEXTR, decode.BLSI, decode.BLSMSK, decode.BLSR, decode.TZCNT:
+		return need(h.BMI1, "BMI1")
+	case decode.BZHI, decode.MULX, decode.PDEP, decode.PEXT, decode.RORX, decode.SARX, decode.SHLX, decode.SHRX:
+		return need(h.BMI2, "BMI2")
+	case decode.ADCX, decode.ADOX:
+		return need(h.ADX, "ADX")
+	case decode.LZCNT:
+		return need(h.LZCNT, "LZCNT")
+	case decode.POPCNT:
+		return need(h.POPCNT, "POPCNT")
+	case decode.CRC32:
+		return need(h.SSE42, "SSE4.2")
+	case decode.XSAVEOPT:
+		return need(h.XSAVEOPT, "XSAVEOPT")
+	}
+	if c := FactsOf(f.op).Class; c == ClassSSE || c == ClassAVX {
+		hf := hostfpu.HostFeatures()
+		inst := &decode.Inst{}
+		if f.vex != nil {
+			b := []byte{0xC4, 0xE0 | f.vex[0], f.vex[1]<<7 | 0x78 | f.vex[2]<<2 | f.vex[3]}
+			b = append(append(b, f.opcode...), byte(max(f.reg, 0)<<3|3), 0, 0, 0, 0, 0, 0, 0, 0)
+			if decode.Decode(b, decode.Mode64, inst) != nil {
+				return ""
+			}
+		} else {
+			b := append(append(append([]byte{}, f.legacy...), f.opcode...), byte(max(f.reg, 0)<<3|3), 0, 0, 0, 0, 0, 0, 0, 0)
+			if decode.Decode(b, decode.Mode64, inst) != nil {
+				return ""
+			}
+		}
+		if FactsOf(f.op).exec != nil && inst.Op == f.op && !vecHostSupported(&hf, inst) {
+			return "its SSE/AVX group"
+		}
+	}
+	return ""
+}
+
 // avoidNative says why a form is not run natively, or "".
 func avoidNative(f *diffForm, env *hostEnv) string {
 	row := FactsOf(f.op)
+	if lack := hostLacks(f, env); lack != "" {
+		return "the host lacks " + lack
+	}
 	switch {
 	case row.Class == ClassNone:
 		return "not executed by walkvm (no row in the table of facts)"
@@ -1223,8 +1324,12 @@ func avoidNative(f *diffForm, env *hostEnv) string {
 		return "not executed by walkvm"
 	case segLoad(f) == x86.FS:
 		return "loads FS, which Go's runtime uses for thread-local storage"
-	case (row.Flags&FBranch != 0) && hasPrefix(f.legacy, 0x66) && env.feat.AMD:
+	case (f.op == decode.JMPF || f.op == decode.CALLF || f.op == decode.RETF) && hasPrefix(f.legacy, 0x66):
+		return "a 16-bit far target lies outside the runner's region"
+	case (f.op == decode.CALL || f.op == decode.JMP) && hasPrefix(f.legacy, 0x66) && env.feat.AMD:
 		return "66 on a near branch: AMD uses a 16-bit target, Intel (and walkvm's decoder) ignore 66 in 64-bit mode"
+	case (f.op == decode.JMPF || f.op == decode.CALLF) && f.rexW && env.feat.AMD:
+		return "REX.W far branch through memory: AMD reads m16:32 (ignores REX.W), Intel (and walkvm) m16:64"
 	case (f.op == decode.LSS || f.op == decode.LFS || f.op == decode.LGS) && f.rexW && env.feat.AMD:
 		return "REX.W far-pointer load: AMD reads m16:32 (ignores REX.W), Intel (and walkvm) m16:64"
 	}

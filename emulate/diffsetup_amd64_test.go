@@ -32,6 +32,7 @@ var implicitForms = []struct {
 	{[]byte{0x0f, 0xa8}, 0, opsizePrefixes, false}, {[]byte{0x0f, 0xa9}, 0, opsizePrefixes, false},
 	{[]byte{0xc8}, 3, opsizePrefixes, false}, {[]byte{0xc9}, 0, opsizePrefixes, false},
 	{[]byte{0xc3}, 0, [][]byte{nil}, false}, {[]byte{0xc2}, 2, [][]byte{nil}, false},
+	{[]byte{0xcb}, 0, opsizePrefixes, true}, {[]byte{0xca}, 2, opsizePrefixes, true},
 	{[]byte{0xd7}, 0, [][]byte{nil}, false},
 }
 
@@ -542,5 +543,31 @@ func init() {
 		r := inst.Args[0].Mem.Base
 		c.regs.GPR[r] = d&addrMask(inst.AddrSize) | c.regs.GPR[r]&^addrMask(inst.AddrSize)
 		g.window(d-16, 96, native, emu)
+	}
+}
+
+func init() {
+	// Far branches: to 0x33 (the host's 64-bit user code) at the landing
+	// pad half the time, else to a selector from the GDT mix.
+	ptr := func(g *diffGen, at uint64, n int, native, emu []byte) {
+		sel := uint16(0x33)
+		if g.rng.IntN(2) == 0 {
+			sel = g.selector()
+		}
+		b := make([]byte, n+2)
+		putLE(b[:n], hostcpu.BranchTarget)
+		putLE(b[n:], uint64(sel))
+		copy(native[at-nBase:], b)
+		copy(emu[at-nBase:], b)
+	}
+	far := func(g *diffGen, c *diffCase, inst *decode.Inst, native, emu []byte) {
+		if inst.MemArg() >= 0 {
+			ptr(g, c.target, int(inst.OpSize), native, emu)
+		}
+	}
+	classSetups[decode.JMPF] = far
+	classSetups[decode.CALLF] = far
+	classSetups[decode.RETF] = func(g *diffGen, c *diffCase, inst *decode.Inst, native, emu []byte) {
+		ptr(g, c.regs.GPR[x86.RSP], int(inst.OpSize), native, emu)
 	}
 }

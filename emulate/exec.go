@@ -68,8 +68,11 @@ func (e *Emulator) Execute(s *State, inst *decode.Inst) (Result, error) {
 	saved := *s
 	// A fault leaves the state as it was: the registers here, the vector
 	// state (when loaded) from a copy.
-	vec := f.Flags&(FX87|FVector) != 0 && s.Vec != nil && s.Vec.loaded
+	vec := f.Flags&(FX87|FVector) != 0 && s.Vec != nil
 	if vec {
+		if _, err := s.Vec.State(); err != nil { // loaded now, so that the copy is of it
+			return Result{}, err
+		}
 		e.fpuSave, e.fpuDirty = s.Vec.f, s.Vec.dirty
 	}
 	e.keepVec = false

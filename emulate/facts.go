@@ -280,9 +280,9 @@ func fillFacts(t *[decode.NumOps]Facts) {
 	t[decode.CALL] = Facts{Class: ClassBranch, Flags: FBranch, Stack: StackPush, Rewind: RewindPush, DataArg: -1, exec: (*Emulator).execCallJmp}
 	t[decode.JMP] = Facts{Class: ClassBranch, Flags: FBranch, DataArg: -1, exec: (*Emulator).execCallJmp}
 	t[decode.RET] = Facts{Class: ClassBranch, Flags: FBranch, Stack: StackRet, DataArg: -1, exec: (*Emulator).execRet}
-	t[decode.RETF] = Facts{Class: ClassBranch, Flags: FBranch, Stack: StackRetFar, DataArg: -1}
-	t[decode.CALLF] = Facts{Class: ClassBranch, Flags: FBranch | FDescriptor, Stack: StackPushFar, DataArg: -1}
-	t[decode.JMPF] = Facts{Class: ClassBranch, Flags: FBranch | FDescriptor, DataArg: -1}
+	t[decode.RETF] = Facts{Class: ClassBranch, Flags: FBranch | FDescriptor, Stack: StackRetFar, DataArg: -1, exec: (*Emulator).execRetf}
+	t[decode.CALLF] = Facts{Class: ClassBranch, Flags: FBranch | FDescriptor, Stack: StackPushFar, DataArg: -1, exec: (*Emulator).execFar}
+	t[decode.JMPF] = Facts{Class: ClassBranch, Flags: FBranch | FDescriptor, DataArg: -1, exec: (*Emulator).execFar}
 
 	// Segments.
 	set([]decode.Op{decode.LDS, decode.LES, decode.LFS, decode.LGS, decode.LSS},

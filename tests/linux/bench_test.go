@@ -2,6 +2,7 @@ package linux
 
 import (
 	"bufio"
+	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -36,7 +37,10 @@ type bootSample struct{ toInit, uptime, total float64 }
 // which must be status 0.
 func timeBoot(argv []string) (bootSample, error) {
 	var s bootSample
-	cmd := exec.Command(argv[0], argv[1:]...)
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout+time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.WaitDelay = 10 * time.Second
 	out, err := cmd.StdoutPipe()
 	if err != nil {
 		return s, err
