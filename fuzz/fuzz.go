@@ -294,12 +294,13 @@ func (r *Report) Summary(w io.Writer) {
 	fmt.Fprintf(w, "ends: %s; %d results checked; %d stopped at an instruction walkvm does not execute\n",
 		strings.Join(ends, ", "), r.Checked, r.NotEmulated)
 	for _, f := range r.Known {
-		fmt.Fprintf(w, "known %s: %s\n  seen as: %s\n  replay: %s\n", f.Name, f.Known, orNone(f.Class, f.Outcome.End), f.Replay)
+		fmt.Fprintf(w, "known %s: %s\n  seen as: %s\n  %s\n  replay: %s\n", f.Name, f.Known, orNone(f.Class, f.Outcome.End),
+			detailLine(f.Outcome.Detail), f.Replay)
 	}
 	fmt.Fprintf(w, "%d findings, %d crashes\n", len(r.Findings), r.Crashes())
 	for i, f := range r.Findings {
-		fmt.Fprintf(w, "%3d. %s (%v mode, %d programs)\n     %s\n     replay: %s\n", i+1, f.Class, f.Program.Mode, f.Seen,
-			emulate.Disasm(f.Program.Insn, f.Program.Mode.DecodeMode(), f.Program.InsnAddr()), f.Replay)
+		fmt.Fprintf(w, "%3d. %s (%v mode, %d programs)\n     %s\n     %s\n     replay: %s\n", i+1, f.Class, f.Program.Mode, f.Seen,
+			emulate.Disasm(f.Program.Insn, f.Program.Mode.DecodeMode(), f.Program.InsnAddr()), detailLine(f.Outcome.Detail), f.Replay)
 	}
 }
 
@@ -308,4 +309,13 @@ func orNone(class, end string) string {
 		return "no disagreement (the run ended " + end + ")"
 	}
 	return class
+}
+
+// detailLine is the part of a disagreement's text after the instruction.
+func detailLine(d string) string {
+	d = firstLine(d)
+	if i := strings.Index(d, "): "); i >= 0 {
+		d = d[i+3:]
+	}
+	return d
 }

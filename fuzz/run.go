@@ -117,10 +117,10 @@ func opName(mode Mode, b []byte, disasm string) string {
 			return inst.Op.String()
 		}
 	}
-	if f := strings.Fields(disasm); len(f) > 0 {
+	if f := strings.Fields(disasm); len(f) > 0 && !strings.HasPrefix(f[0], "(bad") {
 		return f[0]
 	}
-	return "?"
+	return "undefined"
 }
 
 var hexRE = regexp.MustCompile(`0x[0-9a-f]+|\b[0-9a-f]{2}( [0-9a-f]{2})+\b|\b[0-9]+\b`)
