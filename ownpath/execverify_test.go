@@ -60,7 +60,7 @@ func (c *completingCPU) GetXSave(x *kvm.XSave) error {
 }
 
 // newExecPath is newEntryPath under -verify exec with a completing vCPU.
-func newExecPath(t *testing.T, code []byte) (*Path, *completingCPU, *devices.TestWindow) {
+func newExecPath(t testing.TB, code []byte) (*Path, *completingCPU, *devices.TestWindow) {
 	t.Helper()
 	p, cpu, w := newEntryPath(t, code, nil)
 	cc := &completingCPU{fakeCPU: cpu}
