@@ -249,6 +249,15 @@ func (p *Path) complete() error {
 		if err := cpu.ReadExit(&xv.exit); err != nil {
 			return err
 		}
+		if xv.exit.Kind == kvm.KindIO && p.cfg.PIO != nil {
+			// String I/O between a port and MMIO (OUTS from it, INS
+			// into it): the port's side.
+			if err := p.servePorts(&xv.exit.IO); err != nil {
+				return err
+			}
+			p.stats.CountExit(kvm.KindIO)
+			continue
+		}
 		if xv.exit.Kind != kvm.KindMMIO {
 			return fmt.Errorf("completing the instruction at %s, KVM made a %v exit", p.csrip(), xv.exit.Reason)
 		}
@@ -767,6 +776,22 @@ func exceptionOf(err error) *x86.Exception {
 	var ex *x86.Exception
 	if errors.As(err, &ex) {
 		return ex
+	}
+	return nil
+}
+
+// servePorts serves a port-I/O exit made while completing an instruction,
+// element by element, as the run loop serves the others.
+func (p *Path) servePorts(a *kvm.IOAccess) error {
+	size := int(a.Size)
+	for off := 0; off+size <= len(a.Data); off += size {
+		mapped, err := p.cfg.PIO.Serve(uint64(a.Port), a.Data[off:off+size], a.Out)
+		if !mapped {
+			p.stats.CountUnassigned(true, a.Out)
+		}
+		if err != nil {
+			return fmt.Errorf("port %#x while completing the instruction at %s: %w", a.Port, p.csrip(), err)
+		}
 	}
 	return nil
 }
