@@ -26,6 +26,9 @@ type completingCPU struct {
 	xsave     [2]kvm.XSave   // vector state before and after
 	completed bool
 	runs      int
+	// onComplete, when set, runs as KVM finishes the instruction (its
+	// writes to RAM).
+	onComplete func()
 }
 
 func (c *completingCPU) SetImmediateExit(on bool) { c.immediate = on }
@@ -40,6 +43,9 @@ func (c *completingCPU) Run() error {
 		return nil
 	}
 	c.fakeCPU.regs, c.completed = c.after, true
+	if c.onComplete != nil {
+		c.onComplete()
+	}
 	return kvm.ErrInterrupted
 }
 
@@ -346,5 +352,27 @@ func TestWriteExitResolvedByData(t *testing.T) {
 		if !errors.As(err, &d) {
 			t.Errorf("%v: data neither reading writes matched: %v", v, err)
 		}
+	}
+}
+
+// addw $1,(%bx) across RAM (0x9ffff) and unassigned MMIO (0xa0000): KVM
+// writes the RAM byte itself while completing; walkvm's execution must use
+// the byte as it was before.
+func TestExecReadRAMBeforeCompletion(t *testing.T) {
+	p, cpu, _ := newExecPath(t, []byte{0x83, 0x07, 0x01})
+	cpu.sregs.DS = realSeg(0x9fff, 3)
+	cpu.regs.RBX = 0xf
+	if err := p.cfg.RAM.Write(0x9ffff, []byte{0x29}); err != nil {
+		t.Fatal(err)
+	}
+	cpu.after = cpu.regs
+	cpu.after.RIP, cpu.after.RFLAGS = 0x1003, 0x82 // 0xff29 + 1 = 0xff2a: SF
+	cpu.exits = []kvm.MMIOExit{{PhysAddr: 0xa0000, Len: 1, IsWrite: 1, Data: [8]byte{0xff}}}
+	cpu.onComplete = func() { _ = p.cfg.RAM.Write(0x9ffff, []byte{0x2a}) }
+	if err := p.MMIORead(mmioExit(1, 0xa0000, 1, false, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if s := p.Stats(); s.Results.Checked != 1 {
+		t.Errorf("results %+v", s.Results)
 	}
 }

@@ -510,7 +510,7 @@ func (p *Path) readExit(exit *kvm.MMIOExit, n int) error {
 		a := &accs.A[i]
 		if a.Read && isKVMFragment(a, exit.PhysAddr, n) {
 			p.agree()
-			p.armRead(inst)
+			p.armRead(inst, &accs)
 			return nil
 		}
 	}
