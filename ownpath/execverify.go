@@ -847,3 +847,29 @@ func (p *Path) servePorts(a *kvm.IOAccess) error {
 	}
 	return nil
 }
+
+// readInParts reports the instructions whose memory operand KVM's emulator
+// reads in several parts, each with an exit of its own: a pseudo-
+// descriptor's limit and then its base (LGDT, LIDT), the slots of POPA,
+// far RET and IRET, a far pointer's offset and selector (LDS ... LSS, far
+// JMP and CALL), BOUND's two bounds. Any exit inside such an access is one
+// of its parts.
+func readInParts(inst *decode.Inst) bool {
+	switch inst.Op {
+	case decode.LGDT, decode.LIDT, decode.BOUND, decode.IRET, decode.RETF, decode.JMPF, decode.CALLF,
+		decode.LDS, decode.LES, decode.LFS, decode.LGS, decode.LSS:
+		return true
+	}
+	return emulate.FactsOf(inst.Op).Stack == emulate.StackPopAll
+}
+
+// insideAccess reports whether [gpa, gpa+n) lies inside one piece of a.
+func insideAccess(a *emulate.MemRef, gpa uint64, n int) bool {
+	for i := range int(a.N) {
+		pc := &a.Pieces[i]
+		if gpa >= pc.GPA && gpa+uint64(n) <= pc.GPA+uint64(pc.Size) {
+			return true
+		}
+	}
+	return false
+}

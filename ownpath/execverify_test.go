@@ -376,3 +376,28 @@ func TestExecReadRAMBeforeCompletion(t *testing.T) {
 		t.Errorf("results %+v", s.Results)
 	}
 }
+
+// KVM reads POPA's slots and LGDT's limit and base with exits of their
+// own: an exit inside such an access agrees.
+func TestReadInParts(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		code []byte
+		gpa  uint64
+		n    uint32
+	}{
+		{"popa, third slot", []byte{0x61}, 0xd0004, 2},
+		{"lgdt, the base", []byte{0x0f, 0x01, 0x17}, 0xd0002, 4}, // lgdt (%bx)
+	} {
+		p, cpu, _ := newEntryPath(t, c.code, nil)
+		cpu.sregs.SS = realSeg(0xd000, 3)
+		if err := p.MMIORead(mmioExit(1, c.gpa, c.n, false, 0)); err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+	// mov (%bx),%ax reads one word: a byte inside it is no fragment.
+	p, _, _ := newEntryPath(t, []byte{0x8b, 0x07}, nil)
+	if err := p.MMIORead(mmioExit(1, 0xd0001, 1, false, 0)); err == nil {
+		t.Error("a byte inside a plain read agreed")
+	}
+}

@@ -508,7 +508,7 @@ func (p *Path) readExit(exit *kvm.MMIOExit, n int) error {
 	}
 	for i := range accs.N {
 		a := &accs.A[i]
-		if a.Read && isKVMFragment(a, exit.PhysAddr, n) {
+		if a.Read && (isKVMFragment(a, exit.PhysAddr, n) || readInParts(inst) && insideAccess(a, exit.PhysAddr, n)) {
 			p.agree()
 			p.armRead(inst, &accs)
 			return nil
