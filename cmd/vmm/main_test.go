@@ -11,6 +11,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"walkvm/guest"
 
 	"github.com/sirupsen/logrus"
 
@@ -280,7 +281,11 @@ func TestRunTrace(t *testing.T) {
 // environment as its module (everything short of /dev/kvm).
 func TestRunTakesUnittestsCommandLine(t *testing.T) {
 	dir := t.TempDir()
-	img, err := os.ReadFile("../../guest/mbelf32.elf")
+	g, err := guest.Lookup("mbelf32")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := g.Image()
 	if err != nil {
 		t.Fatal(err)
 	}
