@@ -11,12 +11,12 @@ import (
 	"syscall"
 	"testing"
 	"time"
-	"walkvm/guest"
 
 	"github.com/sirupsen/logrus"
 
 	"walkvm/boot"
 	"walkvm/devices"
+	"walkvm/guest"
 	"walkvm/internal/kvmtest"
 	"walkvm/ownpath"
 	"walkvm/unittests"
