@@ -16,6 +16,7 @@ import (
 
 	"walkvm/boot"
 	"walkvm/devices"
+	"walkvm/guest"
 	"walkvm/internal/kvmtest"
 	"walkvm/ownpath"
 	"walkvm/unittests"
@@ -280,7 +281,11 @@ func TestRunTrace(t *testing.T) {
 // environment as its module (everything short of /dev/kvm).
 func TestRunTakesUnittestsCommandLine(t *testing.T) {
 	dir := t.TempDir()
-	img, err := os.ReadFile("../../guest/mbelf32.elf")
+	g, err := guest.Lookup("mbelf32")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := g.Image()
 	if err != nil {
 		t.Fatal(err)
 	}
