@@ -2,10 +2,13 @@ package fuzz
 
 import (
 	"bytes"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 
@@ -236,5 +239,46 @@ func TestParseModes(t *testing.T) {
 	}
 	if _, err := ParseModes("v86"); err == nil {
 		t.Error("v86 accepted")
+	}
+}
+
+// The replay guests committed under docs/fuzz (README: KVM behaviours that
+// differ from the SDM): the hand-made ones are what Known builds, and each
+// holds the instruction its description names where it says.
+func TestReplayFiles(t *testing.T) {
+	const dir = "../docs/fuzz"
+	known := map[string]*Program{}
+	for _, k := range Known() {
+		known["known-"+k.Name] = k.Program
+	}
+	names, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil || len(names) == 0 {
+		t.Fatalf("no descriptions in %s: %v", dir, err)
+	}
+	for _, jn := range names {
+		base := strings.TrimSuffix(filepath.Base(jn), ".json")
+		b, err := os.ReadFile(jn)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var d Description
+		if err := json.Unmarshal(b, &d); err != nil {
+			t.Fatalf("%s: %v", jn, err)
+		}
+		img, err := os.ReadFile(filepath.Join(dir, base+".bin"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if p := known[base]; p != nil && !bytes.Equal(img, p.Image()) {
+			t.Errorf("%s.bin is not what Known builds: regenerate it with vmm fuzz", base)
+		}
+		at, err1 := strconv.ParseUint(d.InsnAddr, 0, 64)
+		insn, err2 := hex.DecodeString(d.Bytes)
+		if err1 != nil || err2 != nil || at < Load || int(at-Load)+len(insn) > len(img) || !bytes.Equal(img[at-Load:int(at-Load)+len(insn)], insn) {
+			t.Errorf("%s: the instruction %s is not at %s", base, d.Bytes, d.InsnAddr)
+		}
+		if !strings.Contains(d.Replay, "docs/fuzz/"+base+".bin") {
+			t.Errorf("%s: replay %q", base, d.Replay)
+		}
 	}
 }
