@@ -278,8 +278,8 @@ func (a *asm) store32(addr uint64, v uint32) {
 		a.imm32(v)
 	default:
 		a.emit(0xB8, byte(addr>>4), byte(addr>>12)) // mov $seg,%ax
-		a.emit(0x8E, 0xD8)                           // mov %ax,%ds
-		a.emit(0x66, 0xC7, 0x06, byte(addr&0xf), 0)  // movl $v,off
+		a.emit(0x8E, 0xD8)                          // mov %ax,%ds
+		a.emit(0x66, 0xC7, 0x06, byte(addr&0xf), 0) // movl $v,off
 		a.imm32(v)
 	}
 }
