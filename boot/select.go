@@ -39,6 +39,11 @@ type Needs struct {
 	// IRQChip: KVM's in-kernel interrupt controllers and PIT, which the
 	// kernel programs.
 	IRQChip bool
+	// ROMScan: the kernel reads the option-ROM area below 1 MiB as a
+	// PC's firmware left it (Linux probes for adapter ROMs and scans
+	// 0x80000-0xfffff for an iBFT in 16-byte steps), so no MMIO window may
+	// sit there: each read would be an exit (8224 for the low test window).
+	ROMScan bool
 }
 
 // NeedsOf says what l needs of the machine: what its Needs method says,
@@ -115,7 +120,10 @@ type kernel struct {
 }
 
 // Needs implements the Needs method NeedsOf reads.
-func (k *kernel) Needs() Needs { return Needs{Firmware: true, IRQChip: true} }
+func (k *kernel) Needs() Needs {
+	linux := k.format == format.BzImage || k.format == format.PVH
+	return Needs{Firmware: true, IRQChip: true, ROMScan: linux}
+}
 
 // Plan implements Loader.
 func (k *kernel) Plan(mm *memory.Map) error {

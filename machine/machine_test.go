@@ -138,6 +138,19 @@ func TestKernelMemoryMap(t *testing.T) {
 			t.Errorf("guest memory %v reaches the interrupt controllers' pages", r)
 		}
 	}
+	// A Linux kernel scans the option-ROM area: the low window is left
+	// out and the first MiB is the firmware's.
+	linux := &Machine{Needs: boot.Needs{Firmware: true, IRQChip: true, ROMScan: true}}
+	mm, err = memoryMap(128<<20, true, true, linux.pcDevices())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := mm.Find(devices.TestWindowLow); !ok || r.Kind != memory.KindFirmware {
+		t.Errorf("%#x for a Linux kernel: %v %v, want firmware memory", devices.TestWindowLow, r, ok)
+	}
+	if r, ok := mm.Find(devices.TestWindowHigh); !ok || r.Kind != memory.KindMMIO {
+		t.Errorf("%#x for a Linux kernel: %v %v, want the high window", devices.TestWindowHigh, r, ok)
+	}
 }
 
 func TestWantIRQChip(t *testing.T) {

@@ -304,7 +304,9 @@ func (p *Path) EndExit(e *kvm.Exit) {
 	r, x := &p.exit.rec, &p.exit
 	r.Seq, r.VCPU, r.Reason, r.Mode = e.Seq, p.cfg.VCPU, e.Reason, x.mode
 	r.CS, r.RIP, r.CodeMode = x.cs, x.rip, x.st.DecodeMode()
-	r.Walks = p.mem.Walks()
+	r.Walks, r.WalkInfo = p.mem.Walks(), p.mem.WalkInfo()
+	r.Paging, r.HasPaging = p.memo.walker, p.memo.walkerOK
+	r.TimeNS, r.DurNS, r.Timed = e.TimeNS, e.DurNS, e.Timed
 	p.cfg.Trace.Write(r)
 }
 
