@@ -81,10 +81,13 @@ type CPU interface {
 
 // Config says what a Path works on.
 type Config struct {
-	VCPU   int // the vCPU's index, for statistics and traces
-	CPU    CPU
-	RAM    *memory.RAM
-	Bus    *memory.Bus // the MMIO bus
+	VCPU int // the vCPU's index, for statistics and traces
+	CPU  CPU
+	RAM  *memory.RAM
+	Bus  *memory.Bus // the MMIO bus
+	// PIO is the port-I/O bus: -verify exec serves the port side of a
+	// string I/O instruction it completes.
+	PIO    *memory.Bus
 	Verify Verify
 	Log    logrus.FieldLogger
 	// Stats receives the path's counts; nil makes a fresh one.
@@ -505,9 +508,9 @@ func (p *Path) readExit(exit *kvm.MMIOExit, n int) error {
 	}
 	for i := range accs.N {
 		a := &accs.A[i]
-		if a.Read && isKVMFragment(a, exit.PhysAddr, n) {
+		if a.Read && (isKVMFragment(a, exit.PhysAddr, n) || readInParts(inst) && insideAccess(a, exit.PhysAddr, n)) {
 			p.agree()
-			p.armRead(inst)
+			p.armRead(inst, &accs)
 			return nil
 		}
 	}

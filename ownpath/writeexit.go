@@ -77,6 +77,9 @@ func (p *Path) writeExit(exit *kvm.MMIOExit, n int) error {
 	var win writeWindow
 	var ms writeMatches
 	p.findWrite(&win, exit, n, &ms)
+	if ms.ambiguous {
+		p.resolveByData(&ms, exit, n)
+	}
 	if ms.n > 0 {
 		r := &p.exit.rec
 		m := ms.chosen()

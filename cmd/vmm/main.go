@@ -9,6 +9,7 @@
 //	vmm report [flags] TRACE  render a -trace as an HTML page or Chrome trace events
 //	vmm nested COMMAND...     run a vmm command inside QEMU's nested KVM
 //	vmm initramfs -o FILE     build a busybox initramfs with a shell
+//	vmm fuzz [flags]          generated MMIO instructions under -verify exec
 //
 // Exit status of run: the guest's debug-exit value, 0 when it halts with
 // interrupts disabled, 124 on timeout, 125 when the VM or walkvm fails,
@@ -50,6 +51,8 @@ func Main(args []string, stdout, stderr io.Writer) int {
 		return cmdNested(args[1:], stdout, stderr)
 	case "initramfs":
 		return cmdInitramfs(args[1:], stdout, stderr)
+	case "fuzz":
+		return cmdFuzz(args[1:], stdout, stderr)
 	case "help", "-h", "-help", "--help":
 		usage(stdout)
 		return 0
@@ -71,6 +74,7 @@ commands:
   report [flags] TRACE  render a trace (-trace) as an HTML page or Chrome trace events
   nested COMMAND...     run a vmm command in QEMU's nested KVM (where /dev/kvm is missing)
   initramfs -o FILE     build a busybox initramfs with a shell (for a Linux -kernel)
+  fuzz [flags]          generated MMIO instructions in every mode under -verify exec
   help                  this text
 
 Run "vmm run -h" for the flags of run.
