@@ -52,6 +52,7 @@ type writeMatch struct {
 	len   uint8
 	acc   emulate.MemRef
 	undo  bool // its register effects had to be undone
+	batch bool // a REP INS batch of KVM's (insBatchWrite)
 	inst  decode.Inst
 }
 
@@ -126,6 +127,11 @@ func (p *Path) rewalk(m *writeMatch) {
 		if _, err := p.mem.Translate(last&^0xfff, emulate.Intent{Access: x86.AccessFetch}); err != nil {
 			return
 		}
+	}
+	if m.batch {
+		var acc emulate.MemRef
+		_ = p.emu.ResolveRange(&s, m.acc.Seg, m.acc.Offset, m.acc.Size, true, &acc)
+		return
 	}
 	if m.undo {
 		emulate.Rewind(&s, &m.inst)
@@ -240,10 +246,14 @@ func (p *Path) matchWrite(w *writeWindow, end uint64, exit *kvm.MMIOExit, n int,
 			continue
 		}
 		acc, undo, ok := p.candidateWrites(inst, end-k, exit, n)
+		batch := false
 		if !ok {
-			continue
+			if acc, ok = p.insBatchWrite(inst, end-k, exit, n); !ok {
+				continue
+			}
+			batch = true
 		}
-		m := writeMatch{start: end - k, end: end, len: inst.Len, acc: acc, undo: undo}
+		m := writeMatch{start: end - k, end: end, len: inst.Len, acc: acc, undo: undo, batch: batch}
 		if matches == 0 {
 			first = m
 			first.inst = *inst
