@@ -90,7 +90,16 @@ func (p *Path) writeExit(exit *kvm.MMIOExit, n int) error {
 	case matches == 0:
 		return p.disagree("write", win.b[:decode.MaxLen], "no instruction ending at RIP %#x writes %d bytes of %#x at GPA %#x", p.exit.st.RIP, n, le64(exit.Data[:n]), exit.PhysAddr)
 	case ambiguous:
-		return p.disagree("write", p.exit.rec.Insn(), "candidates ending at RIP %#x disagree about the access", p.exit.st.RIP)
+		// Every reading explains KVM's write (address, size and, for a
+		// register source, data): the code bytes decode into more than
+		// one instruction ending at RIP and this exit cannot tell which
+		// ran. A 66 prefix in front of a page-crossing store is one case:
+		// 16- and 32-bit stores write the same first byte, and only the
+		// next exit's size tells them apart, where one reading is left.
+		// The longest reading is recorded.
+		p.agree()
+		p.exit.rec.Detail = "ambiguous: more than one instruction ending at RIP explains KVM's write; the longest is recorded"
+		return nil
 	}
 	p.agree()
 	return nil
