@@ -303,7 +303,7 @@ func (p *Path) candidateWrites(inst *decode.Inst, start uint64, exit *kvm.MMIOEx
 	switch inst.Op {
 	case decode.MOVS, decode.STOS, decode.INS:
 		nundo = 2 // with and without one element undone
-	case decode.PUSH, decode.POP, decode.PUSHF, decode.CALL:
+	case decode.PUSH, decode.POP, decode.PUSHF, decode.CALL, decode.ENTER:
 		undos[0] = 1
 	}
 	for u := range nundo {

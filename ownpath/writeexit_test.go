@@ -183,6 +183,19 @@ func TestWriteExitResolution(t *testing.T) {
 			matches: 1, start: 0x1000,
 		},
 		{
+			// enter $0x1238,$0 pushed rBP across a page boundary (KVM's
+			// first fragment: the 4 bytes below it), then moved rSP down
+			// by the allocation (kvm-unit-tests' emulator test).
+			name: "enter with an MMIO stack", mode: "long64",
+			code: []byte{0xc8, 0x38, 0x12, 0x00},
+			setup: func(s *emulate.State) {
+				s.GPR[x86.RBP] = mmio + 0xffc
+				s.GPR[x86.RSP] = mmio + 0xffc - 0x1238
+			},
+			exit:    writeExit(mmio+0xffc, 4, 0x55667788),
+			matches: 1, start: 0x1000,
+		},
+		{
 			name: "push of a memory operand onto an MMIO stack", mode: "long64",
 			code: []byte{0xff, 0x36}, // push (%rsi)
 			setup: func(s *emulate.State) {
