@@ -108,14 +108,19 @@ func (p *Path) writeExit(exit *kvm.MMIOExit, n int) error {
 // findWrite looks for the instruction behind a write exit: first among
 // those ending at RIP; then, since a CALL's write exit arrives with RIP at
 // the call's target, among CALLs ending at the return address it pushed.
-// win is left holding the window of the last search.
+// win is left holding the window of the match, or the one before RIP when
+// nothing matched (for the disagreement's message).
 func (p *Path) findWrite(win *writeWindow, exit *kvm.MMIOExit, n int) (int, writeMatch, bool) {
 	p.fetchWindow(win, p.exit.st.RIP)
 	matches, first, ambiguous := p.matchWrite(win, p.exit.st.RIP, exit, n, false)
 	if matches == 0 && (n == 2 || n == 4 || n == 8) {
+		var callWin writeWindow
 		ret := le64(exit.Data[:n])
-		p.fetchWindow(win, ret)
-		matches, first, ambiguous = p.matchWrite(win, ret, exit, n, true)
+		p.fetchWindow(&callWin, ret)
+		if m, f, amb := p.matchWrite(&callWin, ret, exit, n, true); m > 0 {
+			*win = callWin
+			return m, f, amb
+		}
 	}
 	return matches, first, ambiguous
 }

@@ -2,6 +2,7 @@ package ownpath
 
 import (
 	"encoding/binary"
+	"strings"
 	"testing"
 
 	"walkvm/devices"
@@ -254,5 +255,16 @@ func TestWriteExitAmbiguousPageCross(t *testing.T) {
 	// data than %ax's the 16-bit one does not match either.
 	if err := p.writeExit(writeExit(mmio+0x1000, 1, 0x99), 1); err == nil {
 		t.Error("a second fragment neither reading writes agreed")
+	}
+}
+
+// A write exit nothing explains names the code bytes before RIP, also when
+// its data looked like a return address to search from.
+func TestWriteExitDisagreementBytes(t *testing.T) {
+	p := newTestPath(t, "long64", []byte{0x89, 0x07}) // mov %eax,(%rdi)
+	p.exit.st.GPR[x86.RDI] = devices.TestWindowLow
+	err := p.writeExit(writeExit(devices.TestWindowLow+0x100, 8, 0x1000), 8)
+	if err == nil || !strings.Contains(err.Error(), "89 07") {
+		t.Errorf("disagreement %v, want the bytes 89 07 before RIP", err)
 	}
 }
