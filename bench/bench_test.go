@@ -3,8 +3,12 @@ package bench
 import (
 	"bytes"
 	"encoding/binary"
+	"fmt"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"testing"
+	"time"
 	"unsafe"
 
 	"walkvm/boot"
@@ -174,5 +178,40 @@ func TestBuildFloor(t *testing.T) {
 	out, err := exec.Command(bin).CombinedOutput()
 	if ee, ok := err.(*exec.ExitError); !ok || ee.ExitCode() != 2 || !bytes.Contains(out, []byte("usage: floor")) {
 		t.Errorf("floor without arguments: %v, %q; want status 2 and its usage", err, out)
+	}
+}
+
+// TestRunKUT runs a fake vmm that records its arguments.
+func TestRunKUT(t *testing.T) {
+	dir := t.TempDir()
+	args := filepath.Join(dir, "args")
+	for _, c := range []struct {
+		exit       int
+		wantStatus int
+		wantErr    bool
+	}{{0, 0, false}, {1, 1, false}, {2, 0, true}} {
+		vmm := filepath.Join(dir, "vmm")
+		script := fmt.Sprintf("#!/bin/sh\necho \"$@\" >%s\nexit %d\n", args, c.exit)
+		if err := os.WriteFile(vmm, []byte(script), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		wall, status, err := runKUT(vmm, "/kut", "strict", dir)
+		if (err != nil) != c.wantErr {
+			t.Fatalf("exit %d: err %v", c.exit, err)
+		}
+		if err != nil {
+			continue
+		}
+		if status != c.wantStatus || wall <= 0 {
+			t.Errorf("exit %d: status %d, wall %v", c.exit, status, wall)
+		}
+		got, _ := os.ReadFile(args)
+		if want := "unittests -verify strict -logs " + filepath.Join(dir, "kut-strict") + " /kut\n"; string(got) != want {
+			t.Errorf("vmm got %q, want %q", got, want)
+		}
+	}
+	r := summarizeKUT("/kut", []string{"off"}, map[string][]time.Duration{"off": {time.Second, 3 * time.Second}}, map[string][]int{"off": {0, 1}})
+	if len(r.Rows) != 1 || r.Rows[0].WallS != (Stat{2, 1, 3, 2}) || len(r.Rows[0].Status) != 2 {
+		t.Errorf("summarizeKUT: %+v", r)
 	}
 }

@@ -46,6 +46,15 @@ func WriteText(w io.Writer, res *Result) error {
 			return err
 		}
 	}
+	if k := res.KUT; k != nil {
+		fmt.Fprintf(w, "\nkvm-unit-tests (%s) under `vmm unittests`, whole suite\n", k.Dir)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "verify\tseconds\tstatus per round\t")
+		for _, r := range k.Rows {
+			fmt.Fprintf(tw, "%s\t%s\t%v\t\n", r.Verify, r.WallS.format(2), r.Status)
+		}
+		return tw.Flush()
+	}
 	return nil
 }
 

@@ -12,22 +12,13 @@ import (
 	"walkvm/memory"
 )
 
-// LinuxCmdline is the command line a bzImage or PVH kernel starts from;
-// Options.Append adds to it. Each item keeps Linux to the devices walkvm
-// has: console=ttyS0 (the 16550 at 0x3f8 is the console), reboot=k
-// (reboot through the i8042's reset line, which ends the run), panic=-1
-// (reboot at once on a panic), acpi=off (the CPUs and the I/O APIC come
-// from the MP table; walkvm has no ACPI power management), pci=off (no
-// PCI devices: the configuration ports answer "no device").
-const LinuxCmdline = "console=ttyS0 reboot=k panic=-1 acpi=off pci=off"
-
 // Options are what an image is booted with besides its bytes.
 type Options struct {
 	// Name is the image's name, the first word of a multiboot command line
 	// (kvm-unit-tests takes argv[0] from it).
 	Name string
 	// Append is the command line: after Name for a multiboot kernel,
-	// after LinuxCmdline for a bzImage or PVH kernel.
+	// after walkvm's default (linux.Cmdline) for a bzImage or PVH kernel.
 	Append string
 	// Initrd, when non-nil, is the multiboot module or the kernel's
 	// initrd; InitrdName is its name (the multiboot module's string).
@@ -48,6 +39,11 @@ type Needs struct {
 	// IRQChip: KVM's in-kernel interrupt controllers and PIT, which the
 	// kernel programs.
 	IRQChip bool
+	// ROMScan: the kernel reads the option-ROM area below 1 MiB as a
+	// PC's firmware left it (Linux probes for adapter ROMs and scans
+	// 0x80000-0xfffff for an iBFT in 16-byte steps), so no MMIO window may
+	// sit there: each read would be an exit (8224 for the low test window).
+	ROMScan bool
 }
 
 // NeedsOf says what l needs of the machine: what its Needs method says,
@@ -95,13 +91,13 @@ func Select(image []byte, o Options) (Choice, error) {
 			return multiboot.Load(mem, image, cfg)
 		}}
 	case format.BzImage:
-		cfg := linux.Config{Cmdline: linuxCmdline(o.Append), Initrd: o.Initrd, RSDP: RSDPBase}
+		cfg := linux.Config{Cmdline: linux.Cmdline(o.Append), Initrd: o.Initrd, RSDP: RSDPBase}
 		c.Loader = &kernel{format: kind, load: func(mem loader.Memory, mm *memory.Map) (*loader.Entry, error) {
 			cfg.Map = mm
 			return linux.Load(mem, image, cfg)
 		}}
 	case format.PVH:
-		cfg := pvh.Config{Cmdline: linuxCmdline(o.Append), Initrd: o.Initrd, RSDP: RSDPBase}
+		cfg := pvh.Config{Cmdline: linux.Cmdline(o.Append), Initrd: o.Initrd, RSDP: RSDPBase}
 		c.Loader = &kernel{format: kind, load: func(mem loader.Memory, mm *memory.Map) (*loader.Entry, error) {
 			cfg.Map = mm
 			return pvh.Load(mem, image, cfg)
@@ -110,13 +106,6 @@ func Select(image []byte, o Options) (Choice, error) {
 		return c, fmt.Errorf("image format %v: no loader", kind)
 	}
 	return c, nil
-}
-
-func linuxCmdline(append string) string {
-	if append == "" {
-		return LinuxCmdline
-	}
-	return LinuxCmdline + " " + append
 }
 
 // kernel is the Loader of a multiboot, bzImage or PVH kernel: one of the
@@ -131,7 +120,10 @@ type kernel struct {
 }
 
 // Needs implements the Needs method NeedsOf reads.
-func (k *kernel) Needs() Needs { return Needs{Firmware: true, IRQChip: true} }
+func (k *kernel) Needs() Needs {
+	linux := k.format == format.BzImage || k.format == format.PVH
+	return Needs{Firmware: true, IRQChip: true, ROMScan: linux}
+}
 
 // Plan implements Loader.
 func (k *kernel) Plan(mm *memory.Map) error {

@@ -11,6 +11,7 @@ import (
 	"walkvm/boot/elfload"
 	"walkvm/boot/format"
 	"walkvm/boot/internal/boottest"
+	"walkvm/boot/linux"
 	"walkvm/boot/multiboot"
 	"walkvm/memory"
 	"walkvm/x86"
@@ -96,8 +97,8 @@ func TestSelect(t *testing.T) {
 		{"multiboot ELF32", guestFile(t, "mbelf32.elf"), Options{}, format.MultibootELF, Needs{Firmware: true, IRQChip: true}, ""},
 		{"multiboot ELF64 as elf32-i386", guestFile(t, "mbelf64x32.elf"), Options{Append: "a", Initrd: []byte("x")}, format.MultibootELF, Needs{Firmware: true, IRQChip: true}, ""},
 		{"multiboot a.out kludge", guestFile(t, "mbaout.bin"), Options{}, format.MultibootAout, Needs{Firmware: true, IRQChip: true}, ""},
-		{"bzImage", bzImage(), Options{Append: "quiet"}, format.BzImage, Needs{Firmware: true, IRQChip: true}, ""},
-		{"PVH", pvhELF(), Options{}, format.PVH, Needs{Firmware: true, IRQChip: true}, ""},
+		{"bzImage", bzImage(), Options{Append: "quiet"}, format.BzImage, Needs{Firmware: true, IRQChip: true, ROMScan: true}, ""},
+		{"PVH", pvhELF(), Options{}, format.PVH, Needs{Firmware: true, IRQChip: true, ROMScan: true}, ""},
 		{"plain ELF", plainELF(0x200000, 0x200000), Options{Mode: Long}, format.ELF, Needs{Firmware: true}, ""},
 		{"plain ELF with an initrd", plainELF(0x200000, 0x200000), Options{Initrd: []byte{1}}, format.ELF, Needs{}, "not ELF images"},
 		{"truncated ELF", []byte("\x7fELF\x01\x01\x01"), Options{}, format.ELF, Needs{}, "shorter than an ELF header"},
@@ -148,7 +149,7 @@ func TestKernelPlanLoad(t *testing.T) {
 				t.Errorf("entry %v rip %#x cs %+v", e.Mode, e.Regs.RIP, e.Sregs.CS)
 			}
 			cmd, _ := ram.ReadUint32(e.Regs.RSI + 0x228)
-			if s := cString(t, ram, uint64(cmd)); s != LinuxCmdline+" quiet" {
+			if s := cString(t, ram, uint64(cmd)); s != linux.Cmdline("quiet") {
 				t.Errorf("command line %q", s)
 			}
 			if rsdp, _ := ram.ReadUint64(e.Regs.RSI + 0x70); rsdp != RSDPBase {

@@ -223,6 +223,10 @@ type Host struct {
 func (m Model) Build(supported []kvm.CPUIDEntry, host Host) ([]kvm.CPUIDEntry, []string) {
 	out := slices.Clone(supported)
 	var warnings []string
+	// KVM does not report the hypervisor bit but a guest needs it to find
+	// KVM's leaves at 0x40000000 (Linux: kvm-clock instead of calibrating
+	// the TSC against the PIT); QEMU sets it the same way.
+	setBit(out, Features["hypervisor"], true)
 	if host.TSCDeadline {
 		setBit(out, Features["tsc-deadline"], true)
 	}

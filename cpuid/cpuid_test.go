@@ -14,7 +14,7 @@ import (
 func supported() []kvm.CPUIDEntry {
 	return []kvm.CPUIDEntry{
 		{Function: 0, Eax: 0xd, Ebx: le32([]byte("Genu")), Edx: le32([]byte("ineI")), Ecx: le32([]byte("ntel"))},
-		{Function: 1, Eax: 0x306a9, Ebx: 0x00000800, Ecx: 1<<0 | 1<<17 | 1<<21 | 1<<26 | 1<<28 | 1<<31, Edx: 0x078bfbff},
+		{Function: 1, Eax: 0x306a9, Ebx: 0x00000800, Ecx: 1<<0 | 1<<17 | 1<<21 | 1<<26 | 1<<28, Edx: 0x078bfbff}, // KVM reports no hypervisor bit
 		{Function: 7, Flags: 1, Index: 0, Ebx: 1<<7 | 1<<10 | 1<<16 | 1<<20, Ecx: 1<<3 | 1<<16},
 		{Function: 0xb, Flags: 1, Index: 0, Eax: 1, Ebx: 1, Ecx: 0x100},
 		{Function: 0xb, Flags: 1, Index: 1, Eax: 4, Ebx: 2, Ecx: 0x201},
@@ -71,10 +71,11 @@ func TestBuild(t *testing.T) {
 		has, not []string
 		warnings int
 	}{
-		{spec: "host", has: []string{"x2apic", "pcid", "avx", "invpcid", "smep", "smap", "pku", "la57"}, not: []string{"tsc-deadline"}},
+		{spec: "host", has: []string{"x2apic", "pcid", "avx", "invpcid", "smep", "smap", "pku", "la57", "hypervisor"}, not: []string{"tsc-deadline"}},
+		{spec: "host,-hypervisor", not: []string{"hypervisor"}},
 		{spec: "host", host: Host{TSCDeadline: true}, has: []string{"tsc-deadline"}},
 		{spec: "max,-pcid,-invpcid", has: []string{"x2apic"}, not: []string{"pcid", "invpcid"}},
-		{spec: "qemu64", has: []string{"x2apic", "sse3", "lm", "nx", "syscall"}, not: []string{"pcid", "avx", "invpcid", "smep", "la57", "xsave"}},
+		{spec: "qemu64", has: []string{"x2apic", "sse3", "lm", "nx", "syscall", "hypervisor"}, not: []string{"pcid", "avx", "invpcid", "smep", "la57", "xsave"}},
 		{spec: "qemu64,+pcid,+invpcid", has: []string{"pcid", "invpcid"}, not: []string{"avx"}},
 		{spec: "qemu64,-x2apic,+tsc-deadline", host: Host{TSCDeadline: true}, has: []string{"tsc-deadline"}, not: []string{"x2apic"}},
 		{spec: "qemu64,+tsc-deadline", not: []string{"tsc-deadline"}, warnings: 1},

@@ -129,3 +129,36 @@ func BenchmarkDecodeResolve(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkStepHostFPU executes an x87 and an SSE arithmetic instruction
+// with an MMIO operand, which run on the host's floating-point unit.
+func BenchmarkStepHostFPU(b *testing.B) {
+	for _, c := range []struct {
+		name string
+		code []byte
+	}{
+		{"fadds", []byte{0xd8, 0x03}},       // fadds (%rbx)
+		{"addps", []byte{0x0f, 0x58, 0x03}}, // addps (%rbx), %xmm0
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			s := long64State()
+			m := newTestMem()
+			m.noLog = true
+			s.RIP = 0x2000
+			s.GPR[rbx] = mm
+			m.put(0x2000, c.code)
+			withVec(s)
+			e := &Emulator{Mem: m}
+			if _, err := e.Step(s); err != nil { // maps the executable page
+				b.Fatal(err)
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				s.RIP = 0x2000
+				if _, err := e.Step(s); err != nil {
+					b.Fatal(err)
+				}
+			}
+		})
+	}
+}

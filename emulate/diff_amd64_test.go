@@ -21,6 +21,7 @@ import (
 
 	"walkvm/emulate/decode"
 	"walkvm/emulate/internal/hostcpu"
+	"walkvm/emulate/internal/hostfpu"
 	"walkvm/x86"
 )
 
@@ -135,6 +136,7 @@ type hostEnv struct {
 	gdtr, idtr TableReg
 	ldtr, tr   uint16
 	cr0        uint64
+	mxcsrMask  uint32 // what FXSAVE stores as MXCSR_MASK
 }
 
 // linuxGDT is the x86-64 Linux GDT as user mode sees it (arch/x86/include/
@@ -200,7 +202,11 @@ type diffForm struct {
 	reg      int    // ModRM.reg, or -1 when it names a register operand
 	immLen   int
 	implicit bool // opcode is the whole instruction after the prefixes
+	// vex is a VEX form's mmmmm, W, L and pp (nil for legacy forms);
+	// vvvvFree says VEX.vvvv names a register (else it must be 1111b).
 	vex      []byte
+	vvvvFree bool
+	memSize  int    // the memory operand's size
 	avoid    string // why the form is not run natively (empty: it is)
 }
 
@@ -212,9 +218,10 @@ type diffCase struct {
 	regs   hostcpu.NativeRegs
 	fpu    FPUState
 	target uint64 // the memory operand's address
-	// avoidReg is a GPR the address must not use (a BT bit offset), or -1.
-	avoidReg int
-	mem      [16]byte // the operand's first bytes before the run
+	// avoid is the GPRs the address must not use (a BT bit offset, the
+	// RFBM of XSAVE), a bit each.
+	avoid uint16
+	mem   [16]byte // the operand's first bytes before the run
 }
 
 // diffGen generates cases.
@@ -300,7 +307,7 @@ func (g *diffGen) modrmMem(c *diffCase, b []byte, reg int, target uint64, nextLe
 	pick := func(avoid ...int) int {
 		for {
 			x := r.IntN(16)
-			ok := x != 4 && x != c.avoidReg // rSP stays the stack pointer
+			ok := x != 4 && c.avoid>>x&1 == 0 // rSP stays the stack pointer
 			for _, a := range avoid {
 				if x == a {
 					ok = false
@@ -438,7 +445,7 @@ func TestExecNative(t *testing.T) {
 	}
 	var reports []*diffReport
 	n := execCaseCount()
-	for c := Class(1); c < NumClasses; c++ {
+	for c := Class(0); c < NumClasses; c++ {
 		if len(want) > 0 && !want[c] {
 			continue
 		}
@@ -518,7 +525,7 @@ func runClass(t *testing.T, nat *hostcpu.Native, env *hostEnv, rep *diffReport, 
 		// Native.
 		writeXSave(region[hostcpu.XSaveIn-nBase:], &c.fpu)
 		if os.Getenv("WALKVM_EXEC_TRACE") != "" {
-			fmt.Fprintf(os.Stderr, "%s % x %s\n", f.name, c.code[:c.n], fmtRegs(c.regs.GPR, c.regs.RFLAGS))
+			fmt.Fprintf(os.Stderr, "%s % x %s mxcsr=%x fcw=%x\n", f.name, c.code[:c.n], fmtRegs(c.regs.GPR, c.regs.RFLAGS), c.fpu.MXCSR, c.fpu.FCW)
 		}
 		nat.Run(c.code[:c.n], &c.regs, &out)
 		// Emulated.
@@ -591,7 +598,8 @@ func fmtFPU(c Class, in, n, e *FPUState) string {
 	case ClassX87:
 		return "\n  fpu in:  " + x(in) + "\n  fpu cpu: " + x(n) + "\n  fpu emu: " + x(e)
 	case ClassSSE, ClassAVX, ClassXState:
-		return fmt.Sprintf("\n  mxcsr in %x cpu %x emu %x", in.MXCSR, n.MXCSR, e.MXCSR)
+		return fmt.Sprintf("\n  mxcsr in %x cpu %x emu %x", in.MXCSR, n.MXCSR, e.MXCSR) +
+			"\n  fpu in:  " + x(in) + "\n  fpu cpu: " + x(n) + "\n  fpu emu: " + x(e)
 	}
 	return ""
 }
@@ -632,6 +640,9 @@ func syncRegion(dst, src []byte) {
 // writeXSave writes f as a standard-format XSAVE image with a clean
 // header (XCOMP_BV and the reserved bytes zero).
 func writeXSave(b []byte, f *FPUState) {
+	if f.MXCSR > 0xFFFF {
+		panic(fmt.Sprintf("differential: MXCSR %#x has reserved bits; XRSTOR would fault in the runner", f.MXCSR))
+	}
 	clear(b[:XSAVEMinSize])
 	_ = f.MarshalXSAVE(b)
 }
@@ -639,7 +650,7 @@ func writeXSave(b []byte, f *FPUState) {
 // compareDiff returns why the two sides differ, or "".
 func compareDiff(c *diffCase, nr, er *diffResult, res *Result, native, emu []byte) string {
 	if nr.vec != er.vec {
-		return fmt.Sprintf("fault: cpu %s, emulator %s", vecName(nr.vec), vecName(er.vec))
+		return fmt.Sprintf("fault: cpu %s (cr2 %#x), emulator %s (addr %#x)", vecName(nr.vec), nr.cr2, vecName(er.vec), er.cr2)
 	}
 	if nr.vec == x86.VectorPF && nr.cr2 != er.cr2 {
 		return fmt.Sprintf("#PF address: cpu %#x, emulator %#x", nr.cr2, er.cr2)
@@ -750,24 +761,145 @@ func explain(c *diffCase, nr, er *diffResult, res *Result, native, emu []byte) s
 	if decode.Decode(c.code[:c.n], decode.Mode64, inst) != nil {
 		return ""
 	}
+	// The kernel clears NT before it returns to user mode (an IRET with
+	// NT set faults in IA-32e mode): an interrupt between a POPF that set
+	// it and the capture leaves it clear.
+	if nr.vec < 0 && er.rflags^nr.rflags == x86.FlagNT && er.rflags&x86.FlagNT != 0 {
+		e := *er
+		e.rflags = nr.rflags
+		if compareDiff(c, nr, &e, res, native, emu) == "" {
+			return "NT read back as 0 after an interrupt before the capture (the kernel clears it)"
+		}
+	}
+	// On AMD, XSAVE keeps no FOP, FIP or FDP without a pending exception:
+	// a context switch between the runner's XRSTOR and the instruction
+	// zeroes them, which an instruction that does not set them (a
+	// control instruction) leaves so.
+	if hostZeroesPointers && c.fpu.FSW&^c.fpu.FCW&fswExc == 0 && nr.fpu.LastOpcode == 0 && nr.fpu.LastIP == 0 && nr.fpu.LastDP == 0 &&
+		er.fpu.LastOpcode|uint16(er.fpu.LastIP)|uint16(er.fpu.LastDP) != 0 &&
+		er.fpu.LastOpcode == c.fpu.LastOpcode && er.fpu.LastIP == c.fpu.LastIP && er.fpu.LastDP == c.fpu.LastDP {
+		e := *er
+		e.fpu.LastOpcode, e.fpu.LastIP, e.fpu.LastDP = 0, 0, 0
+		if compareDiff(c, nr, &e, res, native, emu) == "" {
+			return "AMD: a context switch before the instruction zeroed FOP/FIP/FDP (XSAVE keeps them only with a pending exception)"
+		}
+	}
+	// A signal during the run (the Go runtime's preemption signal) makes
+	// the kernel save and restore the x87 state through its signal frame,
+	// which keeps FIP and FDP as 32-bit offsets.
+	if (nr.fpu.LastIP != er.fpu.LastIP || nr.fpu.LastDP != er.fpu.LastDP) &&
+		nr.fpu.LastIP == er.fpu.LastIP&0xFFFFFFFF && nr.fpu.LastDP == er.fpu.LastDP&0xFFFFFFFF {
+		e := *er
+		e.fpu.LastIP, e.fpu.LastDP = nr.fpu.LastIP, nr.fpu.LastDP
+		if compareDiff(c, nr, &e, res, native, emu) == "" {
+			return "a signal during the run truncated FIP/FDP to 32 bits (the kernel's signal frame)"
+		}
+	}
+	// A null selector with RPL 1-3 in DS, ES or GS reads back as 0 when
+	// an interrupt came between the instruction and the capture (the
+	// return to user mode reloads it).
+	if nr.sregs != er.sregs {
+		same := true
+		for i := range nr.sregs {
+			if nr.sregs[i] != er.sregs[i] && !(nr.sregs[i] == 0 && er.sregs[i] <= 3) {
+				same = false
+			}
+		}
+		if same {
+			e := *er
+			e.sregs = nr.sregs
+			if compareDiff(c, nr, &e, res, native, emu) == "" {
+				return "a null selector with RPL > 0 read back as 0 after an interrupt before the capture"
+			}
+		}
+	}
+	// FXRSTOR64/XRSTOR64 of a non-canonical FIP or FDP (random image
+	// bytes; no instruction address is one): AMD keeps neither the 64
+	// bits the SDM loads nor a fixed extension of them.
+	canon := func(v uint64) bool { return uint64(int64(v<<16)>>16) == v }
+	if nr.vec < 0 && (!canon(er.fpu.LastIP) || !canon(er.fpu.LastDP)) {
+		e := *er
+		e.fpu.LastIP, e.fpu.LastDP = nr.fpu.LastIP, nr.fpu.LastDP
+		if compareDiff(c, nr, &e, res, native, emu) == "" {
+			return "AMD loads a non-canonical FIP/FDP from an FXRSTOR64/XRSTOR64 image its own way"
+		}
+	}
+	if nr.vec == x86.VectorXM && er.vec == x86.VectorXM && nr.fpu.MXCSR^er.fpu.MXCSR == 1<<5 &&
+		c.fpu.MXCSR>>7&(nr.fpu.MXCSR&(1<<3|1<<4)) != nr.fpu.MXCSR&(1<<3|1<<4) {
+		e := *er
+		e.fpu.MXCSR = nr.fpu.MXCSR
+		if compareDiff(c, nr, &e, res, native, emu) == "" {
+			return "unmasked overflow/underflow in a packed instruction: the CPU sets PE only for other inexact elements, which walkvm's masked run cannot tell apart"
+		}
+	}
+	if inst.Op == decode.DPPS || inst.Op == decode.DPPD || inst.Op == decode.VEXOTHER && inst.Map == decode.Map0F3A && (inst.Opcode == 0x40 || inst.Opcode == 0x41) {
+		if nr.vec == x86.VectorXM && er.vec == x86.VectorXM {
+			e := *er
+			e.fpu.MXCSR = nr.fpu.MXCSR
+			if compareDiff(c, nr, &e, res, native, emu) == "" {
+				return "DPPS/DPPD with an unmasked exception: the CPU reports the flags of the stage it stopped at"
+			}
+		}
+	}
 	switch inst.Op {
-	case decode.FNSTENV, decode.FNSAVE:
-		// On AMD, XSAVE keeps no FOP without a pending exception: a
-		// context switch between the runner's XRSTOR and the
-		// instruction leaves FOP 0, which FNSTENV then stores.
+	case decode.RETF:
+		// AMD's far return reads the two slots past the released bytes
+		// (where an outer-privilege return's rSP and SS lie: SS first)
+		// before it loads CS; the SDM reads nothing there for a
+		// same-privilege return.
+		n := uint64(inst.OpSize)
+		probe := c.regs.GPR[x86.RSP] + 2*n + uint64(inst.Args[0].Imm)&0xFFFF
+		if hostcpu.HostFeatures().AMD && nr.vec == x86.VectorPF && nr.cr2 >= probe && nr.cr2 < probe+2*n && er.vec != x86.VectorPF {
+			return "AMD's far return reads the outer-return rSP/SS slots past imm16 before loading CS: a #PF there"
+		}
+	case decode.SHA1NEXTE, decode.SHA1MSG1, decode.SHA1MSG2, decode.SHA256RNDS2, decode.SHA256MSG1, decode.SHA256MSG2, decode.SHA1RNDS4:
+		// The SDM gives the SHA instructions exception type 4: a
+		// misaligned 16-byte operand is #GP(0). AMD does not check.
+		if hostcpu.HostFeatures().AMD && nr.vec < 0 && er.vec == x86.VectorGP && c.target%16 != 0 {
+			return "AMD does not check the alignment of SHA instruction operands (SDM: #GP(0), exception type 4)"
+		}
+	case decode.FXSAVE, decode.XSAVE, decode.XSAVEOPT:
+		// AMD's FXSAVE and XSAVE store FOP, FIP and FDP as 0 unless an
+		// unmasked exception is pending; the SDM (and walkvm) store
+		// them.
 		if !hostZeroesPointers || c.fpu.FSW&^c.fpu.FCW&fswExc != 0 {
 			return ""
 		}
-		fop := c.target - nBase + 18
-		if native[fop] != 0 || native[fop+1]&7 != 0 {
+		lo := c.target - nBase + 6
+		if !allZero(native[lo : lo+18]) {
 			return ""
 		}
-		saved := [2]byte{emu[fop], emu[fop+1]}
-		emu[fop], emu[fop+1] = native[fop], native[fop+1]
+		var saved [18]byte
+		copy(saved[:], emu[lo:])
+		copy(emu[lo:lo+18], native[lo:])
 		why := compareDiff(c, nr, er, res, native, emu)
-		emu[fop], emu[fop+1] = saved[0], saved[1]
+		copy(emu[lo:], saved[:])
 		if why == "" {
-			return "AMD: a context switch before the instruction zeroed FOP (XSAVE keeps it only with a pending exception)"
+			return "AMD stores FOP, FIP and FDP as 0 in FXSAVE/XSAVE without a pending exception"
+		}
+	case decode.FNSTENV, decode.FNSAVE:
+		// On AMD, XSAVE keeps no FOP, FIP or FDP without a pending
+		// exception: a context switch between the runner's XRSTOR and
+		// the instruction zeroes them, and FNSTENV stores the zeros.
+		if !hostZeroesPointers || c.fpu.FSW&^c.fpu.FCW&fswExc != 0 {
+			return ""
+		}
+		lo, n := c.target-nBase+12, uint64(12) // 28-byte layout: FIP, FCS/FOP, FDP
+		if inst.Args[0].Mem.Size == 14 || inst.Args[0].Mem.Size == 94 {
+			lo, n = c.target-nBase+6, 6
+		}
+		var saved [12]byte
+		copy(saved[:], emu[lo:lo+n])
+		for i := range n {
+			if native[lo+i] != 0 && native[lo+i] != emu[lo+i] {
+				return ""
+			}
+		}
+		copy(emu[lo:lo+n], native[lo:])
+		why := compareDiff(c, nr, er, res, native, emu)
+		copy(emu[lo:], saved[:n])
+		if why == "" {
+			return "AMD: a context switch before the instruction zeroed FOP/FIP/FDP (XSAVE keeps them only with a pending exception)"
 		}
 	}
 	return ""
@@ -804,6 +936,8 @@ func probeHost(nat *hostcpu.Native, env *hostEnv) {
 		nat.Run([]byte{0x48, 0x0f, 0x01, 0xe0}, &in, &out) // smsw %rax
 		env.cr0 = out.Regs.GPR[x86.RAX]
 	}
+	nat.Run([]byte{0x0f, 0xae, 0x03}, &in, &out) // fxsave (%rbx)
+	env.mxcsrMask = binary.LittleEndian.Uint32(r[hostcpu.ScratchAddr-nBase+28:])
 	nat.Run([]byte{0x90}, &in, &out)
 	env.sregs = out.Sregs
 	// The GDT as CPL 3 sees it: LAR and LSL of every selector. A
@@ -838,7 +972,11 @@ func (g *diffGen) newCase(c *diffCase, f *diffForm, native, emu []byte) {
 	}
 	c.regs.GPR[x86.RSP] = nStackAddr + 0x800 + uint64(r.IntN(0x800))&^7
 	c.regs.RFLAGS = 0x202 | r.Uint64()&(x86.FlagsArith|x86.FlagDF)
-	c.fpu = FPUState{FCW: fcwInit, MXCSR: 0x1F80, HasYMM: true}
+	c.fpu = FPUState{FCW: fcwInit, MXCSR: 0x1F80, MXCSRMask: g.env.mxcsrMask, HasYMM: true}
+	if f.class == ClassSSE || f.class == ClassAVX {
+		g.randX87(&c.fpu) // MMX registers
+		g.randSSE(&c.fpu)
+	}
 	b := c.code[:0]
 	b = append(b, f.legacy...)
 	addr32 := r.IntN(6) == 0
@@ -849,10 +987,13 @@ func (g *diffGen) newCase(c *diffCase, f *diffForm, native, emu []byte) {
 		b = append(b, []byte{0x26, 0x2e, 0x36, 0x3e, 0x65}[r.IntN(5)])
 	}
 	rexAt := len(b)
-	b = append(b, 0) // REX placeholder
+	b = append(b, 0) // REX placeholder (three bytes of VEX)
+	if f.vex != nil {
+		b = append(b, 0, 0)
+	}
 	b = append(b, f.opcode...)
 	var rex uint8
-	if f.rexW {
+	if f.rexW && f.vex == nil {
 		rex |= 8
 	}
 	var mb []byte
@@ -865,17 +1006,31 @@ func (g *diffGen) newCase(c *diffCase, f *diffForm, native, emu []byte) {
 			}
 		}
 		c.target = g.dataTarget(g.operandSize(f))
-		c.avoidReg = -1
-		if FactsOf(f.op).Flags&FBitString != 0 && f.reg < 0 {
-			c.avoidReg = reg
+		if f.class == ClassXState && r.IntN(5) != 0 {
+			c.target &^= 63 // FXSAVE and XSAVE want 16- and 64-byte alignment
+		}
+		if (FactsOf(f.op).Flags&FBitString != 0 || f.op == decode.MOVDIR64B) && f.reg < 0 {
+			c.avoid |= 1 << reg // a bit offset, or MOVDIR64B's destination
+		}
+		if FactsOf(f.op).Class == ClassXState {
+			c.avoid |= 1<<x86.RAX | 1<<x86.RDX
 		}
 		var xb uint8
 		mb, xb = g.modrmMem(c, nil, reg, c.target, f.immLen, addr32)
 		rex |= xb
 	}
-	if rex != 0 || r.IntN(4) == 0 {
+	switch {
+	case f.vex != nil:
+		vvvv := uint8(0)
+		if f.vvvvFree {
+			vvvv = uint8(r.IntN(16))
+		}
+		b[rexAt] = 0xC4
+		b[rexAt+1] = (^rex&7)<<5 | f.vex[0]
+		b[rexAt+2] = f.vex[1]<<7 | (^vvvv&15)<<3 | f.vex[2]<<2 | f.vex[3]
+	case rex != 0 || r.IntN(4) == 0:
 		b[rexAt] = 0x40 | rex
-	} else {
+	default:
 		b = append(b[:rexAt], b[rexAt+1:]...)
 	}
 	if len(mb) > 0 && mb[0]&0xC7 == 5 { // RIP-relative: count from the end of the instruction
@@ -905,27 +1060,11 @@ func (g *diffGen) newCase(c *diffCase, f *diffForm, native, emu []byte) {
 	}
 }
 
-// operandSize is the size of f's memory operand (decoded once with a
-// plain ModRM).
+// operandSize is the size of f's memory operand (8 when the encoding does
+// not fix it).
 func (g *diffGen) operandSize(f *diffForm) int {
-	inst := &decode.Inst{}
-	var b []byte
-	b = append(b, f.legacy...)
-	if f.rexW {
-		b = append(b, 0x48)
-	}
-	b = append(b, f.opcode...)
-	reg := f.reg
-	if reg < 0 {
-		reg = 0
-	}
-	b = append(b, byte(reg<<3|3))
-	b = append(b, make([]byte, f.immLen)...)
-	if decode.Decode(b, decode.Mode64, inst) != nil {
-		return 8
-	}
-	if mi := inst.MemArg(); mi >= 0 && inst.Args[mi].Mem.Size > 0 {
-		return int(inst.Args[mi].Mem.Size)
+	if f.memSize > 0 {
+		return f.memSize
 	}
 	return 8
 }
@@ -966,7 +1105,7 @@ func enumerateForms(env *hostEnv) []diffForm {
 			for _, pfx := range prefixes {
 				for w := 0; w < 2; w++ {
 					var ops [8]decode.Op
-					var lens [8]int
+					var lens, sizes [8]int
 					group := false
 					for reg := 0; reg < 8; reg++ {
 						b := append([]byte{}, pfx...)
@@ -989,6 +1128,7 @@ func enumerateForms(env *hostEnv) []diffForm {
 						}
 						ops[reg] = inst.Op
 						lens[reg] = int(inst.Len) - len(pfx) - w - len(esc) - 1 - 5
+						sizes[reg] = int(inst.Args[mi].Mem.Size)
 						for _, a := range inst.Args {
 							if a.Kind == decode.ArgSeg || a.Kind == decode.ArgCR || a.Kind == decode.ArgDR {
 								group = true // ModRM.reg names a special register
@@ -1010,7 +1150,7 @@ func enumerateForms(env *hostEnv) []diffForm {
 							class = ClassSegment // MOV Sreg, r/m16
 						}
 						f := diffForm{op: o, class: class, legacy: pfx, rexW: w == 1,
-							opcode: append(append([]byte{}, esc...), byte(op)), reg: reg, immLen: lens[reg]}
+							opcode: append(append([]byte{}, esc...), byte(op)), reg: reg, immLen: lens[reg], memSize: sizes[reg]}
 						if !group {
 							f.reg = -1
 						}
@@ -1026,7 +1166,61 @@ func enumerateForms(env *hostEnv) []diffForm {
 			}
 		}
 	}
+	forms = addVEXForms(forms, env)
 	return addImplicitForms(forms, env)
+}
+
+// addVEXForms appends the VEX forms with a ModRM memory operand: every map,
+// pp, L, W, opcode and ModRM.reg walkvm decodes.
+func addVEXForms(forms []diffForm, env *hostEnv) []diffForm {
+	inst := &decode.Inst{}
+	dec := func(mm, w, l, pp, vvvv, op, reg int) bool {
+		b := []byte{0xC4, byte(0xE0 | mm), byte(w<<7 | (^vvvv&15)<<3 | l<<2 | pp), byte(op), byte(0x80 | reg<<3 | 3), 0, 0, 0, 0, 0, 0, 0, 0}
+		if decode.Decode(b, decode.Mode64, inst) != nil || inst.MemArg() < 0 || inst.ModRM != byte(0x80|reg<<3|3) {
+			return false
+		}
+		mi := inst.MemArg()
+		return inst.Args[mi].Mem.Size != 0 || inst.Args[mi].Mem.Use != 0
+	}
+	for mm := 1; mm <= 3; mm++ {
+		for pp := 0; pp < 4; pp++ {
+			for l := 0; l < 2; l++ {
+				for w := 0; w < 2; w++ {
+					for op := 0; op < 256; op++ {
+						var ops [8]decode.Op
+						var lens, sizes [8]int
+						for reg := 0; reg < 8; reg++ {
+							if !dec(mm, w, l, pp, 0, op, reg) {
+								continue
+							}
+							ops[reg] = inst.Op
+							lens[reg] = int(inst.Len) - 3 - 1 - 5
+							sizes[reg] = int(inst.Args[inst.MemArg()].Mem.Size)
+						}
+						group := false
+						for reg := 1; reg < 8; reg++ {
+							group = group || (ops[reg] == decode.Invalid) != (ops[0] == decode.Invalid)
+						}
+						for reg := 0; reg < 8; reg++ {
+							if ops[reg] == decode.Invalid || (!group && reg > 0) {
+								continue
+							}
+							f := diffForm{op: ops[reg], class: FactsOf(ops[reg]).Class, opcode: []byte{byte(op)}, reg: reg,
+								immLen: lens[reg], memSize: sizes[reg], vex: []byte{byte(mm), byte(w), byte(l), byte(pp)}}
+							if !group {
+								f.reg = -1
+							}
+							f.vvvvFree = dec(mm, w, l, pp, 5, op, reg)
+							f.name = fmt.Sprintf("%v vex.m%d.w%d.l%d.pp%d %02x/%d", f.op, mm, w, l, pp, op, f.reg)
+							f.avoid = avoidNative(&f, env)
+							forms = append(forms, f)
+						}
+					}
+				}
+			}
+		}
+	}
+	return forms
 }
 
 // segLoad is the segment register form f loads, or x86.NumSeg.
@@ -1064,18 +1258,78 @@ func hasPrefix(p []byte, b byte) bool {
 	return false
 }
 
+// hostLacks names the CPUID feature f needs that the host lacks, or "".
+func hostLacks(f *diffForm, env *hostEnv) string {
+	h := &env.feat
+	need := func(ok bool, name string) string {
+		if ok {
+			return ""
+		}
+		return name
+	}
+	switch f.op {
+	case decode.MOVBE:
+		return need(h.MOVBE, "MOVBE")
+	case decode.MOVDIRI:
+		return need(h.MOVDIRI, "MOVDIRI")
+	case decode.MOVDIR64B:
+		return need(h.MOVDIR64B, "MOVDIR64B")
+	case decode.ANDN, decode.BEXTR, decode.BLSI, decode.BLSMSK, decode.BLSR, decode.TZCNT:
+		return need(h.BMI1, "BMI1")
+	case decode.BZHI, decode.MULX, decode.PDEP, decode.PEXT, decode.RORX, decode.SARX, decode.SHLX, decode.SHRX:
+		return need(h.BMI2, "BMI2")
+	case decode.ADCX, decode.ADOX:
+		return need(h.ADX, "ADX")
+	case decode.LZCNT:
+		return need(h.LZCNT, "LZCNT")
+	case decode.POPCNT:
+		return need(h.POPCNT, "POPCNT")
+	case decode.CRC32:
+		return need(h.SSE42, "SSE4.2")
+	case decode.XSAVEOPT:
+		return need(h.XSAVEOPT, "XSAVEOPT")
+	}
+	if c := FactsOf(f.op).Class; c == ClassSSE || c == ClassAVX {
+		hf := hostfpu.HostFeatures()
+		inst := &decode.Inst{}
+		if f.vex != nil {
+			b := []byte{0xC4, 0xE0 | f.vex[0], f.vex[1]<<7 | 0x78 | f.vex[2]<<2 | f.vex[3]}
+			b = append(append(b, f.opcode...), byte(max(f.reg, 0)<<3|3), 0, 0, 0, 0, 0, 0, 0, 0)
+			if decode.Decode(b, decode.Mode64, inst) != nil {
+				return ""
+			}
+		} else {
+			b := append(append(append([]byte{}, f.legacy...), f.opcode...), byte(max(f.reg, 0)<<3|3), 0, 0, 0, 0, 0, 0, 0, 0)
+			if decode.Decode(b, decode.Mode64, inst) != nil {
+				return ""
+			}
+		}
+		if FactsOf(f.op).exec != nil && inst.Op == f.op && !vecHostSupported(&hf, inst) {
+			return "its SSE/AVX group"
+		}
+	}
+	return ""
+}
+
 // avoidNative says why a form is not run natively, or "".
 func avoidNative(f *diffForm, env *hostEnv) string {
 	row := FactsOf(f.op)
+	if lack := hostLacks(f, env); lack != "" {
+		return "the host lacks " + lack
+	}
 	switch {
 	case row.Class == ClassNone:
-		return "no class"
+		return "not executed by walkvm (no row in the table of facts)"
 	case row.exec == nil:
 		return "not executed by walkvm"
 	case segLoad(f) == x86.FS:
 		return "loads FS, which Go's runtime uses for thread-local storage"
-	case (row.Flags&FBranch != 0) && hasPrefix(f.legacy, 0x66) && env.feat.AMD:
+	case (f.op == decode.JMPF || f.op == decode.CALLF || f.op == decode.RETF) && hasPrefix(f.legacy, 0x66):
+		return "a 16-bit far target lies outside the runner's region"
+	case (f.op == decode.CALL || f.op == decode.JMP) && hasPrefix(f.legacy, 0x66) && env.feat.AMD:
 		return "66 on a near branch: AMD uses a 16-bit target, Intel (and walkvm's decoder) ignore 66 in 64-bit mode"
+	case (f.op == decode.JMPF || f.op == decode.CALLF) && f.rexW && env.feat.AMD:
+		return "REX.W far branch through memory: AMD reads m16:32 (ignores REX.W), Intel (and walkvm) m16:64"
 	case (f.op == decode.LSS || f.op == decode.LFS || f.op == decode.LGS) && f.rexW && env.feat.AMD:
 		return "REX.W far-pointer load: AMD reads m16:32 (ignores REX.W), Intel (and walkvm) m16:64"
 	}

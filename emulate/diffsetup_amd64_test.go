@@ -32,6 +32,7 @@ var implicitForms = []struct {
 	{[]byte{0x0f, 0xa8}, 0, opsizePrefixes, false}, {[]byte{0x0f, 0xa9}, 0, opsizePrefixes, false},
 	{[]byte{0xc8}, 3, opsizePrefixes, false}, {[]byte{0xc9}, 0, opsizePrefixes, false},
 	{[]byte{0xc3}, 0, [][]byte{nil}, false}, {[]byte{0xc2}, 2, [][]byte{nil}, false},
+	{[]byte{0xcb}, 0, opsizePrefixes, true}, {[]byte{0xca}, 2, opsizePrefixes, true},
 	{[]byte{0xd7}, 0, [][]byte{nil}, false},
 }
 
@@ -150,7 +151,7 @@ func init() {
 			return
 		}
 		if d == 0 {
-			d = 1 + uint64(g.rng.IntN(1000))
+			d = 1 + uint64(g.rng.IntN(1000))&sizeMask(n)>>1
 			for i := range int(n) {
 				native[c.target-nBase+uint64(i)] = byte(d >> (8 * i))
 				emu[c.target-nBase+uint64(i)] = byte(d >> (8 * i))
@@ -306,6 +307,11 @@ func init() {
 			sel(g, c, c.target+uint64(inst.OpSize), native, emu)
 		}
 	}
+	for _, op := range []decode.Op{decode.LAR, decode.LSL, decode.VERR, decode.VERW} {
+		classSetups[op] = func(g *diffGen, c *diffCase, inst *decode.Inst, native, emu []byte) {
+			sel(g, c, c.target, native, emu)
+		}
+	}
 	classSetups[decode.POP] = func(g *diffGen, c *diffCase, inst *decode.Inst, native, emu []byte) {
 		if inst.Args[0].Kind == decode.ArgSeg {
 			sel(g, c, c.regs.GPR[x86.RSP], native, emu)
@@ -402,16 +408,12 @@ func (g *diffGen) randX87(f *FPUState) {
 	if r.IntN(3) == 0 {
 		f.FSW |= uint16(r.Uint32()) & 0x477F // flags, SF, C0-C3
 	}
-	switch r.IntN(10) {
-	case 0: // ES as the flags and masks say, or set with nothing unmasked
-		f.setSummary()
-	case 1:
-		f.FSW |= FSWES | FSWB
-	default:
-		// A state a guest reaches: no pending exception.
+	// ES and B follow the flags and masks, as the CPU holds them: mostly
+	// no pending exception, sometimes one.
+	if r.IntN(10) != 0 {
 		f.FSW &^= (f.FSW &^ f.FCW) & fswExc
-		f.setSummary()
 	}
+	f.setSummary()
 	// Pointers a CPU holds: addresses (the host keeps 56 bits).
 	f.LastOpcode = uint16(r.IntN(0x800))
 	f.LastIP = r.Uint64() >> (17 + r.IntN(47))
@@ -452,5 +454,120 @@ func init() {
 		decode.FLD, decode.FST, decode.FSTP, decode.FILD, decode.FIST, decode.FISTP, decode.FISTTP, decode.FBLD, decode.FBSTP,
 		decode.FLDENV, decode.FLDCW, decode.FNSTENV, decode.FNSTCW, decode.FRSTOR, decode.FNSAVE, decode.FNSTSW} {
 		classSetups[op] = x87
+	}
+}
+
+// randSSE fills the SSE and AVX part of f: XMM and YMM upper halves with
+// float-like and random lanes, and an MXCSR with random rounding, DAZ,
+// FTZ, flags and mostly masked exceptions.
+func (g *diffGen) randSSE(f *FPUState) {
+	r := g.rng
+	for i := range f.XMM {
+		for j := 0; j < 16; j += 4 {
+			v := r.Uint32()
+			switch r.IntN(6) {
+			case 0:
+				v = 0
+			case 1:
+				v = []uint32{0x3f800000, 0x7f800000, 0xff800000, 0x7fc00000, 0x7fa00000, 0x00000001, 0x007fffff, 0x80000000, 0x7f7fffff, 0x00800000}[r.IntN(10)]
+			}
+			binary.LittleEndian.PutUint32(f.XMM[i][j:], v)
+			binary.LittleEndian.PutUint32(f.YMMH[i][j:], r.Uint32()&uint32(-r.IntN(2)))
+		}
+	}
+	f.MXCSR = 0x1F80 | uint32(r.IntN(4))<<13 // RC
+	if r.IntN(4) == 0 {
+		f.MXCSR |= 0x8040 &^ (uint32(r.IntN(4)) << 6) // FTZ, DAZ
+	}
+	if r.IntN(3) == 0 {
+		f.MXCSR |= uint32(r.IntN(64)) // flags
+	}
+	if r.IntN(4) == 0 {
+		f.MXCSR &^= uint32(r.IntN(64)) << 7 // unmasked exceptions
+	}
+	f.MXCSRMask = g.env.mxcsrMask
+}
+
+func init() {
+	xstate := func(g *diffGen, c *diffCase, inst *decode.Inst, native, emu []byte) {
+		g.randX87(&c.fpu)
+		g.randSSE(&c.fpu)
+		r := g.rng
+		// RFBM within the three components the emulator holds (the
+		// host's XCR0 has AVX-512's too; the emulator's state says 7).
+		if !memArgReg(inst, x86.RAX) {
+			c.regs.GPR[x86.RAX] = c.regs.GPR[x86.RAX]&^0xFF | uint64(r.IntN(8))
+		}
+		if !memArgReg(inst, x86.RDX) && r.IntN(2) == 0 {
+			c.regs.GPR[x86.RDX] = 0
+		}
+
+		at := c.target - nBase
+		switch inst.Op {
+		case decode.XRSTOR, decode.FXRSTOR, decode.LDMXCSR:
+			// A valid image most of the time: an XSAVE of a random
+			// state, header clean.
+			if r.IntN(5) == 0 {
+				return
+			}
+			f := FPUState{HasYMM: true}
+			g.randX87(&f)
+			g.randSSE(&f)
+			if inst.Op == decode.LDMXCSR {
+				binary.LittleEndian.PutUint32(native[at:], f.MXCSR)
+				copy(emu[at:], native[at:at+4])
+				return
+			}
+			n := uint64(XSAVEMinSize)
+			if at+n > uint64(len(native)) || c.target+n > nHigh {
+				return
+			}
+			img := make([]byte, n)
+			_ = f.MarshalXSAVE(img)
+			binary.LittleEndian.PutUint64(img[xsaveHeader:], uint64(r.IntN(8)))
+			copy(native[at:], img)
+			copy(emu[at:], img)
+		}
+	}
+	for _, op := range []decode.Op{decode.LDMXCSR, decode.STMXCSR, decode.FXSAVE, decode.FXRSTOR, decode.XSAVE, decode.XSAVEOPT, decode.XRSTOR} {
+		classSetups[op] = xstate
+	}
+}
+
+func init() {
+	classSetups[decode.MOVDIR64B] = func(g *diffGen, c *diffCase, inst *decode.Inst, native, emu []byte) {
+		d := g.dataTarget(64)
+		if g.rng.IntN(4) != 0 {
+			d &^= 63
+		}
+		r := inst.Args[0].Mem.Base
+		c.regs.GPR[r] = d&addrMask(inst.AddrSize) | c.regs.GPR[r]&^addrMask(inst.AddrSize)
+		g.window(d-16, 96, native, emu)
+	}
+}
+
+func init() {
+	// Far branches: to 0x33 (the host's 64-bit user code) at the landing
+	// pad half the time, else to a selector from the GDT mix.
+	ptr := func(g *diffGen, at uint64, n int, native, emu []byte) {
+		sel := uint16(0x33)
+		if g.rng.IntN(2) == 0 {
+			sel = g.selector()
+		}
+		b := make([]byte, n+2)
+		putLE(b[:n], hostcpu.BranchTarget)
+		putLE(b[n:], uint64(sel))
+		copy(native[at-nBase:], b)
+		copy(emu[at-nBase:], b)
+	}
+	far := func(g *diffGen, c *diffCase, inst *decode.Inst, native, emu []byte) {
+		if inst.MemArg() >= 0 {
+			ptr(g, c.target, int(inst.OpSize), native, emu)
+		}
+	}
+	classSetups[decode.JMPF] = far
+	classSetups[decode.CALLF] = far
+	classSetups[decode.RETF] = func(g *diffGen, c *diffCase, inst *decode.Inst, native, emu []byte) {
+		ptr(g, c.regs.GPR[x86.RSP], int(inst.OpSize), native, emu)
 	}
 }

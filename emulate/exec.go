@@ -68,17 +68,21 @@ func (e *Emulator) Execute(s *State, inst *decode.Inst) (Result, error) {
 	saved := *s
 	// A fault leaves the state as it was: the registers here, the vector
 	// state (when loaded) from a copy.
-	vec := f.Flags&(FX87|FVector) != 0 && s.Vec != nil && s.Vec.loaded
+	vec := f.Flags&(FX87|FVector) != 0 && s.Vec != nil
 	if vec {
+		if _, err := s.Vec.State(); err != nil { // loaded now, so that the copy is of it
+			return Result{}, err
+		}
 		e.fpuSave, e.fpuDirty = s.Vec.f, s.Vec.dirty
 	}
+	e.keepVec = false
 	if err := f.exec(e, s, m, inst); err != nil {
 		if f.Flags&FString != 0 {
 			// Completed iterations stay, RIP at the instruction.
 			return Result{Iterations: e.res.Iterations}, err
 		}
 		*s = saved
-		if vec {
+		if vec && !e.keepVec {
 			s.Vec.f, s.Vec.dirty = e.fpuSave, e.fpuDirty
 		}
 		return Result{}, err

@@ -436,3 +436,26 @@ func (e *Emulator) execBound(s *State, m x86.Mode, inst *decode.Inst) error {
 	}
 	return nil
 }
+
+// execMovdir64b executes MOVDIR64B (SDM Vol. 2B): 64 bytes from the m512
+// source to ES:[r], which must be 64-byte aligned (#GP(0)), as one 64-byte
+// write. The source is read first.
+func (e *Emulator) execMovdir64b(s *State, m x86.Mode, inst *decode.Inst) error {
+	dst, src := &inst.Args[0], &inst.Args[1]
+	if dst.Kind != decode.ArgMem || src.Kind != decode.ArgMem {
+		return x86.UD("movdir64b with a register source")
+	}
+	sacc, dacc := &e.accs.A[0], &e.accs.A[1]
+	if err := e.resolve(s, m, inst, src, 64, true, false, sacc); err != nil {
+		return err
+	}
+	if err := e.accessAligned(s, m, dst.Mem.Seg, ea(s, inst, &dst.Mem), 64, 64, false, true, true, dacc); err != nil {
+		return err
+	}
+	e.accs.N = 2
+	b := e.buf2[:64]
+	if err := e.readAcc(sacc, b); err != nil {
+		return err
+	}
+	return e.writeAcc(dacc, b)
+}

@@ -313,7 +313,7 @@ func (e *Emulator) execLoadSys(s *State, m x86.Mode, inst *decode.Inst) error {
 			if !x86.IsCanonical(t.Base, s.LinearBits()) {
 				return gp0(m, "non-canonical descriptor table base")
 			}
-		case inst.OpSize == 2:
+		case (inst.Mode == decode.Mode16) != inst.Prefix.OpSize: // 16-bit operand size
 			t.Base &= 0xFFFFFF
 		}
 		if inst.Op == decode.LGDT {
@@ -391,4 +391,144 @@ func (e *Emulator) sysSource(s *State, m x86.Mode, inst *decode.Inst) (uint64, e
 		}
 	}
 	return e.value(s, inst, a, &e.accs.A[0], 2)
+}
+
+// probeDescriptor reads the descriptor sel names for LAR, LSL, VERR and
+// VERW, which report an unusable selector in ZF instead of faulting: ok is
+// false for a null selector, one in a null LDT or one beyond its table's
+// limit. Page faults on the table are faults.
+func (e *Emulator) probeDescriptor(s *State, m x86.Mode, sel uint16, d *descriptor) (bool, error) {
+	if sel&^3 == 0 {
+		return false, nil
+	}
+	base, limit := s.GDTR.Base, uint64(s.GDTR.Limit)
+	if sel&4 != 0 {
+		if s.LDTR.Unusable || s.LDTR.Selector&^3 == 0 {
+			return false, nil
+		}
+		base, limit = s.LDTR.Base, uint64(s.LDTR.Limit)
+	}
+	if uint64(sel&^7)+7 > limit {
+		return false, nil
+	}
+	la := base + uint64(sel&^7)
+	if m != x86.ModeLong64 {
+		la &= 0xFFFFFFFF
+	}
+	if err := e.implicitRW(m, la, e.buf[:8], false); err != nil {
+		return false, err
+	}
+	d.raw = binary.LittleEndian.Uint64(e.buf[:8])
+	d.addr = la
+	d.seg = decodeDescriptor(d.raw, sel)
+	return true, nil
+}
+
+// execLarLsl executes LAR (the access rights: the descriptor's second
+// doubleword AND 00FFFF00H, FF00H for a 16-bit operand) and LSL (the
+// limit, expanded by G). ZF says whether the selector was usable: present
+// in its table, of a type the instruction accepts (code and data; LDT and
+// TSS; call gates for LAR; 16-bit TSSs and gates not in IA-32e mode), and
+// visible from CPL and RPL unless a conforming code segment (SDM Vol. 2A
+// LAR, LSL). #UD in real and virtual-8086 mode.
+func (e *Emulator) execLarLsl(s *State, m x86.Mode, inst *decode.Inst) error {
+	if !m.Protected() {
+		return x86.UD(inst.Op.String() + " outside protected mode")
+	}
+	v, err := e.gprArg(s, m, inst, &inst.Args[1], 2)
+	if err != nil {
+		return err
+	}
+	var d descriptor
+	ok, err := e.probeDescriptor(s, m, uint16(v), &d)
+	if err != nil {
+		return err
+	}
+	if ok {
+		ok = descriptorVisible(s, &d, uint16(v), inst.Op == decode.LAR, m.IA32e())
+	}
+	if !ok {
+		s.RFLAGS &^= x86.FlagZF
+		return nil
+	}
+	n := inst.OpSize
+	r := d.raw >> 32 & 0x00FFFF00
+	if inst.Op == decode.LSL {
+		r = uint64(d.seg.Limit)
+	}
+	if n == 2 {
+		r &= 0xFFFF
+	}
+	s.regWrite(inst.Args[0].Reg, n, false, r)
+	s.RFLAGS |= x86.FlagZF
+	return nil
+}
+
+// descriptorVisible applies LAR's and LSL's type and privilege checks.
+func descriptorVisible(s *State, d *descriptor, sel uint16, lar, ia32e bool) bool {
+	g := &d.seg
+	if !g.S {
+		switch g.Type {
+		case 2, 9, 0xB: // LDT, available and busy TSS (32/64-bit)
+		case 0xC: // 32/64-bit call gate
+			if !lar {
+				return false
+			}
+		case 1, 3: // 16-bit TSS
+			if ia32e {
+				return false
+			}
+		case 4, 5: // 16-bit call gate, task gate
+			if ia32e || !lar {
+				return false
+			}
+		default:
+			return false
+		}
+	}
+	conforming := g.S && g.Type&0xC == 0xC
+	if !conforming && (s.CPL() > g.DPL || uint8(sel&3) > g.DPL) {
+		return false
+	}
+	return true
+}
+
+// execVerrw executes VERR and VERW: ZF is set when the segment is readable
+// (VERR: data, or readable code) or writable (VERW: writable data) from
+// CPL and RPL (conforming code segments need no privilege check for VERR).
+func (e *Emulator) execVerrw(s *State, m x86.Mode, inst *decode.Inst) error {
+	if !m.Protected() {
+		return x86.UD(inst.Op.String() + " outside protected mode")
+	}
+	v, err := e.gprArg(s, m, inst, &inst.Args[0], 2)
+	if err != nil {
+		return err
+	}
+	var d descriptor
+	ok, err := e.probeDescriptor(s, m, uint16(v), &d)
+	if err != nil {
+		return err
+	}
+	g := &d.seg
+	if ok {
+		code := g.Type&8 != 0
+		switch {
+		case !g.S:
+			ok = false
+		case inst.Op == decode.VERR:
+			ok = !code || g.Type&2 != 0
+		default:
+			ok = !code && g.Type&2 != 0
+		}
+		conforming := code && g.Type&4 != 0
+		if ok && !(inst.Op == decode.VERR && conforming) && (s.CPL() > g.DPL || uint8(v&3) > g.DPL) {
+			ok = false
+		}
+	}
+	if ok {
+		s.RFLAGS |= x86.FlagZF
+	} else {
+		s.RFLAGS &^= x86.FlagZF
+	}
+	return nil
 }

@@ -433,3 +433,74 @@ func realDataA000() *State {
 }
 
 func ptr(v uint64) *uint64 { return &v }
+
+// TestLegacyStackAndSegments covers the forms the native differential
+// cannot run in a 64-bit process: PUSHA/POPA, BOUND, LDS/LES, ENTER/LEAVE
+// with 16-bit stacks, and segment loads in real and protected mode.
+func TestLegacyStackAndSegments(t *testing.T) {
+	// A GDT at 0x600: 0x08 flat code, 0x10 flat data, 0x18 data DPL 3,
+	// 0x20 read-only data, 0x28 not present, 0x30 expand-up data at base
+	// 0x12340 (accessed bit clear).
+	gdt := []memb{{0x600, le64b(0)}, {0x608, le64b(0x00cf9b000000ffff)}, {0x610, le64b(0x00cf93000000ffff)},
+		{0x618, le64b(0x00cff3000000ffff)}, {0x620, le64b(0x00cf91000000ffff)}, {0x628, le64b(0x00cf13000000ffff)},
+		{0x630, le64b(0x0000910123400fff)}}
+	withGDT := func(s *State) { s.GDTR = TableReg{Base: 0x600, Limit: 0x37} }
+	prot := func() *State { s := prot32State(); withGDT(s); return s }
+	runCases(t, []execCase{
+		{name: "pushal", st: prot32State, code: []byte{0x60},
+			regs:     regs{rax: 1, rcx: 2, rdx: 3, rbx: 4, rsp: 0x8000, rbp: 6, rsi: 7, rdi: 8},
+			wantRegs: regs{rsp: 0x7FE0}, wantFlags: noFlag,
+			wantMem: []memb{{0x7FE0, append(append(append(append(le32(8), le32(7)...), le32(6)...), le32(0x8000)...),
+				append(append(append(le32(4), le32(3)...), le32(2)...), le32(1)...)...)}}},
+		{name: "popaw skips SP", st: func() *State { return realState(0) }, code: []byte{0x61},
+			regs: regs{rsp: 0x7000}, init: []memb{{0x7000, []byte{8, 0, 7, 0, 6, 0, 0x99, 0x99, 4, 0, 3, 0, 2, 0, 1, 0}}},
+			wantRegs: regs{rdi: 8, rsi: 7, rbp: 6, rbx: 4, rdx: 3, rcx: 2, rax: 1, rsp: 0x7010}, wantFlags: noFlag},
+		{name: "boundl in range", st: prot32State, code: []byte{0x62, 0x03}, regs: regs{rax: 5, rbx: 0x9000},
+			init: []memb{{0x9000, append(le32(0xFFFFFFFB), le32(5)...)}}, wantFlags: noFlag},
+		{name: "boundl below is #BR", st: prot32State, code: []byte{0x62, 0x03}, regs: regs{rax: 0xFFFFFFFA, rbx: 0x9000},
+			init: []memb{{0x9000, append(le32(0xFFFFFFFB), le32(5)...)}}, wantExc: x86.VectorBR + 1},
+		{name: "ldsl loads DS from the GDT and sets the accessed bit", st: prot, code: []byte{0xc5, 0x03},
+			regs: regs{rbx: 0x9000}, init: append(gdt, memb{0x9000, append(le32(0x1234), le16(0x30)...)}),
+			wantRegs: regs{rax: 0x1234}, wantFlags: noFlag, wantMem: []memb{{0x635, []byte{0x91}}},
+			check: func(t *testing.T, s *State, m *testMem) {
+				if d := s.Seg[x86.DS]; d.Selector != 0x30 || d.Base != 0x12340 || d.Limit != 0xFFF || d.Type != 1 {
+					t.Errorf("DS = %+v", d)
+				}
+			}},
+		{name: "lesl of a not-present segment is #NP(sel)", st: prot, code: []byte{0xc4, 0x03},
+			regs: regs{rbx: 0x9000}, init: append(gdt, memb{0x9000, append(le32(1), le16(0x28)...)}),
+			wantExc: x86.VectorNP + 1, wantCode: 0x28},
+		{name: "lssl of a read-only segment is #GP(sel)", st: prot, code: []byte{0x0f, 0xb2, 0x03},
+			regs: regs{rbx: 0x9000}, init: append(gdt, memb{0x9000, append(le32(1), le16(0x20)...)}),
+			wantExc: x86.VectorGP + 1, wantCode: 0x20},
+		{name: "movw (%ebx), %es beyond the GDT limit is #GP(sel)", st: prot, code: []byte{0x8e, 0x03},
+			regs: regs{rbx: 0x9000}, init: append(gdt, memb{0x9000, le16(0x43)}), wantExc: x86.VectorGP + 1, wantCode: 0x40},
+		{name: "real mode: movw (%bx), %es is base sel*16", st: func() *State { return realState(0) }, code: []byte{0x8e, 0x07},
+			regs: regs{rbx: 0x900}, init: []memb{{0x900, le16(0x1234)}}, wantFlags: noFlag,
+			check: func(t *testing.T, s *State, m *testMem) {
+				if d := s.Seg[x86.ES]; d.Selector != 0x1234 || d.Base != 0x12340 {
+					t.Errorf("ES = %+v", d)
+				}
+			}},
+		{name: "real mode: enter $4, $0 with a 16-bit stack", st: func() *State { return realState(0) }, code: []byte{0xc8, 4, 0, 0},
+			regs: regs{rsp: 0x7000, rbp: 0x1234}, wantRegs: regs{rsp: 0x6FFA, rbp: 0x6FFE}, wantMem: []memb{{0x6FFE, le16(0x1234)}}, wantFlags: noFlag},
+		{name: "real mode: leave", st: func() *State { return realState(0) }, code: []byte{0xc9},
+			regs: regs{rsp: 0x100, rbp: 0x6FFE}, init: []memb{{0x6FFE, le16(0x4321)}}, wantRegs: regs{rsp: 0x7000, rbp: 0x4321}, wantFlags: noFlag},
+		{name: "enterl $0, $2 copies a frame pointer", st: prot32State, code: []byte{0xc8, 0, 0, 2},
+			regs: regs{rsp: 0x8000, rbp: 0x9000}, init: []memb{{0x8FFC, le32(0xAAAA)}},
+			wantRegs: regs{rsp: 0x7FF4, rbp: 0x7FFC},
+			wantMem:  []memb{{0x7FF4, append(append(le32(0x7FFC), le32(0xAAAA)...), le32(0x9000)...)}}, wantFlags: noFlag},
+		{name: "lgdt at CPL 3 is #GP(0)", st: func() *State {
+			s := prot32State()
+			s.Seg[x86.SS].DPL = 3
+			return s
+		}, code: []byte{0x0f, 0x01, 0x13}, regs: regs{rbx: 0x9000}, wantExc: x86.VectorGP + 1},
+		{name: "lgdtw loads a 24-bit base", st: func() *State { return realState(0) }, code: []byte{0x0f, 0x01, 0x17},
+			regs: regs{rbx: 0x900}, init: []memb{{0x900, []byte{0xff, 0x00, 0x11, 0x22, 0x33, 0x44}}}, wantFlags: noFlag,
+			check: func(t *testing.T, s *State, m *testMem) {
+				if s.GDTR != (TableReg{Base: 0x332211, Limit: 0xFF}) {
+					t.Errorf("GDTR = %+v", s.GDTR)
+				}
+			}},
+	})
+}

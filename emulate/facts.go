@@ -24,8 +24,9 @@ type Facts struct {
 	// Rewind says how to undo its register effects once it completed
 	// (a write exit arrives after the instruction finished).
 	Rewind RewindKind
-	// Align is the alignment the memory operand needs (#GP(0) otherwise):
-	// 0 for none, AlignOperand for the operand's own size, else bytes.
+	// Align is the alignment the first memory operand needs (#GP(0)
+	// otherwise): 0 for none, AlignOperand for the operand's own size,
+	// else bytes.
 	Align uint16
 	// Undefined is the mask of RFLAGS status flags the SDM leaves
 	// undefined whenever the instruction executes; UndefRule adds the
@@ -280,9 +281,9 @@ func fillFacts(t *[decode.NumOps]Facts) {
 	t[decode.CALL] = Facts{Class: ClassBranch, Flags: FBranch, Stack: StackPush, Rewind: RewindPush, DataArg: -1, exec: (*Emulator).execCallJmp}
 	t[decode.JMP] = Facts{Class: ClassBranch, Flags: FBranch, DataArg: -1, exec: (*Emulator).execCallJmp}
 	t[decode.RET] = Facts{Class: ClassBranch, Flags: FBranch, Stack: StackRet, DataArg: -1, exec: (*Emulator).execRet}
-	t[decode.RETF] = Facts{Class: ClassBranch, Flags: FBranch, Stack: StackRetFar, DataArg: -1}
-	t[decode.CALLF] = Facts{Class: ClassBranch, Flags: FBranch | FDescriptor, Stack: StackPushFar, DataArg: -1}
-	t[decode.JMPF] = Facts{Class: ClassBranch, Flags: FBranch | FDescriptor, DataArg: -1}
+	t[decode.RETF] = Facts{Class: ClassBranch, Flags: FBranch | FDescriptor, Stack: StackRetFar, DataArg: -1, exec: (*Emulator).execRetf}
+	t[decode.CALLF] = Facts{Class: ClassBranch, Flags: FBranch | FDescriptor, Stack: StackPushFar, DataArg: -1, exec: (*Emulator).execFar}
+	t[decode.JMPF] = Facts{Class: ClassBranch, Flags: FBranch | FDescriptor, DataArg: -1, exec: (*Emulator).execFar}
 
 	// Segments.
 	set([]decode.Op{decode.LDS, decode.LES, decode.LFS, decode.LGS, decode.LSS},
@@ -295,6 +296,8 @@ func fillFacts(t *[decode.NumOps]Facts) {
 	set([]decode.Op{decode.LGDT, decode.LIDT, decode.LLDT, decode.LTR, decode.LMSW},
 		Facts{Class: ClassSystem, Flags: FPrivileged, DataArg: -1, exec: (*Emulator).execLoadSys})
 	t[decode.LLDT].Flags |= FDescriptor
+	set([]decode.Op{decode.LAR, decode.LSL}, Facts{Class: ClassSystem, Flags: FDescriptor, DataArg: -1, exec: (*Emulator).execLarLsl})
+	set([]decode.Op{decode.VERR, decode.VERW}, Facts{Class: ClassSystem, Flags: FDescriptor, DataArg: -1, exec: (*Emulator).execVerrw})
 	t[decode.LTR].Flags |= FDescriptor
 
 	// x87.
@@ -303,6 +306,37 @@ func fillFacts(t *[decode.NumOps]Facts) {
 		decode.FLD, decode.FST, decode.FSTP, decode.FILD, decode.FIST, decode.FISTP, decode.FISTTP, decode.FBLD, decode.FBSTP,
 		decode.FLDENV, decode.FLDCW, decode.FNSTENV, decode.FNSTCW, decode.FRSTOR, decode.FNSAVE, decode.FNSTSW},
 		Facts{Class: ClassX87, Flags: FX87, DataArg: -1, exec: (*Emulator).execX87})
+
+	// BMI1, BMI2, ADX, CRC32.
+	bmi := func(c Class, undef uint64) Facts {
+		return Facts{Class: c, Undefined: undef, DataArg: -1, exec: (*Emulator).execBMI}
+	}
+	t[decode.ANDN] = bmi(ClassBit, x86.FlagAF|x86.FlagPF)
+	t[decode.BEXTR] = bmi(ClassBit, x86.FlagAF|x86.FlagSF|x86.FlagPF)
+	set([]decode.Op{decode.BLSI, decode.BLSMSK, decode.BLSR, decode.BZHI}, bmi(ClassBit, x86.FlagAF|x86.FlagPF))
+	set([]decode.Op{decode.PDEP, decode.PEXT}, bmi(ClassBit, 0))
+	t[decode.MULX] = bmi(ClassMulDiv, 0)
+	set([]decode.Op{decode.RORX, decode.SARX, decode.SHLX, decode.SHRX}, bmi(ClassShift, 0))
+	set([]decode.Op{decode.ADCX, decode.ADOX}, Facts{Class: ClassALU, DataArg: -1, exec: (*Emulator).execADX})
+	t[decode.CRC32] = Facts{Class: ClassALU, DataArg: -1, exec: (*Emulator).execCRC32}
+
+	// Direct stores.
+	t[decode.MOVDIRI] = Facts{Class: ClassDirect, DataArg: 1, exec: (*Emulator).execMov}
+	t[decode.MOVDIR64B] = Facts{Class: ClassDirect, Align: AlignOperand, DataArg: -1, exec: (*Emulator).execMovdir64b}
+
+	// State saves and restores.
+	set([]decode.Op{decode.LDMXCSR, decode.STMXCSR, decode.FXSAVE, decode.FXRSTOR, decode.XSAVE, decode.XSAVEOPT, decode.XRSTOR},
+		Facts{Class: ClassXState, Flags: FVector, DataArg: -1, exec: (*Emulator).execXState})
+
+	// SSE, MMX and AVX instructions run on the host's vector unit (the
+	// moves below have their own executor).
+	for op := decode.MOVUPS; op <= decode.PCMPISTRI; op++ {
+		t[op] = Facts{Class: ClassSSE, Flags: FVector, DataArg: -1, exec: (*Emulator).execVecHost}
+	}
+	for _, op := range []decode.Op{decode.EMMS, decode.MASKMOVQ, decode.MASKMOVDQU} {
+		t[op] = Facts{Class: ClassSSE, Flags: FVector, DataArg: -1}
+	}
+	t[decode.VEXOTHER] = Facts{Class: ClassAVX, Flags: FVector, DataArg: -1, exec: (*Emulator).execVecHost}
 
 	// SSE, MMX and AVX moves.
 	vmove := Facts{Class: ClassSSE, Flags: FVector, DataArg: -1, exec: (*Emulator).execVecMove}

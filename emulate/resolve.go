@@ -2,6 +2,7 @@ package emulate
 
 import (
 	"walkvm/emulate/decode"
+	"walkvm/emulate/internal/hostfpu"
 	"walkvm/x86"
 )
 
@@ -32,6 +33,17 @@ type Emulator struct {
 	fpuSave  FPUState
 	fpuDirty bool
 	fx       fxScratch // a host x87 run
+	// keepVec says the failing instruction's vector state stands (a
+	// SIMD exception sets MXCSR flags as it faults).
+	keepVec bool
+	// A host vector run: the executable page, its context, the code.
+	jit     hostfpu.JIT
+	vctx    hostfpu.VecContext
+	vctx2   hostfpu.VecContext // a second run (underflow detection)
+	vmem    [64]byte           // the operand as the first run got it
+	vcode   [32]byte
+	vfeat   hostfpu.Features
+	vfeatOK bool
 }
 
 // DefaultMaxRep is MaxRep's default.
@@ -441,8 +453,11 @@ func (e *Emulator) stackOnly(s *State, m x86.Mode, inst *decode.Inst, acc *MemRe
 }
 
 // operandAlign is the alignment memory operand a of inst needs, from the
-// row's Align.
+// row's Align, which is about the first memory operand.
 func operandAlign(inst *decode.Inst, a *decode.Arg) uint16 {
+	if mi := inst.MemArg(); mi < 0 || a != &inst.Args[mi] {
+		return 0
+	}
 	al := FactsOf(inst.Op).Align
 	if al == AlignOperand {
 		return a.Mem.Size

@@ -45,3 +45,11 @@ ld -m elf_x86_64 $mbld -o "$out/mbelf64.elf" "$tmp/mbelf64.o"
 objcopy -O elf32-i386 "$out/mbelf64.elf" "$out/mbelf64x32.elf"
 mbcc -m32 -DMB_AOUT mbaout
 ld -m elf_i386 -Ttext=0x1000 --build-id=none -nostdlib --oformat binary -o "$out/mbaout.bin" "$tmp/mbaout.o"
+
+# Multiboot guests of their own (their headers say how to run them): smp
+# (INIT/SIPI, MMIO on every vCPU at once) and pcdev (fw_cfg, ACPI, pc-testdev,
+# IRQs through the PICs, QEMU's debug exit).
+for name in smp pcdev; do
+	gcc -m32 -nostdlib -fno-pic -Wa,--fatal-warnings -c "$name.S" -o "$tmp/$name.o"
+	ld -m elf_i386 $mbld -o "$out/$name.elf" "$tmp/$name.o"
+done

@@ -1,6 +1,7 @@
 // Package guest holds walkvm's test guests: GNU assembler sources built into
-// flat binaries by `go generate ./guest` (build.sh, GNU as/ld), committed,
-// and embedded here with a manifest saying how to run each one.
+// flat binaries and multiboot kernels by `go generate ./guest` (build.sh,
+// GNU as/ld), committed, and embedded here with a manifest saying how to
+// run each one.
 //
 // The guests share lib.h (their own GDT, IVT/IDT handlers that report
 // exceptions, mode switches, page-table builders) and walkvm.h (ports,
@@ -19,7 +20,7 @@ import (
 
 //go:generate sh build.sh
 
-//go:embed *.bin
+//go:embed *.bin *.elf mbmodule.txt
 var images embed.FS
 
 // Host features a guest may need (Guest.Needs, Guest.Optional).
@@ -35,12 +36,25 @@ const (
 	NeedCompletion = "userspace-completion"
 )
 
-// Guest describes one embedded guest.
+// Guest describes one embedded guest. A flat image is loaded at Load and
+// entered in Entry mode; a multiboot kernel is loaded as its headers say
+// (vmm run tells them apart by their bytes).
 type Guest struct {
-	Name   string
-	Load   uint64 // GPA the image is linked for
-	Entry  string // entry mode: real, protected or long
-	Checks string // what it checks, for `vmm guests`
+	Name string
+	// File is the image's file in this directory; empty: Name + ".bin".
+	File  string
+	Load  uint64 // GPA a flat image is linked for
+	Entry string // entry mode of a flat image: real, protected or long
+	// How the guest is run besides its image: Mem bytes of RAM (0: the
+	// runner's default), VCPUs vCPUs (0: one), the command line Append,
+	// the file Initrd in this directory as its module, and the debug-exit
+	// form DebugExit ("qemu", or "" for walkvm's: see PassStatus).
+	Mem       uint64
+	VCPUs     int
+	Append    string
+	Initrd    string
+	DebugExit string
+	Checks    string // what it checks, for `vmm guests`
 	// Needs are host features without which the guest cannot pass: where
 	// one is missing the guest reports the stage refused or unsupported
 	// and exits with devices.StatusSkipped (NeedCompletion: walkvm stops
@@ -127,6 +141,33 @@ var manifest = []Guest{
 		Optional: []string{NeedPaging32, NeedPAE},
 		Output:   "walkvm: roundtrip: real -> protected -> paging32 -> PAE -> long -> compat -> long -> protected -> 16-bit -> real, pass\n",
 	},
+	mbinfo("mbelf32", "mbelf32.elf", "a multiboot ELFCLASS32 EM_386 kernel, checking from 32-bit code: "),
+	mbinfo("mbelf64", "mbelf64.elf", "a multiboot ELFCLASS64 kernel that enters long mode and checks from 64-bit code: "),
+	mbinfo("mbelf64x32", "mbelf64x32.elf", "the 64-bit multiboot kernel as objcopy -O elf32-i386 makes it (as kvm-unit-tests ships its guests): "),
+	mbinfo("mbaout", "mbaout.bin", "a flat multiboot image loaded by its header's address fields (the a.out kludge): "),
+	{
+		Name: "smp", File: "smp.elf", VCPUs: 4,
+		Checks: "a multiboot kernel on 4 vCPUs: vCPU 0 starts the others with INIT and SIPI through its local APIC; each checks its APIC ID (CPUID leaves 1 and 0xB against the local APIC's), then all at once write, read back and increment their own slot of the MMIO test window (mov, incl, cmp on MMIO) and read every other vCPU's slot",
+		Output: "walkvm: smp: every vCPU started by INIT/SIPI, MMIO on all at once, each checked the others, pass\n",
+	},
+	{
+		Name: "pcdev", File: "pcdev.elf", Mem: 128 << 20, DebugExit: "qemu",
+		Checks: "a multiboot kernel checking the PC devices kvm-unit-tests uses: fw_cfg (signature, ID, RAM size against mem_upper, CPU count against the ACPI MADT), the ACPI RSDP/RSDT/FADT and its PM timer, pc-testdev's scratch register, byte lanes and flush page, ISA IRQs 5 and 11 raised through pc-testdev's ports and delivered through the 8259 PICs to a long-mode IDT; exits through QEMU's form of the debug exit",
+		Output: "walkvm: pcdev: fw_cfg, ACPI PM timer, pc-testdev ports and IRQs 5 and 11 through the PICs ok, pass\n",
+	},
+}
+
+// mbinfoChecks is what the multiboot guests (mbinfo.S) check.
+const mbinfoChecks = "the multiboot information walkvm's loader gives (EAX magic, flags, mem_lower/mem_upper against the command line, the command line's first word, one module with mbmodule.txt's bytes, page-aligned, the mmap's RAM and hole, everything outside the image and the areas kvm-unit-tests writes, boot_loader_name, CR0.PE without PG, IF clear)"
+
+// mbinfo is one of the multiboot guests built from mbinfo.S, run as its
+// header comment says.
+func mbinfo(name, file, what string) Guest {
+	return Guest{
+		Name: name, File: file, Mem: 128 << 20, Append: "mbtest mem_upper=130048", Initrd: "mbmodule.txt",
+		Checks: what + mbinfoChecks,
+		Output: "walkvm: multiboot information ok, pass\n",
+	}
 }
 
 // Default is the guest `vmm run` boots without an image.
@@ -149,13 +190,44 @@ func Lookup(name string) (Guest, error) {
 	return Guest{}, fmt.Errorf("no embedded guest named %q", name)
 }
 
-// Image returns the guest's flat binary.
+// FileName is the image's file in this directory.
+func (g Guest) FileName() string {
+	if g.File != "" {
+		return g.File
+	}
+	return g.Name + ".bin"
+}
+
+// Image returns the guest's image.
 func (g Guest) Image() ([]byte, error) {
-	b, err := images.ReadFile(g.Name + ".bin")
+	b, err := images.ReadFile(g.FileName())
 	if err != nil {
 		return nil, fmt.Errorf("guest %s: %w", g.Name, err)
 	}
 	return b, nil
+}
+
+// InitrdData returns the guest's module (nil without one).
+func (g Guest) InitrdData() ([]byte, error) {
+	if g.Initrd == "" {
+		return nil, nil
+	}
+	b, err := images.ReadFile(g.Initrd)
+	if err != nil {
+		return nil, fmt.Errorf("guest %s: %w", g.Name, err)
+	}
+	return b, nil
+}
+
+// PassStatus is the exit status of a pass: the guest writes 0 to the
+// debug-exit port, which is status 0 in walkvm's form and 1 in QEMU's
+// ((v<<1)|1). The skip status is StatusSkipped in both (QEMU's form of
+// 38 is 77).
+func (g Guest) PassStatus() int {
+	if g.DebugExit == "qemu" {
+		return 1
+	}
+	return 0
 }
 
 // Stage is a stage (mode or feature) id a guest reports (walkvm.h STAGE_*).

@@ -55,7 +55,8 @@ func (e DeviceEnv) irq(i int) devices.IRQLine {
 }
 
 // pcDevices are the devices every walkvm machine has: walkvm's own (UART,
-// debug exit, report port, MMIO test windows) and the PC devices that
+// debug exit, report port, MMIO test windows; no low window for a Linux
+// kernel) and the PC devices that
 // kvm-unit-tests and Linux touch. Without the in-kernel irqchip their
 // interrupt lines go nowhere; a guest that polls (walkvm's flat guests)
 // needs no more.
@@ -65,7 +66,7 @@ func (m *Machine) pcDevices() []Device {
 		debugExitPorts = devices.DebugExitPorts // QEMU's isa-debug-exit,iobase=0xf4,iosize=0x4
 	}
 	var kbd *devices.I8042
-	return []Device{
+	devs := []Device{
 		{Name: "uart0", Ports: []Span{{devices.COM1Port, devices.COM1Ports}}, IRQs: []int{devices.COM1IRQ}, New: func(env DeviceEnv) (memory.Device, error) {
 			m.UART = devices.NewUARTIRQ(env.Console, env.irq(0))
 			return m.UART, nil
@@ -80,10 +81,6 @@ func (m *Machine) pcDevices() []Device {
 		{Name: "testwindow-high", MMIO: []Span{{devices.TestWindowHigh, devices.TestWindowSize}}, New: func(env DeviceEnv) (memory.Device, error) {
 			m.WindowHigh = devices.NewTestWindow(devices.TestWindowHigh, devices.TestWindowSize)
 			return m.WindowHigh, nil
-		}},
-		{Name: "testwindow-low", MMIO: []Span{{devices.TestWindowLow, devices.TestWindowSize}}, New: func(env DeviceEnv) (memory.Device, error) {
-			m.WindowLow = devices.NewTestWindow(devices.TestWindowLow, devices.TestWindowSize)
-			return m.WindowLow, nil
 		}},
 		{Name: "fw_cfg", Ports: []Span{{devices.FwCfgPort, devices.FwCfgPorts}}, New: func(env DeviceEnv) (memory.Device, error) {
 			return devices.NewFwCfg(m.memSize, m.vcpus), nil
@@ -123,6 +120,15 @@ func (m *Machine) pcDevices() []Device {
 			return devices.NewPMTimer(nil), nil
 		}},
 	}
+	// The low window sits in the option-ROM area, which a Linux kernel
+	// scans (boot.Needs.ROMScan): there it would only slow the boot.
+	if !m.Needs.ROMScan {
+		devs = append(devs, Device{Name: "testwindow-low", MMIO: []Span{{devices.TestWindowLow, devices.TestWindowSize}}, New: func(env DeviceEnv) (memory.Device, error) {
+			m.WindowLow = devices.NewTestWindow(devices.TestWindowLow, devices.TestWindowSize)
+			return m.WindowLow, nil
+		}})
+	}
+	return devs
 }
 
 // irqLine is the interrupt line for ISA IRQ irq: a GSI of KVM's in-kernel

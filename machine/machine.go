@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"strings"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -246,6 +247,11 @@ func New(cfg Config) (_ *Machine, err error) {
 		if err = c.SetCPUID(cpuids[i]); err != nil {
 			return nil, fmt.Errorf("vCPU %d: %w", i, err)
 		}
+		if m.irqchip {
+			if err = setAPICBase(c, i); err != nil {
+				return nil, fmt.Errorf("vCPU %d: %w", i, err)
+			}
+		}
 		if i > 0 {
 			// An application processor waits for INIT and SIPI (KVM
 			// starts it so with the in-kernel irqchip; set it anyway).
@@ -255,6 +261,10 @@ func New(cfg Config) (_ *Machine, err error) {
 		}
 	}
 	m.CPU = m.CPUs[0]
+	if m.irqchip {
+		// KVM_SET_SREGS sets IA32_APIC_BASE too.
+		m.Entry.Sregs.ApicBase = APICBase(0)
+	}
 	if err = m.CPU.SetSregs(&m.Entry.Sregs); err != nil {
 		return nil, err
 	}
@@ -286,6 +296,42 @@ func (m *Machine) buildCPUID(model *cpuid.Model, n int) ([]*kvm.CPUID, error) {
 	}
 	m.CPUID = out[0]
 	return out, nil
+}
+
+// IA32_APIC_BASE (SDM Vol. 3A §10.4.4): the MSR and its flags.
+const (
+	msrAPICBase    = 0x1b
+	apicBaseBSP    = 1 << 8
+	apicBaseEnable = 1 << 11
+)
+
+// APICBase is the IA32_APIC_BASE a PC's vCPU i resets with: its local APIC
+// at 0xfee00000, enabled, and the BSP flag on vCPU 0.
+func APICBase(i int) uint64 {
+	v := uint64(mptable.LAPICAddr | apicBaseEnable)
+	if i == 0 {
+		v |= apicBaseBSP
+	}
+	return v
+}
+
+// setAPICBase gives vCPU i its reset IA32_APIC_BASE, as a PC's (and QEMU)
+// does: KVM leaves it to userspace, and with the local APIC disabled there
+// KVM neither serves its MMIO page nor delivers INIT and SIPI to it.
+func setAPICBase(c *kvm.VCPU, i int) error {
+	want := APICBase(i)
+	if err := c.SetMSR(msrAPICBase, want); err != nil {
+		return err
+	}
+	// KVM_SET_MSRS reports a refused MSR only in its count: read it back.
+	got, err := c.MSR(msrAPICBase)
+	if err != nil {
+		return err
+	}
+	if got != want {
+		return fmt.Errorf("IA32_APIC_BASE is %#x after setting %#x", got, want)
+	}
+	return nil
 }
 
 // kvmPrivate is the range KVM_SET_TSS_ADDR and KVM_SET_IDENTITY_MAP_ADDR
@@ -347,22 +393,44 @@ func (m *Machine) Loops(mmio func(vcpu int) vcpu.MMIOHandler) []*vcpu.Loop {
 	return loops
 }
 
-// runnable says whether vCPU i starts running. The boot vCPU does. The
-// others are application processors, which wait for INIT and SIPI from the
-// boot vCPU's local APIC: only KVM's in-kernel irqchip delivers those, so
-// without one they never run.
-func (m *Machine) runnable(i int) bool { return i == 0 || m.irqchip }
-
-// RunLoops runs the loops of the runnable vCPUs together until the first
-// end; timeout 0 means no limit.
+// RunLoops runs the loops of every vCPU together, each on its own locked
+// OS thread, until the first end; timeout 0 means no limit. The
+// application processors start waiting for INIT and SIPI, which the
+// in-kernel irqchip (which a machine with more than one vCPU has) delivers
+// from the boot vCPU's local APIC; until then KVM_RUN keeps them in the
+// kernel. A timeout says what each vCPU was doing (KVM_GET_MP_STATE): with
+// the in-kernel irqchip a HLT does not end the run, so a guest halted for
+// good runs into the timeout.
 func (m *Machine) RunLoops(loops []*vcpu.Loop, timeout time.Duration) vcpu.End {
-	var run []*vcpu.Loop
-	for _, l := range loops {
-		if m.runnable(l.Index) {
-			run = append(run, l)
+	end := m.group.Run(loops, timeout)
+	if end.Kind == vcpu.EndTimeout {
+		states := make([]MPState, len(m.CPUs))
+		for i, c := range m.CPUs {
+			states[i].State, states[i].Err = c.MPState()
 		}
+		end.Err = fmt.Errorf("%w; %s", end.Err, DescribeMPStates(states))
 	}
-	return m.group.Run(run, timeout)
+	return end
+}
+
+// MPState is one vCPU's multiprocessing state, or why it is unknown.
+type MPState struct {
+	State kvm.MPState
+	Err   error
+}
+
+// DescribeMPStates says in one line what the vCPUs were doing, by vCPU
+// index: "vCPU 0 halted, vCPU 1 waiting for INIT/SIPI".
+func DescribeMPStates(states []MPState) string {
+	parts := make([]string, len(states))
+	for i, s := range states {
+		if s.Err != nil {
+			parts[i] = fmt.Sprintf("vCPU %d state unknown (%v)", i, s.Err)
+			continue
+		}
+		parts[i] = fmt.Sprintf("vCPU %d %v", i, s.State)
+	}
+	return strings.Join(parts, ", ")
 }
 
 // Run runs the guest with the plain bus MMIO handler.
@@ -373,6 +441,8 @@ func (m *Machine) Run(timeout time.Duration) vcpu.End {
 // Own is walkvm's own MMIO path on every vCPU of a machine.
 type Own struct {
 	Paths []*ownpath.Path // by vCPU index
+	// trace, when set, receives every exit; the loops then time the exits.
+	trace *trace.Tracer
 }
 
 // Stats totals the paths' statistics (one vCPU's are its own).
@@ -402,7 +472,14 @@ func (m *Machine) OwnPath(verify ownpath.Verify, tr *trace.Tracer) (*Own, error)
 	if e, ok := m.CPUID.Lookup(0xd, 9); ok && e.Eax == 8 {
 		pkru = e.Ebx
 	}
-	o := &Own{}
+	o := &Own{trace: tr}
+	if tr != nil {
+		maxPhy, err := features.PhysAddrBits()
+		if err != nil {
+			return nil, err
+		}
+		tr.WriteHeader(trace.Header{MaxPhyAddr: maxPhy})
+	}
 	for i, c := range m.CPUs {
 		if syncRegs {
 			c.EnableSyncRegs(kvm.SyncRegs | kvm.SyncSregs)
@@ -416,11 +493,16 @@ func (m *Machine) OwnPath(verify ownpath.Verify, tr *trace.Tracer) (*Own, error)
 }
 
 // OwnLoops returns a run loop for every vCPU through its own MMIO path,
-// which also observes every exit and counts into its statistics.
+// which also observes every exit and counts into its statistics; with a
+// trace, the loops time every exit from now.
 func (m *Machine) OwnLoops(o *Own) []*vcpu.Loop {
 	loops := m.Loops(func(i int) vcpu.MMIOHandler { return o.Paths[i] })
+	var clock *trace.Clock
+	if o.trace != nil {
+		clock = trace.NewClock() // the trace's times count from here
+	}
 	for i, l := range loops {
-		l.Observer, l.Stats = o.Paths[i], o.Paths[i].Stats()
+		l.Observer, l.Stats, l.Clock = o.Paths[i], o.Paths[i].Stats(), clock
 	}
 	return loops
 }

@@ -1,11 +1,13 @@
 package machine
 
 import (
+	"errors"
 	"strings"
 	"testing"
 
 	"walkvm/boot"
 	"walkvm/devices"
+	"walkvm/kvm"
 	"walkvm/memory"
 )
 
@@ -136,6 +138,19 @@ func TestKernelMemoryMap(t *testing.T) {
 			t.Errorf("guest memory %v reaches the interrupt controllers' pages", r)
 		}
 	}
+	// A Linux kernel scans the option-ROM area: the low window is left
+	// out and the first MiB is the firmware's.
+	linux := &Machine{Needs: boot.Needs{Firmware: true, IRQChip: true, ROMScan: true}}
+	mm, err = memoryMap(128<<20, true, true, linux.pcDevices())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r, ok := mm.Find(devices.TestWindowLow); !ok || r.Kind != memory.KindFirmware {
+		t.Errorf("%#x for a Linux kernel: %v %v, want firmware memory", devices.TestWindowLow, r, ok)
+	}
+	if r, ok := mm.Find(devices.TestWindowHigh); !ok || r.Kind != memory.KindMMIO {
+		t.Errorf("%#x for a Linux kernel: %v %v, want the high window", devices.TestWindowHigh, r, ok)
+	}
 }
 
 func TestWantIRQChip(t *testing.T) {
@@ -171,5 +186,22 @@ func TestWantIRQChip(t *testing.T) {
 	}
 	if _, err := ParseIRQChip("yes"); err == nil {
 		t.Errorf("ParseIRQChip(yes) accepted")
+	}
+}
+
+func TestDescribeMPStates(t *testing.T) {
+	got := DescribeMPStates([]MPState{{State: kvm.MPHalted}, {State: kvm.MPUninitialized}, {State: kvm.MPRunnable}, {Err: errors.New("EBADF")}})
+	want := "vCPU 0 halted, vCPU 1 waiting for INIT/SIPI, vCPU 2 runnable, vCPU 3 state unknown (EBADF)"
+	if got != want {
+		t.Errorf("%q, want %q", got, want)
+	}
+}
+
+func TestAPICBase(t *testing.T) {
+	if got := APICBase(0); got != 0xfee00900 {
+		t.Errorf("BSP %#x", got)
+	}
+	if got := APICBase(3); got != 0xfee00800 {
+		t.Errorf("AP %#x", got)
 	}
 }

@@ -27,6 +27,9 @@ func stateFromKVM(s *emulate.State, r *kvm.Regs, sr *kvm.Sregs2) {
 	s.Seg[x86.FS] = segFromKVM(&sr.FS)
 	s.Seg[x86.GS] = segFromKVM(&sr.GS)
 	s.CR0, s.CR2, s.CR3, s.CR4, s.EFER = sr.CR0, sr.CR2, sr.CR3, sr.CR4, sr.EFER
+	s.GDTR = emulate.TableReg{Base: sr.GDT.Base, Limit: sr.GDT.Limit}
+	s.IDTR = emulate.TableReg{Base: sr.IDT.Base, Limit: sr.IDT.Limit}
+	s.LDTR, s.TR = segFromKVM(&sr.LDT), segFromKVM(&sr.TR)
 	s.PDPTEs, s.HasPDPTEs = sr.PDptrs, sr.Flags&kvm.Sregs2PDPTRsValid != 0
 }
 

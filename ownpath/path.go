@@ -36,9 +36,13 @@ const (
 	VerifyWarn
 	// VerifyStrict stops the VM at the first disagreement.
 	VerifyStrict
+	// VerifyExec is VerifyStrict plus result equality: at every MMIO exit
+	// walkvm also executes the instruction itself and compares its result
+	// with KVM's (execverify.go).
+	VerifyExec
 )
 
-var verifyNames = []string{"off", "warn", "strict"}
+var verifyNames = []string{"off", "warn", "strict", "exec"}
 
 func (v Verify) String() string {
 	if int(v) < len(verifyNames) {
@@ -47,14 +51,14 @@ func (v Verify) String() string {
 	return fmt.Sprintf("verify(%d)", uint8(v))
 }
 
-// ParseVerify reads "off", "warn" or "strict".
+// ParseVerify reads "off", "warn", "strict" or "exec".
 func ParseVerify(s string) (Verify, error) {
 	for i, n := range verifyNames {
 		if s == n {
 			return Verify(i), nil
 		}
 	}
-	return 0, fmt.Errorf("verify level %q: want off, warn or strict", s)
+	return 0, fmt.Errorf("verify level %q: want off, warn, strict or exec", s)
 }
 
 // CPU is the vCPU the path reads and writes; *kvm.VCPU implements it.
@@ -124,7 +128,8 @@ type Path struct {
 	kvm  kvmCache
 	exit exitState
 	memo memos
-	ins  insBatch // the REP INS batch KVM's write exits come from
+	xv   execVerify // -verify exec
+	ins  insBatch   // the REP INS batch KVM's write exits come from
 }
 
 // kvmCache is what the path reads from KVM, in buffers kept across exits.
@@ -184,6 +189,7 @@ func New(cfg Config) *Path {
 	p.vec.Source = p
 	p.exit.st.Vec = &p.vec
 	p.kvm.sregs2 = cfg.CPU != nil
+	p.initExec()
 	return p
 }
 
@@ -303,7 +309,9 @@ func (p *Path) EndExit(e *kvm.Exit) {
 	r, x := &p.exit.rec, &p.exit
 	r.Seq, r.VCPU, r.Reason, r.Mode = e.Seq, p.cfg.VCPU, e.Reason, x.mode
 	r.CS, r.RIP, r.CodeMode = x.cs, x.rip, x.st.DecodeMode()
-	r.Walks = p.mem.Walks()
+	r.Walks, r.WalkInfo = p.mem.Walks(), p.mem.WalkInfo()
+	r.Paging, r.HasPaging = p.memo.walker, p.memo.walkerOK
+	r.TimeNS, r.DurNS, r.Timed = e.TimeNS, e.DurNS, e.Timed
 	p.cfg.Trace.Write(r)
 }
 
@@ -356,6 +364,9 @@ type Disagreement struct {
 	Detail string
 	Walks  string
 	Regs   string
+	// Fields names what differs in a result disagreement ("rax",
+	// "rflags", "fault", "ram 0x1000", ...).
+	Fields []string
 }
 
 func (d *Disagreement) Error() string {
@@ -394,7 +405,7 @@ func (p *Path) disagree(what string, insn []byte, format string, args ...any) er
 		k.regs.RAX, k.regs.RBX, k.regs.RCX, k.regs.RDX, k.regs.RSI, k.regs.RDI, k.regs.RSP, k.regs.RBP, k.regs.RFLAGS,
 		k.sregs.CR0, k.sregs.CR3, k.sregs.CR4, k.sregs.EFER)
 	x.rec.Detail = d.Detail
-	if p.cfg.Verify == VerifyStrict {
+	if p.cfg.Verify >= VerifyStrict {
 		return d
 	}
 	if p.cfg.Log != nil {
@@ -456,6 +467,9 @@ func (p *Path) mmio(e *kvm.Exit, write bool) error {
 	}
 	if !write {
 		p.exit.rec.Data = le64(data)
+		if p.cfg.Verify == VerifyExec {
+			return p.execRead(e)
+		}
 	}
 	return nil
 }
@@ -498,6 +512,7 @@ func (p *Path) readExit(exit *kvm.MMIOExit, n int) error {
 		a := &accs.A[i]
 		if a.Read && isKVMFragment(a, exit.PhysAddr, n) {
 			p.agree()
+			p.armRead(inst)
 			return nil
 		}
 	}

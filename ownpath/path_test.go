@@ -20,6 +20,9 @@ type fakeCPU struct {
 	sregs      kvm.Sregs2
 	translates int
 	injected   []uint8
+	// unmapped says KVM_TRANSLATE finds no translation for la; else it
+	// is the identity.
+	unmapped func(la uint64) bool
 }
 
 func (f *fakeCPU) SyncedRegs() *kvm.Regs         { return &f.regs }
@@ -36,6 +39,9 @@ func (f *fakeCPU) SetFPU(p *kvm.FPU) error       { return nil }
 func (f *fakeCPU) XCR0() (uint64, error)         { return 1, nil }
 func (f *fakeCPU) Translate(la uint64) (uint64, bool, error) {
 	f.translates++
+	if f.unmapped != nil && f.unmapped(la) {
+		return 0, false, nil
+	}
 	return la, true, nil
 }
 func (f *fakeCPU) InjectException(v uint8, hasErr bool, code uint32) error {

@@ -57,25 +57,61 @@ func (o *Outcome) Modes() []string {
 	return o.Stats.ModeNames()
 }
 
+// MachineConfig is how g runs (its manifest entry) on a machine with
+// memSize bytes of RAM unless g asks for its own: the loader picked by the
+// image's bytes (boot.Select), its vCPUs, command line, module and
+// debug-exit form.
+func MachineConfig(g guest.Guest, memSize uint64) (machine.Config, error) {
+	cfg := machine.Config{MemSize: memSize, VCPUs: g.VCPUs}
+	if g.Mem != 0 {
+		cfg.MemSize = g.Mem
+	}
+	data, err := g.Image()
+	if err != nil {
+		return cfg, err
+	}
+	initrd, err := g.InitrdData()
+	if err != nil {
+		return cfg, err
+	}
+	opt := boot.Options{Name: "guest/" + g.FileName(), Append: g.Append, Initrd: initrd, InitrdName: g.Initrd, Load: g.Load}
+	if g.Entry != "" {
+		if opt.Mode, err = boot.ParseMode(g.Entry); err != nil {
+			return cfg, fmt.Errorf("guest %s: %w", g.Name, err)
+		}
+	}
+	if g.Initrd != "" {
+		opt.InitrdName = "guest/" + g.Initrd
+	}
+	c, err := boot.Select(data, opt)
+	if err != nil {
+		return cfg, fmt.Errorf("guest %s: %w", g.Name, err)
+	}
+	cfg.Loader = c.Loader
+	if g.DebugExit != "" {
+		if cfg.DebugExit, err = devices.ParseDebugExitForm(g.DebugExit); err != nil {
+			return cfg, fmt.Errorf("guest %s: %w", g.Name, err)
+		}
+	}
+	return cfg, nil
+}
+
 // Run boots g through the own MMIO path and judges it.
 func Run(g guest.Guest, opt Options) Outcome {
 	out := Outcome{Guest: g}
-	data, err := g.Image()
-	if err != nil {
-		return out.failed(err)
-	}
-	mode, err := boot.ParseMode(g.Entry)
-	if err != nil {
-		return out.failed(err)
-	}
 	if opt.MemSize == 0 {
 		opt.MemSize = 64 << 20
 	}
 	if opt.Timeout == 0 {
 		opt.Timeout = 30 * time.Second
 	}
+	cfg, err := MachineConfig(g, opt.MemSize)
+	if err != nil {
+		return out.failed(err)
+	}
 	var console bytes.Buffer
-	m, err := machine.New(machine.Config{MemSize: opt.MemSize, Image: boot.Image{Data: data, Load: g.Load, Mode: mode}, Console: &console, Log: opt.Log})
+	cfg.Console, cfg.Log = &console, opt.Log
+	m, err := machine.New(cfg)
 	if err != nil {
 		return out.failed(err)
 	}
@@ -88,7 +124,7 @@ func Run(g guest.Guest, opt Options) Outcome {
 	out.Status, out.Stats, out.Console = res.ExitStatus(), own.Stats(), console.String()
 	out.Events = m.Report.Events()
 	switch {
-	case out.Status == 0 && res.Err == nil:
+	case out.Status == g.PassStatus() && res.Err == nil:
 		out.Verdict = Pass
 		if g.Output != "" && !strings.HasSuffix(out.Console, g.Output) {
 			out.Verdict, out.Reason = Fail, fmt.Sprintf("console does not end with %q", g.Output)

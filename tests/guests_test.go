@@ -12,7 +12,6 @@ import (
 
 	"github.com/sirupsen/logrus"
 
-	"walkvm/boot"
 	"walkvm/devices"
 	"walkvm/guest"
 	"walkvm/internal/kvmtest"
@@ -20,6 +19,7 @@ import (
 	"walkvm/machine"
 	"walkvm/mmu"
 	"walkvm/ownpath"
+	"walkvm/suite"
 	"walkvm/vcpu"
 	"walkvm/x86"
 )
@@ -64,11 +64,17 @@ func (r *exitRecorder) EndExit(e *kvm.Exit) { r.inner.EndExit(e) }
 // the guest runs on so that its own checks still count).
 func runGuest(t *testing.T, g guest.Guest) *guestRun {
 	t.Helper()
+	return runGuestVerify(t, g, ownpath.VerifyWarn)
+}
+
+// runGuestVerify boots g through the own MMIO path at verify level v.
+func runGuestVerify(t *testing.T, g guest.Guest, v ownpath.Verify) *guestRun {
+	t.Helper()
 	img, err := g.Image()
 	if err != nil {
 		t.Fatal(err)
 	}
-	mode, err := boot.ParseMode(g.Entry)
+	cfg, err := suite.MachineConfig(g, 64<<20)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -76,12 +82,13 @@ func runGuest(t *testing.T, g guest.Guest) *guestRun {
 	logger := logrus.New()
 	logger.SetOutput(&log)
 	logger.SetLevel(logrus.WarnLevel)
-	m, err := machine.New(machine.Config{MemSize: 64 << 20, Image: boot.Image{Data: img, Load: g.Load, Mode: mode}, Console: &console, Log: logger})
+	cfg.Console, cfg.Log = &console, logger
+	m, err := machine.New(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { m.Close() })
-	own, err := m.OwnPath(ownpath.VerifyWarn, nil)
+	own, err := m.OwnPath(v, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -183,19 +190,25 @@ var mustRunNested = map[string]bool{"paging32": true, "pae": true, "roundtrip": 
 
 // guestChecks holds the per-guest assertions beyond status and output.
 var guestChecks = map[string]func(t *testing.T, r *guestRun){
-	"hello":     checkHello,
-	"realmode":  checkRealMode,
-	"protmode":  checkProtMode,
-	"paging32":  checkPaging32,
-	"pae":       checkPAE,
-	"long4":     checkLong4,
-	"compat":    checkCompat,
-	"pagefault": checkPageFault,
-	"mmiocross": checkMMIOCross,
-	"x87mmio":   checkX87,
-	"avxmmio":   checkAVX,
-	"roundtrip": checkRoundTrip,
-	"la57":      checkLA57,
+	"hello":      checkHello,
+	"realmode":   checkRealMode,
+	"protmode":   checkProtMode,
+	"paging32":   checkPaging32,
+	"pae":        checkPAE,
+	"long4":      checkLong4,
+	"compat":     checkCompat,
+	"pagefault":  checkPageFault,
+	"mmiocross":  checkMMIOCross,
+	"x87mmio":    checkX87,
+	"avxmmio":    checkAVX,
+	"roundtrip":  checkRoundTrip,
+	"la57":       checkLA57,
+	"mbelf32":    checkMultiboot,
+	"mbelf64":    checkMultiboot,
+	"mbelf64x32": checkMultiboot,
+	"mbaout":     checkMultiboot,
+	"smp":        checkSMP,
+	"pcdev":      checkPCDev,
 }
 
 func TestGuests(t *testing.T) {
@@ -216,7 +229,7 @@ func TestGuests(t *testing.T) {
 				t.Errorf("own MMIO path disagreed with KVM: %d MMIO disagreements, %d KVM_TRANSLATE mismatches\n%s", st.MMIO.Disagreed, st.Translate.Mismatches, r.log)
 			}
 			switch {
-			case r.res.ExitStatus() == devices.StatusSkipped:
+			case r.res.Kind == vcpu.EndDebugExit && r.res.ExitStatus() == devices.StatusSkipped:
 				_, why := r.declined()
 				if why == "" {
 					t.Fatalf("guest exited with the skip status without reporting a refused or unsupported stage\n%v", r)
@@ -225,7 +238,7 @@ func TestGuests(t *testing.T) {
 					t.Fatalf("inside the nested runner every legacy mode must work, but %s\n%v", why, r)
 				}
 				t.Skip(why)
-			case r.res.ExitStatus() != 0:
+			case r.res.Kind != vcpu.EndDebugExit || r.res.ExitStatus() != g.PassStatus():
 				t.Fatalf("%v", r)
 			}
 			if !strings.HasSuffix(r.console, g.Output) {

@@ -41,6 +41,16 @@ type Stats struct {
 		// for instructions it completed or refused (#UD, #PF, #GP...).
 		ExceptionsInjected uint64 `json:"exceptions_injected"`
 	} `json:"mmio"`
+	// Results counts `-verify exec`'s result checks: instructions whose
+	// result (registers, flags, segments, vector state, fault, bytes
+	// written) walkvm compared with KVM's, those where they differed
+	// (each also counted in MMIO.Disagreed), and those walkvm does not
+	// execute itself, which stay unchecked.
+	Results struct {
+		Checked   uint64 `json:"checked"`
+		Disagreed uint64 `json:"disagreed"`
+		Unchecked uint64 `json:"unchecked"`
+	} `json:"results"`
 	// Unassigned counts guest accesses where no device is mapped: reads
 	// return all ones, writes are dropped.
 	Unassigned struct {
@@ -252,6 +262,9 @@ func (s *Stats) writeText(tw io.Writer) {
 		e.Total, e.MMIO, e.IO, e.HLT, e.EmulationFailure, e.Shutdown, e.Other)
 	fmt.Fprintf(tw, "mmio\t%d reads, %d writes: %d agreed, %d disagreed, %d completed in userspace, %d exceptions injected\n",
 		m.Reads, m.Writes, m.Agreed, m.Disagreed, m.CompletedInUserspace, m.ExceptionsInjected)
+	if r := &s.Results; r.Checked+r.Unchecked > 0 {
+		fmt.Fprintf(tw, "results\t%d checked, %d disagreed, %d not executed by walkvm\n", r.Checked, r.Disagreed, r.Unchecked)
+	}
 	fmt.Fprintf(tw, "unassigned\t%d port reads, %d port writes, %d MMIO reads, %d MMIO writes\n",
 		u.PortReads, u.PortWrites, u.MMIOReads, u.MMIOWrites)
 	fmt.Fprintf(tw, "KVM_TRANSLATE\t%d checks (%d ioctls), %d mismatches\n", s.Translate.Checks, s.Translate.Ioctls, s.Translate.Mismatches)

@@ -11,7 +11,8 @@
 //	vmm initramfs -o FILE     build a busybox initramfs with a shell
 //
 // Exit status of run: the guest's debug-exit value, 0 when it halts with
-// interrupts disabled, 124 on timeout, 125 when the VM or walkvm fails.
+// interrupts disabled, 124 on timeout, 125 when the VM or walkvm fails,
+// 128 + the signal when SIGINT, SIGTERM or SIGHUP stop it.
 package main
 
 import (

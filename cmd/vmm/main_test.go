@@ -4,13 +4,21 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"io"
 	"os"
 	"path/filepath"
 	"strings"
 	"syscall"
 	"testing"
+	"time"
 
+	"github.com/sirupsen/logrus"
+
+	"walkvm/boot"
+	"walkvm/devices"
 	"walkvm/internal/kvmtest"
+	"walkvm/ownpath"
+	"walkvm/unittests"
 )
 
 func TestRunBadInput(t *testing.T) {
@@ -224,10 +232,19 @@ func TestRunTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	var head struct {
+		Header *struct{ MaxPhyAddr int }
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &head); err != nil || head.Header == nil || head.Header.MaxPhyAddr < 32 {
+		t.Fatalf("first line is not the header: %v: %s", err, lines[0])
+	}
+	lines = lines[1:]
 	mmio := 0
 	for i, l := range lines {
 		var rec struct {
 			Seq     uint64 `json:"seq"`
+			TimeNS  *int64 `json:"t_ns"`
+			DurNS   *int64 `json:"dur_ns"`
 			Exit    string `json:"exit"`
 			Mode    string `json:"mode"`
 			CSRIP   string `json:"cs_rip"`
@@ -242,7 +259,7 @@ func TestRunTrace(t *testing.T) {
 		if err := json.Unmarshal([]byte(l), &rec); err != nil {
 			t.Fatalf("line %d is not JSON: %v: %s", i+1, err, l)
 		}
-		if rec.Seq != uint64(i+1) || rec.Mode != "real" || rec.CSRIP == "" {
+		if rec.Seq != uint64(i+1) || rec.Mode != "real" || rec.CSRIP == "" || rec.TimeNS == nil || rec.DurNS == nil || *rec.DurNS < 0 {
 			t.Errorf("line %d: %s", i+1, l)
 		}
 		if rec.Exit != "mmio" {
@@ -255,5 +272,56 @@ func TestRunTrace(t *testing.T) {
 	}
 	if mmio != 12 {
 		t.Errorf("%d mmio records, want 12", mmio)
+	}
+}
+
+// The command line `vmm unittests` builds for a kvm-unit-tests entry is
+// one `vmm run` takes, and it boots the image the multiboot way with the
+// environment as its module (everything short of /dev/kvm).
+func TestRunTakesUnittestsCommandLine(t *testing.T) {
+	dir := t.TempDir()
+	img, err := os.ReadFile("../../guest/mbelf32.elf")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, "smptest.flat"), img, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	env := filepath.Join(dir, "env")
+	if err := os.WriteFile(env, []byte("NR_CPUS=2\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	cfg := "[smptest]\nfile = smptest.flat\nsmp = 2\nextra_params = -cpu max,+x2apic -append 'a b'\ntimeout = 30\n"
+	entries, err := unittests.Parse(strings.NewReader(cfg), "unittests.cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs := unittests.Plan(entries, unittests.Config{Dir: dir, Arch: "x86_64", Accel: "kvm", Verify: "strict", EnvFile: env})
+	if len(jobs) != 1 || jobs[0].Args == nil {
+		t.Fatalf("jobs %+v", jobs)
+	}
+	args := jobs[0].Args
+	if args[0] != "run" {
+		t.Fatalf("args %q", args)
+	}
+	o, err := parseRun(args[1:], io.Discard)
+	if err != nil {
+		t.Fatalf("vmm %s: %v", strings.Join(args, " "), err)
+	}
+	if o.smp != 2 || o.mem != 128<<20 || o.cpu == nil || o.cpu.Base != "max" || o.appendText != "a b" || o.initrd != env ||
+		o.debugExit != devices.DebugExitQEMU || o.timeout != 30*time.Second || o.verify != ownpath.VerifyStrict || !strings.HasSuffix(o.image, "smptest.flat") {
+		t.Errorf("vmm %s: options %+v", strings.Join(args, " "), o)
+	}
+	log := logrus.New()
+	log.SetOutput(io.Discard)
+	mc, err := o.machineConfig(log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if mc.VCPUs != 2 || mc.DebugExit != devices.DebugExitQEMU || mc.MemSize != 128<<20 {
+		t.Errorf("machine config %+v", mc)
+	}
+	if n := boot.NeedsOf(mc.Loader); !n.Firmware || !n.IRQChip {
+		t.Errorf("needs %+v: want a kernel's machine", n)
 	}
 }

@@ -21,6 +21,7 @@ import (
 	"walkvm/guest"
 	"walkvm/machine"
 	"walkvm/ownpath"
+	"walkvm/suite"
 	"walkvm/trace"
 	"walkvm/vcpu"
 )
@@ -37,14 +38,17 @@ type runOptions struct {
 	cpu        *cpuid.Model // nil: -cpu not given ("host")
 	debugExit  devices.DebugExitForm
 	irqchip    machine.IRQChipMode
-	timeout    time.Duration
-	logLevel   logrus.Level
-	guest      string
-	image      string
-	kvmPath    string
-	verify     ownpath.Verify
-	trace      string
-	stats      string
+	// set names the flags given, which win over an embedded guest's own
+	// way of running.
+	set      map[string]bool
+	timeout  time.Duration
+	logLevel logrus.Level
+	guest    string
+	image    string
+	kvmPath  string
+	verify   ownpath.Verify
+	trace    string
+	stats    string
 	// statsFile receives the statistics instead of stderr.
 	statsFile string
 	// sink says where the trace goes (-trace, -trace-format, -report).
@@ -61,7 +65,7 @@ func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
 	level := fs.String("log-level", "warning", "log level: panic, fatal, error, warning, info, debug, trace")
 	name := fs.String("guest", "", "run the embedded guest NAME instead of IMAGE")
 	kvmPath := fs.String("kvm", "/dev/kvm", "KVM device node")
-	verify := fs.String("verify", "warn", "cross-checks of the own MMIO path against KVM: off, warn or strict")
+	verify := fs.String("verify", "warn", "cross-checks of the own MMIO path against KVM: off, warn, strict or exec")
 	trace := fs.String("trace", "", "write one JSON object per exit to FILE (- for stderr)")
 	stats := fs.String("stats", "text", "run statistics printed to stderr at the end: text, json or off")
 	statsFile := fs.String("stats-file", "", "write the statistics to FILE instead of stderr")
@@ -136,6 +140,8 @@ func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
 	if *timeout < 0 {
 		return nil, fmt.Errorf("-timeout %v: must not be negative", *timeout)
 	}
+	o.set = map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { o.set[f.Name] = true })
 	switch fs.NArg() {
 	case 0:
 	case 1:
@@ -156,10 +162,8 @@ func parseRun(args []string, stderr io.Writer) (*runOptions, error) {
 		if o.guest == "" {
 			o.guest = guest.Default
 		}
-		set := map[string]bool{}
-		fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
-		if set["load"] || set["entry"] {
-			return nil, fmt.Errorf("-load and -entry apply to an IMAGE file; embedded guest %q has its own", o.guest)
+		if o.set["load"] || o.set["entry"] || o.set["initrd"] {
+			return nil, fmt.Errorf("-load, -entry and -initrd apply to an IMAGE file; embedded guest %q has its own", o.guest)
 		}
 	}
 	return o, nil
@@ -215,25 +219,24 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	defer m.Close()
 	log.Infof("machine: %d MiB, %d vCPU(s), in-kernel irqchip and PIT %s, debug exit %v", o.mem>>20, o.smp, onOff(m.IRQChip()), o.debugExit)
-	closeTrace := func() {}
+	out := runOutputs{closeTrace: func() {}}
 	tracePath, err := o.sink.path()
 	if err != nil {
 		fmt.Fprintf(stderr, "vmm run: -trace: %v\n", err)
 		return vcpu.StatusFailed
 	}
-	var tr *trace.Tracer
 	if tracePath != "" {
 		tw, c, err := openOutput(tracePath, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "vmm run: -trace: %v\n", err)
 			return vcpu.StatusFailed
 		}
-		closeTrace = c
-		tr = trace.NewTracer(tw)
+		out.closeTrace = c
+		out.tracer = trace.NewTracer(tw)
 	}
-	own, err := m.OwnPath(o.verify, tr)
+	own, err := m.OwnPath(o.verify, out.tracer)
 	if err != nil {
-		closeTrace()
+		out.closeTrace()
 		fmt.Fprintf(stderr, "vmm run: %v\n", err)
 		return vcpu.StatusFailed
 	}
@@ -241,15 +244,30 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	defer detach()
 	end := m.RunOwn(own, o.timeout)
 	detach()
+	return o.finish(end, own.Stats(), &out, stderr)
+}
+
+// runOutputs is what a run writes besides the console: the trace, until
+// finish closes it.
+type runOutputs struct {
+	tracer     *trace.Tracer
+	closeTrace func()
+}
+
+// finish says why the run ended, flushes and closes the trace, turns it
+// into a report or Chrome trace, writes the statistics and returns the
+// exit status: the same whether the guest ended the run or a signal
+// (attachConsole) did.
+func (o *runOptions) finish(end vcpu.End, stats *trace.Stats, out *runOutputs, stderr io.Writer) int {
 	report(stderr, end)
-	closeTrace()
-	if tr != nil && tr.Err() != nil {
-		fmt.Fprintf(stderr, "vmm run: -trace: %v\n", tr.Err())
+	out.closeTrace()
+	if out.tracer != nil && out.tracer.Err() != nil {
+		fmt.Fprintf(stderr, "vmm run: -trace: %v\n", out.tracer.Err())
 	}
 	if err := o.sink.finish(stderr); err != nil {
 		fmt.Fprintf(stderr, "vmm run: %v\n", err)
 	}
-	if err := o.writeStats(own.Stats(), stderr); err != nil {
+	if err := o.writeStats(stats, stderr); err != nil {
 		fmt.Fprintf(stderr, "vmm run: %v\n", err)
 		return vcpu.StatusFailed
 	}
@@ -297,26 +315,14 @@ func (o *runOptions) writeStats(s *trace.Stats, stderr io.Writer) error {
 // picks the loader by the image's bytes and says which and why at level
 // info.
 func (o *runOptions) machineConfig(log logrus.FieldLogger) (machine.Config, error) {
+	if o.image == "" {
+		return o.guestConfig(log)
+	}
 	cfg := machine.Config{MemSize: o.mem, VCPUs: o.smp, CPU: o.cpu, IRQChip: o.irqchip, DebugExit: o.debugExit, Log: log, KVMPath: o.kvmPath}
 	opt := boot.Options{Name: o.image, Append: o.appendText, Load: o.load, Mode: o.entry}
-	var data []byte
-	if o.image != "" {
-		var err error
-		if data, err = readImage(o.image, o.mem); err != nil {
-			return cfg, err
-		}
-	} else {
-		g, err := guest.Lookup(o.guest)
-		if err != nil {
-			return cfg, err
-		}
-		if data, err = g.Image(); err != nil {
-			return cfg, err
-		}
-		if opt.Mode, err = boot.ParseMode(g.Entry); err != nil {
-			return cfg, fmt.Errorf("guest %s: %w", g.Name, err)
-		}
-		opt.Name, opt.Load = "guest/"+g.Name, g.Load
+	data, err := readImage(o.image, o.mem)
+	if err != nil {
+		return cfg, err
 	}
 	if o.initrd != "" {
 		b, err := readFile("initrd", o.initrd, o.mem, true)
@@ -331,6 +337,35 @@ func (o *runOptions) machineConfig(log logrus.FieldLogger) (machine.Config, erro
 	}
 	log.Infof("%s: %v image: %s", opt.Name, c.Format, c.Reason)
 	cfg.Loader = c.Loader
+	return cfg, nil
+}
+
+// guestConfig runs the embedded guest as its manifest says (suite), with
+// the flags given winning.
+func (o *runOptions) guestConfig(log logrus.FieldLogger) (machine.Config, error) {
+	g, err := guest.Lookup(o.guest)
+	if err != nil {
+		return machine.Config{}, err
+	}
+	if o.set["append"] {
+		g.Append = o.appendText
+	}
+	if o.set["smp"] {
+		g.VCPUs = o.smp
+	}
+	if o.set["debug-exit"] {
+		g.DebugExit = o.debugExit.String()
+	}
+	if o.set["mem"] {
+		g.Mem = o.mem
+	}
+	cfg, err := suite.MachineConfig(g, o.mem)
+	if err != nil {
+		return cfg, err
+	}
+	o.mem, o.smp, o.debugExit = cfg.MemSize, max(cfg.VCPUs, 1), cfg.DebugExit
+	cfg.CPU, cfg.IRQChip, cfg.Log, cfg.KVMPath = o.cpu, o.irqchip, log, o.kvmPath
+	log.Infof("guest %s: %s", g.Name, g.FileName())
 	return cfg, nil
 }
 

@@ -48,7 +48,7 @@ func cmdGuests(args []string, stdout, stderr io.Writer) int {
 func suiteFlags(name string, stderr io.Writer) (*flag.FlagSet, *string, *time.Duration, *string) {
 	fs := flag.NewFlagSet("vmm "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	verify := fs.String("verify", "strict", "cross-checks against KVM: off, warn or strict")
+	verify := fs.String("verify", "strict", "cross-checks against KVM: off, warn, strict or exec")
 	timeout := fs.Duration("timeout", 30*time.Second, "time limit per guest")
 	level := fs.String("log-level", "error", "log level")
 	return fs, verify, timeout, level

@@ -28,7 +28,7 @@ func cmdUnittests(args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("vmm unittests", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	jobs := fs.Int("j", 1, "run up to N vCPUs' worth of tests at once (a test with smp = K takes K)")
-	verify := fs.String("verify", "strict", "vmm run -verify level: off, warn or strict")
+	verify := fs.String("verify", "strict", "vmm run -verify level: off, warn, strict or exec")
 	tap := fs.Bool("tap", false, "report in TAP version 13")
 	jsonOut := fs.Bool("json", false, "report one JSON object per test, then a summary object")
 	only := fs.String("only", "", "run only the tests whose name matches REGEXP")

@@ -434,6 +434,8 @@ func (d *decoder) size(e *entry, z int) int {
 			return 8
 		}
 		return 4
+	case z64B:
+		return 64
 	case zVSIB:
 		// Bytes gathered: dword-index forms (90, 92) fill a whole vector;
 		// qword-index forms (91, 93) with dword elements fill half of one.
@@ -814,6 +816,8 @@ func (d *decoder) operand(e *entry, n int, a spec) error {
 		*arg = d.implicitMem(e, n, x86.RDI, x86.DS, true, size)
 	case kXlat:
 		*arg = d.implicitMem(e, n, x86.RBX, x86.DS, true, size)
+	case kYr:
+		*arg = d.implicitMem(e, n, x86.Reg(d.regExt()), x86.ES, false, size)
 	case kST0:
 		*arg = Arg{Kind: ArgST, Reg: 0, Size: 10}
 	case kSTi:

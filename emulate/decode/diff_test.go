@@ -724,9 +724,9 @@ func knownDiffClasses() []diffClass {
 			func(c *diffCase, what string) bool {
 				return strings.HasPrefix(what, "memory: size") && c.ourOp(MOVSXD) && c.ours.Prefix.OpSize && !c.ours.Prefix.W()
 			}},
-		{"instructions x86asm's tables lack: ADCX/ADOX (ADX), RDSEED, PTWRITE, CET, WAITPKG and others SMAP STAC/CLAC (SDM Vol. 2)",
+		{"instructions x86asm's tables lack: ADCX/ADOX (ADX), RDSEED, PTWRITE, CET, WAITPKG, MOVDIRI/MOVDIR64B and others SMAP STAC/CLAC (SDM Vol. 2)",
 			func(c *diffCase, what string) bool {
-				return what == wAccepts && c.ourOp(STAC, CLAC, ENCLS, ENCLU, ADCX, ADOX, RDSEED, PTWRITE, RDSSP, INCSSP, CLRSSBSY, ENDBR32, ENDBR64, UMONITOR, UMWAIT, TPAUSE, RDPID, CLWB, CLFLUSHOPT, XSAVEC, XSAVES, XRSTORS)
+				return what == wAccepts && c.ourOp(STAC, CLAC, ENCLS, ENCLU, ADCX, ADOX, RDSEED, PTWRITE, RDSSP, INCSSP, CLRSSBSY, ENDBR32, ENDBR64, UMONITOR, UMWAIT, TPAUSE, RDPID, CLWB, CLFLUSHOPT, XSAVEC, XSAVES, XRSTORS, MOVDIRI, MOVDIR64B)
 			}},
 		{"MOVLPS/MOVLPD/MOVHPS/MOVHPD store forms and MOVLPD/MOVHPD loads have no register form (SDM: m64 operands only): #UD; x86asm decodes a register form",
 			func(c *diffCase, what string) bool {

@@ -643,6 +643,8 @@ const (
 	SARX
 	SHLX
 	SHRX
+	MOVDIRI
+	MOVDIR64B
 	VEXOTHER // a valid VEX-encoded instruction that walkvm does not name; Disasm spells it
 	numOps
 )
@@ -1286,6 +1288,8 @@ var opNames = [numOps]string{
 	SARX:            "sarx",
 	SHLX:            "shlx",
 	SHRX:            "shrx",
+	MOVDIRI:         "movdiri",
+	MOVDIR64B:       "movdir64b",
 	VEXOTHER:        "(vex)",
 }
 

@@ -44,6 +44,7 @@ const (
 	kXlat // XLAT's DS:[rBX+AL]
 	kXdi  // MASKMOVQ's DS:rDI (overridable)
 	kEr   // ModRM r/m: a 32/64-bit GPR (y) or memory of the spec size (PEXTRB r32/m8)
+	kYr   // ES:[ModRM.reg], the register an address of the address size (MOVDIR64B)
 )
 
 // Size codes: fixed byte counts, or rules resolved per instruction.
@@ -76,6 +77,7 @@ const (
 	zDup  // VMOVDDUP: 8, or 32 with VEX.L
 	zWs   // scalar by VEX.W: 4, or 8 with W1 (FMA scalars)
 	zVSIB // bytes gathered by a VSIB gather
+	z64B  // 64 bytes (MOVDIR64B)
 )
 
 func (s spec) kind() int       { return int(s & 0xFF) }
@@ -84,7 +86,7 @@ func (s spec) reg() int        { return int(s >> 16 & 0xFF) }
 func (s spec) usesModRM() bool { return modrmKinds&(1<<s.kind()) != 0 }
 func (s spec) isRM() bool      { return rmKinds&(1<<s.kind()) != 0 }
 
-const modrmKinds = 1<<kEr | 1<<kE | 1<<kM | 1<<kR | 1<<kRc | 1<<kG | 1<<kS | 1<<kC | 1<<kD | 1<<kV | 1<<kW | 1<<kU | 1<<kP | 1<<kQ | 1<<kN | 1<<kSTi | 1<<kMV
+const modrmKinds = 1<<kYr | 1<<kEr | 1<<kE | 1<<kM | 1<<kR | 1<<kRc | 1<<kG | 1<<kS | 1<<kC | 1<<kD | 1<<kV | 1<<kW | 1<<kU | 1<<kP | 1<<kQ | 1<<kN | 1<<kSTi | 1<<kMV
 const rmKinds = 1<<kE | 1<<kM | 1<<kW | 1<<kQ | 1<<kMV | 1<<kEr
 
 // Operand specifications in SDM notation, prefixed with o.
@@ -198,6 +200,8 @@ const (
 	oWdup = spec(kW | zDup<<8)
 	oWs   = spec(kW | zWs<<8)
 	oHqq  = spec(kH | z32<<8)
+	oYr   = spec(kYr | z64B<<8)
+	oM64B = spec(kM | z64B<<8)
 )
 
 // Entry kinds: a leaf names an instruction; the others dispatch on a part

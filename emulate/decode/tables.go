@@ -594,6 +594,11 @@ func mk0F38() (t [256]entry) {
 	t[0xF0] = pfx(movbeLoad, movbeLoad, ud, lo(CRC32, zY, 0, oGy, oEb))
 	t[0xF1] = pfx(movbeStore, movbeStore, ud, lo(CRC32, zY, 0, oGy, oEv))
 	t[0xF6] = pfx(ud, lo(ADCX, zY, 0, oGy, oEy), lo(ADOX, zY, 0, oGy, oEy), ud)
+	// Direct stores: MOVDIRI m32/m64, r32/r64; MOVDIR64B writes 64 bytes
+	// from m512 to ES:[r] (the register is an address of the address size;
+	// F3 and F2 are ENQCMDS and ENQCMD, not modelled).
+	t[0xF8] = pfx(ud, mr(lo(MOVDIR64B, z64B, fMW, oYr, oM64B), ud), ud, ud)
+	t[0xF9] = pfx(mr(lo(MOVDIRI, zY, fMW, oMy, oGy), ud), ud, ud, ud)
 	return t
 }
 

@@ -37,3 +37,28 @@ func TestX87(t *testing.T) {
 		t.Error("a stub for fldenv or an undefined form")
 	}
 }
+
+// TestVec adds a memory operand to XMM1 with ADDPS on the host.
+func TestVec(t *testing.T) {
+	if !Available {
+		t.Skip("no host vector unit on this architecture")
+	}
+	var c VecContext
+	le := binary.LittleEndian
+	le.PutUint16(c.Img[0:], 0x037F)
+	le.PutUint32(c.Img[24:], 0x1F80)
+	le.PutUint64(c.Img[512:], 7) // XSTATE_BV
+	le.PutUint32(c.Img[160+16:], math.Float32bits(1.5))
+	le.PutUint32(c.Mem[:], math.Float32bits(2.25))
+	c.Flags = 0x202
+	var j JIT
+	if err := j.Vec([]byte{0x0f, 0x58, 0x0f}, &c); err != nil { // addps (%rdi), %xmm1
+		t.Fatal(err)
+	}
+	if got := math.Float32frombits(le.Uint32(c.Img[160+16:])); got != 3.75 {
+		t.Fatalf("xmm1[0] = %v", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = j.Vec([]byte{0x0f, 0x58, 0x0f}, &c) }); n != 0 {
+		t.Errorf("%v allocations per Vec", n)
+	}
+}

@@ -1,0 +1,177 @@
+package linux
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"os"
+	"os/exec"
+	"slices"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	bootlinux "walkvm/boot/linux"
+)
+
+// Environment of the side-by-side boot timing.
+const (
+	envBench       = "WALKVM_LINUX_BENCH"        // 1: run TestLinuxBootVsQEMU
+	envBenchRounds = "WALKVM_LINUX_BENCH_ROUNDS" // rounds (default 5)
+	envQEMU        = "WALKVM_QEMU"               // qemu-system-x86_64 (default: in PATH)
+)
+
+// bootInit prints the marker with the guest's uptime at /init and reboots.
+const bootInit = `mount -t proc proc /proc
+echo "` + markInit + ` uptime=$(cut -d' ' -f1 /proc/uptime) cpus=$(grep -c ^processor /proc/cpuinfo)"
+reboot -f
+`
+
+// bootSample is one boot's times in seconds: from starting the VMM to the
+// marker on its console, the guest's uptime at /init, and to the VMM's
+// exit.
+type bootSample struct{ toInit, uptime, total float64 }
+
+// timeBoot runs argv and times it to the /init marker and to its exit,
+// which must be status 0.
+func timeBoot(argv []string) (bootSample, error) {
+	var s bootSample
+	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout+time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
+	cmd.WaitDelay = 10 * time.Second
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return s, err
+	}
+	var tail strings.Builder
+	cmd.Stderr = &tail
+	start := time.Now()
+	if err := cmd.Start(); err != nil {
+		return s, err
+	}
+	sc := bufio.NewScanner(out)
+	for sc.Scan() {
+		line := sc.Text()
+		i := strings.Index(line, markInit+" uptime=")
+		if i < 0 {
+			continue
+		}
+		s.toInit = time.Since(start).Seconds()
+		f := strings.Fields(line[i+len(markInit)+1:])
+		if len(f) > 0 {
+			s.uptime, _ = strconv.ParseFloat(strings.TrimPrefix(f[0], "uptime="), 64)
+		}
+	}
+	err = cmd.Wait()
+	s.total = time.Since(start).Seconds()
+	if err != nil {
+		return s, fmt.Errorf("%s: %v\n%s", argv[0], err, tail.String())
+	}
+	if s.toInit == 0 {
+		return s, fmt.Errorf("%s: no %s line on the console", argv[0], markInit)
+	}
+	return s, nil
+}
+
+// span is a median with its range.
+type span struct{ med, lo, hi float64 }
+
+func spanOf(v []float64) span {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	n := len(s)
+	med := s[n/2]
+	if n%2 == 0 {
+		med = (s[n/2-1] + s[n/2]) / 2
+	}
+	return span{med, s[0], s[n-1]}
+}
+
+func (s span) String() string { return fmt.Sprintf("%5.2f s [%.2f–%.2f]", s.med, s.lo, s.hi) }
+
+// TestLinuxBootVsQEMU times the boot of the same kernel and initramfs to
+// /init under walkvm (`vmm run`, default -verify) and under QEMU's microvm
+// machine with KVM, interleaved round by round (each round alternates which
+// goes first), through the PVH vmlinux and the bzImage, and logs medians
+// with ranges and walkvm's time as a ratio to QEMU's. It asserts only that
+// every boot reaches /init and exits with status 0; the times are a
+// measurement, for docs/linux.md. It runs when WALKVM_LINUX_BENCH=1
+// (tests/nested/run: NESTED_LINUX_BENCH=1).
+func TestLinuxBootVsQEMU(t *testing.T) {
+	if os.Getenv(envBench) != "1" {
+		t.Skipf("a timing, not a check: set %s=1 (tests/nested/run: NESTED_LINUX_BENCH=1)", envBench)
+	}
+	e := setup(t)
+	qemu := os.Getenv(envQEMU)
+	if qemu == "" {
+		p, err := exec.LookPath("qemu-system-x86_64")
+		if err != nil {
+			t.Skipf("needs qemu-system-x86_64 ($%s or in PATH)", envQEMU)
+		}
+		qemu = p
+	}
+	rounds := 5
+	if v := os.Getenv(envBenchRounds); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 {
+			t.Fatalf("%s=%q: want a positive number", envBenchRounds, v)
+		}
+		rounds = n
+	}
+	initrd := e.initrd(t, bootInit)
+	const extra = "quiet"
+	// QEMU's microvm has no i8042 to reset through: it reboots by triple
+	// fault, which -no-reboot turns into QEMU's exit.
+	qemuCmdline := bootlinux.Cmdline(extra + " reboot=t")
+	type variant struct {
+		name string
+		argv func(kernel string) []string
+	}
+	variants := []variant{
+		{"walkvm", func(k string) []string {
+			return []string{e.vmm, "run", "-kernel", k, "-initrd", initrd, "-mem", "256M", "-timeout", bootTimeout.String(), "-stats", "off", "-append", extra}
+		}},
+		// QEMU's microvm machine with the devices walkvm offers a Linux
+		// guest: PIT, PIC, RTC and a 16550, no ACPI and no PCIe.
+		{"qemu", func(k string) []string {
+			return []string{qemu, "-M", "microvm,pit=on,pic=on,rtc=on,isa-serial=on,acpi=off,pcie=off",
+				"-accel", "kvm", "-cpu", "host", "-m", "256", "-smp", "1", "-nographic", "-no-reboot",
+				"-kernel", k, "-initrd", initrd, "-append", qemuCmdline}
+		}},
+	}
+	kernels := []struct{ name, path string }{{"pvh", e.vmlinux}, {"bzImage", e.bzImage}}
+	samples := map[string][]bootSample{}
+	for r := range rounds {
+		for _, k := range kernels {
+			order := []variant{variants[r%2], variants[1-r%2]}
+			for _, v := range order {
+				s, err := timeBoot(v.argv(k.path))
+				if err != nil {
+					t.Fatalf("round %d, %s, %s: %v", r, k.name, v.name, err)
+				}
+				key := k.name + "/" + v.name
+				samples[key] = append(samples[key], s)
+				t.Logf("round %d %-14s to /init %.2f s (uptime %.2f s), exit %.2f s", r, key, s.toInit, s.uptime, s.total)
+			}
+		}
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "boot to /init, %d rounds interleaved; median [min–max]\n", rounds)
+	fmt.Fprintf(&b, "%-8s %-7s %-24s %-24s %-24s\n", "kernel", "vmm", "start to /init", "guest uptime at /init", "start to exit")
+	for _, k := range kernels {
+		var med, up [2]span
+		for i, v := range variants {
+			ss := samples[k.name+"/"+v.name]
+			var a, u, x []float64
+			for _, s := range ss {
+				a, u, x = append(a, s.toInit), append(u, s.uptime), append(x, s.total)
+			}
+			med[i], up[i] = spanOf(a), spanOf(u)
+			fmt.Fprintf(&b, "%-8s %-7s %-24v %-24v %-24v\n", k.name, v.name, spanOf(a), spanOf(u), spanOf(x))
+		}
+		fmt.Fprintf(&b, "%-8s walkvm/qemu: start to /init %.2f, guest uptime at /init %.2f\n", k.name, med[0].med/med[1].med, up[0].med/up[1].med)
+	}
+	t.Log("\n" + b.String())
+}
