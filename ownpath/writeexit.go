@@ -100,6 +100,8 @@ func (p *Path) writeExit(exit *kvm.MMIOExit, n int) error {
 	switch {
 	case ms.n == 0:
 		return p.disagree("write", win.b[:decode.MaxLen], "no instruction ending at RIP %#x writes %d bytes of %#x at GPA %#x", p.exit.st.RIP, n, le64(exit.Data[:n]), exit.PhysAddr)
+	case ms.noData:
+		return p.disagree("write", p.exit.rec.Insn(), "no reading ending at RIP %#x writes KVM's %d bytes of %#x at GPA %#x", p.exit.st.RIP, n, le64(exit.Data[:n]), exit.PhysAddr)
 	case ms.ambiguous:
 		// Every reading explains KVM's write (address, size and, for a
 		// register source, data): the code bytes decode into more than
@@ -271,6 +273,9 @@ type writeMatches struct {
 	m         [maxCandidates]writeMatch
 	pick      int
 	ambiguous bool // matches disagree about the access
+	// noData says every match was executed and none writes KVM's data
+	// (resolveByData).
+	noData bool
 }
 
 func (ms *writeMatches) chosen() *writeMatch { return &ms.m[ms.pick] }
@@ -278,7 +283,7 @@ func (ms *writeMatches) chosen() *writeMatch { return &ms.m[ms.pick] }
 // matchWrite resolves every candidate ending at end against KVM's exit
 // (only CALLs when calls is set) and fills ms with those that match.
 func (p *Path) matchWrite(w *writeWindow, end uint64, exit *kvm.MMIOExit, n int, calls bool, ms *writeMatches) {
-	ms.n, ms.pick, ms.ambiguous = 0, 0, false
+	ms.n, ms.pick, ms.ambiguous, ms.noData = 0, 0, false, false
 	set := p.candidates(w, p.exit.st.DecodeMode(), end)
 	for i := range set.n {
 		inst, k := &set.insts[i], uint64(set.k[i])
