@@ -132,6 +132,7 @@ type Path struct {
 	exit exitState
 	memo memos
 	xv   execVerify // -verify exec
+	ins  insBatch   // the REP INS batch KVM's write exits come from
 }
 
 // kvmCache is what the path reads from KVM, in buffers kept across exits.
@@ -297,10 +298,14 @@ func (p *Path) csrip() string { return trace.FormatCSRIP(p.exit.cs, p.exit.rip) 
 
 // BeginExit implements vcpu.Observer: it loads the vCPU state, which logs
 // the mode of every exit.
-func (p *Path) BeginExit(e *kvm.Exit) error { return p.begin(e) }
+func (p *Path) BeginExit(e *kvm.Exit) error {
+	p.ins.observe(e, false)
+	return p.begin(e)
+}
 
 // EndExit implements vcpu.Observer: it writes the exit's trace record.
 func (p *Path) EndExit(e *kvm.Exit) {
+	p.ins.observe(e, true)
 	if p.cfg.Trace == nil {
 		return
 	}

@@ -12,11 +12,17 @@ import (
 // of an SSE store is the common case: 66 0F 7F /r (MOVDQA, 16 bytes) and
 // the 0F 7F /r behind it (MOVQ from an MMX register, 8 bytes) both explain
 // an 8-byte exit, but only one of them holds KVM's data. It runs only for
-// ambiguous exits; where no match writes KVM's data, ms stays as it was.
+// ambiguous exits. Where no match writes KVM's data, ms stays as it was,
+// with noData set when every match could be executed (then nothing
+// explains the exit).
 func (p *Path) resolveByData(ms *writeMatches, exit *kvm.MMIOExit, n int) {
-	kept := 0
+	kept, executed := 0, 0
 	for i := range ms.n {
-		if !p.writesExitData(&ms.m[i], exit, n) {
+		writes, ran := p.writesExitData(&ms.m[i], exit, n)
+		if ran {
+			executed++
+		}
+		if !writes {
 			continue
 		}
 		if kept != i {
@@ -25,6 +31,7 @@ func (p *Path) resolveByData(ms *writeMatches, exit *kvm.MMIOExit, n int) {
 		kept++
 	}
 	if kept == 0 {
+		ms.noData = executed == ms.n
 		return
 	}
 	ms.n, ms.ambiguous = kept, false
@@ -37,8 +44,9 @@ func (p *Path) resolveByData(ms *writeMatches, exit *kvm.MMIOExit, n int) {
 }
 
 // writesExitData executes m from the rewound state at the exit and
-// reports whether it writes exactly KVM's n bytes at KVM's address.
-func (p *Path) writesExitData(m *writeMatch, exit *kvm.MMIOExit, n int) bool {
+// reports whether it writes exactly KVM's n bytes at KVM's address, and
+// whether it could be executed at all.
+func (p *Path) writesExitData(m *writeMatch, exit *kvm.MMIOExit, n int) (writes, ran bool) {
 	xv := &p.xv
 	xv.pre = p.exit.st
 	xv.pre.RIP = m.start
@@ -52,13 +60,13 @@ func (p *Path) writesExitData(m *writeMatch, exit *kvm.MMIOExit, n int) bool {
 	xv.emu.MaxRep = 1
 	xv.inst = m.inst
 	if err := xv.emu.ExecuteOnCopy(&xv.pre, &xv.inst, nil, &xv.fx); err != nil {
-		return false
+		return false, false
 	}
 	for j := range n {
 		v, ok := effectsWrote(&xv.fx, exit.PhysAddr+uint64(j))
 		if !ok || v != exit.Data[j] {
-			return false
+			return false, true
 		}
 	}
-	return true
+	return true, true
 }
