@@ -6,6 +6,7 @@
 //	vmm test [flags] [GUEST]  run the embedded guests under -verify strict
 //	vmm probe                 report the host's KVM and the modes a guest can enter
 //	vmm bench [flags]         walkvm side by side with a minimal C VMM
+//	vmm unittests [flags] DIR kvm-unit-tests' x86 suite, each entry by vmm run
 //	vmm report [flags] TRACE  render a -trace as an HTML page or Chrome trace events
 //	vmm nested COMMAND...     run a vmm command inside QEMU's nested KVM
 //	vmm initramfs -o FILE     build a busybox initramfs with a shell
@@ -71,6 +72,7 @@ commands:
   test [flags] [GUEST]  run the embedded guests under -verify strict and print a table
   probe                 report the host's KVM and which paging modes a guest can enter
   bench [flags]         walkvm side by side with a minimal C VMM (the floor), interleaved
+  unittests [flags] DIR kvm-unit-tests' x86 suite (its tree or x86 directory), each entry by vmm run
   report [flags] TRACE  render a trace (-trace) as an HTML page or Chrome trace events
   nested COMMAND...     run a vmm command in QEMU's nested KVM (where /dev/kvm is missing)
   initramfs -o FILE     build a busybox initramfs with a shell (for a Linux -kernel)
