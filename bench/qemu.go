@@ -74,8 +74,10 @@ func (q *QEMU) Run(elf, accel string, timeout time.Duration) (time.Duration, err
 	err := cmd.Wait()
 	timer.Stop()
 	wall := time.Since(t0)
+	// QEMU's own errors exit with 1 too, the status of a guest's 0: they
+	// are told apart by QEMU's message.
 	var ee *exec.ExitError
-	if errors.As(err, &ee) && ee.ExitCode() == qemuExitStatus(0) {
+	if errors.As(err, &ee) && ee.ExitCode() == qemuExitStatus(0) && out.Len() == 0 {
 		return wall, nil
 	}
 	if err == nil {
