@@ -49,15 +49,25 @@ func FindQEMU() (*QEMU, error) {
 	return &QEMU{Path: p}, nil
 }
 
+// firmwareDir is where Debian keeps QEMU's firmware (qboot, pvh.bin).
+// QEMU looks for it relative to its binary (BIN/../share/qemu), which
+// misses it when the binary is copied elsewhere, as into the nested KVM's
+// /bin; -L adds it.
+const firmwareDir = "/usr/share/qemu"
+
 // Args is QEMU's command line for the PVH ELF at elf, with accel kvm or
 // tcg.
 func (q *QEMU) Args(elf, accel string) []string {
-	return []string{q.Path,
+	args := []string{q.Path}
+	if st, err := os.Stat(firmwareDir); err == nil && st.IsDir() {
+		args = append(args, "-L", firmwareDir)
+	}
+	return append(args,
 		"-M", "microvm,pit=off,pic=off,rtc=off,isa-serial=off,acpi=off,pcie=off",
 		"-accel", accel, "-cpu", "max", "-m", "64M", "-smp", "1",
 		"-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
 		"-device", fmt.Sprintf("isa-debug-exit,iobase=%#x,iosize=1", 0xf4),
-		"-kernel", elf}
+		"-kernel", elf)
 }
 
 // Run runs the ELF at elf once and checks that the guest exited with 0.
