@@ -322,6 +322,11 @@ func TestQEMUTCG(t *testing.T) {
 			t.Fatal(err)
 		}
 		if _, err := q.Run(p, "tcg", time.Minute); err != nil {
+			if strings.Contains(err.Error(), "could not load module for type 'tcg-accel-ops'") {
+				// A copied QEMU binary (as in the nested KVM) without
+				// its accelerator modules.
+				t.Skipf("QEMU %s has no TCG here: %v", q.Path, err)
+			}
 			t.Errorf("%s: %v", w.Name, err)
 		}
 	}
