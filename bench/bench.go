@@ -59,6 +59,8 @@ type Options struct {
 	// unittests` at each verify level; Linux asks for a Linux boot.
 	KUT   string
 	Linux bool
+	// NoQEMU leaves QEMU out even where it is installed.
+	NoQEMU bool
 	// Progress receives one line per run (nil: none).
 	Progress io.Writer
 }
@@ -73,6 +75,7 @@ type Variant struct {
 	vmm    string // the vmm binary; empty for the floor
 	// self: the binary is this process's, so its loop can also run here.
 	self bool
+	qemu *QEMU // the QEMU variant
 }
 
 // Result is a whole bench run.
@@ -106,7 +109,9 @@ type Row struct {
 	WallRatio Stat `json:"wall_ratio"`
 	// OverFloorMS is WallMS minus the floor's, round by round.
 	OverFloorMS Stat `json:"over_floor_ms"`
-	// ExitNS is WallMS per exit, in ns (workloads with a loop).
+	// ExitNS is WallMS per exit, in ns (workloads with a loop); QEMU's
+	// leaves out its boot (its time less its exit-at-once guest's in the
+	// same round, over the exits less one).
 	ExitNS *Stat `json:"exit_ns,omitempty"`
 	// LoopExitNS is the run loop's own time per exit (in-process), in ns:
 	// the floor's from its clock around KVM_RUN, walkvm's around RunOwn.
@@ -116,6 +121,8 @@ type Row struct {
 	// AllocsPerExit is the heap allocations of walkvm's loop per exit
 	// (in-process), the median over the rounds.
 	AllocsPerExit *float64 `json:"allocs_per_exit,omitempty"`
+	// NotAvailable: the variant cannot run this workload.
+	NotAvailable bool `json:"not_available,omitempty"`
 }
 
 // sample is one run of one variant.
@@ -124,6 +131,11 @@ type sample struct {
 	loop   time.Duration // 0: not measured
 	allocs uint64
 	inproc bool
+	// boot is QEMU's boot-to-exit time in the same round, which its
+	// per-exit figure leaves out.
+	boot time.Duration
+	// skipped: the variant cannot run the workload.
+	skipped bool
 }
 
 // Run measures the workloads under every variant.
@@ -176,7 +188,14 @@ func Run(o Options) (*Result, error) {
 			variants = append(variants, Variant{Name: b.Name + "/" + v, verify: v, vmm: b.Path})
 		}
 	}
-	res.NotAvailable = append(res.NotAvailable, qemuNotAvailable())
+	if o.NoQEMU {
+		res.NotAvailable = append(res.NotAvailable, "qemu: left out (-qemu=false)")
+	} else if q, err := FindQEMU(); err != nil {
+		res.NotAvailable = append(res.NotAvailable, "qemu: "+err.Error())
+	} else {
+		variants = append(variants, Variant{Name: "qemu", qemu: q})
+		res.NotAvailable = append(res.NotAvailable, "qemu: long mode entry (long4k): PVH enters in 32-bit protected mode")
+	}
 	if o.KUT != "" {
 		res.NotAvailable = append(res.NotAvailable, "kvm-unit-tests under the floor and QEMU: the floor boots flat images only, and QEMU is not part of this bench")
 	}
@@ -263,6 +282,7 @@ type runner struct {
 }
 
 func (r *runner) imagePath(w Workload) string { return filepath.Join(r.dir, w.Name+".bin") }
+func (r *runner) elfPath(w Workload) string   { return filepath.Join(r.dir, w.Name+".elf") }
 func (r *runner) statePath(w Workload) string { return filepath.Join(r.dir, w.Name+".state") }
 
 // prepare writes the patched image (for vmm run) and the floor's state.
@@ -272,6 +292,13 @@ func (r *runner) prepare(w Workload) error {
 		return err
 	}
 	if err := os.WriteFile(r.imagePath(w), img.Data, 0o644); err != nil {
+		return err
+	}
+	elf, err := PVHELF(img.Data, img.Load)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(r.elfPath(w), elf, 0o644); err != nil {
 		return err
 	}
 	var b bytes.Buffer
@@ -284,6 +311,9 @@ func (r *runner) prepare(w Workload) error {
 var floorStats = regexp.MustCompile(`floor: exits=(\d+) loop_ns=(\d+)`)
 
 func (r *runner) run(w Workload, v Variant) (sample, error) {
+	if v.qemu != nil {
+		return r.runQEMU(w, v.qemu)
+	}
 	var cmd *exec.Cmd
 	if v.verify == "" {
 		cmd = exec.Command(r.floor, "-s", r.statePath(w))
@@ -326,6 +356,33 @@ func (r *runner) run(w Workload, v Variant) (sample, error) {
 			return sample{}, err
 		}
 		s.loop, s.allocs, s.inproc = loop, allocs, true
+	}
+	return s, nil
+}
+
+// runQEMU runs w under QEMU and, for a loop, the exit-at-once guest too.
+func (r *runner) runQEMU(w Workload, q *QEMU) (sample, error) {
+	if !qemuSupports(w) {
+		return sample{skipped: true}, nil
+	}
+	wall, err := q.Run(r.elfPath(w), "kvm", r.o.Timeout)
+	if err != nil {
+		return sample{}, err
+	}
+	s := sample{wall: wall}
+	if w.ExitsPerIteration > 0 {
+		b, err := LookupWorkload("boot")
+		if err != nil {
+			return sample{}, err
+		}
+		if _, err := os.Stat(r.elfPath(b)); err != nil {
+			if err := r.prepare(b); err != nil {
+				return sample{}, err
+			}
+		}
+		if s.boot, err = q.Run(r.elfPath(b), "kvm", r.o.Timeout); err != nil {
+			return sample{}, err
+		}
 	}
 	return s, nil
 }
@@ -376,13 +433,23 @@ func summarize(w Workload, iterations uint32, variants []Variant, s [][]sample) 
 	floor := s[0]
 	for j, v := range variants {
 		row := Row{Variant: v.Name}
+		if len(s[j]) > 0 && s[j][0].skipped {
+			row.NotAvailable = true
+			wr.Rows = append(wr.Rows, row)
+			continue
+		}
 		var wall, ratio, over, perExit, loopNS, loopRatio, allocs []float64
 		inproc := true
 		for k, x := range s[j] {
 			wall = append(wall, ms(x.wall))
 			ratio = append(ratio, float64(x.wall)/float64(floor[k].wall))
 			over = append(over, ms(x.wall-floor[k].wall))
-			perExit = append(perExit, float64(x.wall.Nanoseconds())/float64(exits))
+			if x.boot > 0 {
+				// QEMU: its boot time is reported apart.
+				perExit = append(perExit, float64((x.wall-x.boot).Nanoseconds())/float64(exits-1))
+			} else {
+				perExit = append(perExit, float64(x.wall.Nanoseconds())/float64(exits))
+			}
 			if !x.inproc || !floor[k].inproc {
 				inproc = false
 				continue

@@ -2,12 +2,15 @@ package bench
 
 import (
 	"bytes"
+	"debug/elf"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 	"unsafe"
@@ -256,5 +259,92 @@ func TestSummarizeAndReport(t *testing.T) {
 	}
 	if _, err := json.Marshal(res); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestPVHELF reads the wrapper back with debug/elf.
+func TestPVHELF(t *testing.T) {
+	w, _ := LookupWorkload("mmio")
+	img, err := w.Image(5)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := PVHELF(img.Data, img.Load)
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := elf.NewFile(bytes.NewReader(b))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f.Entry != Load || len(f.Progs) != 2 {
+		t.Fatalf("entry %#x, %d program headers", f.Entry, len(f.Progs))
+	}
+	load, note := f.Progs[0], f.Progs[1]
+	if load.Type != elf.PT_LOAD || load.Paddr != Load || load.Filesz != uint64(len(img.Data)) {
+		t.Errorf("PT_LOAD %+v", load.ProgHeader)
+	}
+	data, _ := io.ReadAll(load.Open())
+	if !bytes.Equal(data, img.Data) {
+		t.Error("PT_LOAD does not hold the image")
+	}
+	n, _ := io.ReadAll(note.Open())
+	if note.Type != elf.PT_NOTE || len(n) != 20 || string(n[12:16]) != "Xen\x00" ||
+		binary.LittleEndian.Uint32(n[8:]) != 18 || binary.LittleEndian.Uint32(n[16:]) != Load {
+		t.Errorf("PT_NOTE % x", n)
+	}
+	if _, err := PVHELF(img.Data, 0xfffffff0); err == nil {
+		t.Error("an image crossing 4 GiB was wrapped")
+	}
+}
+
+// TestQEMUTCG boots the PVH wrappers under QEMU's TCG, where no KVM is
+// needed: the guests run to their debug exit.
+func TestQEMUTCG(t *testing.T) {
+	q, err := FindQEMU()
+	if err != nil {
+		t.Skip("needs QEMU:", err)
+	}
+	for _, w := range Workloads {
+		if !qemuSupports(w) {
+			continue
+		}
+		img, err := w.Image(100)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := PVHELF(img.Data, img.Load)
+		if err != nil {
+			t.Fatal(err)
+		}
+		p := filepath.Join(t.TempDir(), w.Name+".elf")
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := q.Run(p, "tcg", time.Minute); err != nil {
+			if strings.Contains(err.Error(), "could not load module for type 'tcg-accel-ops'") {
+				// A copied QEMU binary (as in the nested KVM) without
+				// its accelerator modules.
+				t.Skipf("QEMU %s has no TCG here: %v", q.Path, err)
+			}
+			t.Errorf("%s: %v", w.Name, err)
+		}
+	}
+	// A guest that exits with 5 is a failed run.
+	bad := bytes.Clone(exitBin)
+	if !bytes.Equal(bad[16:20], []byte{0x30, 0xc0, 0xe6, 0xf4}) {
+		t.Fatalf("exit.bin at 16: % x, want xor %%al,%%al; out %%al,$0xf4", bad[16:20])
+	}
+	bad[16], bad[17] = 0xb0, 5 // mov $5,%al
+	b, err := PVHELF(bad, Load)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := filepath.Join(t.TempDir(), "bad.elf")
+	if err := os.WriteFile(p, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := q.Run(p, "tcg", time.Minute); err == nil || !strings.Contains(err.Error(), "exit status 11") {
+		t.Errorf("a guest exiting with 5: %v, want exit status 11", err)
 	}
 }

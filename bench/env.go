@@ -3,7 +3,6 @@ package bench
 import (
 	"bufio"
 	"os"
-	"os/exec"
 	"runtime"
 	"strings"
 
@@ -88,12 +87,4 @@ func describeKVM(e Env) string {
 		s += ", the host itself a virtual machine (CPUID hypervisor bit)"
 	}
 	return s
-}
-
-// qemuNotAvailable says why QEMU is not part of the comparison.
-func qemuNotAvailable() string {
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		return "qemu: qemu-system-x86_64 is not installed here"
-	}
-	return "qemu: installed, but the bench guests' entry states (real, flat protected and long mode at 0x1000) have no QEMU loader in this bench"
 }

@@ -18,6 +18,11 @@ func WriteText(w io.Writer, res *Result) error {
 		fmt.Fprintf(w, "not available: %s\n", n)
 	}
 	fmt.Fprintln(w, "figures: median (min-max) over the rounds; ×floor: the ratio to the floor in the same round")
+	for _, v := range res.Variants {
+		if v == "qemu" {
+			fmt.Fprintln(w, "qemu: microvm, PVH entry, -accel kvm; its ns/exit leaves out its boot (the boot workload's time in the same round)")
+		}
+	}
 	for _, wr := range res.Workloads {
 		fmt.Fprintf(w, "\n%s: %s; %d exits\n", wr.Name, wr.What, wr.Exits)
 		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
@@ -28,6 +33,10 @@ func WriteText(w io.Writer, res *Result) error {
 			fmt.Fprintln(tw, "variant\tprocess ms\t×floor\tms over floor\t")
 		}
 		for _, r := range wr.Rows {
+			if r.NotAvailable {
+				fmt.Fprintf(tw, "%s\tnot available\t\n", r.Variant)
+				continue
+			}
 			if !loop {
 				fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t\n", r.Variant, r.WallMS.format(2), r.WallRatio.format(2), r.OverFloorMS.format(2))
 				continue

@@ -35,6 +35,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	linux := fs.Bool("linux", false, "time a Linux boot to /init (reported as not available until vmm run boots Linux)")
 	verify := fs.String("verify", "", "comma-separated verify levels (default: every level this walkvm has)")
 	compare := fs.String("compare", "", "other vmm binaries to run beside this one, as NAME=PATH,...")
+	qemu := fs.Bool("qemu", true, "run QEMU (microvm, -accel kvm) too where qemu-system-x86_64 (or $WALKVM_QEMU) is installed")
 	dir := fs.String("dir", "", "keep the patched images, the floor's states and the floor in DIR")
 	quiet := fs.Bool("q", false, "no progress lines on stderr")
 	fs.Usage = func() {
@@ -67,7 +68,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	}
 	o := bench.Options{
 		Rounds: *rounds, Iterations: uint32(*iterations), VMM: self, Floor: *floor, CC: *cc,
-		MemSize: memSize, Timeout: *timeout, InProcess: *inProcess, KUT: *kut, Linux: *linux, Dir: *dir,
+		MemSize: memSize, Timeout: *timeout, InProcess: *inProcess, KUT: *kut, Linux: *linux, Dir: *dir, NoQEMU: !*qemu,
 	}
 	if *workloads != "" {
 		o.Workloads = strings.Split(*workloads, ",")
