@@ -3,6 +3,7 @@ package bench
 import (
 	"bytes"
 	"encoding/binary"
+	"encoding/json"
 	"fmt"
 	"os"
 	"os/exec"
@@ -213,5 +214,47 @@ func TestRunKUT(t *testing.T) {
 	r := summarizeKUT("/kut", []string{"off"}, map[string][]time.Duration{"off": {time.Second, 3 * time.Second}}, map[string][]int{"off": {0, 1}})
 	if len(r.Rows) != 1 || r.Rows[0].WallS != (Stat{2, 1, 3, 2}) || len(r.Rows[0].Status) != 2 {
 		t.Errorf("summarizeKUT: %+v", r)
+	}
+}
+
+// TestSummarizeAndReport builds rows from made-up samples and prints them.
+func TestSummarizeAndReport(t *testing.T) {
+	variants := []Variant{{Name: "floor"}, {Name: "off", verify: "off", self: true}, {Name: "old/off", verify: "off"}}
+	ms := time.Millisecond
+	samples := [][]sample{
+		{{wall: 100 * ms, loop: 80 * ms, inproc: true}, {wall: 120 * ms, loop: 90 * ms, inproc: true}},
+		{{wall: 150 * ms, loop: 100 * ms, allocs: 4, inproc: true}, {wall: 180 * ms, loop: 99 * ms, allocs: 4, inproc: true}},
+		{{wall: 300 * ms}, {wall: 240 * ms}},
+	}
+	mmio, _ := LookupWorkload("mmio")
+	wr := summarize(mmio, 1000, variants, samples)
+	if wr.Exits != 2001 || len(wr.Rows) != 3 {
+		t.Fatalf("%+v", wr)
+	}
+	off := wr.Rows[1]
+	if off.WallRatio != (Stat{1.5, 1.5, 1.5, 2}) || off.LoopRatio == nil || off.AllocsPerExit == nil || *off.AllocsPerExit != 4.0/2001 {
+		t.Errorf("off row %+v", off)
+	}
+	if old := wr.Rows[2]; old.LoopExitNS != nil || old.AllocsPerExit != nil || old.WallRatio.Median != 2.5 {
+		t.Errorf("another binary's row has in-process figures or a wrong ratio: %+v", old)
+	}
+	boot, _ := LookupWorkload("boot")
+	br := summarize(boot, 1000, variants, samples)
+	if br.Exits != 1 || br.Rows[1].ExitNS != nil || br.Rows[1].OverFloorMS.Median != 55 {
+		t.Errorf("boot rows %+v", br.Rows[1])
+	}
+	res := &Result{Rounds: 2, Iterations: 1000, Variants: []string{"floor", "off", "old/off"}, Workloads: []WorkloadResult{wr, br},
+		NotAvailable: []string{"qemu: not here"}, KUT: summarizeKUT("/kut", []string{"off"}, map[string][]time.Duration{"off": {time.Second}}, map[string][]int{"off": {0}})}
+	var b bytes.Buffer
+	if err := WriteText(&b, res); err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"not available: qemu: not here", "mmio:", "1.50 (1.50–1.50)", "boot:", "55.00 (50.00–60.00)", "kvm-unit-tests (/kut)"} {
+		if !bytes.Contains(b.Bytes(), []byte(want)) {
+			t.Errorf("report lacks %q:\n%s", want, b.Bytes())
+		}
+	}
+	if _, err := json.Marshal(res); err != nil {
+		t.Error(err)
 	}
 }

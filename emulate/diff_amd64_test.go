@@ -784,6 +784,17 @@ func explain(c *diffCase, nr, er *diffResult, res *Result, native, emu []byte) s
 			return "AMD: a context switch before the instruction zeroed FOP/FIP/FDP (XSAVE keeps them only with a pending exception)"
 		}
 	}
+	// A signal during the run (the Go runtime's preemption signal) makes
+	// the kernel save and restore the x87 state through its signal frame,
+	// which keeps FIP and FDP as 32-bit offsets.
+	if (nr.fpu.LastIP != er.fpu.LastIP || nr.fpu.LastDP != er.fpu.LastDP) &&
+		nr.fpu.LastIP == er.fpu.LastIP&0xFFFFFFFF && nr.fpu.LastDP == er.fpu.LastDP&0xFFFFFFFF {
+		e := *er
+		e.fpu.LastIP, e.fpu.LastDP = nr.fpu.LastIP, nr.fpu.LastDP
+		if compareDiff(c, nr, &e, res, native, emu) == "" {
+			return "a signal during the run truncated FIP/FDP to 32 bits (the kernel's signal frame)"
+		}
+	}
 	// A null selector with RPL 1-3 in DS, ES or GS reads back as 0 when
 	// an interrupt came between the instruction and the capture (the
 	// return to user mode reloads it).

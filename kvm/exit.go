@@ -44,6 +44,11 @@ type Exit struct {
 	Reason ExitReason // kvm_run.exit_reason; 0 for an EINTR
 	// Seq numbers one vCPU's exits from 1; the run loop sets it.
 	Seq uint64
+	// TimeNS is when KVM_RUN returned with the exit and DurNS how long
+	// handling it took, in nanoseconds of the run's clock; the run loop
+	// sets them (and Timed) when it times exits.
+	TimeNS, DurNS int64
+	Timed         bool
 
 	MMIO             *MMIOExit         // KindMMIO
 	IO               IOAccess          // KindIO

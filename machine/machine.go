@@ -441,6 +441,8 @@ func (m *Machine) Run(timeout time.Duration) vcpu.End {
 // Own is walkvm's own MMIO path on every vCPU of a machine.
 type Own struct {
 	Paths []*ownpath.Path // by vCPU index
+	// trace, when set, receives every exit; the loops then time the exits.
+	trace *trace.Tracer
 }
 
 // Stats totals the paths' statistics (one vCPU's are its own).
@@ -470,13 +472,20 @@ func (m *Machine) OwnPath(verify ownpath.Verify, tr *trace.Tracer) (*Own, error)
 	if e, ok := m.CPUID.Lookup(0xd, 9); ok && e.Eax == 8 {
 		pkru = e.Ebx
 	}
-	o := &Own{}
+	o := &Own{trace: tr}
+	if tr != nil {
+		maxPhy, err := features.PhysAddrBits()
+		if err != nil {
+			return nil, err
+		}
+		tr.WriteHeader(trace.Header{MaxPhyAddr: maxPhy})
+	}
 	for i, c := range m.CPUs {
 		if syncRegs {
 			c.EnableSyncRegs(kvm.SyncRegs | kvm.SyncSregs)
 		}
 		o.Paths = append(o.Paths, ownpath.New(ownpath.Config{
-			VCPU: i, CPU: c, RAM: m.RAM, Bus: m.MMIO, Verify: verify, Log: m.Log, Trace: tr,
+			VCPU: i, CPU: c, RAM: m.RAM, Bus: m.MMIO, PIO: m.PIO, Verify: verify, Log: m.Log, Trace: tr,
 			Features: features, SyncRegs: syncRegs, PKRUOffset: pkru,
 		}))
 	}
@@ -484,11 +493,16 @@ func (m *Machine) OwnPath(verify ownpath.Verify, tr *trace.Tracer) (*Own, error)
 }
 
 // OwnLoops returns a run loop for every vCPU through its own MMIO path,
-// which also observes every exit and counts into its statistics.
+// which also observes every exit and counts into its statistics; with a
+// trace, the loops time every exit from now.
 func (m *Machine) OwnLoops(o *Own) []*vcpu.Loop {
 	loops := m.Loops(func(i int) vcpu.MMIOHandler { return o.Paths[i] })
+	var clock *trace.Clock
+	if o.trace != nil {
+		clock = trace.NewClock() // the trace's times count from here
+	}
 	for i, l := range loops {
-		l.Observer, l.Stats = o.Paths[i], o.Paths[i].Stats()
+		l.Observer, l.Stats, l.Clock = o.Paths[i], o.Paths[i].Stats(), clock
 	}
 	return loops
 }

@@ -199,3 +199,40 @@ func (m *changingMemory) CompareAndSwapUint64(gpa uint64, old, new uint64) (bool
 	}
 	return m.SliceMemory.CompareAndSwapUint64(gpa, old, new)
 }
+
+// Each entry's SetFlags names the flags WalkCommit set in it: A in every
+// entry it used, D too in the leaf for a write, nothing where they were
+// set already, and nothing after Walk, which only looks.
+func TestWalkCommitSetFlags(t *testing.T) {
+	tb := newTables(8, 9)
+	root := tb.alloc()
+	gpas := tb.mapAddr(root, 4, 1, 0x1000, 0x5000, fPRW|fA, fPRW, fPRW, fPRW)
+	c := mustReset(t, state4(root), Features{})
+	var w Walk
+	if err := c.WalkCommit(tb.mem, 0x1000, x86.AccessWrite, &w); err != nil {
+		t.Fatal(err)
+	}
+	want := []uint64{0, fA, fA, fA | fD}
+	for i := range w.N {
+		e := &w.Entries[i]
+		if e.SetFlags != want[i] || e.Value != tb.get(gpas[i]) || e.Value&^e.SetFlags != tb.get(gpas[i])&^want[i] {
+			t.Errorf("level %d: set %#x (want %#x), value %#x, memory %#x", e.Level, e.SetFlags, want[i], e.Value, tb.get(gpas[i]))
+		}
+	}
+	for _, commit := range []bool{true, false} {
+		var err error
+		if commit {
+			err = c.WalkCommit(tb.mem, 0x1000, x86.AccessWrite, &w)
+		} else {
+			err = c.Walk(tb.mem, 0x1000, x86.AccessWrite, &w)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i := range w.N {
+			if w.Entries[i].SetFlags != 0 {
+				t.Errorf("commit %v, flags already set: level %d set %#x", commit, w.Entries[i].Level, w.Entries[i].SetFlags)
+			}
+		}
+	}
+}

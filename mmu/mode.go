@@ -54,6 +54,10 @@ func FeaturesFromCPUID(entries []x86.CPUIDEntry) Features {
 	return f
 }
 
+// PhysAddrBits is MAXPHYADDR: MaxPhyAddr, or x86.DefaultMaxPhyAddr for 0;
+// an error outside 32..52.
+func (f Features) PhysAddrBits() (uint8, error) { return f.maxPhyAddr() }
+
 func (f Features) maxPhyAddr() (uint8, error) {
 	m := f.MaxPhyAddr
 	if m == 0 {

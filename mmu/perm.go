@@ -13,14 +13,18 @@ const (
 	PermUser  Perm = 1 << 3 // a user-mode address (U/S=1 at every level)
 )
 
-func (p Perm) String() string {
-	b := []byte("----")
+func (p Perm) String() string { return string(p.Append(nil)) }
+
+// Append appends the rights as "rwxu", '-' for each right not granted.
+func (p Perm) Append(b []byte) []byte {
 	for i, c := range "rwxu" {
 		if p&(1<<i) != 0 {
-			b[i] = byte(c)
+			b = append(b, byte(c))
+		} else {
+			b = append(b, '-')
 		}
 	}
-	return string(b)
+	return b
 }
 
 // Access bits of a translation as the permission table indexes them

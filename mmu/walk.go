@@ -17,6 +17,10 @@ type Entry struct {
 	TableGPA     uint64
 	EntryGPA     uint64
 	Value        uint64
+	// SetFlags are the accessed and dirty flags WalkCommit set in the
+	// entry (Value includes them; Value &^ SetFlags is what the walk
+	// read); 0 after Walk.
+	SetFlags uint64
 }
 
 // Walk is the result of one translation, filled in place so that a walk
@@ -334,7 +338,7 @@ func (c *Context) Walk(mem Memory, addr uint64, acc x86.Access, w *Walk) error {
 			return &MemoryError{Walker: f.Walker, Level: level, EntryGPA: egpa, Addr: addr, Err: err}
 		}
 		ent := &w.Entries[n]
-		ent.Level, ent.FromRegister, ent.Index = level, false, uint16(idx)
+		ent.Level, ent.FromRegister, ent.Index, ent.SetFlags = level, false, uint16(idx), 0
 		ent.TableGPA, ent.EntryGPA, ent.Value = table, egpa, e
 		n++
 		accBits &= e ^ f.NX
@@ -495,7 +499,7 @@ func (c *Context) setAccessedDirty(mem Memory, w *Walk) (bool, error) {
 		if !ok {
 			return false, nil
 		}
-		ent.Value = v
+		ent.SetFlags, ent.Value = v^ent.Value, v
 	}
 	return true, nil
 }

@@ -111,13 +111,17 @@ func FuzzWriteExit(f *testing.F) {
 		p.exit.st = fx.State
 		p.exit.st.Vec = nil
 		var win writeWindow
-		matches, first, ambiguous := p.findWrite(&win, exit, n)
-		if matches == 0 {
+		var ms writeMatches
+		p.findWrite(&win, exit, n, &ms)
+		if ms.n == 0 {
 			t.Fatalf("% x (%v) at %#x wrote %d bytes % x at GPA %#x; no instruction ending at RIP %#x matches",
 				insn, inst.Op, start, n, data[:n], gpa, fx.State.RIP)
 		}
-		if !ambiguous && !isKVMFragment(&first.acc, gpa, n) {
-			t.Fatalf("match at %#x (%+v) does not cover KVM's %d bytes at %#x", first.start, first.acc, n, gpa)
+		if ms.pick < 0 || ms.pick >= ms.n {
+			t.Fatalf("picked match %d of %d", ms.pick, ms.n)
+		}
+		if m := ms.chosen(); !ms.ambiguous && !isKVMFragment(&m.acc, gpa, n) {
+			t.Fatalf("match at %#x (%+v) does not cover KVM's %d bytes at %#x", m.start, m.acc, n, gpa)
 		}
 	})
 }

@@ -43,9 +43,11 @@ type guestMem struct {
 	phys physMem
 	ctx  mmu.Context
 
-	walks  [maxWalks]mmu.Walk
-	nwalks int
-	spare  mmu.Walk // used once the record is full
+	walks     [maxWalks]mmu.Walk
+	info      [maxWalks]trace.WalkInfo // how each walk ended, KVM's answer
+	nwalks    int
+	spare     mmu.Walk // used once the record is full
+	spareInfo trace.WalkInfo
 
 	// kvm, when set, answers KVM_TRANSLATE; a walk that disagrees with it
 	// is counted and remembered.
@@ -97,12 +99,15 @@ func (g *guestMem) reset() {
 // Walks returns the walks recorded since the last reset.
 func (g *guestMem) Walks() []mmu.Walk { return g.walks[:g.nwalks] }
 
-func (g *guestMem) nextWalk() *mmu.Walk {
+// WalkInfo returns what is known of each walk Walks returns.
+func (g *guestMem) WalkInfo() []trace.WalkInfo { return g.info[:g.nwalks] }
+
+func (g *guestMem) nextWalk() (*mmu.Walk, *trace.WalkInfo) {
 	if g.nwalks == len(g.walks) {
-		return &g.spare
+		return &g.spare, &g.spareInfo
 	}
 	g.nwalks++
-	return &g.walks[g.nwalks-1]
+	return &g.walks[g.nwalks-1], &g.info[g.nwalks-1]
 }
 
 // walk translates la for the emulator's intent: WalkCommit, which sets
@@ -116,10 +121,11 @@ func walk(c *mmu.Context, mem mmu.Memory, la uint64, in emulate.Intent, w *mmu.W
 
 // Translate implements emulate.Memory.
 func (g *guestMem) Translate(la uint64, in emulate.Intent) (uint64, error) {
-	w := g.nextWalk()
+	w, info := g.nextWalk()
 	err := walk(&g.ctx, g.phys.ram, la, in, w)
+	*info = trace.WalkInfo{Err: err, Commit: in.Commit}
 	if g.kvm != nil {
-		g.check(la, w, err)
+		g.check(la, w, err, &info.KVM)
 	}
 	if err != nil {
 		return 0, err
@@ -132,8 +138,9 @@ func (g *guestMem) Translate(la uint64, in emulate.Intent) (uint64, error) {
 // when that read is allowed too, and be invalid for KVM when SMAP or a
 // protection key refuses it (a user page at CPL 3, as Linux's user space
 // runs); a walk that found a not-present entry must be invalid for KVM
-// too. A walk refused for its own access rights is not compared.
-func (g *guestMem) check(la uint64, w *mmu.Walk, werr error) {
+// too. A walk refused for its own access rights is not compared. KVM's
+// answer is kept in k.
+func (g *guestMem) check(la uint64, w *mmu.Walk, werr error, k *trace.KVMTranslation) {
 	var pf bool
 	if werr != nil {
 		ex, isExc := werr.(*x86.Exception)
@@ -143,10 +150,11 @@ func (g *guestMem) check(la uint64, w *mmu.Walk, werr error) {
 		pf = true
 	}
 	supRead := !pf && g.ctx.AllowsSupervisorRead(w)
-	gpa, valid, err := g.kvmTranslate(la, w, supRead)
+	gpa, valid, memo, err := g.kvmTranslate(la, w, supRead)
 	if err != nil {
 		return
 	}
+	*k = trace.KVMTranslation{Checked: true, GPA: gpa, Valid: valid, Memo: memo}
 	g.checks++
 	var ok bool
 	switch {
@@ -166,23 +174,23 @@ func (g *guestMem) check(la uint64, w *mmu.Walk, werr error) {
 
 // kvmTranslate asks KVM, or the memo when the walk is one KVM confirmed
 // with the same answer to whether a supervisor read may use it (which
-// RFLAGS.AC can change between exits).
-func (g *guestMem) kvmTranslate(la uint64, w *mmu.Walk, supRead bool) (uint64, bool, error) {
+// RFLAGS.AC can change between exits); memo says the answer came from it.
+func (g *guestMem) kvmTranslate(la uint64, w *mmu.Walk, supRead bool) (gpa uint64, valid, memo bool, err error) {
 	page := la >> 12
 	m := &g.memo[page%memoSize]
 	if m.gen == g.memoGen && m.page == page && m.n == w.N && m.supRead == supRead && g.sameEntries(m, w) {
-		return m.kvmPage | la&0xfff, m.kvmValid, nil
+		return m.kvmPage | la&0xfff, m.kvmValid, true, nil
 	}
-	gpa, valid, err := g.kvm.Translate(la)
+	gpa, valid, err = g.kvm.Translate(la)
 	if err != nil {
-		return 0, false, err
+		return 0, false, false, err
 	}
 	g.ioctls++
 	*m = translateMemo{gen: g.memoGen, page: page, n: w.N, supRead: supRead, kvmPage: gpa &^ 0xfff, kvmValid: valid}
 	for i := range w.N {
 		m.entries[i] = w.Entries[i].Value
 	}
-	return gpa, valid, nil
+	return gpa, valid, false, nil
 }
 
 func (g *guestMem) sameEntries(m *translateMemo, w *mmu.Walk) bool {

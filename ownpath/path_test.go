@@ -20,6 +20,9 @@ type fakeCPU struct {
 	sregs      kvm.Sregs2
 	translates int
 	injected   []uint8
+	// unmapped says KVM_TRANSLATE finds no translation for la; else it
+	// is the identity.
+	unmapped func(la uint64) bool
 }
 
 func (f *fakeCPU) SyncedRegs() *kvm.Regs         { return &f.regs }
@@ -36,6 +39,9 @@ func (f *fakeCPU) SetFPU(p *kvm.FPU) error       { return nil }
 func (f *fakeCPU) XCR0() (uint64, error)         { return 1, nil }
 func (f *fakeCPU) Translate(la uint64) (uint64, bool, error) {
 	f.translates++
+	if f.unmapped != nil && f.unmapped(la) {
+		return 0, false, nil
+	}
 	return la, true, nil
 }
 func (f *fakeCPU) InjectException(v uint8, hasErr bool, code uint32) error {
@@ -49,7 +55,7 @@ func realSeg(sel uint16, typ uint8) kvm.Segment {
 
 // newEntryPath is a Path over RAM with code at 0x1000 in real mode, the
 // MMIO test window at 0xd0000 (DS = 0xd000) and unassigned space above.
-func newEntryPath(t *testing.T, code []byte, tr *trace.Tracer) (*Path, *fakeCPU, *devices.TestWindow) {
+func newEntryPath(t testing.TB, code []byte, tr *trace.Tracer) (*Path, *fakeCPU, *devices.TestWindow) {
 	t.Helper()
 	ram := memory.NewRAMFromSlice(make([]byte, 0xa0000))
 	if err := ram.Write(0x1000, code); err != nil {

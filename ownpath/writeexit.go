@@ -52,6 +52,7 @@ type writeMatch struct {
 	len   uint8
 	acc   emulate.MemRef
 	undo  bool // its register effects had to be undone
+	batch bool // a REP INS batch of KVM's (insBatchWrite)
 	inst  decode.Inst
 }
 
@@ -75,25 +76,48 @@ func (p *Path) writeExit(exit *kvm.MMIOExit, n int) error {
 		}
 	}
 	var win writeWindow
-	matches, first, ambiguous := p.findWrite(&win, exit, n)
-	if matches > 0 {
-		p.exit.rec.SetInsn(first.bytes(&win))
-		p.exit.rec.SetAccess(first.acc.Linear, first.acc.Pieces[0].GPA, int(first.acc.Size))
-		p.exit.rec.InsnRIP, p.exit.rec.HasInsnRIP = first.start, true
-		p.rewalk(&first)
+	var ms writeMatches
+	p.findWrite(&win, exit, n, &ms)
+	if ms.ambiguous {
+		p.resolveByData(&ms, exit, n)
+	}
+	if ms.n > 0 {
+		r := &p.exit.rec
+		m := ms.chosen()
+		r.SetInsn(m.bytes(&win))
+		r.SetAccess(m.acc.Linear, m.acc.Pieces[0].GPA, int(m.acc.Size))
+		r.InsnRIP, r.HasInsnRIP = m.start, true
+		for i := range ms.n {
+			if i != ms.pick {
+				r.AddAlternative(ms.m[i].start, ms.m[i].bytes(&win))
+			}
+		}
+		p.rewalk(m)
 	}
 	if err := p.checkTranslate(p.exit.rec.Insn()); err != nil {
 		return err
 	}
 	switch {
-	case matches == 0:
+	case ms.n == 0:
 		return p.disagree("write", win.b[:decode.MaxLen], "no instruction ending at RIP %#x writes %d bytes of %#x at GPA %#x", p.exit.st.RIP, n, le64(exit.Data[:n]), exit.PhysAddr)
-	case ambiguous:
-		return p.disagree("write", p.exit.rec.Insn(), "candidates ending at RIP %#x disagree about the access", p.exit.st.RIP)
+	case ms.noData:
+		return p.disagree("write", p.exit.rec.Insn(), "no reading ending at RIP %#x writes KVM's %d bytes of %#x at GPA %#x", p.exit.st.RIP, n, le64(exit.Data[:n]), exit.PhysAddr)
+	case ms.ambiguous:
+		// Every reading explains KVM's write (address, size and, for a
+		// register source, data): the code bytes decode into more than
+		// one instruction ending at RIP and this exit cannot tell which
+		// ran. A 66 prefix in front of a page-crossing store is one case:
+		// 16- and 32-bit stores write the same first byte, and only the
+		// next exit's size tells them apart, where one reading is left.
+		// The pick is recorded with the others as alternatives; -verify
+		// exec has no one instruction to execute.
+		p.agree()
+		p.exit.rec.Detail = "ambiguous: more than one instruction ending at RIP explains KVM's write"
+		return nil
 	}
 	p.agree()
 	if p.cfg.Verify == VerifyExec {
-		return p.execWrite(&first, exit, n)
+		return p.execWrite(ms.chosen(), exit, n)
 	}
 	return nil
 }
@@ -101,16 +125,20 @@ func (p *Path) writeExit(exit *kvm.MMIOExit, n int) error {
 // findWrite looks for the instruction behind a write exit: first among
 // those ending at RIP; then, since a CALL's write exit arrives with RIP at
 // the call's target, among CALLs ending at the return address it pushed.
-// win is left holding the window of the last search.
-func (p *Path) findWrite(win *writeWindow, exit *kvm.MMIOExit, n int) (int, writeMatch, bool) {
+// win is left holding the window of the matches, or the one before RIP
+// when nothing matched (for the disagreement's message); ms the matches.
+func (p *Path) findWrite(win *writeWindow, exit *kvm.MMIOExit, n int, ms *writeMatches) {
 	p.fetchWindow(win, p.exit.st.RIP)
-	matches, first, ambiguous := p.matchWrite(win, p.exit.st.RIP, exit, n, false)
-	if matches == 0 && (n == 2 || n == 4 || n == 8) {
+	p.matchWrite(win, p.exit.st.RIP, exit, n, false, ms)
+	if ms.n == 0 && (n == 2 || n == 4 || n == 8) {
+		var callWin writeWindow
 		ret := le64(exit.Data[:n])
-		p.fetchWindow(win, ret)
-		matches, first, ambiguous = p.matchWrite(win, ret, exit, n, true)
+		p.fetchWindow(&callWin, ret)
+		p.matchWrite(&callWin, ret, exit, n, true, ms)
+		if ms.n > 0 {
+			*win = callWin
+		}
 	}
-	return matches, first, ambiguous
 }
 
 // rewalk repeats the winning candidate's fetch and operand walks with
@@ -129,6 +157,11 @@ func (p *Path) rewalk(m *writeMatch) {
 		if _, err := p.mem.Translate(last&^0xfff, emulate.Intent{Access: x86.AccessFetch}); err != nil {
 			return
 		}
+	}
+	if m.batch {
+		var acc emulate.MemRef
+		_ = p.emu.ResolveRange(&s, m.acc.Seg, m.acc.Offset, m.acc.Size, true, &acc)
+		return
 	}
 	if m.undo {
 		emulate.Rewind(&s, &m.inst)
@@ -233,12 +266,24 @@ func (p *Path) candidates(w *writeWindow, mode decode.Mode, end uint64) *candida
 	return &m.set
 }
 
+// writeMatches are the candidates that explain a write exit, longest
+// first, and the one the trace names (pick).
+type writeMatches struct {
+	n         int
+	m         [maxCandidates]writeMatch
+	pick      int
+	ambiguous bool // matches disagree about the access
+	// noData says every match was executed and none writes KVM's data
+	// (resolveByData).
+	noData bool
+}
+
+func (ms *writeMatches) chosen() *writeMatch { return &ms.m[ms.pick] }
+
 // matchWrite resolves every candidate ending at end against KVM's exit
-// (only CALLs when calls is set) and returns how many match, the first
-// match, and whether matches disagree on the access.
-func (p *Path) matchWrite(w *writeWindow, end uint64, exit *kvm.MMIOExit, n int, calls bool) (int, writeMatch, bool) {
-	var first writeMatch
-	matches, ambiguous := 0, false
+// (only CALLs when calls is set) and fills ms with those that match.
+func (p *Path) matchWrite(w *writeWindow, end uint64, exit *kvm.MMIOExit, n int, calls bool, ms *writeMatches) {
+	ms.n, ms.pick, ms.ambiguous, ms.noData = 0, 0, false, false
 	set := p.candidates(w, p.exit.st.DecodeMode(), end)
 	for i := range set.n {
 		inst, k := &set.insts[i], uint64(set.k[i])
@@ -246,19 +291,90 @@ func (p *Path) matchWrite(w *writeWindow, end uint64, exit *kvm.MMIOExit, n int,
 			continue
 		}
 		acc, undo, ok := p.candidateWrites(inst, end-k, exit, n)
+		batch := false
 		if !ok {
-			continue
+			if acc, ok = p.insBatchWrite(inst, end-k, exit, n); !ok {
+				continue
+			}
+			batch = true
 		}
-		m := writeMatch{start: end - k, end: end, len: inst.Len, acc: acc, undo: undo}
-		if matches == 0 {
-			first = m
-			first.inst = *inst
-		} else if acc.Pieces != first.acc.Pieces || acc.Size != first.acc.Size {
-			ambiguous = true
+		if ms.n > 0 && (acc.Pieces != ms.m[0].acc.Pieces || acc.Size != ms.m[0].acc.Size) {
+			ms.ambiguous = true
 		}
-		matches++
+		ms.m[ms.n] = writeMatch{start: end - k, end: end, len: inst.Len, acc: acc, undo: undo, batch: batch, inst: *inst}
+		ms.n++
 	}
-	return matches, first, ambiguous
+	ms.pick = pickWrite(ms.m[:ms.n])
+}
+
+// pickWrite chooses, among matches that end at the same place (longest
+// first, so each shorter one is a suffix of every longer one), the
+// instruction a CPU executed. The fetch of the previous instruction is not
+// at hand, so where it ended is reasoned from the bytes:
+//
+//   - A longer match that is a shorter one behind prefixes the CPU ignores
+//     (a REX that does not immediately precede the opcode, an ES/CS/SS/DS
+//     override in 64-bit mode, a repeated prefix, an override naming the
+//     operand's default segment; SDM Vol. 2A §2.1.1, §2.2.1) decodes to
+//     the same instruction: its extra bytes are the end of the previous
+//     instruction (an immediate or displacement that ends in a
+//     prefix-like byte), and the shorter one is what ran.
+//   - Otherwise the longest wins: every shorter match begins inside it
+//     (in its ModRM, displacement or immediate bytes).
+func pickWrite(ms []writeMatch) int {
+	for i := range ms {
+		ignored := false
+		for j := i + 1; j < len(ms) && !ignored; j++ {
+			ignored = sameInst(&ms[i].inst, &ms[j].inst)
+		}
+		if !ignored {
+			return i
+		}
+	}
+	return 0
+}
+
+// sameInst reports whether a and b, decoded from starts that end at the
+// same byte, are the same instruction: the same opcode, ModRM, SIB,
+// displacement and immediate with the same operands and sizes. Then the
+// bytes by which the longer one begins earlier are prefixes that change
+// nothing.
+func sameInst(a, b *decode.Inst) bool {
+	if a.Op != b.Op || a.Mode != b.Mode || a.Map != b.Map || a.Opcode != b.Opcode ||
+		a.HasModRM != b.HasModRM || a.ModRM != b.ModRM || a.HasSIB != b.HasSIB || a.SIB != b.SIB ||
+		a.OpSize != b.OpSize || a.AddrSize != b.AddrSize || a.DispLen != b.DispLen || a.ImmLen != b.ImmLen {
+		return false
+	}
+	pa, pb := &a.Prefix, &b.Prefix
+	if pa.Lock != pb.Lock || pa.REX != pb.REX || pa.VEX != pb.VEX {
+		return false
+	}
+	// F2 and F3 are REP/REPNE for string instructions and mandatory
+	// prefixes (part of the opcode, so Op differs) for SSE; elsewhere the
+	// CPU ignores them.
+	if isStringOp(a.Op) && (pa.Rep != pb.Rep || pa.Repne != pb.Repne) {
+		return false
+	}
+	for i := range a.Args {
+		x, y := a.Args[i], b.Args[i]
+		// An override that names the default segment is redundant: what
+		// matters is the segment used.
+		x.Mem.SegOverride, y.Mem.SegOverride = false, false
+		if x != y {
+			return false
+		}
+	}
+	return true
+}
+
+// isStringOp reports whether op is a string instruction, which REP and
+// REPNE repeat.
+func isStringOp(op decode.Op) bool {
+	switch op {
+	case decode.MOVS, decode.STOS, decode.LODS, decode.CMPS, decode.SCAS, decode.INS, decode.OUTS:
+		return true
+	}
+	return false
 }
 
 func isString(op decode.Op) bool {
@@ -290,7 +406,7 @@ func (p *Path) candidateWrites(inst *decode.Inst, start uint64, exit *kvm.MMIOEx
 	switch inst.Op {
 	case decode.MOVS, decode.STOS, decode.INS:
 		nundo = 2 // with and without one element undone
-	case decode.PUSH, decode.POP, decode.PUSHF, decode.CALL:
+	case decode.PUSH, decode.POP, decode.PUSHF, decode.CALL, decode.ENTER:
 		undos[0] = 1
 	}
 	for u := range nundo {

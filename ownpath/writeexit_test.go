@@ -1,14 +1,19 @@
 package ownpath
 
 import (
+	"bytes"
 	"encoding/binary"
+	"encoding/json"
+	"strings"
 	"testing"
 
 	"walkvm/devices"
 	"walkvm/emulate"
+	"walkvm/emulate/decode"
 	"walkvm/kvm"
 	"walkvm/memory"
 	"walkvm/mmu"
+	"walkvm/trace"
 	"walkvm/x86"
 )
 
@@ -43,6 +48,9 @@ func newTestPath(t *testing.T, mode string, code []byte) *Path {
 		put(0x10000, 0x11000|3)
 		put(0x11000, 0x12000|3)
 		put(0x12000, 0x83)
+		// 0x40000000 (1 GiB) -> PD 0x13000 -> a 2 MiB page at GPA 0.
+		put(0x11008, 0x13000|3)
+		put(0x13000, 0x83)
 		st.CR0, st.CR3, st.CR4, st.EFER = x86.CR0PE|x86.CR0PG, 0x10000, x86.CR4PAE, x86.EFERLME|x86.EFERLMA
 		st.Seg[x86.CS] = x86.Segment{Type: 11, S: true, Present: true, L: true}
 	}
@@ -97,11 +105,31 @@ func TestWriteExitResolution(t *testing.T) {
 		},
 		{
 			// In 64-bit mode a DS override is ignored: both readings make
-			// the same access, which is agreement, not ambiguity.
+			// the same access, which is agreement, not ambiguity. The
+			// one without the ignored prefix is what ran: 3e is the
+			// immediate of "mov $0x3e,%al".
 			name: "ignored DS override byte before the store", mode: "long64",
 			code:    []byte{0xb0, 0x3e, 0x89, 0x07},
 			setup:   func(s *emulate.State) { s.GPR[x86.RDI] = mmio + 0x30; s.GPR[x86.RAX] = 0x3e },
 			exit:    writeExit(mmio+0x30, 4, 0x3e),
+			matches: 2, start: 0x1002,
+		},
+		{
+			// A DS override names the default segment: redundant.
+			name: "redundant DS override byte before the store", mode: "prot32",
+			code:    []byte{0xb0, 0x3e, 0x89, 0x07},
+			setup:   func(s *emulate.State) { s.GPR[x86.RDI] = mmio + 0x30; s.GPR[x86.RAX] = 0x3e },
+			exit:    writeExit(mmio+0x30, 4, 0x3e),
+			matches: 2, start: 0x1002,
+		},
+		{
+			// An address-size prefix changes the instruction (32-bit
+			// addressing), though not this access: the longest reading
+			// stands.
+			name: "address-size prefix before the store", mode: "long64",
+			code:    []byte{0x90, 0x67, 0x89, 0x07},
+			setup:   func(s *emulate.State) { s.GPR[x86.RDI] = mmio + 0x30; s.GPR[x86.RAX] = 7 },
+			exit:    writeExit(mmio+0x30, 4, 7),
 			matches: 2, start: 0x1001,
 		},
 		{
@@ -183,6 +211,19 @@ func TestWriteExitResolution(t *testing.T) {
 			matches: 1, start: 0x1000,
 		},
 		{
+			// enter $0x1238,$0 pushed rBP across a page boundary (KVM's
+			// first fragment: the 4 bytes below it), then moved rSP down
+			// by the allocation (kvm-unit-tests' emulator test).
+			name: "enter with an MMIO stack", mode: "long64",
+			code: []byte{0xc8, 0x38, 0x12, 0x00},
+			setup: func(s *emulate.State) {
+				s.GPR[x86.RBP] = mmio + 0xffc
+				s.GPR[x86.RSP] = mmio + 0xffc - 0x1238
+			},
+			exit:    writeExit(mmio+0xffc, 4, 0x55667788),
+			matches: 1, start: 0x1000,
+		},
+		{
 			name: "push of a memory operand onto an MMIO stack", mode: "long64",
 			code: []byte{0xff, 0x36}, // push (%rsi)
 			setup: func(s *emulate.State) {
@@ -199,13 +240,104 @@ func TestWriteExitResolution(t *testing.T) {
 				c.setup(&p.exit.st)
 			}
 			var win writeWindow
-			n, first, amb := p.findWrite(&win, c.exit, int(c.exit.Len))
-			if n != c.matches || amb != c.amb {
-				t.Fatalf("%d matches (ambiguous %v), want %d (%v)", n, amb, c.matches, c.amb)
+			var ms writeMatches
+			p.findWrite(&win, c.exit, int(c.exit.Len), &ms)
+			if ms.n != c.matches || ms.ambiguous != c.amb {
+				t.Fatalf("%d matches (ambiguous %v), want %d (%v)", ms.n, ms.ambiguous, c.matches, c.amb)
 			}
-			if n > 0 && first.start != c.start {
-				t.Errorf("first match starts at %#x, want %#x", first.start, c.start)
+			if ms.n > 0 && ms.chosen().start != c.start {
+				t.Errorf("the chosen match starts at %#x, want %#x", ms.chosen().start, c.start)
 			}
 		})
+	}
+}
+
+// kvm-unit-tests' emulator test stores %ax across a page boundary with
+// 66 41 89 84 24 ff 1f 00 00 (mov %ax,0x1fff(%r12)). Behind the 66 the
+// bytes are also mov %eax: both write the same first byte, KVM's first
+// exit, so it agrees either way; the second exit has one reading left.
+func TestWriteExitAmbiguousPageCross(t *testing.T) {
+	const mmio = devices.TestWindowLow
+	code := []byte{0x66, 0x41, 0x89, 0x84, 0x24, 0xff, 0x1f, 0x00, 0x00}
+	p := newTestPath(t, "long64", code)
+	p.exit.st.GPR[x86.R12] = mmio - 0x1000
+	p.exit.st.GPR[x86.RAX] = 0xffff88aa
+	var win writeWindow
+	var ms writeMatches
+	if p.findWrite(&win, writeExit(mmio+0xfff, 1, 0xaa), 1, &ms); ms.n != 2 || !ms.ambiguous {
+		t.Fatalf("first fragment: %d matches (ambiguous %v), want both readings", ms.n, ms.ambiguous)
+	}
+	if err := p.writeExit(writeExit(mmio+0xfff, 1, 0xaa), 1); err != nil {
+		t.Fatalf("first fragment: %v", err)
+	}
+	if got := p.exit.rec.Insn(); len(got) != len(code) || p.exit.rec.Detail == "" {
+		t.Errorf("recorded % x (%q), want the 9-byte reading noted as ambiguous", got, p.exit.rec.Detail)
+	}
+	p.exit.rec.Reset()
+	if p.findWrite(&win, writeExit(mmio+0x1000, 1, 0x88), 1, &ms); ms.n != 1 || ms.ambiguous || ms.chosen().len != 9 {
+		t.Fatalf("second fragment: %d matches (ambiguous %v), want the 16-bit store alone", ms.n, ms.ambiguous)
+	}
+	if err := p.writeExit(writeExit(mmio+0x1000, 1, 0x88), 1); err != nil {
+		t.Fatalf("second fragment: %v", err)
+	}
+	// The 32-bit reading's second fragment would be 3 bytes; with other
+	// data than %ax's the 16-bit one does not match either.
+	if err := p.writeExit(writeExit(mmio+0x1000, 1, 0x99), 1); err == nil {
+		t.Error("a second fragment neither reading writes agreed")
+	}
+}
+
+// A write exit nothing explains names the code bytes before RIP, also when
+// its data looked like a return address to search from.
+func TestWriteExitDisagreementBytes(t *testing.T) {
+	p := newTestPath(t, "long64", []byte{0x89, 0x07}) // mov %eax,(%rdi)
+	p.exit.st.GPR[x86.RDI] = devices.TestWindowLow
+	err := p.writeExit(writeExit(devices.TestWindowLow+0x100, 8, 0x1000), 8)
+	if err == nil || !strings.Contains(err.Error(), "89 07") {
+		t.Errorf("disagreement %v, want the bytes 89 07 before RIP", err)
+	}
+}
+
+// movabs $0x40aabbccddeeff11,%rax; movq %rax,0x40000040. The movabs's
+// last immediate byte, 0x40, is an empty REX prefix: starting one byte
+// early decodes "40 48 89 04 25 ..." with the same effect, a REX the CPU
+// ignores (it does not immediately precede the opcode). The record names
+// the 8-byte store and lists the 9-byte reading as an alternative.
+func TestWriteExitIgnoredREX(t *testing.T) {
+	code := []byte{
+		0x48, 0xb8, 0x11, 0xff, 0xee, 0xdd, 0xcc, 0xbb, 0xaa, 0x40, // movabs $0x40aabbccddeeff11,%rax
+		0x48, 0x89, 0x04, 0x25, 0x40, 0x00, 0x00, 0x40, // movq %rax,0x40000040
+	}
+	p := newTestPath(t, "long64", code)
+	p.exit.st.GPR[x86.RAX] = 0x40aabbccddeeff11
+	exit := writeExit(0x40, 8, 0x40aabbccddeeff11) // 0x40000040 maps to GPA 0x40
+	if err := p.writeExit(exit, 8); err != nil {
+		t.Fatal(err)
+	}
+	r := &p.exit.rec
+	if !r.HasInsnRIP || r.InsnRIP != 0x100a || !bytes.Equal(r.Insn(), code[10:]) || r.Verdict != "agree" {
+		t.Fatalf("traced % x at %#x (verdict %q), want % x at 0x100a", r.Insn(), r.InsnRIP, r.Verdict, code[10:])
+	}
+	alts := r.Alternatives()
+	if len(alts) != 1 || alts[0].RIP != 0x1009 || !bytes.Equal(alts[0].Insn(), code[9:]) {
+		t.Fatalf("alternatives %+v, want the 9-byte reading at 0x1009", alts)
+	}
+	var out bytes.Buffer
+	r.Reason, r.CodeMode = kvm.ExitMMIO, decode.Mode64
+	trace.NewTracer(&out).Write(r)
+	var j struct {
+		InsnRIP      string `json:"insn_rip"`
+		Disasm       string
+		Alternatives []struct {
+			InsnRIP string `json:"insn_rip"`
+			Bytes   string
+		}
+	}
+	if err := json.Unmarshal(out.Bytes(), &j); err != nil {
+		t.Fatalf("%v: %s", err, out.Bytes())
+	}
+	if j.InsnRIP != "0x100a" || j.Disasm != "mov %rax,0x40000040" || len(j.Alternatives) != 1 ||
+		j.Alternatives[0].InsnRIP != "0x1009" || j.Alternatives[0].Bytes != "404889042540000040" {
+		t.Errorf("trace %s", out.Bytes())
 	}
 }

@@ -68,24 +68,44 @@ func writePage(t *testing.T, data []byte) (string, *Trace, *Summary) {
 	return p, tr, s
 }
 
-// deepest is the index of the first record with the most walk levels.
+// deepest is the index of the first record with the most walk levels,
+// a write before a read, one that set accessed/dirty flags before others.
 func deepest(tr *Trace) int {
-	best, levels := 0, -1
+	best, score := 0, -1
 	for i, r := range tr.Records {
 		n := 0
-		for _, w := range r.Walks {
-			n += len(w.Levels)
+		if r.Dir == "write" {
+			n += 2
 		}
-		if n > levels {
-			best, levels = i, n
+		for _, w := range r.Walks {
+			n += 4 * len(w.Levels)
+			if w.SetAD {
+				n++
+			}
+		}
+		if n > score {
+			best, score = i, n
 		}
 	}
 	return best
 }
 
+// faulting is the index of the first record with a walk that faulted
+// after reading entries, -1 for none.
+func faulting(tr *Trace) int {
+	for i, r := range tr.Records {
+		for _, w := range r.Walks {
+			if w.Fault != nil && len(w.Levels) > 0 {
+				return i
+			}
+		}
+	}
+	return -1
+}
+
 var (
 	reSpan  = regexp.MustCompile(`<g class="span" `)
-	reWalk  = regexp.MustCompile(`<div class="walk" data-levels="(\d+)"`)
+	reWalk  = regexp.MustCompile(`<div class="walk" data-levels="(\d+)" data-walker="[^"]*" data-cr3="([^"]*)" data-pcid="([^"]*)" data-check="([^"]*)" data-kvm="([^"]*)" data-ad="(\d+)" data-outcome="([^"]*)"`)
 	reLevel = regexp.MustCompile(`<div class="box level" `)
 	reRow   = regexp.MustCompile(`<tr data-i="`)
 )
@@ -107,17 +127,62 @@ func checkDOM(t *testing.T, dom []byte, tr *Trace, s *Summary, sel int) {
 	}
 	total := 0
 	for i, m := range walks {
+		w := &r.Walks[i]
 		n, _ := strconv.Atoi(string(m[1]))
-		if n != len(r.Walks[i].Levels) {
-			t.Errorf("exit %d walk %d drawn with %d levels, the record has %d", r.Seq, i, n, len(r.Walks[i].Levels))
+		if n != len(w.Levels) {
+			t.Errorf("exit %d walk %d drawn with %d levels, the record has %d", r.Seq, i, n, len(w.Levels))
 		}
-		total += len(r.Walks[i].Levels)
+		total += len(w.Levels)
+		checkWalkDOM(t, &r, i, w, m)
 	}
 	if n := len(reLevel.FindAll(dom, -1)); n != total {
 		t.Errorf("%d level boxes drawn, want %d", n, total)
 	}
 	if n := len(reRow.FindAll(dom, -1)); n != min(100, len(tr.Records)) {
 		t.Errorf("%d table rows in the DOM, want one page (%d)", n, min(100, len(tr.Records)))
+	}
+}
+
+// checkWalkDOM asserts what the drawing of walk i says against the
+// record: CR3 and PCID, the permission check (computed by the page from
+// the recorded inputs) agreeing with walkvm's walker, KVM_TRANSLATE's
+// answer, and the entries whose accessed/dirty flags walkvm set.
+func checkWalkDOM(t *testing.T, r *Record, i int, w *Walk, m [][]byte) {
+	t.Helper()
+	cr3, pcid, chk, kvm, outcome := string(m[2]), string(m[3]), string(m[4]), string(m[5]), string(m[7])
+	ad, _ := strconv.Atoi(string(m[6]))
+	wantPCID := ""
+	if w.PCID != nil {
+		wantPCID = strconv.Itoa(*w.PCID)
+	}
+	if cr3 != w.CR3 || pcid != wantPCID {
+		t.Errorf("exit %d walk %d: CR3 %q PCID %q drawn, the record has %q, %q", r.Seq, i, cr3, pcid, w.CR3, wantPCID)
+	}
+	wantOutcome, wantCheck := "translated", "allowed"
+	if w.Fault != nil {
+		wantOutcome, wantCheck = "fault", "fault"
+	}
+	if w.CPL == nil || len(w.Levels) == 0 {
+		wantCheck = "none"
+	}
+	if outcome != wantOutcome || chk != wantCheck {
+		t.Errorf("exit %d walk %d: outcome %q, the page's permission check %q; want %q, %q", r.Seq, i, outcome, chk, wantOutcome, wantCheck)
+	}
+	wantKVM := "none"
+	if w.KVM != nil {
+		wantKVM = "agrees"
+	}
+	if kvm != wantKVM {
+		t.Errorf("exit %d walk %d: KVM_TRANSLATE drawn as %q, want %q", r.Seq, i, kvm, wantKVM)
+	}
+	wantAD := 0
+	for _, l := range w.Levels {
+		if l.ValueAfter != "" {
+			wantAD++
+		}
+	}
+	if ad != wantAD {
+		t.Errorf("exit %d walk %d: %d entries drawn with A/D set, the record has %d", r.Seq, i, ad, wantAD)
 	}
 }
 
@@ -138,10 +203,21 @@ func TestBrowser(t *testing.T) {
 	page, tr, s := writePage(t, data)
 	sel := deepest(tr)
 	url := fmt.Sprintf("file://%s#exit=%d", page, tr.Records[sel].Seq)
-	checkDOM(t, runChromium(t, bin, url, "--dump-dom"), tr, s, sel)
+	dom := runChromium(t, bin, url, "--dump-dom")
+	checkDOM(t, dom, tr, s, sel)
+	if missing := Missing(tr); bytes.Contains(dom, []byte(`id="missing"`)) != (len(missing) > 0) {
+		t.Errorf("the page's list of what the trace lacks does not match %q", missing)
+	}
+	// A walk that faulted: the page's check reaches the same fault.
+	if f := faulting(tr); f >= 0 {
+		furl := fmt.Sprintf("file://%s#exit=%d&vcpu=%d", page, tr.Records[f].Seq, tr.Records[f].VCPU)
+		checkDOM(t, runChromium(t, bin, furl, "--dump-dom"), tr, s, f)
+	} else if os.Getenv("WALKVM_REPORT_TRACE") == "" {
+		t.Error("the generated trace has no faulting walk")
+	}
 
 	shot := filepath.Join(t.TempDir(), "shot.png")
-	runChromium(t, bin, url, "--window-size=1400,1700", "--screenshot="+shot)
+	runChromium(t, bin, url, "--window-size=1400,2300", "--screenshot="+shot)
 	b, err := os.ReadFile(shot)
 	if err != nil {
 		t.Fatalf("no screenshot: %v", err)

@@ -4,7 +4,8 @@ import (
 	"bufio"
 	"io"
 	"strconv"
-	"unicode/utf8"
+
+	"walkvm/internal/jsontext"
 )
 
 // Chrome trace-event format (the JSON object form that Perfetto UI and
@@ -152,34 +153,7 @@ func arg(b []byte, key, v string) []byte {
 	return appendString(b, v)
 }
 
-// appendString appends v as a JSON string (strconv.Quote's \x escapes are
-// not JSON).
-func appendString(b []byte, v string) []byte {
-	const hexDigits = "0123456789abcdef"
-	b = append(b, '"')
-	for i := 0; i < len(v); {
-		c := v[i]
-		if c < utf8.RuneSelf {
-			switch {
-			case c == '"' || c == '\\':
-				b = append(b, '\\', c)
-			case c < 0x20 || c == '<' || c == '>' || c == '&':
-				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
-			default:
-				b = append(b, c)
-			}
-			i++
-			continue
-		}
-		r, n := utf8.DecodeRuneInString(v[i:])
-		if r == utf8.RuneError && n == 1 {
-			b = append(b, `\ufffd`...)
-		} else {
-			b = append(b, v[i:i+n]...)
-		}
-		i += n
-	}
-	return append(b, '"')
-}
+// appendString appends v as a JSON string.
+func appendString(b []byte, v string) []byte { return jsontext.AppendString(b, v) }
 
 func quote(v string) string { return string(appendString(nil, v)) }

@@ -33,14 +33,46 @@ var page = template.Must(template.New("report").Funcs(template.FuncMap{
 // counted in a note (the table still lists every exit).
 const MaxTimelineSpans = 5000
 
-// Missing lists what the trace format does not carry that the walk drawing
-// would show; the page names them where they would appear.
-var Missing = []string{
-	"cr3 and pcid of the walk (the first table's address is shown instead)",
-	"the walk's outcome (fault vector and error code) and the permission inputs (CPL, CR0.WP, CR4.SMEP/SMAP/PKE, EFER.NXE, RFLAGS.AC, PKRU)",
-	"the accessed/dirty bits walkvm set",
-	"KVM_TRANSLATE's answer for the walk",
-	"MAXPHYADDR (reserved address bits)",
+// Missing lists what t does not carry that the page would show (a trace
+// from an older walkvm, a run without -verify checks); the page names
+// them where they would appear.
+func Missing(t *Trace) []string {
+	var timed, walks, paging, state, kvm bool
+	timed = len(t.Records) > 0
+	for i := range t.Records {
+		r := &t.Records[i]
+		if r.TimeNS == nil {
+			timed = false
+		}
+		for j := range r.Walks {
+			w := &r.Walks[j]
+			walks = true
+			if w.KVM != nil {
+				kvm = true
+			}
+			if w.Walker != "nonpaging" {
+				paging = true
+				if w.CR3 != "" && w.CPL != nil {
+					state = true
+				}
+			}
+		}
+	}
+	var out []string
+	if !timed {
+		out = append(out, "t_ns and dur_ns (when each exit arrived and how long walkvm took): time is the record index")
+	}
+	if paging && !state {
+		out = append(out, "CR3, PCID and the permission inputs of the walks (CPL, CR0.WP, CR4.SMEP/SMAP/PKE, EFER.NXE, RFLAGS.AC, PKRU): the first table's address is shown, and the check from the entries alone")
+	}
+	if t.Header == nil {
+		out = append(out, "the walks' outcome (fault vector and error code) and the accessed/dirty flags walkvm set (a trace without a header line is from an older walkvm)")
+		out = append(out, "MAXPHYADDR (reserved address bits are not checked)")
+	}
+	if walks && !kvm {
+		out = append(out, "KVM_TRANSLATE's answers (the run did not check its walks against KVM: -verify off, or an older walkvm)")
+	}
+	return out
 }
 
 type spanView struct {
@@ -78,6 +110,7 @@ type pageData struct {
 	Charts     []chart
 	Clock      string
 	Missing    []string
+	MaxPhyAddr int // 0: not in the trace
 	CSS        template.CSS
 	JS         template.JS
 	Data       template.JS
@@ -92,7 +125,10 @@ const (
 // WriteHTML renders t as one self-contained HTML page.
 func WriteHTML(w io.Writer, t *Trace, s *Summary, title string) error {
 	d := &pageData{Title: title, Exits: s.Exits, VCPUs: s.VCPUs, SpansTotal: len(s.Spans),
-		Clock: ClockNote(s), Missing: Missing, CSS: template.CSS(pageCSS), JS: template.JS(pageJS)}
+		Clock: ClockNote(s), Missing: Missing(t), CSS: template.CSS(pageCSS), JS: template.JS(pageJS)}
+	if t.Header != nil {
+		d.MaxPhyAddr = t.Header.MaxPhyAddr
+	}
 	d.timeline(s)
 	for _, c := range []struct {
 		title  string

@@ -8,7 +8,8 @@ import (
 )
 
 func TestReadTolerates(t *testing.T) {
-	in := `{"seq":1,"exit":"io","mode":"real","cs_rip":"0000:0x1000","future_field":{"x":[1,2]}}
+	in := `{"header":{"format":"walkvm trace","maxphyaddr":39}}
+{"seq":1,"exit":"io","mode":"real","cs_rip":"0000:0x1000","future_field":{"x":[1,2]}}
 
 {"seq":2,"vcpu":3,"exit":"mmio","mode":"pae","cs_rip":"0008:0x2000","walks":[{"walker":"paging64","access":"read","linear":"0x10","levels":[{"level":3,"table":"0x1000","index":0,"entry":"0x1000","value":"0x2001"}],"gpa":"0x10"}],"t_ns":5}
 `
@@ -16,8 +17,8 @@ func TestReadTolerates(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(tr.Records) != 2 || len(tr.Lines) != 2 {
-		t.Fatalf("%d records, %d lines", len(tr.Records), len(tr.Lines))
+	if len(tr.Records) != 2 || len(tr.Lines) != 2 || tr.Header == nil || tr.Header.MaxPhyAddr != 39 {
+		t.Fatalf("%d records, %d lines, header %+v", len(tr.Records), len(tr.Lines), tr.Header)
 	}
 	if r := tr.Records[0]; r.VCPU != 0 || r.TimeNS != nil || r.Exit != "io" {
 		t.Errorf("record 1: %+v", r)
@@ -191,5 +192,38 @@ func TestHTMLSelfContained(t *testing.T) {
 	}
 	if len(recs) != 200 {
 		t.Errorf("%d records embedded, want 200", len(recs))
+	}
+}
+
+// What the page says is missing follows the trace: everything for a trace
+// of an older walkvm (no header, no walk state, no times), nothing for one
+// with every field, KVM's answers alone for a run without checks.
+func TestMissing(t *testing.T) {
+	old := `{"seq":1,"exit":"mmio","mode":"pae","cs_rip":"0008:0x2000","walks":[{"walker":"paging64","access":"read","linear":"0x10","levels":[{"level":3,"table":"0x1000","index":0,"entry":"0x1000","value":"0x2001"}],"gpa":"0x10"}]}`
+	full, _ := genTrace(t, 60, 1, true)
+	noKVM := bytes.ReplaceAll(full, []byte(`"kvm_translate"`), []byte(`"other"`))
+	for _, c := range []struct {
+		name string
+		in   []byte
+		want []string
+	}{
+		{"older walkvm", []byte(old), []string{"t_ns", "CR3, PCID", "fault vector", "MAXPHYADDR", "KVM_TRANSLATE"}},
+		{"every field", full, nil},
+		{"-verify off", noKVM, []string{"KVM_TRANSLATE"}},
+	} {
+		tr, err := Read(bytes.NewReader(c.in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got := Missing(tr)
+		if len(got) != len(c.want) {
+			t.Errorf("%s: missing %q, want %d items", c.name, got, len(c.want))
+			continue
+		}
+		for i, w := range c.want {
+			if !strings.Contains(got[i], w) {
+				t.Errorf("%s: item %d %q, want one about %q", c.name, i, got[i], w)
+			}
+		}
 	}
 }

@@ -17,17 +17,67 @@ type Level struct {
 	Table string `json:"table,omitempty"`
 	Index uint16 `json:"index"`
 	Entry string `json:"entry,omitempty"`
-	Value string `json:"value,omitempty"`
+	// Value is the entry as the walk read it, ValueAfter as the walk left
+	// it when it set accessed/dirty flags.
+	Value      string `json:"value,omitempty"`
+	ValueAfter string `json:"value_after,omitempty"`
+	// FromRegister marks a PAE PDPTE taken from the PDPTE registers.
+	FromRegister bool `json:"from_register,omitempty"`
+}
+
+// Fault is the exception a walk ended in.
+type Fault struct {
+	Vector    uint8  `json:"vector"`
+	Name      string `json:"name,omitempty"`
+	ErrorCode string `json:"error_code,omitempty"`
+	Reason    string `json:"reason,omitempty"`
+}
+
+// KVMTranslation is KVM_TRANSLATE's answer for a walk's linear address;
+// Memo says it is KVM's earlier answer for the same entries.
+type KVMTranslation struct {
+	GPA   string `json:"gpa"`
+	Valid bool   `json:"valid"`
+	Memo  bool   `json:"memo,omitempty"`
 }
 
 // Walk is one translation of the own path (an instruction fetch or an
 // operand).
 type Walk struct {
-	Walker string  `json:"walker,omitempty"`
-	Access string  `json:"access,omitempty"`
-	Linear string  `json:"linear,omitempty"`
+	Walker   string `json:"walker,omitempty"`
+	Access   string `json:"access,omitempty"`
+	Implicit bool   `json:"implicit,omitempty"` // an implicit supervisor-mode access
+	User     bool   `json:"user,omitempty"`     // a user-mode access (CPL 3, not implicit)
+	Linear   string `json:"linear,omitempty"`
+
+	// The state the walk was made in: CR3 and its PCID (with CR4.PCIDE),
+	// and the inputs of the permission check (SDM Vol. 3A §4.6).
+	CR3   string `json:"cr3,omitempty"`
+	PCID  *int   `json:"pcid,omitempty"`
+	CPL   *int   `json:"cpl,omitempty"`
+	CR0WP *bool  `json:"cr0_wp,omitempty"`
+	SMEP  *bool  `json:"smep,omitempty"`
+	SMAP  *bool  `json:"smap,omitempty"`
+	NXE   *bool  `json:"nxe,omitempty"`
+	AC    *bool  `json:"ac,omitempty"`
+	PKE   *bool  `json:"pke,omitempty"`
+	PKRU  string `json:"pkru,omitempty"`
+
 	Levels []Level `json:"levels,omitempty"`
-	GPA    string  `json:"gpa,omitempty"`
+
+	// A translation: the GPA, the page size, the effective rights
+	// ("rwxu"), the protection key; SetAD says the walk set
+	// accessed/dirty flags (Level.ValueAfter).
+	GPA      string `json:"gpa,omitempty"`
+	PageSize uint64 `json:"page_size,omitempty"`
+	Perm     string `json:"perm,omitempty"`
+	PKey     *int   `json:"pkey,omitempty"`
+	SetAD    bool   `json:"set_ad,omitempty"`
+	// Or how it failed: a fault, or walkvm's error.
+	Fault *Fault `json:"fault,omitempty"`
+	Error string `json:"error,omitempty"`
+
+	KVM *KVMTranslation `json:"kvm_translate,omitempty"`
 }
 
 // Depth is the number of paging-structure levels of the walk's format: the
@@ -65,12 +115,33 @@ type Record struct {
 	// them.
 	TimeNS *int64 `json:"t_ns,omitempty"`
 	DurNS  *int64 `json:"dur_ns,omitempty"`
+	// Alternatives are the other instructions that end where a write
+	// exit's instruction does and make the same write.
+	Alternatives []Alternative `json:"alternatives,omitempty"`
+
+	// Header is set only on the trace's header line (Trace.Header).
+	Header *Header `json:"header,omitempty"`
+}
+
+// Alternative is another reading of the bytes before a write exit's RIP.
+type Alternative struct {
+	InsnRIP string `json:"insn_rip"`
+	Bytes   string `json:"bytes"`
+	Disasm  string `json:"disasm,omitempty"`
+}
+
+// Header is the first line of a trace: what holds for every record.
+type Header struct {
+	Format     string `json:"format,omitempty"`
+	MaxPhyAddr int    `json:"maxphyaddr,omitempty"`
 }
 
 // Trace is a decoded trace: the records, and each record's JSON line as
 // read (the HTML page embeds those, so fields this package does not know
 // still reach the page).
 type Trace struct {
+	// Header is the trace's header line, nil for a trace without one.
+	Header  *Header
 	Records []Record
 	Lines   [][]byte
 }
@@ -137,7 +208,25 @@ func Read(r io.Reader) (*Trace, error) {
 			return nil, err
 		}
 	}
+	t.takeHeader()
 	return t, nil
+}
+
+// takeHeader moves the header line out of the records; lines that claim
+// to be headers after the first are dropped.
+func (t *Trace) takeHeader() {
+	n := 0
+	for i := range t.Records {
+		if h := t.Records[i].Header; h != nil {
+			if t.Header == nil {
+				t.Header = h
+			}
+			continue
+		}
+		t.Records[n], t.Lines[n] = t.Records[i], t.Lines[i]
+		n++
+	}
+	t.Records, t.Lines = t.Records[:n], t.Lines[:n]
 }
 
 // parseHex reads the "0x..." strings the trace writes addresses in.

@@ -25,7 +25,7 @@ func TestGuestsExec(t *testing.T) {
 				t.Fatalf("under -verify exec: %d disagreements (%d results)\n%v", st.MMIO.Disagreed, st.Results.Disagreed, r)
 			}
 			switch r.res.ExitStatus() {
-			case 0:
+			case g.PassStatus():
 			case devices.StatusSkipped:
 				_, why := r.declined()
 				if why == "" {

@@ -87,3 +87,53 @@ func TestTracerShared(t *testing.T) {
 		}
 	}
 }
+
+// Every string the tracer writes is valid JSON, whatever bytes it holds:
+// control bytes (which strconv.Quote writes as \a, \v, \x.. escapes that
+// JSON has not) and invalid UTF-8 come back as encoding/json reads them.
+func TestTracerEscapes(t *testing.T) {
+	var out bytes.Buffer
+	tr := NewTracer(&out)
+	detail := "bell\a vt\v nul\x00 esc\x1b invalid\xff\xfe quote\" backslash\\ <tag>&"
+	r := &Record{Seq: 1, Reason: kvm.ExitMMIO, Mode: ModeReal, CodeMode: decode.Mode16, Verdict: "dis\x01agree", Detail: detail}
+	r.SetInsn([]byte{0x0f, 0xff, 0xff, 0xff}) // not an instruction: the disassembly says so
+	tr.Write(r)
+	var j struct{ Detail, Verdict, Disasm string }
+	if err := json.Unmarshal(out.Bytes(), &j); err != nil {
+		t.Fatalf("%v: %s", err, out.String())
+	}
+	if want := strings.ToValidUTF8(detail, "\ufffd\ufffd"); j.Detail != want {
+		t.Errorf("detail came back as %q, want %q", j.Detail, want)
+	}
+	if j.Verdict != "dis\x01agree" || j.Disasm == "" {
+		t.Errorf("verdict %q, disasm %q", j.Verdict, j.Disasm)
+	}
+}
+
+// The header line, and a walk that failed without a guest fault (an entry
+// outside guest RAM): the error, no GPA.
+func TestTracerHeaderAndWalkError(t *testing.T) {
+	var out bytes.Buffer
+	tr := NewTracer(&out)
+	tr.WriteHeader(Header{MaxPhyAddr: 46})
+	r := &Record{Seq: 1, Reason: kvm.ExitMMIO, Mode: ModeLong64, Timed: true, TimeNS: 12, DurNS: 3}
+	r.Walks = []mmu.Walk{{Walker: mmu.Paging64, Addr: 0x1000, N: 1, Entries: [mmu.MaxLevels]mmu.Entry{{Level: 4, EntryGPA: 0x8000000000}}}}
+	r.WalkInfo = []WalkInfo{{Err: &mmu.MemoryError{Walker: mmu.Paging64, Level: 4, EntryGPA: 0x8000000000, Addr: 0x1000, Err: errors.New("outside RAM")}}}
+	tr.Write(r)
+	lines := strings.Split(strings.TrimSpace(out.String()), "\n")
+	if len(lines) != 2 || lines[0] != `{"header":{"format":"walkvm trace","maxphyaddr":46}}` {
+		t.Fatalf("trace:\n%s", out.String())
+	}
+	var j struct {
+		TimeNS int64 `json:"t_ns"`
+		DurNS  int64 `json:"dur_ns"`
+		Walks  []map[string]any
+	}
+	if err := json.Unmarshal([]byte(lines[1]), &j); err != nil {
+		t.Fatal(err)
+	}
+	w := j.Walks[0]
+	if j.TimeNS != 12 || j.DurNS != 3 || w["gpa"] != nil || w["fault"] != nil || !strings.Contains(w["error"].(string), "outside RAM") {
+		t.Errorf("record %s", lines[1])
+	}
+}

@@ -92,7 +92,11 @@ type Loop struct {
 	Stats *trace.Stats
 	// Observer, when set, sees every exit before and after it is handled.
 	Observer Observer
-	Log      logrus.FieldLogger
+	// Clock, when set, times every exit (kvm.Exit's TimeNS and DurNS): two
+	// reads of the monotonic clock per exit, when KVM_RUN returns and when
+	// the exit is handled, before the Observer's EndExit.
+	Clock *trace.Clock
+	Log   logrus.FieldLogger
 
 	exit kvm.Exit // the exit being handled, reused
 	seq  uint64
@@ -122,6 +126,10 @@ func (l *Loop) run(g *Group) {
 func (l *Loop) step() (End, bool) {
 	e := &l.exit
 	err := l.CPU.Run()
+	var t0 int64
+	if l.Clock != nil {
+		t0 = l.Clock.Now()
+	}
 	if errors.Is(err, kvm.ErrInterrupted) {
 		*e = kvm.Exit{Kind: kvm.KindInterrupted, Seq: e.Seq}
 		return l.Handle(e)
@@ -134,12 +142,16 @@ func (l *Loop) step() (End, bool) {
 	if err := l.CPU.ReadExit(e); err != nil {
 		return l.fail(fmt.Errorf("reading a %v exit: %w", e.Reason, err)), true
 	}
+	e.TimeNS, e.Timed = t0, l.Clock != nil
 	if l.Observer != nil {
 		if err := l.Observer.BeginExit(e); err != nil {
 			return l.fail(fmt.Errorf("reading vCPU state at a %v exit: %w", e.Reason, err)), true
 		}
 	}
 	end, done := l.Handle(e)
+	if l.Clock != nil {
+		e.DurNS = l.Clock.Now() - t0
+	}
 	if l.Stats != nil {
 		l.Stats.CountExit(e.Kind)
 	}

@@ -469,3 +469,87 @@ func TestEndExitStatus(t *testing.T) {
 		}
 	}
 }
+
+// timeObserver records each exit's times.
+type timeObserver struct{ t, d []int64 }
+
+func (o *timeObserver) BeginExit(e *kvm.Exit) error { return nil }
+func (o *timeObserver) EndExit(e *kvm.Exit) {
+	if e.Timed {
+		o.t, o.d = append(o.t, e.TimeNS), append(o.d, e.DurNS)
+	}
+}
+
+// With a Clock the loop times every exit: arrival times in order, each
+// handling not negative; without one, nothing is timed.
+func TestLoopClock(t *testing.T) {
+	for _, timed := range []bool{true, false} {
+		var g Group
+		cpu := newFake()
+		for range 20 {
+			cpu.add(ioExit(0x81, 1, true, []byte{1}))
+		}
+		cpu.add(kvm.Exit{Kind: kvm.KindHLT, Reason: kvm.ExitHLT})
+		l, _, _ := newTestLoop(t, cpu)
+		obs := &timeObserver{}
+		l.Observer = obs
+		if timed {
+			l.Clock = trace.NewClock()
+		}
+		if end := g.Run([]*Loop{l}, 0); end.Kind != EndHalted {
+			t.Fatalf("end %+v", end)
+		}
+		if !timed {
+			if len(obs.t) != 0 {
+				t.Errorf("untimed loop timed %d exits", len(obs.t))
+			}
+			continue
+		}
+		if len(obs.t) != 21 {
+			t.Fatalf("%d exits timed, want 21", len(obs.t))
+		}
+		for i := range obs.t {
+			if obs.d[i] < 0 || i > 0 && obs.t[i] < obs.t[i-1]+obs.d[i-1] {
+				t.Errorf("exit %d at %d ns for %d ns, after exit %d at %d for %d", i, obs.t[i], obs.d[i], i-1, obs.t[max(i-1, 0)], obs.d[max(i-1, 0)])
+			}
+		}
+	}
+}
+
+// Timing an exit allocates nothing.
+func TestLoopClockAllocs(t *testing.T) {
+	cpu := newFake()
+	for range 200 {
+		cpu.add(ioExit(0x90, 1, true, []byte{1})) // unassigned: dropped
+	}
+	l, _, _ := newTestLoop(t, cpu)
+	l.Clock = trace.NewClock()
+	if a := testing.AllocsPerRun(100, func() {
+		if _, done := l.step(); done {
+			t.Fatal("the run ended")
+		}
+	}); a != 0 {
+		t.Errorf("a timed exit allocates %v times", a)
+	}
+}
+
+// BenchmarkStep is one port-I/O exit through the loop, with and without
+// the exit timing a trace asks for.
+func BenchmarkStep(b *testing.B) {
+	for _, timed := range []bool{false, true} {
+		b.Run(map[bool]string{false: "untimed", true: "timed"}[timed], func(b *testing.B) {
+			cpu := newFake(ioExit(0x90, 1, true, []byte{1}))
+			l := &Loop{CPU: cpu, PIO: memory.NewBus("pio"), MMIO: &mmioRecorder{}}
+			if timed {
+				l.Clock = trace.NewClock()
+			}
+			b.ReportAllocs()
+			for b.Loop() {
+				cpu.next = 0 // replay the one exit
+				if _, done := l.step(); done {
+					b.Fatal("the run ended")
+				}
+			}
+		})
+	}
+}

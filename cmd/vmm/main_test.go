@@ -16,6 +16,7 @@ import (
 
 	"walkvm/boot"
 	"walkvm/devices"
+	"walkvm/guest"
 	"walkvm/internal/kvmtest"
 	"walkvm/ownpath"
 	"walkvm/unittests"
@@ -232,10 +233,19 @@ func TestRunTrace(t *testing.T) {
 		t.Fatal(err)
 	}
 	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	var head struct {
+		Header *struct{ MaxPhyAddr int }
+	}
+	if err := json.Unmarshal([]byte(lines[0]), &head); err != nil || head.Header == nil || head.Header.MaxPhyAddr < 32 {
+		t.Fatalf("first line is not the header: %v: %s", err, lines[0])
+	}
+	lines = lines[1:]
 	mmio := 0
 	for i, l := range lines {
 		var rec struct {
 			Seq     uint64 `json:"seq"`
+			TimeNS  *int64 `json:"t_ns"`
+			DurNS   *int64 `json:"dur_ns"`
 			Exit    string `json:"exit"`
 			Mode    string `json:"mode"`
 			CSRIP   string `json:"cs_rip"`
@@ -250,7 +260,7 @@ func TestRunTrace(t *testing.T) {
 		if err := json.Unmarshal([]byte(l), &rec); err != nil {
 			t.Fatalf("line %d is not JSON: %v: %s", i+1, err, l)
 		}
-		if rec.Seq != uint64(i+1) || rec.Mode != "real" || rec.CSRIP == "" {
+		if rec.Seq != uint64(i+1) || rec.Mode != "real" || rec.CSRIP == "" || rec.TimeNS == nil || rec.DurNS == nil || *rec.DurNS < 0 {
 			t.Errorf("line %d: %s", i+1, l)
 		}
 		if rec.Exit != "mmio" {
@@ -271,7 +281,11 @@ func TestRunTrace(t *testing.T) {
 // environment as its module (everything short of /dev/kvm).
 func TestRunTakesUnittestsCommandLine(t *testing.T) {
 	dir := t.TempDir()
-	img, err := os.ReadFile("../../guest/mbelf32.elf")
+	g, err := guest.Lookup("mbelf32")
+	if err != nil {
+		t.Fatal(err)
+	}
+	img, err := g.Image()
 	if err != nil {
 		t.Fatal(err)
 	}

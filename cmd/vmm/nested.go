@@ -36,13 +36,14 @@ e.g. vmm nested run -trace trace.jsonl -report report.html
 		}
 		return 0
 	}
+	// QEMU first: its absence has a one-line remedy on any machine.
+	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
+		fmt.Fprintf(stderr, "vmm nested: QEMU is not installed (no qemu-system-x86_64 in PATH): install it with\n  %s\n", qemuInstall)
+		return 125
+	}
 	root, err := findSourceTree()
 	if err != nil {
 		fmt.Fprintf(stderr, "vmm nested: %v\n", err)
-		return 125
-	}
-	if _, err := exec.LookPath("qemu-system-x86_64"); err != nil {
-		fmt.Fprintf(stderr, "vmm nested: QEMU is not installed (no qemu-system-x86_64 in PATH): install it with\n  %s\n", qemuInstall)
 		return 125
 	}
 	if _, err := exec.LookPath("go"); err != nil {

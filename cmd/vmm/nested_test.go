@@ -65,9 +65,11 @@ func TestPlanNested(t *testing.T) {
 	}
 }
 
-// Without QEMU, vmm nested names the one command that installs it.
+// Without QEMU, vmm nested names the one command that installs it, also
+// outside a source tree (as in the nested runner's initramfs).
 func TestNestedWithoutQEMU(t *testing.T) {
 	t.Setenv("PATH", t.TempDir())
+	t.Chdir(t.TempDir())
 	var out, errb bytes.Buffer
 	if s := Main([]string{"nested", "run"}, &out, &errb); s != 125 || !strings.Contains(errb.String(), qemuInstall) {
 		t.Errorf("status %d, stderr %q: want 125 and %q", s, errb.String(), qemuInstall)

@@ -219,25 +219,24 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	defer m.Close()
 	log.Infof("machine: %d MiB, %d vCPU(s), in-kernel irqchip and PIT %s, debug exit %v", o.mem>>20, o.smp, onOff(m.IRQChip()), o.debugExit)
-	closeTrace := func() {}
+	out := runOutputs{closeTrace: func() {}}
 	tracePath, err := o.sink.path()
 	if err != nil {
 		fmt.Fprintf(stderr, "vmm run: -trace: %v\n", err)
 		return vcpu.StatusFailed
 	}
-	var tr *trace.Tracer
 	if tracePath != "" {
 		tw, c, err := openOutput(tracePath, stderr)
 		if err != nil {
 			fmt.Fprintf(stderr, "vmm run: -trace: %v\n", err)
 			return vcpu.StatusFailed
 		}
-		closeTrace = c
-		tr = trace.NewTracer(tw)
+		out.closeTrace = c
+		out.tracer = trace.NewTracer(tw)
 	}
-	own, err := m.OwnPath(o.verify, tr)
+	own, err := m.OwnPath(o.verify, out.tracer)
 	if err != nil {
-		closeTrace()
+		out.closeTrace()
 		fmt.Fprintf(stderr, "vmm run: %v\n", err)
 		return vcpu.StatusFailed
 	}
@@ -245,15 +244,30 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	defer detach()
 	end := m.RunOwn(own, o.timeout)
 	detach()
+	return o.finish(end, own.Stats(), &out, stderr)
+}
+
+// runOutputs is what a run writes besides the console: the trace, until
+// finish closes it.
+type runOutputs struct {
+	tracer     *trace.Tracer
+	closeTrace func()
+}
+
+// finish says why the run ended, flushes and closes the trace, turns it
+// into a report or Chrome trace, writes the statistics and returns the
+// exit status: the same whether the guest ended the run or a signal
+// (attachConsole) did.
+func (o *runOptions) finish(end vcpu.End, stats *trace.Stats, out *runOutputs, stderr io.Writer) int {
 	report(stderr, end)
-	closeTrace()
-	if tr != nil && tr.Err() != nil {
-		fmt.Fprintf(stderr, "vmm run: -trace: %v\n", tr.Err())
+	out.closeTrace()
+	if out.tracer != nil && out.tracer.Err() != nil {
+		fmt.Fprintf(stderr, "vmm run: -trace: %v\n", out.tracer.Err())
 	}
 	if err := o.sink.finish(stderr); err != nil {
 		fmt.Fprintf(stderr, "vmm run: %v\n", err)
 	}
-	if err := o.writeStats(own.Stats(), stderr); err != nil {
+	if err := o.writeStats(stats, stderr); err != nil {
 		fmt.Fprintf(stderr, "vmm run: %v\n", err)
 		return vcpu.StatusFailed
 	}

@@ -6,6 +6,8 @@
   // for a long trace) from the DOM.
   dataEl.textContent = "";
   const PAGE = 100;
+  // MAXPHYADDR from the trace's header line, 0 when the trace has none.
+  const MAXPHY = +document.body.dataset.maxphyaddr || 0;
   const $ = (id) => document.getElementById(id);
   const esc = (s) => String(s == null ? "" : s).replace(/[&<>"]/g, (c) => ({ "&": "&amp;", "<": "&lt;", ">": "&gt;", '"': "&quot;" })[c]);
   const vcpu = (r) => r.vcpu || 0;
@@ -119,27 +121,30 @@
   }
 
   // entryBits names an entry's bits for its format and level; rsvd marks
-  // bits the format reserves (MAXPHYADDR is not in the trace, so bits
-  // between it and 51 are not checked).
-  function entryBits(f, level, v, leaf) {
+  // bits the format reserves, including those from MAXPHYADDR up (when the
+  // trace has it); set marks the accessed/dirty flags the walk set.
+  function entryBits(f, level, v, leaf, setMask) {
     const bits = [];
     const add = (name, lo, hi, rsvd) => {
       hi = hi === undefined ? lo : hi;
-      let on = false;
-      let val = 0n;
-      for (let b = hi; b >= lo; b--) { val = (val << 1n) | ((v >> BigInt(b)) & 1n); }
-      on = val !== 0n;
-      bits.push({ name: hi > lo ? name + "=" + val : name, on, rsvd: !!rsvd, title: hi > lo ? "bits " + hi + ":" + lo : "bit " + lo });
+      let val = 0n, set = false;
+      for (let b = hi; b >= lo; b--) {
+        val = (val << 1n) | ((v >> BigInt(b)) & 1n);
+        if ((setMask >> BigInt(b)) & 1n) set = true;
+      }
+      bits.push({ name: hi > lo ? name + "=" + val : name, on: val !== 0n, rsvd: !!rsvd, set, title: hi > lo ? "bits " + hi + ":" + lo : "bit " + lo });
     };
+    const high = () => { if (f.wide && MAXPHY && MAXPHY < 52) add("rsvd", MAXPHY, f.pae ? 62 : 51, true); };
     if (f.ept) {
       add("R", 0); add("W", 1); add("X", 2);
       if (leaf) { add("MT", 3, 5); add("IPAT", 6); }
       add(leaf && level > 1 ? "PS" : level > 1 ? "PS" : "bit7", 7);
       add("A", 8); if (leaf) add("D", 9);
+      high();
       return bits;
     }
     if (f.pae && level === 3) {
-      add("P", 0); add("rsvd", 1, 2, true); add("PWT", 3); add("PCD", 4); add("rsvd", 5, 8, true); add("rsvd", 63, 63, true);
+      add("P", 0); add("rsvd", 1, 2, true); add("PWT", 3); add("PCD", 4); add("rsvd", 5, 8, true); high(); add("rsvd", 63, 63, true);
       return bits;
     }
     add("P", 0); add("R/W", 1); add("U/S", 2); add("PWT", 3); add("PCD", 4); add("A", 5);
@@ -152,6 +157,7 @@
     if (large) add("PAT", 12);
     if (!f.wide && large) { add("PSE-36", 13, 20); add("rsvd", 21, 21, true); }
     if (f.wide && large) add("rsvd", 13, level === 3 ? 29 : 20, true);
+    high();
     if (f.wide && leaf && !f.pae) add("PKEY", 59, 62);
     if (f.wide) add("NX", 63);
     return bits;
@@ -200,17 +206,66 @@
     return s + "</svg>";
   }
 
+  // ---- the permission check (SDM Vol. 3A §4.6, §4.7) ----------------------
+  // check decides an access from the entries' rights and the inputs the
+  // trace records, the way the CPU does, and names each step. It returns
+  // the rows to draw and the outcome: "allowed", or "fault" with the #PF
+  // error code the CPU would push.
+  function check(f, w, present, rsvd, rw, us, nx, leafV) {
+    const rows = [];
+    const write = w.access === "write", fetch = w.access === "fetch";
+    const user = !!w.user, implicit = !!w.implicit;
+    const wp = !!w.cr0_wp, smep = !!w.smep, smap = !!w.smap, nxe = !!w.nxe, ac = !!w.ac, pke = !!w.pke;
+    const yes = (b) => (b ? "1" : "0");
+    rows.push(["access", (user ? "user-mode " : "supervisor-mode ") + esc(w.access) + (implicit ? " (implicit: descriptor tables, TSS)" : "")]);
+    rows.push(["inputs", "CPL " + w.cpl + ", CR0.WP=" + yes(wp) + ", CR4.SMEP=" + yes(smep) + ", CR4.SMAP=" + yes(smap) + ", EFER.NXE=" + yes(nxe) +
+      ", RFLAGS.AC=" + yes(ac) + ", CR4.PKE=" + yes(pke) + (w.pkru ? ", PKRU=" + esc(w.pkru) : "")]);
+    let code = (write ? 2 : 0) | (user ? 4 : 0);
+    if (fetch && (smep || (f.wide && nxe))) code |= 16;
+    const fail = (why) => ({ outcome: "fault", why });
+    let res = null;
+    if (!present) res = fail("an entry is not present");
+    else if (rsvd) { res = fail("a reserved bit is set"); code |= 1 | 8; }
+    else {
+      code |= 1;
+      const mark = (ok, text) => rows.push([text, ok ? '<span class="ok">passes</span>' : '<span class="bad">faults</span>']);
+      if (user && !us) { mark(false, "U/S=0 at some level: a user-mode access to a supervisor page"); res = fail("a user-mode access to a supervisor-mode page"); }
+      if (!res && write && !rw) {
+        const ok = !user && !wp;
+        mark(ok, "R/W=0 at some level: a write" + (user ? " at CPL 3" : ok ? " by the supervisor with CR0.WP=0 is allowed" : " with CR0.WP=1"));
+        if (!ok) res = fail("a write to a read-only page");
+      }
+      if (!res && fetch && nx && nxe) { mark(false, "XD=1 at some level with EFER.NXE=1: a fetch"); res = fail("a fetch from a no-execute page"); }
+      if (!res && !user && us && fetch && smep) { mark(false, "SMEP: a supervisor fetch from a user page"); res = fail("SMEP"); }
+      if (!res && !user && us && !fetch && smap && (implicit || !ac)) {
+        mark(false, "SMAP: a supervisor " + (implicit ? "implicit " : "") + "data access to a user page" + (implicit ? "" : " with RFLAGS.AC=0"));
+        res = fail("SMAP");
+      }
+      if (!res && pke && us && !fetch && w.pkru) {
+        const key = Number((leafV >> 59n) & 15n), pkru = Number(big(w.pkru));
+        const adB = (pkru >> (2 * key)) & 1, wdB = (pkru >> (2 * key + 1)) & 1;
+        if (adB) { mark(false, "PKRU.AD" + key + "=1: access disabled for key " + key); res = fail("protection key " + key); code |= 32; }
+        else if (wdB && write && (user || wp)) { mark(false, "PKRU.WD" + key + "=1: write disabled for key " + key); res = fail("protection key " + key); code |= 32; }
+      }
+      if (!res) res = { outcome: "allowed" };
+    }
+    if (res.outcome === "fault") res.code = code;
+    return { rows, res };
+  }
+
   // ---- one walk -------------------------------------------------------------
   function drawWalk(r, w, n) {
     const f = format(w);
     const lv = w.levels || [];
     const last = lv.length ? lv[lv.length - 1] : null;
     let leafLevel = 1;
-    let present = true, rw = true, us = true, nx = false;
+    let present = true, rsvd = false, rw = true, us = true, nx = false, leafV = 0n;
+    let adLevels = 0;
     const boxes = [];
     for (let i = 0; i < lv.length; i++) {
       const e = lv[i];
       const v = big(e.value);
+      const after = e.value_after ? big(e.value_after) : v;
       const p = (v & 1n) === 1n || (f && f.ept && (v & 7n) !== 0n);
       const ps = e.level > 1 && ((v >> 7n) & 1n) === 1n && !(f.pae && e.level === 3) && !(f.wide && e.level >= 4 && !f.ept);
       const leaf = p && (e.level === 1 || ps);
@@ -220,57 +275,105 @@
         us = us && ((v >> 2n) & 1n) === 1n;
         if (f.wide) nx = nx || ((v >> 63n) & 1n) === 1n;
       }
-      if (leaf) leafLevel = e.level;
-      const bits = entryBits(f, e.level, v, leaf);
-      const rsvdSet = bits.filter((b) => b.rsvd && b.on).length;
-      let kv = f.tables[e.level] + " at " + esc(e.table) + "<br>" + f.names[e.level] + "[" + e.index + "] at " + esc(e.entry) + "<br>= " + esc(e.value);
-      if (p) kv += "<br>→ " + (leaf ? (e.level > 1 ? "page " : "page ") : "table ") + hex(entryAddr(f, e.level, v, leaf)) + (leaf && e.level > 1 ? " (" + sizeName(f, e.level) + " page)" : "");
+      if (leaf) { leafLevel = e.level; leafV = v; }
+      const setMask = after ^ v;
+      if (setMask) adLevels++;
+      const bits = entryBits(f, e.level, v, leaf, setMask);
+      const rsvdSet = p && bits.filter((b) => b.rsvd && b.on).length;
+      if (rsvdSet) rsvd = true;
+      let kv = f.tables[e.level] + " at " + esc(e.table) + "<br>" + f.names[e.level] + "[" + e.index + "] " +
+        (e.from_register ? "from the PDPTE registers" : "at " + esc(e.entry)) + "<br>= " + esc(e.value);
+      if (setMask) kv += '<br><span class="set-note">walkvm set ' + [[5n, "A"], [6n, "D"], [8n, "A"], [9n, "D"]].filter(([b]) => (setMask >> b) & 1n).map((x) => x[1]).join(" and ") + ": " + esc(e.value_after) + "</span>";
+      if (p) kv += "<br>→ " + (leaf ? "page " : "table ") + hex(entryAddr(f, e.level, v, leaf)) + (leaf && e.level > 1 ? " (" + sizeName(f, e.level) + " page)" : "");
       else kv += '<br><span class="bad">not present: the walk stops (#PF)</span>';
       if (rsvdSet) kv += '<br><span class="bad">reserved bit set: the walk stops (#PF, RSVD)</span>';
-      boxes.push('<div class="box level" data-level="' + e.level + '" style="border-color:' + fieldColors[e.level] + '"><div class="t">level ' + e.level + ": " + f.names[e.level] + '</div><div class="kv">' + kv + '</div><div class="bits">' +
-        bits.map((b) => '<span class="bit' + (b.on ? " on" : "") + (b.rsvd ? " rsvd" : "") + '" title="' + b.title + (b.rsvd ? ", reserved" : "") + '">' + esc(b.name) + "</span>").join("") + "</div></div>");
+      boxes.push('<div class="box level" data-level="' + e.level + '"' + (setMask ? ' data-ad="' + hex(setMask) + '"' : "") + ' style="border-color:' + fieldColors[e.level] + '"><div class="t">level ' + e.level + ": " + f.names[e.level] + '</div><div class="kv">' + kv + '</div><div class="bits">' +
+        bits.map((b) => '<span class="bit' + (b.on ? " on" : "") + (b.rsvd ? " rsvd" : "") + (b.set ? " set" : "") + '" title="' + b.title + (b.rsvd ? ", reserved" : "") + (b.set ? ", set by walkvm" : "") + '">' + esc(b.name) + "</span>").join("") + "</div></div>");
     }
     const linear = big(w.linear);
     let head = '<h3>walk ' + (n + 1) + ": " + esc(w.access) + " of " + esc(w.linear) + " — " + esc(w.walker) + (f ? " (" + f.name + ")" : " (no paging)") + "</h3>";
     let body = '<div class="addr">' + addrSVG(f, w, leafLevel) + "</div>";
     if (f && lv.length) {
       const root = lv[0].table;
-      const cr3 = '<div class="box cr3"><div class="t">' + (f.ept ? "EPTP" : "CR3") + '</div><div class="kv">table ' + esc(root) + (f.pae ? "<br>(PDPTEs as loaded from CR3)" : "") + '<br><span class="note">PCID: not in the trace</span></div></div>';
+      let kv;
+      if (w.cr3) {
+        kv = "= " + esc(w.cr3) + "<br>table " + esc(root) + (w.pcid !== undefined ? '<br><span class="pcid">PCID ' + w.pcid + " (CR3[11:0], CR4.PCIDE=1)</span>" : f.ept ? "" : '<br><span class="note">no PCID (CR4.PCIDE=0)</span>');
+      } else {
+        kv = "table " + esc(root) + '<br><span class="note">CR3 and PCID: not in the trace</span>';
+      }
+      if (f.pae) kv += "<br>(PDPTEs " + (lv[0].from_register ? "in the PDPTE registers, loaded with CR3" : "read from memory at CR3") + ")";
+      if (MAXPHY) kv += '<br><span class="note">MAXPHYADDR ' + MAXPHY + "</span>";
+      const cr3 = '<div class="box cr3"><div class="t">' + (f.ept ? "EPTP" : "CR3") + '</div><div class="kv">' + kv + "</div></div>";
       body += '<div class="chain">' + [cr3].concat(boxes).join('<span class="arrow">→</span>') + "</div>";
     }
-    // The permission check, from the entries alone (CPL, CR0.WP, SMEP, SMAP,
-    // PKRU and EFER.NXE are not in the trace).
     const rows = [];
     const gpa = big(w.gpa);
-    if (f && lv.length) {
-      const wantW = w.access === "write", wantX = w.access === "fetch";
-      rows.push(["present at every level", present ? '<span class="ok">yes</span>' : '<span class="bad">no</span>']);
-      if (!f.ept) {
+    let checked = "none";
+    if (f && lv.length && !f.ept) {
+      if (w.cpl !== undefined) {
+        // The check from the recorded inputs, beside what walkvm's walker did.
+        const c = check(f, w, present, rsvd, rw, us, nx, leafV);
+        rows.push(...c.rows);
+        checked = c.res.outcome;
+        const code = c.res.code !== undefined ? " #PF(" + hex(BigInt(c.res.code)) + ")" : "";
+        rows.push(["outcome", c.res.outcome === "allowed" ? '<span class="ok">allowed</span>' : '<span class="bad">fault: ' + esc(c.res.why) + code + "</span>"]);
+        if (w.fault || w.gpa) {
+          const walker = w.fault ? "fault " + esc(w.fault.name || "#" + w.fault.vector) + (w.fault.error_code ? "(" + esc(w.fault.error_code) + ")" : "") + (w.fault.reason ? ": " + esc(w.fault.reason) : "") : "translated";
+          const same = w.fault ? c.res.outcome === "fault" && (!w.fault.error_code || w.fault.vector !== 14 || big(w.fault.error_code) === BigInt(c.res.code)) : c.res.outcome === "allowed";
+          rows.push(["walkvm's walker", walker + (same ? ' <span class="ok">the same</span>' : ' <span class="bad">differs</span>')]);
+        }
+      } else {
+        // An older trace: the check from the entries alone.
+        const wantW = w.access === "write", wantX = w.access === "fetch";
+        rows.push(["present at every level", present ? '<span class="ok">yes</span>' : '<span class="bad">no</span>']);
         rows.push(["R/W at every level", rw ? "1 (writable)" : "0 (read-only" + (wantW ? ': a write faults unless CR0.WP=0 and CPL<3)' : ")")]);
         rows.push(["U/S at every level", us ? "1 (user page)" : "0 (supervisor page: a CPL 3 access faults)"]);
         if (f.wide) rows.push(["NX at any level", nx ? "1 (no execute" + (wantX ? ': a fetch faults if EFER.NXE=1)' : ")") : "0"]);
+        rows.push(["outcome", '<span class="note">the permission inputs are not in the trace</span>']);
       }
-      let outcome;
-      if (!present) outcome = '<span class="bad">not-present fault</span>';
-      else if (wantW && !rw) outcome = '<span class="bad">write to a read-only page: faults unless CR0.WP=0 at CPL&lt;3</span>';
-      else if (wantX && nx) outcome = '<span class="bad">fetch from an NX page: faults with EFER.NXE=1</span>';
-      else outcome = '<span class="ok">allowed for a supervisor ' + esc(w.access) + "</span>";
-      rows.push(["outcome (" + esc(w.access) + ")", outcome]);
-      if (present && last) {
+      if (w.fault && w.cpl === undefined) rows.push(["walkvm's walker", '<span class="bad">fault ' + esc(w.fault.name || "#" + w.fault.vector) + (w.fault.error_code ? "(" + esc(w.fault.error_code) + ")" : "") + "</span>"]);
+      if (present && last && !w.fault) {
         const leaf = lv[lv.length - 1];
         const lvBits = f.wide || leaf.level === 1 ? 12 + 9 * (leaf.level - 1) : 22;
         const mine = entryAddr(f, leaf.level, big(leaf.value), true) | (linear & (B(lvBits) - 1n));
         rows.push(["page + offset", hex(mine) + (mine === gpa ? ' <span class="ok">= the walk\'s GPA</span>' : ' <span class="bad">≠ the walk\'s GPA ' + esc(w.gpa) + "</span>")]);
       }
-      rows.push(["A/D bits walkvm set", '<span class="note">not in the trace (entries above show A and D as read)</span>']);
+      if (w.set_ad) rows.push(["A/D flags walkvm set", adLevels + " entr" + (adLevels === 1 ? "y" : "ies") + " (marked above): the instruction completed in userspace"]);
+      else if (w.cpl !== undefined) rows.push(["A/D flags walkvm set", '<span class="note">none: this walk only looked (KVM made the access)</span>']);
+      else rows.push(["A/D flags walkvm set", '<span class="note">not in the trace (entries above show A and D as read)</span>']);
     }
-    rows.push(["walkvm's GPA", esc(w.gpa)]);
-    if (r.kvm_gpa && r.linear && big(r.linear) === linear) {
+    if (w.fault) {
+      if (!f || !lv.length || f.ept) rows.push(["walkvm's walker", '<span class="bad">fault ' + esc(w.fault.name || "#" + w.fault.vector) + (w.fault.error_code ? "(" + esc(w.fault.error_code) + ")" : "") + "</span>"]);
+    } else if (w.error) {
+      rows.push(["walkvm's walker", '<span class="bad">' + esc(w.error) + "</span>"]);
+    } else {
+      rows.push(["walkvm's GPA", esc(w.gpa) + (w.page_size ? " (" + pageName(w.page_size) + " page" + (w.perm ? ", rights " + esc(w.perm) : "") + (w.pkey !== undefined ? ", key " + w.pkey : "") + ")" : "")]);
+    }
+    if (r.kvm_gpa && r.linear && big(r.linear) === linear && !w.fault) {
       rows.push(["KVM's GPA (the exit)", esc(r.kvm_gpa) + (big(r.kvm_gpa) === gpa ? ' <span class="ok">agrees</span>' : ' <span class="bad">differs</span>')]);
     }
-    rows.push(["KVM_TRANSLATE", '<span class="note">not in the trace</span>']);
+    let kvm = "none";
+    if (w.kvm_translate) {
+      const k = w.kvm_translate;
+      const agrees = k.valid ? !w.fault && big(k.gpa) === gpa : !!w.fault;
+      kvm = agrees ? "agrees" : "differs";
+      rows.push(["KVM_TRANSLATE", (k.valid ? "GPA " + esc(k.gpa) : "no translation") + (k.memo ? ' <span class="note">(KVM\'s answer for the same entries, remembered)</span>' : "") +
+        (agrees ? ' <span class="ok">agrees</span>' : ' <span class="bad">differs</span>')]);
+    } else if (w.cpl !== undefined) {
+      rows.push(["KVM_TRANSLATE", '<span class="note">not asked' + (w.fault ? " (a permission fault: KVM translates for a supervisor read)" : " (-verify off)") + "</span>"]);
+    } else {
+      rows.push(["KVM_TRANSLATE", '<span class="note">not in the trace</span>']);
+    }
     body += '<table class="check">' + rows.map((x) => "<tr><td>" + x[0] + "</td><td>" + x[1] + "</td></tr>").join("") + "</table>";
-    return '<div class="walk" data-levels="' + lv.length + '" data-walker="' + esc(w.walker) + '">' + head + body + "</div>";
+    return '<div class="walk" data-levels="' + lv.length + '" data-walker="' + esc(w.walker) + '" data-cr3="' + esc(w.cr3 || "") + '" data-pcid="' + (w.pcid !== undefined ? w.pcid : "") +
+      '" data-check="' + checked + '" data-kvm="' + kvm + '" data-ad="' + adLevels + '" data-outcome="' + (w.fault ? "fault" : w.error ? "error" : "translated") + '">' + head + body + "</div>";
+  }
+
+  function pageName(n) {
+    n = Number(n);
+    if (n >= 1 << 30) return n / (1 << 30) + " GiB";
+    if (n >= 1 << 20) return n / (1 << 20) + " MiB";
+    return n / 1024 + " KiB";
   }
 
   function sizeName(f, level) {
@@ -285,6 +388,10 @@
       (r.insn_rip ? ", instruction at " + esc(r.insn_rip) : "") + (r.bytes ? ' — <code>' + esc(r.bytes) + "</code> <code>" + esc(r.disasm) + "</code>" : "") +
       (r.verdict ? ' — verdict <span class="' + (r.verdict === "disagree" ? "bad" : "ok") + '">' + esc(r.verdict) + "</span>" : "") + "</p>";
     if (access(r)) h += "<p>access: <code>" + esc(access(r)) + "</code></p>";
+    if (r.alternatives && r.alternatives.length) {
+      h += '<p class="alts">other readings that end at RIP and make the same write: ' + r.alternatives.map((a) => "<code>" + esc(a.insn_rip) + ": " + esc(a.bytes) + " " + esc(a.disasm) + "</code>").join(", ") +
+        ' <span class="note">(traced: the one without ignored prefixes)</span></p>';
+    }
     if (r.detail) h += '<p class="bad">' + esc(r.detail) + "</p>";
     const ws = r.walks || [];
     if (!ws.length) h += '<p class="note">This exit has no walks.</p>';
