@@ -505,16 +505,38 @@ func checkDevmem(t *testing.T, r run, smp int, kpti bool) {
 func TestLinuxShell(t *testing.T) {
 	e := setup(t)
 	initrd := e.initrd(t, initramfs.ShellInit)
-	typed := false
+	var started sync.Once
+	answered := make(chan struct{})
+	var answer sync.Once
 	r := e.boot(t, e.vmlinux, initrd, []string{"-verify", "strict", "-append", "quiet"}, false, func(line string, stdin io.Writer) {
-		// Bytes typed before /init opened the console would be dropped
-		// with the 8250's FIFO when Linux starts the port.
-		if !typed && strings.HasPrefix(line, "walkvm initramfs:") {
-			typed = true
-			if _, err := io.WriteString(stdin, "echo typed-$((6*7))-back\nreboot -f\n"); err != nil {
-				t.Errorf("typing: %v", err)
-			}
+		if strings.Contains(line, "typed-42-back") && !strings.Contains(line, "echo") {
+			answer.Do(func() { close(answered) })
 		}
+		// Bytes typed before /init opened the console would be dropped
+		// with the 8250's FIFO when Linux starts the port; and until the
+		// shell reads its terminal, what is typed may be discarded too.
+		// So the command is typed again every few seconds until its
+		// answer appears, then the shell is told to reboot.
+		if !strings.HasPrefix(line, "walkvm initramfs:") {
+			return
+		}
+		started.Do(func() {
+			go func() {
+				tick := time.NewTicker(3 * time.Second)
+				defer tick.Stop()
+				for {
+					if _, err := io.WriteString(stdin, "echo typed-$((6*7))-back\n"); err != nil {
+						return
+					}
+					select {
+					case <-answered:
+						io.WriteString(stdin, "reboot -f\n")
+						return
+					case <-tick.C:
+					}
+				}
+			}()
+		})
 	})
 	if !strings.Contains(r.console, "typed-42-back") {
 		t.Errorf("the shell did not run what was typed:\n%s", r.console)
