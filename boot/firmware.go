@@ -28,9 +28,11 @@ const (
 //     devices.PMTimerPort, an empty DSDT, a MADT with the CPUs and the I/O
 //     APIC): kvm-unit-tests finds the RSDP by scanning 0xe0000-0xfffff and
 //     reads the FADT's PM_TMR_BLK; Linux reads them unless acpi=off;
-//   - with more than one CPU, the MP table: how Linux finds the other
-//     CPUs and the I/O APIC with acpi=off. With one CPU and no table Linux
-//     uses the PIC in virtual-wire mode.
+//   - the MP table, for one CPU too (as SeaBIOS and QEMU's qboot write
+//     it): how Linux finds the CPUs and the I/O APIC with acpi=off. With
+//     its local APIC enabled and no table, Linux sets up virtual-wire mode
+//     and, under KVM's irqchip, gets no timer interrupts: its clock stops
+//     and the boot hangs.
 //
 // Both describe KVM's default interrupt routing, where ISA IRQ 0 (the
 // in-kernel PIT) is I/O APIC pin 0 (IRQ0OnPin0): walkvm sets no routing of
@@ -43,7 +45,7 @@ type Firmware struct {
 }
 
 // mpTable says whether the MP table is written.
-func (f Firmware) mpTable() bool { return f.CPUs > 1 }
+func (f Firmware) mpTable() bool { return f.CPUs >= 1 }
 
 // Plan claims the tables' memory in mm.
 func (f Firmware) Plan(mm *memory.Map) error {

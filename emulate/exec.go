@@ -719,7 +719,9 @@ func (e *Emulator) execMovbe(s *State, m x86.Mode, inst *decode.Inst) error {
 // used, as its row's Rewind says: string instructions get rSI/rDI moved
 // back by the element size (against DF) and rCX incremented under REP;
 // PUSH, PUSHF and CALL get rSP incremented by the slot, PUSHA by eight
-// slots, POP and POPF decremented. RIP is left to the caller, who knows
+// slots, ENTER by its allocation and its pushed slots (rBP keeps the new
+// frame pointer: the old one is in the memory it pushed), POP and POPF
+// decremented. RIP is left to the caller, who knows
 // whether the exit reported it at or past the instruction. Other
 // instructions are left unchanged (their registers do not feed their
 // addresses).
@@ -742,6 +744,17 @@ func Rewind(s *State, inst *decode.Inst) {
 		if inst.Prefix.Rep || inst.Prefix.Repne {
 			s.regWriteAddr(x86.RCX, as, s.GPR[x86.RCX]+1)
 		}
+	case RewindEnter:
+		// ENTER left rSP at rSP - slots×size - allocation (SDM Vol. 2A
+		// ENTER; execEnter).
+		level := enterLevel(inst)
+		slots := uint64(1)
+		if level > 0 {
+			slots = level + 1
+		}
+		alloc := uint64(inst.Args[0].Imm) & 0xFFFF
+		sa := s.stackAddrSize(m)
+		s.regWriteAddr(x86.RSP, sa, s.GPR[x86.RSP]+slots*uint64(stackOpSize(m, inst))+alloc)
 	case RewindPush, RewindPop, RewindPushAll:
 		k := FactsOf(inst.Op).Rewind
 		n := uint64(stackOpSize(m, inst))

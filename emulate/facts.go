@@ -137,6 +137,7 @@ const (
 	RewindPush                      // rSP up by the pushed size
 	RewindPop                       // rSP down by the popped size
 	RewindPushAll                   // rSP up by eight slots (PUSHA)
+	RewindEnter                     // rSP up by the allocation and the pushed slots (ENTER)
 )
 
 // AlignOperand in Facts.Align means the memory operand must be aligned on
@@ -273,7 +274,7 @@ func fillFacts(t *[decode.NumOps]Facts) {
 	t[decode.POPF] = Facts{Class: ClassStack, Stack: StackPop, Rewind: RewindPop, DataArg: -1, exec: (*Emulator).execPopf}
 	t[decode.PUSHA] = Facts{Class: ClassStack, Stack: StackPushAll, Rewind: RewindPushAll, DataArg: -1, exec: (*Emulator).execPusha}
 	t[decode.POPA] = Facts{Class: ClassStack, Stack: StackPopAll, DataArg: -1, exec: (*Emulator).execPopa}
-	t[decode.ENTER] = Facts{Class: ClassStack, Stack: StackEnter, DataArg: -1, exec: (*Emulator).execEnter}
+	t[decode.ENTER] = Facts{Class: ClassStack, Stack: StackEnter, Rewind: RewindEnter, DataArg: -1, exec: (*Emulator).execEnter}
 	t[decode.LEAVE] = Facts{Class: ClassStack, Stack: StackLeave, DataArg: -1, exec: (*Emulator).execLeave}
 
 	// Branches: CALL and JMP execute their indirect memory forms.

@@ -251,6 +251,14 @@ func (e *Emulator) Resolve(s *State, inst *decode.Inst, acc *MemRefs) error {
 	return nil
 }
 
+// ResolveRange reports the access of size bytes at seg:off that an
+// instruction makes other than through an operand of its own size: KVM's
+// emulator, for one, stores a batch of REP INS elements as one write
+// (ownpath). It applies the same checks as Resolve and changes nothing.
+func (e *Emulator) ResolveRange(s *State, seg x86.SegReg, off uint64, size uint16, write bool, acc *MemRef) error {
+	return e.access(s, s.Mode(), seg, off, size, !write, write, false, acc)
+}
+
 // listAccesses resolves every access of inst in order. Implicit stack
 // accesses follow the row's Stack: an access of several slots (PUSHA, POPA,
 // ENTER, far calls and returns) is listed as one range.

@@ -143,11 +143,16 @@ func TestRewind(t *testing.T) {
 		code []byte
 		regs regs
 		df   bool
+		lost x86.Reg // a register Rewind cannot restore (0: none)
 	}{
-		{"stosl", []byte{0xab}, regs{rdi: mm}, false},
-		{"rep stosw DF", []byte{0x66, 0xf3, 0xab}, regs{rdi: mm + 8, rcx: 3}, true},
-		{"movsb", []byte{0xa4}, regs{rsi: 0x9000, rdi: mm}, false},
-		{"pushq (%rbx)", []byte{0xff, 0x33}, regs{rbx: 0x9000, rsp: mm + 0x40}, false},
+		{"stosl", []byte{0xab}, regs{rdi: mm}, false, 0},
+		{"rep stosw DF", []byte{0x66, 0xf3, 0xab}, regs{rdi: mm + 8, rcx: 3}, true, 0},
+		{"movsb", []byte{0xa4}, regs{rsi: 0x9000, rdi: mm}, false, 0},
+		{"pushq (%rbx)", []byte{0xff, 0x33}, regs{rbx: 0x9000, rsp: mm + 0x40}, false, 0},
+		// ENTER's old rBP is in the memory it pushed, not in a register.
+		{"enter $0x1238,$0", []byte{0xc8, 0x38, 0x12, 0x00}, regs{rsp: mm + 0x40, rbp: 0x1122}, false, x86.RBP},
+		{"enter $0x10,$1", []byte{0xc8, 0x10, 0x00, 0x01}, regs{rsp: mm + 0x40, rbp: 0x1122}, false, x86.RBP},
+		{"enterw $0x8,$0", []byte{0x66, 0xc8, 0x08, 0x00, 0x00}, regs{rsp: mm + 0x40, rbp: 0x1122}, false, x86.RBP},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -174,6 +179,9 @@ func TestRewind(t *testing.T) {
 			after := *s
 			after.RIP = before.RIP
 			Rewind(&after, inst)
+			if tc.lost != 0 {
+				after.GPR[tc.lost] = before.GPR[tc.lost]
+			}
 			if after.GPR != before.GPR {
 				t.Errorf("rewound registers %x, want %x", after.GPR, before.GPR)
 			}

@@ -12,6 +12,11 @@
  *   3  vmovdqu %ymm0 -> 0xd0d41, vmovdqu 0xd0d41 -> %ymm3 (32, unaligned)
  *   4  vmovdqa %xmm0 -> 0xd0d80, vmovdqa 0xd0d80 -> %xmm4 (16, aligned)
  * Each register read back is stored to RAM and compared with the pattern.
+ * Then arithmetic with the memory operand on MMIO (operands stored there
+ * with vmovdqu first):
+ *   5  vaddps 0xd0e20 (256 bits)
+ *   6  vpaddd 0xd0e00 (128 bits)
+ *   7  where CPUID 7.0 EBX[5] has AVX2: vpaddd and vpxor 0xd0e00 (256 bits)
  * Failure code = check number.
  */
 #include "lib.h"
@@ -87,15 +92,67 @@ _start:
 	movl	$16, %ecx
 	call	compare
 	CHECK	e, 4, 64
-	PASS	64, msg_ok
+
+	/* 5-7: arithmetic. */
+	vmovdqu	va(%rip), %ymm15
+	vmovdqu	%ymm15, 0x100(%rbx)
+	vmovdqu	fa(%rip), %ymm15
+	vmovdqu	%ymm15, 0x120(%rbx)
+	vmovdqu	fb(%rip), %ymm5
+	vaddps	0x120(%rbx), %ymm5, %ymm5
+	vmovdqu	%ymm5, OUT
+	leaq	e_vaddps(%rip), %rsi
+	movl	$32, %ecx
+	call	comparen
+	CHECK	e, 5, 64
+	vmovdqu	vb(%rip), %xmm6
+	vpaddd	0x100(%rbx), %xmm6, %xmm6
+	vmovdqu	%xmm6, OUT
+	leaq	e_vpaddd(%rip), %rsi
+	movl	$16, %ecx
+	call	comparen
+	CHECK	e, 6, 64
+	movl	$7, %eax
+	xorl	%ecx, %ecx
+	cpuid
+	btl	$5, %ebx
+	movl	$(TESTWIN_LOW + 0xd00), %ebx
+	jnc	1f
+	vmovdqu	vb(%rip), %ymm7
+	vpaddd	0x100(%rbx), %ymm7, %ymm7
+	vmovdqu	%ymm7, OUT
+	leaq	e_vpaddd(%rip), %rsi
+	movl	$32, %ecx
+	call	comparen
+	CHECK	e, 7, 64
+	vmovdqu	vb(%rip), %ymm8
+	vpxor	0x100(%rbx), %ymm8, %ymm8
+	vmovdqu	%ymm8, OUT
+	leaq	e_vpxor(%rip), %rsi
+	movl	$32, %ecx
+	call	comparen
+	CHECK	e, 7, 64
+1:	PASS	64, msg_ok
 
 /* compare: ZF set if the %ecx bytes at OUT equal the pattern's first ones. */
 compare:
 	leaq	pattern(%rip), %rsi
+/* comparen: ZF set if the %ecx bytes at OUT equal those at %rsi. */
+comparen:
 	movl	$OUT, %edi
 	cld
 	repe cmpsb
 	ret
+
+	.balign	32
+va:	.long	1, 2, 3, 4, 5, 6, 7, 0x7fffffff
+vb:	.long	10, 20, 30, 40, 50, 60, 70, 1
+fa:	.float	1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0, 8.0
+fb:	.float	0.5, 0.5, 0.5, 0.5, -1.0, -2.0, -3.0, -4.0
+e_vaddps: .long	0x3fc00000, 0x40200000, 0x40600000, 0x40900000
+	.long	0x40800000, 0x40800000, 0x40800000, 0x40800000
+e_vpaddd: .long	0xb, 0x16, 0x21, 0x2c, 0x37, 0x42, 0x4d, 0x80000000
+e_vpxor: .long	0xb, 0x16, 0x1d, 0x2c, 0x37, 0x3a, 0x41, 0x7ffffffe
 
 	.balign	32
 pattern:
@@ -108,4 +165,4 @@ pattern:
 msg_hello:	.asciz	"walkvm: avxmmio: start\n"
 msg_refused:	.asciz	"walkvm: avxmmio: a register-only vmovdqu faulted: the host refuses AVX\n"
 msg_noavx:	.asciz	"walkvm: avxmmio: no AVX/XSAVE in CPUID, skipped\n"
-msg_ok:		.asciz	"walkvm: avxmmio: vmovdqu/vmovdqa 128/256 on MMIO ok, pass\n"
+msg_ok:		.asciz	"walkvm: avxmmio: vmovdqu/vmovdqa 128/256 and arithmetic on MMIO ok, pass\n"

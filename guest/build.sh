@@ -30,6 +30,7 @@ pagefault 0x1000
 mmiocross 0x1000
 x87mmio 0x1000
 avxmmio 0x1000
+ssemmio 0x1000
 roundtrip 0x1000
 LIST
 

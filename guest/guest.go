@@ -125,15 +125,21 @@ var manifest = []Guest{
 	},
 	{
 		Name: "x87mmio", Load: 0x1000, Entry: "real",
-		Checks: "x87 flds/fstps/fldl/fstpl with MMIO operands, including float<->double conversions through MMIO (KVM's emulator cannot: walkvm completes them in userspace)",
+		Checks: "x87 with MMIO operands (KVM's emulator cannot, but for fnstcw and fnstsw: walkvm completes them in userspace): flds/fstps/fldl/fstpl with float<->double conversions, fild/fistp at 16, 32 and 64 bits, fldt/fstpt, fbld/fbstp, fnstcw/fldcw with a rounding change, fnstsw, fnstenv/fldenv, fiadd, fmul, fcomp, fnsave/frstor",
 		Needs:  []string{NeedCompletion},
-		Output: "walkvm: x87mmio: flds/fstps/fldl/fstpl on MMIO ok, pass\n",
+		Output: "walkvm: x87mmio: every x87 memory form on MMIO ok, pass\n",
 	},
 	{
 		Name: "avxmmio", Load: 0x1000, Entry: "real",
-		Checks: "vmovdqu/vmovdqa at 128 and 256 bits to and from MMIO, aligned and unaligned, after enabling OSFXSR/OSXSAVE and XCR0 x87|SSE|AVX; reports AVX unsupported (CPUID) or refused (a register-only VEX move faults) and skips",
+		Checks: "vmovdqu/vmovdqa at 128 and 256 bits to and from MMIO, aligned and unaligned, then vaddps (256), vpaddd (128; 256 with AVX2) and vpxor (256, AVX2) with MMIO operands, after enabling OSFXSR/OSXSAVE and XCR0 x87|SSE|AVX; reports AVX unsupported (CPUID) or refused (a register-only VEX move faults) and skips",
 		Needs:  []string{NeedAVX, NeedCompletion},
-		Output: "walkvm: avxmmio: vmovdqu/vmovdqa 128/256 on MMIO ok, pass\n",
+		Output: "walkvm: avxmmio: vmovdqu/vmovdqa 128/256 and arithmetic on MMIO ok, pass\n",
+	},
+	{
+		Name: "ssemmio", Load: 0x1000, Entry: "real",
+		Checks: "SSE with MMIO operands in long mode: movups/movdqa/movdqu both ways (KVM emulates them), movq/movss/movd loads; addps, mulpd, sqrtps, paddd, pshufd, pxor, cvtsi2sd, cvttss2si, ucomiss, ldmxcsr/stmxcsr with a rounding change, pmulld/pminud (SSE4.1), fxsave/fxrstor (walkvm completes what KVM gives up on); where CPUID lacks SSSE3, SSE4.1, SSE4.2 or XSAVE (walkvm's host vector unit needs them) the arithmetic is reported unsupported and passed over",
+		Needs:  []string{NeedCompletion},
+		Output: "walkvm: ssemmio: SSE moves, arithmetic, MXCSR and FXSAVE/FXRSTOR on MMIO ok, pass\n",
 	},
 	{
 		Name: "roundtrip", Load: 0x1000, Entry: "real",
@@ -250,6 +256,7 @@ const (
 	StageAVX        Stage = 13
 	StageUser       Stage = 14
 	StageHigherHalf Stage = 15
+	StageSSE        Stage = 16
 )
 
 var stageNames = [...]string{
@@ -257,7 +264,7 @@ var stageNames = [...]string{
 	StagePaging32: "legacy 32-bit paging", StagePSE: "4 MiB pages (CR4.PSE)", StagePSE36: "PSE-36",
 	StagePAE: "legacy PAE paging", StageLong: "long mode (4-level paging)", StageCompat: "compatibility mode",
 	StageLA57: "5-level paging (CR4.LA57)", Stage1G: "1 GiB pages", StageX87: "x87", StageAVX: "AVX",
-	StageUser: "CPL 3", StageHigherHalf: "the higher half",
+	StageUser: "CPL 3", StageHigherHalf: "the higher half", StageSSE: "SSE",
 }
 
 func (s Stage) String() string {

@@ -50,6 +50,7 @@
 #define STAGE_AVX	13	/* AVX on MMIO */
 #define STAGE_USER	14	/* CPL 3 */
 #define STAGE_HIGHHALF	15	/* running in the higher half */
+#define STAGE_SSE	16	/* SSE on MMIO */
 
 /* Value tags (EV_VALUE). */
 #define TAG_PSE36_READ	1	/* what a read through the PSE-36 page gave */

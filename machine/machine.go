@@ -485,7 +485,7 @@ func (m *Machine) OwnPath(verify ownpath.Verify, tr *trace.Tracer) (*Own, error)
 			c.EnableSyncRegs(kvm.SyncRegs | kvm.SyncSregs)
 		}
 		o.Paths = append(o.Paths, ownpath.New(ownpath.Config{
-			VCPU: i, CPU: c, RAM: m.RAM, Bus: m.MMIO, Verify: verify, Log: m.Log, Trace: tr,
+			VCPU: i, CPU: c, RAM: m.RAM, Bus: m.MMIO, PIO: m.PIO, Verify: verify, Log: m.Log, Trace: tr,
 			Features: features, SyncRegs: syncRegs, PKRUOffset: pkru,
 		}))
 	}

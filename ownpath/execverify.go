@@ -62,7 +62,11 @@ type execVerify struct {
 
 	armed bool // a read exit agreed: its result is to be checked
 	inst  decode.Inst
+	accs  emulate.MemRefs // the read exit's accesses
 	pre   emulate.State
+	// handedOver says KVM's emulator gave up while completing the
+	// instruction and EmulationFailure took it over.
+	handedOver bool
 
 	// What KVM read and wrote while completing the instruction.
 	reads     [maxExecPieces]emulate.MMIOData
@@ -142,7 +146,7 @@ func (m *execMem) WritePhys(gpa uint64, b []byte) error {
 
 func (xv *execVerify) resetData() {
 	xv.nreads, xv.readUsed, xv.nwrites, xv.writeUsed = 0, 0, 0, 0
-	xv.overflow, xv.inline = false, 0
+	xv.overflow, xv.inline, xv.handedOver = false, 0, false
 }
 
 func (xv *execVerify) addRead(gpa uint64, b []byte) {
@@ -172,13 +176,42 @@ func (xv *execVerify) writeBytes(i int) []byte {
 	return xv.writeData[w.off : w.off+w.len]
 }
 
-// armRead records the instruction of a read exit whose access agreed:
-// its result is checked once the device has served the data (execRead).
-func (p *Path) armRead(inst *decode.Inst) {
+// armRead records the instruction of a read exit whose access agreed, and
+// its accesses: its result is checked once the device has served the data
+// (execRead).
+func (p *Path) armRead(inst *decode.Inst, accs *emulate.MemRefs) {
 	if p.cfg.Verify != VerifyExec {
 		return
 	}
-	p.xv.armed, p.xv.inst = true, *inst
+	p.xv.armed, p.xv.inst, p.xv.accs = true, *inst, *accs
+}
+
+// snapshotRAM keeps the RAM bytes the instruction reads as they are before
+// KVM completes it: an instruction that reads and writes the same RAM (a
+// read-modify-write across a RAM/MMIO page boundary) finds KVM's result
+// there afterwards. The bytes join the exit's data, which ExecuteOnCopy
+// reads before RAM.
+func (p *Path) snapshotRAM() {
+	xv := &p.xv
+	for i := range xv.accs.N {
+		a := &xv.accs.A[i]
+		if !a.Read {
+			continue
+		}
+		for j := range int(a.N) {
+			pc := &a.Pieces[j]
+			if !p.cfg.RAM.Contains(pc.GPA, uint64(pc.Size)) || xv.readUsed+int(pc.Size) > len(xv.readData) || xv.nreads == len(xv.reads) {
+				continue
+			}
+			b := xv.readData[xv.readUsed : xv.readUsed+int(pc.Size)]
+			if p.cfg.RAM.Read(pc.GPA, b) != nil {
+				continue
+			}
+			xv.reads[xv.nreads] = emulate.MMIOData{GPA: pc.GPA, Data: b}
+			xv.nreads++
+			xv.readUsed += len(b)
+		}
+	}
 }
 
 // execRead checks the result of the instruction of a read exit (see the
@@ -208,9 +241,16 @@ func (p *Path) execRead(e *kvm.Exit) error {
 		}
 	}
 	xv.resetData()
+	p.snapshotRAM()
 	xv.addRead(e.MMIO.PhysAddr, e.MMIO.Bytes())
 	if err := p.complete(); err != nil {
 		return err
+	}
+	if xv.handedOver {
+		// KVM gave up while completing: EmulationFailure has completed
+		// the instruction instead; there is no result of KVM's to compare.
+		p.stats.Results.Unchecked++
+		return nil
 	}
 	p.memo.pending.valid = false // a read-modify-write's write exit was served above
 	if err := p.kvmAfter(f, vector, false); err != nil {
@@ -249,7 +289,28 @@ func (p *Path) complete() error {
 		if err := cpu.ReadExit(&xv.exit); err != nil {
 			return err
 		}
+		if xv.exit.Kind == kvm.KindIO && p.cfg.PIO != nil {
+			// String I/O between a port and MMIO (OUTS from it, INS
+			// into it): the port's side.
+			if err := p.servePorts(&xv.exit.IO); err != nil {
+				return err
+			}
+			p.stats.CountExit(kvm.KindIO)
+			continue
+		}
+		if xv.exit.Kind == kvm.KindEmulationFailure {
+			// KVM's emulator gave up on the instruction after its MMIO
+			// read (the registers are still those before it): walkvm
+			// completes it, as at any emulation failure.
+			p.stats.CountExit(kvm.KindEmulationFailure)
+			xv.handedOver = true
+			return p.EmulationFailure(&xv.exit)
+		}
 		if xv.exit.Kind != kvm.KindMMIO {
+			if xv.exit.Kind == kvm.KindInternalError {
+				return fmt.Errorf("completing the instruction at %s, KVM made an internal-error exit, suberror %d, data % x",
+					p.csrip(), xv.exit.Internal.Suberror, xv.exit.Internal.Data)
+			}
 			return fmt.Errorf("completing the instruction at %s, KVM made a %v exit", p.csrip(), xv.exit.Reason)
 		}
 		m := xv.exit.MMIO
@@ -769,4 +830,46 @@ func exceptionOf(err error) *x86.Exception {
 		return ex
 	}
 	return nil
+}
+
+// servePorts serves a port-I/O exit made while completing an instruction,
+// element by element, as the run loop serves the others.
+func (p *Path) servePorts(a *kvm.IOAccess) error {
+	size := int(a.Size)
+	for off := 0; off+size <= len(a.Data); off += size {
+		mapped, err := p.cfg.PIO.Serve(uint64(a.Port), a.Data[off:off+size], a.Out)
+		if !mapped {
+			p.stats.CountUnassigned(true, a.Out)
+		}
+		if err != nil {
+			return fmt.Errorf("port %#x while completing the instruction at %s: %w", a.Port, p.csrip(), err)
+		}
+	}
+	return nil
+}
+
+// readInParts reports the instructions whose memory operand KVM's emulator
+// reads in several parts, each with an exit of its own: a pseudo-
+// descriptor's limit and then its base (LGDT, LIDT), the slots of POPA,
+// far RET and IRET, a far pointer's offset and selector (LDS ... LSS, far
+// JMP and CALL), BOUND's two bounds. Any exit inside such an access is one
+// of its parts.
+func readInParts(inst *decode.Inst) bool {
+	switch inst.Op {
+	case decode.LGDT, decode.LIDT, decode.BOUND, decode.IRET, decode.RETF, decode.JMPF, decode.CALLF,
+		decode.LDS, decode.LES, decode.LFS, decode.LGS, decode.LSS:
+		return true
+	}
+	return emulate.FactsOf(inst.Op).Stack == emulate.StackPopAll
+}
+
+// insideAccess reports whether [gpa, gpa+n) lies inside one piece of a.
+func insideAccess(a *emulate.MemRef, gpa uint64, n int) bool {
+	for i := range int(a.N) {
+		pc := &a.Pieces[i]
+		if gpa >= pc.GPA && gpa+uint64(n) <= pc.GPA+uint64(pc.Size) {
+			return true
+		}
+	}
+	return false
 }

@@ -26,6 +26,9 @@ type completingCPU struct {
 	xsave     [2]kvm.XSave   // vector state before and after
 	completed bool
 	runs      int
+	// onComplete, when set, runs as KVM finishes the instruction (its
+	// writes to RAM).
+	onComplete func()
 }
 
 func (c *completingCPU) SetImmediateExit(on bool) { c.immediate = on }
@@ -40,6 +43,9 @@ func (c *completingCPU) Run() error {
 		return nil
 	}
 	c.fakeCPU.regs, c.completed = c.after, true
+	if c.onComplete != nil {
+		c.onComplete()
+	}
 	return kvm.ErrInterrupted
 }
 
@@ -60,7 +66,7 @@ func (c *completingCPU) GetXSave(x *kvm.XSave) error {
 }
 
 // newExecPath is newEntryPath under -verify exec with a completing vCPU.
-func newExecPath(t *testing.T, code []byte) (*Path, *completingCPU, *devices.TestWindow) {
+func newExecPath(t testing.TB, code []byte) (*Path, *completingCPU, *devices.TestWindow) {
 	t.Helper()
 	p, cpu, w := newEntryPath(t, code, nil)
 	cc := &completingCPU{fakeCPU: cpu}
@@ -307,5 +313,91 @@ func TestParseVerify(t *testing.T) {
 	}
 	if VerifyExec <= VerifyStrict {
 		t.Error("exec is not above strict")
+	}
+}
+
+// 66 0F 7F /r is MOVDQA from %xmm0 (16 bytes); the 0F 7F /r behind the 66
+// is MOVQ from %mm0 (8 bytes). KVM's first 8-byte exit fits both; the
+// data says which.
+func TestWriteExitResolvedByData(t *testing.T) {
+	for _, v := range []Verify{VerifyStrict, VerifyExec} {
+		p, cpu, _ := newExecPath(t, []byte{0x66, 0x0f, 0x7f, 0x07})
+		p.cfg.Verify = v
+		cpu.sregs.CR4 = x86.CR4OSFXSR
+		cpu.regs.RIP = 0x1004
+		var f emulate.FPUState
+		// All x87 tags valid: at a write exit of an MMX store the
+		// state already shows the MMX transition.
+		f.FCW, f.MXCSR, f.FTWX = 0x37f, 0x1f80, 0xff
+		copy(f.XMM[0][:], []byte{1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16})
+		if err := f.MarshalXSAVE(cpu.xsave[0].Bytes()); err != nil {
+			t.Fatal(err)
+		}
+		if err := p.MMIOWrite(mmioExit(1, 0xd0000, 8, true, 0x0807060504030201)); err != nil {
+			t.Fatalf("%v: %v", v, err)
+		}
+		if got := p.exit.rec.Insn(); len(got) != 4 {
+			t.Errorf("%v: traced % x, want the 4-byte movdqa", v, got)
+		}
+		// %mm0 (zero here) writes zeros: that exit is the MOVQ's.
+		if err := p.MMIOWrite(mmioExit(2, 0xd0000, 8, true, 0)); err != nil {
+			t.Fatalf("%v: %v", v, err)
+		}
+		if got := p.exit.rec.Insn(); len(got) != 3 {
+			t.Errorf("%v: traced % x, want the 3-byte movq", v, got)
+		}
+		// Data neither writes.
+		err := p.MMIOWrite(mmioExit(3, 0xd0000, 8, true, 0x1111))
+		var d *Disagreement
+		if !errors.As(err, &d) {
+			t.Errorf("%v: data neither reading writes matched: %v", v, err)
+		}
+	}
+}
+
+// addw $1,(%bx) across RAM (0x9ffff) and unassigned MMIO (0xa0000): KVM
+// writes the RAM byte itself while completing; walkvm's execution must use
+// the byte as it was before.
+func TestExecReadRAMBeforeCompletion(t *testing.T) {
+	p, cpu, _ := newExecPath(t, []byte{0x83, 0x07, 0x01})
+	cpu.sregs.DS = realSeg(0x9fff, 3)
+	cpu.regs.RBX = 0xf
+	if err := p.cfg.RAM.Write(0x9ffff, []byte{0x29}); err != nil {
+		t.Fatal(err)
+	}
+	cpu.after = cpu.regs
+	cpu.after.RIP, cpu.after.RFLAGS = 0x1003, 0x82 // 0xff29 + 1 = 0xff2a: SF
+	cpu.exits = []kvm.MMIOExit{{PhysAddr: 0xa0000, Len: 1, IsWrite: 1, Data: [8]byte{0xff}}}
+	cpu.onComplete = func() { _ = p.cfg.RAM.Write(0x9ffff, []byte{0x2a}) }
+	if err := p.MMIORead(mmioExit(1, 0xa0000, 1, false, 0)); err != nil {
+		t.Fatal(err)
+	}
+	if s := p.Stats(); s.Results.Checked != 1 {
+		t.Errorf("results %+v", s.Results)
+	}
+}
+
+// KVM reads POPA's slots and LGDT's limit and base with exits of their
+// own: an exit inside such an access agrees.
+func TestReadInParts(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		code []byte
+		gpa  uint64
+		n    uint32
+	}{
+		{"popa, third slot", []byte{0x61}, 0xd0004, 2},
+		{"lgdt, the base", []byte{0x0f, 0x01, 0x17}, 0xd0002, 4}, // lgdt (%bx)
+	} {
+		p, cpu, _ := newEntryPath(t, c.code, nil)
+		cpu.sregs.SS = realSeg(0xd000, 3)
+		if err := p.MMIORead(mmioExit(1, c.gpa, c.n, false, 0)); err != nil {
+			t.Errorf("%s: %v", c.name, err)
+		}
+	}
+	// mov (%bx),%ax reads one word: a byte inside it is no fragment.
+	p, _, _ := newEntryPath(t, []byte{0x8b, 0x07}, nil)
+	if err := p.MMIORead(mmioExit(1, 0xd0001, 1, false, 0)); err == nil {
+		t.Error("a byte inside a plain read agreed")
 	}
 }

@@ -81,10 +81,13 @@ type CPU interface {
 
 // Config says what a Path works on.
 type Config struct {
-	VCPU   int // the vCPU's index, for statistics and traces
-	CPU    CPU
-	RAM    *memory.RAM
-	Bus    *memory.Bus // the MMIO bus
+	VCPU int // the vCPU's index, for statistics and traces
+	CPU  CPU
+	RAM  *memory.RAM
+	Bus  *memory.Bus // the MMIO bus
+	// PIO is the port-I/O bus: -verify exec serves the port side of a
+	// string I/O instruction it completes.
+	PIO    *memory.Bus
 	Verify Verify
 	Log    logrus.FieldLogger
 	// Stats receives the path's counts; nil makes a fresh one.
@@ -129,6 +132,7 @@ type Path struct {
 	exit exitState
 	memo memos
 	xv   execVerify // -verify exec
+	ins  insBatch   // the REP INS batch KVM's write exits come from
 }
 
 // kvmCache is what the path reads from KVM, in buffers kept across exits.
@@ -294,10 +298,14 @@ func (p *Path) csrip() string { return trace.FormatCSRIP(p.exit.cs, p.exit.rip) 
 
 // BeginExit implements vcpu.Observer: it loads the vCPU state, which logs
 // the mode of every exit.
-func (p *Path) BeginExit(e *kvm.Exit) error { return p.begin(e) }
+func (p *Path) BeginExit(e *kvm.Exit) error {
+	p.ins.observe(e, false)
+	return p.begin(e)
+}
 
 // EndExit implements vcpu.Observer: it writes the exit's trace record.
 func (p *Path) EndExit(e *kvm.Exit) {
+	p.ins.observe(e, true)
 	if p.cfg.Trace == nil {
 		return
 	}
@@ -505,9 +513,9 @@ func (p *Path) readExit(exit *kvm.MMIOExit, n int) error {
 	}
 	for i := range accs.N {
 		a := &accs.A[i]
-		if a.Read && isKVMFragment(a, exit.PhysAddr, n) {
+		if a.Read && (isKVMFragment(a, exit.PhysAddr, n) || readInParts(inst) && insideAccess(a, exit.PhysAddr, n)) {
 			p.agree()
-			p.armRead(inst)
+			p.armRead(inst, &accs)
 			return nil
 		}
 	}

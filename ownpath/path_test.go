@@ -55,7 +55,7 @@ func realSeg(sel uint16, typ uint8) kvm.Segment {
 
 // newEntryPath is a Path over RAM with code at 0x1000 in real mode, the
 // MMIO test window at 0xd0000 (DS = 0xd000) and unassigned space above.
-func newEntryPath(t *testing.T, code []byte, tr *trace.Tracer) (*Path, *fakeCPU, *devices.TestWindow) {
+func newEntryPath(t testing.TB, code []byte, tr *trace.Tracer) (*Path, *fakeCPU, *devices.TestWindow) {
 	t.Helper()
 	ram := memory.NewRAMFromSlice(make([]byte, 0xa0000))
 	if err := ram.Write(0x1000, code); err != nil {

@@ -52,6 +52,7 @@ type writeMatch struct {
 	len   uint8
 	acc   emulate.MemRef
 	undo  bool // its register effects had to be undone
+	batch bool // a REP INS batch of KVM's (insBatchWrite)
 	inst  decode.Inst
 }
 
@@ -77,6 +78,9 @@ func (p *Path) writeExit(exit *kvm.MMIOExit, n int) error {
 	var win writeWindow
 	var ms writeMatches
 	p.findWrite(&win, exit, n, &ms)
+	if ms.ambiguous {
+		p.resolveByData(&ms, exit, n)
+	}
 	if ms.n > 0 {
 		r := &p.exit.rec
 		m := ms.chosen()
@@ -96,8 +100,20 @@ func (p *Path) writeExit(exit *kvm.MMIOExit, n int) error {
 	switch {
 	case ms.n == 0:
 		return p.disagree("write", win.b[:decode.MaxLen], "no instruction ending at RIP %#x writes %d bytes of %#x at GPA %#x", p.exit.st.RIP, n, le64(exit.Data[:n]), exit.PhysAddr)
+	case ms.noData:
+		return p.disagree("write", p.exit.rec.Insn(), "no reading ending at RIP %#x writes KVM's %d bytes of %#x at GPA %#x", p.exit.st.RIP, n, le64(exit.Data[:n]), exit.PhysAddr)
 	case ms.ambiguous:
-		return p.disagree("write", p.exit.rec.Insn(), "candidates ending at RIP %#x disagree about the access", p.exit.st.RIP)
+		// Every reading explains KVM's write (address, size and, for a
+		// register source, data): the code bytes decode into more than
+		// one instruction ending at RIP and this exit cannot tell which
+		// ran. A 66 prefix in front of a page-crossing store is one case:
+		// 16- and 32-bit stores write the same first byte, and only the
+		// next exit's size tells them apart, where one reading is left.
+		// The pick is recorded with the others as alternatives; -verify
+		// exec has no one instruction to execute.
+		p.agree()
+		p.exit.rec.Detail = "ambiguous: more than one instruction ending at RIP explains KVM's write"
+		return nil
 	}
 	p.agree()
 	if p.cfg.Verify == VerifyExec {
@@ -109,14 +125,19 @@ func (p *Path) writeExit(exit *kvm.MMIOExit, n int) error {
 // findWrite looks for the instruction behind a write exit: first among
 // those ending at RIP; then, since a CALL's write exit arrives with RIP at
 // the call's target, among CALLs ending at the return address it pushed.
-// win is left holding the window of the last search, ms its matches.
+// win is left holding the window of the matches, or the one before RIP
+// when nothing matched (for the disagreement's message); ms the matches.
 func (p *Path) findWrite(win *writeWindow, exit *kvm.MMIOExit, n int, ms *writeMatches) {
 	p.fetchWindow(win, p.exit.st.RIP)
 	p.matchWrite(win, p.exit.st.RIP, exit, n, false, ms)
 	if ms.n == 0 && (n == 2 || n == 4 || n == 8) {
+		var callWin writeWindow
 		ret := le64(exit.Data[:n])
-		p.fetchWindow(win, ret)
-		p.matchWrite(win, ret, exit, n, true, ms)
+		p.fetchWindow(&callWin, ret)
+		p.matchWrite(&callWin, ret, exit, n, true, ms)
+		if ms.n > 0 {
+			*win = callWin
+		}
 	}
 }
 
@@ -136,6 +157,11 @@ func (p *Path) rewalk(m *writeMatch) {
 		if _, err := p.mem.Translate(last&^0xfff, emulate.Intent{Access: x86.AccessFetch}); err != nil {
 			return
 		}
+	}
+	if m.batch {
+		var acc emulate.MemRef
+		_ = p.emu.ResolveRange(&s, m.acc.Seg, m.acc.Offset, m.acc.Size, true, &acc)
+		return
 	}
 	if m.undo {
 		emulate.Rewind(&s, &m.inst)
@@ -247,6 +273,9 @@ type writeMatches struct {
 	m         [maxCandidates]writeMatch
 	pick      int
 	ambiguous bool // matches disagree about the access
+	// noData says every match was executed and none writes KVM's data
+	// (resolveByData).
+	noData bool
 }
 
 func (ms *writeMatches) chosen() *writeMatch { return &ms.m[ms.pick] }
@@ -254,7 +283,7 @@ func (ms *writeMatches) chosen() *writeMatch { return &ms.m[ms.pick] }
 // matchWrite resolves every candidate ending at end against KVM's exit
 // (only CALLs when calls is set) and fills ms with those that match.
 func (p *Path) matchWrite(w *writeWindow, end uint64, exit *kvm.MMIOExit, n int, calls bool, ms *writeMatches) {
-	ms.n, ms.pick, ms.ambiguous = 0, 0, false
+	ms.n, ms.pick, ms.ambiguous, ms.noData = 0, 0, false, false
 	set := p.candidates(w, p.exit.st.DecodeMode(), end)
 	for i := range set.n {
 		inst, k := &set.insts[i], uint64(set.k[i])
@@ -262,13 +291,17 @@ func (p *Path) matchWrite(w *writeWindow, end uint64, exit *kvm.MMIOExit, n int,
 			continue
 		}
 		acc, undo, ok := p.candidateWrites(inst, end-k, exit, n)
+		batch := false
 		if !ok {
-			continue
+			if acc, ok = p.insBatchWrite(inst, end-k, exit, n); !ok {
+				continue
+			}
+			batch = true
 		}
 		if ms.n > 0 && (acc.Pieces != ms.m[0].acc.Pieces || acc.Size != ms.m[0].acc.Size) {
 			ms.ambiguous = true
 		}
-		ms.m[ms.n] = writeMatch{start: end - k, end: end, len: inst.Len, acc: acc, undo: undo, inst: *inst}
+		ms.m[ms.n] = writeMatch{start: end - k, end: end, len: inst.Len, acc: acc, undo: undo, batch: batch, inst: *inst}
 		ms.n++
 	}
 	ms.pick = pickWrite(ms.m[:ms.n])
@@ -373,7 +406,7 @@ func (p *Path) candidateWrites(inst *decode.Inst, start uint64, exit *kvm.MMIOEx
 	switch inst.Op {
 	case decode.MOVS, decode.STOS, decode.INS:
 		nundo = 2 // with and without one element undone
-	case decode.PUSH, decode.POP, decode.PUSHF, decode.CALL:
+	case decode.PUSH, decode.POP, decode.PUSHF, decode.CALL, decode.ENTER:
 		undos[0] = 1
 	}
 	for u := range nundo {

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"strings"
 	"testing"
 
 	"walkvm/devices"
@@ -210,6 +211,19 @@ func TestWriteExitResolution(t *testing.T) {
 			matches: 1, start: 0x1000,
 		},
 		{
+			// enter $0x1238,$0 pushed rBP across a page boundary (KVM's
+			// first fragment: the 4 bytes below it), then moved rSP down
+			// by the allocation (kvm-unit-tests' emulator test).
+			name: "enter with an MMIO stack", mode: "long64",
+			code: []byte{0xc8, 0x38, 0x12, 0x00},
+			setup: func(s *emulate.State) {
+				s.GPR[x86.RBP] = mmio + 0xffc
+				s.GPR[x86.RSP] = mmio + 0xffc - 0x1238
+			},
+			exit:    writeExit(mmio+0xffc, 4, 0x55667788),
+			matches: 1, start: 0x1000,
+		},
+		{
 			name: "push of a memory operand onto an MMIO stack", mode: "long64",
 			code: []byte{0xff, 0x36}, // push (%rsi)
 			setup: func(s *emulate.State) {
@@ -235,6 +249,52 @@ func TestWriteExitResolution(t *testing.T) {
 				t.Errorf("the chosen match starts at %#x, want %#x", ms.chosen().start, c.start)
 			}
 		})
+	}
+}
+
+// kvm-unit-tests' emulator test stores %ax across a page boundary with
+// 66 41 89 84 24 ff 1f 00 00 (mov %ax,0x1fff(%r12)). Behind the 66 the
+// bytes are also mov %eax: both write the same first byte, KVM's first
+// exit, so it agrees either way; the second exit has one reading left.
+func TestWriteExitAmbiguousPageCross(t *testing.T) {
+	const mmio = devices.TestWindowLow
+	code := []byte{0x66, 0x41, 0x89, 0x84, 0x24, 0xff, 0x1f, 0x00, 0x00}
+	p := newTestPath(t, "long64", code)
+	p.exit.st.GPR[x86.R12] = mmio - 0x1000
+	p.exit.st.GPR[x86.RAX] = 0xffff88aa
+	var win writeWindow
+	var ms writeMatches
+	if p.findWrite(&win, writeExit(mmio+0xfff, 1, 0xaa), 1, &ms); ms.n != 2 || !ms.ambiguous {
+		t.Fatalf("first fragment: %d matches (ambiguous %v), want both readings", ms.n, ms.ambiguous)
+	}
+	if err := p.writeExit(writeExit(mmio+0xfff, 1, 0xaa), 1); err != nil {
+		t.Fatalf("first fragment: %v", err)
+	}
+	if got := p.exit.rec.Insn(); len(got) != len(code) || p.exit.rec.Detail == "" {
+		t.Errorf("recorded % x (%q), want the 9-byte reading noted as ambiguous", got, p.exit.rec.Detail)
+	}
+	p.exit.rec.Reset()
+	if p.findWrite(&win, writeExit(mmio+0x1000, 1, 0x88), 1, &ms); ms.n != 1 || ms.ambiguous || ms.chosen().len != 9 {
+		t.Fatalf("second fragment: %d matches (ambiguous %v), want the 16-bit store alone", ms.n, ms.ambiguous)
+	}
+	if err := p.writeExit(writeExit(mmio+0x1000, 1, 0x88), 1); err != nil {
+		t.Fatalf("second fragment: %v", err)
+	}
+	// The 32-bit reading's second fragment would be 3 bytes; with other
+	// data than %ax's the 16-bit one does not match either.
+	if err := p.writeExit(writeExit(mmio+0x1000, 1, 0x99), 1); err == nil {
+		t.Error("a second fragment neither reading writes agreed")
+	}
+}
+
+// A write exit nothing explains names the code bytes before RIP, also when
+// its data looked like a return address to search from.
+func TestWriteExitDisagreementBytes(t *testing.T) {
+	p := newTestPath(t, "long64", []byte{0x89, 0x07}) // mov %eax,(%rdi)
+	p.exit.st.GPR[x86.RDI] = devices.TestWindowLow
+	err := p.writeExit(writeExit(devices.TestWindowLow+0x100, 8, 0x1000), 8)
+	if err == nil || !strings.Contains(err.Error(), "89 07") {
+		t.Errorf("disagreement %v, want the bytes 89 07 before RIP", err)
 	}
 }
 

@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"fmt"
 	"io"
 	"os"
 	"sync"
@@ -14,6 +13,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"walkvm/devices"
+	"walkvm/internal/ptytest"
 )
 
 // quits records the statuses a console asked a run to end with.
@@ -75,36 +75,11 @@ func waitQuit(t *testing.T, q *quits) int {
 	return 0
 }
 
-func openPTY(t *testing.T) (ptm, pts *os.File) {
-	t.Helper()
-	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		t.Skipf("no pseudo-terminals here: %v", err)
-	}
-	fd := int(m.Fd())
-	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
-		m.Close()
-		t.Skipf("unlock pty: %v", err)
-	}
-	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
-	if err != nil {
-		m.Close()
-		t.Skipf("pty number: %v", err)
-	}
-	s, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
-	if err != nil {
-		m.Close()
-		t.Skipf("open pty slave: %v", err)
-	}
-	t.Cleanup(func() { s.Close(); m.Close() })
-	return m, s
-}
-
 // On a terminal: raw mode while attached (typed bytes, Ctrl-C too, reach
 // the UART unchanged), Ctrl-A h prints the help, Ctrl-A x quits with 0,
 // and detach restores the terminal.
 func TestConsoleTerminal(t *testing.T) {
-	ptm, pts := openPTY(t)
+	ptm, pts := ptytest.Open(t)
 	fd := int(pts.Fd())
 	before, err := unix.IoctlGetTermios(fd, unix.TCGETS)
 	if err != nil {

@@ -240,6 +240,7 @@ type traceExit struct {
 	Size      int    `json:"size"`
 	Data      string `json:"data"`
 	Verdict   string `json:"verdict"`
+	raw       string // the record as vmm wrote it
 	Walks     []struct {
 		Walker string `json:"walker"`
 		Access string `json:"access"`
@@ -332,6 +333,7 @@ func (e *env) boot(t *testing.T, kernel, initrd string, args []string, withTrace
 				t.Fatalf("trace line %q: %v", ts.Text(), err)
 			}
 			if x.Exit == "mmio" {
+				x.raw = ts.Text()
 				r.trace = append(r.trace, x)
 			}
 		}
@@ -435,7 +437,10 @@ func checkDevmem(t *testing.T, r run, smp int, kpti bool) {
 		}
 		other[fmt.Sprintf("%s %#x", x.Mode, gpa&^0xfff)]++
 	}
-	t.Logf("%d MMIO exits: %d from devmem, the others by page: %v", len(r.trace), len(user), other)
+	t.Logf("%d MMIO exits: %d from devmem, the others by page: %v; paging64 walks by levels %v; modes %v", len(r.trace), len(user), other, s.Walks.Paging64Levels, s.Modes)
+	if len(user) > 0 {
+		t.Logf("devmem's first exit: %s", user[0].raw)
+	}
 	if len(user) != len(devmemOps) {
 		t.Fatalf("trace has %d MMIO exits in the high test window, want %d", len(user), len(devmemOps))
 	}
