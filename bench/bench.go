@@ -109,10 +109,12 @@ type Row struct {
 	WallRatio Stat `json:"wall_ratio"`
 	// OverFloorMS is WallMS minus the floor's, round by round.
 	OverFloorMS Stat `json:"over_floor_ms"`
-	// ExitNS is WallMS per exit, in ns (workloads with a loop); QEMU's
-	// leaves out its boot (its time less its exit-at-once guest's in the
-	// same round, over the exits less one).
+	// ExitNS is the process time per exit without the boot, in ns
+	// (workloads with a loop): the time less the same variant's boot
+	// workload time in the same round, over the exits less one.
 	ExitNS *Stat `json:"exit_ns,omitempty"`
+	// ExitRatio is ExitNS over the floor's, round by round.
+	ExitRatio *Stat `json:"exit_ratio,omitempty"`
 	// LoopExitNS is the run loop's own time per exit (in-process), in ns:
 	// the floor's from its clock around KVM_RUN, walkvm's around RunOwn.
 	LoopExitNS *Stat `json:"loop_exit_ns,omitempty"`
@@ -131,8 +133,8 @@ type sample struct {
 	loop   time.Duration // 0: not measured
 	allocs uint64
 	inproc bool
-	// boot is QEMU's boot-to-exit time in the same round, which its
-	// per-exit figure leaves out.
+	// boot is the same variant's boot workload time in the same round,
+	// which the per-exit figure leaves out.
 	boot time.Duration
 	// skipped: the variant cannot run the workload.
 	skipped bool
@@ -153,12 +155,23 @@ func Run(o Options) (*Result, error) {
 	if len(o.Workloads) == 0 {
 		wls = Workloads
 	}
+	hasBoot := false
 	for _, name := range o.Workloads {
 		w, err := LookupWorkload(name)
 		if err != nil {
 			return nil, err
 		}
 		wls = append(wls, w)
+		hasBoot = hasBoot || w.ExitsPerIteration == 0
+	}
+	if len(o.Workloads) > 0 && !hasBoot {
+		// Every per-exit figure leaves out the boot, measured by the
+		// exit-at-once guest in the same round.
+		b, err := LookupWorkload("boot")
+		if err != nil {
+			return nil, err
+		}
+		wls = append(wls, b)
 	}
 	sys, err := kvm.Open()
 	if err != nil {
@@ -266,7 +279,21 @@ func Run(o Options) (*Result, error) {
 			}
 		}
 	}
+	// The boot workload's samples, by variant and round.
+	var boots [][]sample
 	for i, w := range wls {
+		if w.ExitsPerIteration == 0 {
+			boots = samples[i]
+		}
+	}
+	for i, w := range wls {
+		if w.ExitsPerIteration > 0 {
+			for j := range variants {
+				for k := range samples[i][j] {
+					samples[i][j][k].boot = boots[j][k].wall
+				}
+			}
+		}
 		res.Workloads = append(res.Workloads, summarize(w, o.Iterations, variants, samples[i]))
 	}
 	if o.KUT != "" {
@@ -360,7 +387,7 @@ func (r *runner) run(w Workload, v Variant) (sample, error) {
 	return s, nil
 }
 
-// runQEMU runs w under QEMU and, for a loop, the exit-at-once guest too.
+// runQEMU runs w under QEMU.
 func (r *runner) runQEMU(w Workload, q *QEMU) (sample, error) {
 	if !qemuSupports(w) {
 		return sample{skipped: true}, nil
@@ -369,22 +396,7 @@ func (r *runner) runQEMU(w Workload, q *QEMU) (sample, error) {
 	if err != nil {
 		return sample{}, err
 	}
-	s := sample{wall: wall}
-	if w.ExitsPerIteration > 0 {
-		b, err := LookupWorkload("boot")
-		if err != nil {
-			return sample{}, err
-		}
-		if _, err := os.Stat(r.elfPath(b)); err != nil {
-			if err := r.prepare(b); err != nil {
-				return sample{}, err
-			}
-		}
-		if s.boot, err = q.Run(r.elfPath(b), "kvm", r.o.Timeout); err != nil {
-			return sample{}, err
-		}
-	}
-	return s, nil
+	return sample{wall: wall}, nil
 }
 
 // inProcess runs w in this process through machine.RunOwn and times the
@@ -438,17 +450,15 @@ func summarize(w Workload, iterations uint32, variants []Variant, s [][]sample) 
 			wr.Rows = append(wr.Rows, row)
 			continue
 		}
-		var wall, ratio, over, perExit, loopNS, loopRatio, allocs []float64
+		var wall, ratio, over, perExit, exitRatio, loopNS, loopRatio, allocs []float64
 		inproc := true
 		for k, x := range s[j] {
 			wall = append(wall, ms(x.wall))
 			ratio = append(ratio, float64(x.wall)/float64(floor[k].wall))
 			over = append(over, ms(x.wall-floor[k].wall))
-			if x.boot > 0 {
-				// QEMU: its boot time is reported apart.
-				perExit = append(perExit, float64((x.wall-x.boot).Nanoseconds())/float64(exits-1))
-			} else {
-				perExit = append(perExit, float64(x.wall.Nanoseconds())/float64(exits))
+			if exits > 1 {
+				pe, fpe := netPerExit(x, exits), netPerExit(floor[k], exits)
+				perExit, exitRatio = append(perExit, pe), append(exitRatio, pe/fpe)
 			}
 			if !x.inproc || !floor[k].inproc {
 				inproc = false
@@ -460,8 +470,8 @@ func summarize(w Workload, iterations uint32, variants []Variant, s [][]sample) 
 		}
 		row.WallMS, row.WallRatio, row.OverFloorMS = summary(wall), summary(ratio), summary(over)
 		if w.ExitsPerIteration > 0 {
-			pe := summary(perExit)
-			row.ExitNS = &pe
+			pe, er := summary(perExit), summary(exitRatio)
+			row.ExitNS, row.ExitRatio = &pe, &er
 			if inproc {
 				l, lr := summary(loopNS), summary(loopRatio)
 				row.LoopExitNS, row.LoopRatio = &l, &lr
@@ -474,4 +484,10 @@ func summarize(w Workload, iterations uint32, variants []Variant, s [][]sample) 
 		wr.Rows = append(wr.Rows, row)
 	}
 	return wr
+}
+
+// netPerExit is a run's process time less its variant's boot time in the
+// same round, over the exits less the boot's one, in ns.
+func netPerExit(x sample, exits uint64) float64 {
+	return float64((x.wall - x.boot).Nanoseconds()) / float64(exits-1)
 }

@@ -348,3 +348,22 @@ func TestQEMUTCG(t *testing.T) {
 		t.Errorf("a guest exiting with 5: %v, want exit status 11", err)
 	}
 }
+
+// TestPerExitLessBoot: the per-exit figure leaves out each variant's boot.
+func TestPerExitLessBoot(t *testing.T) {
+	ms := time.Millisecond
+	variants := []Variant{{Name: "floor"}, {Name: "qemu"}}
+	samples := [][]sample{
+		{{wall: 100 * ms, boot: 20 * ms}},
+		{{wall: 1120 * ms, boot: 1000 * ms}},
+	}
+	mmio, _ := LookupWorkload("mmio")
+	wr := summarize(mmio, 1000, variants, samples) // 2001 exits
+	floor, qemu := wr.Rows[0], wr.Rows[1]
+	if floor.ExitNS.Median != 40000 || qemu.ExitNS.Median != 60000 || qemu.ExitRatio.Median != 1.5 {
+		t.Errorf("floor %v ns/exit, qemu %v ns/exit, ratio %v; want 40000, 60000, 1.5", floor.ExitNS.Median, qemu.ExitNS.Median, qemu.ExitRatio.Median)
+	}
+	if qemu.WallRatio.Median != 11.2 {
+		t.Errorf("process ratio %v, want 11.2", qemu.WallRatio.Median)
+	}
+}
