@@ -33,11 +33,14 @@ reboot -f
 // exit.
 type bootSample struct{ toInit, uptime, total float64 }
 
+// benchTimeout bounds one timed boot; a boot of the bench takes seconds.
+const benchTimeout = 2 * time.Minute
+
 // timeBoot runs argv and times it to the /init marker and to its exit,
-// which must be status 0.
+// which must be status 0 within benchTimeout.
 func timeBoot(argv []string) (bootSample, error) {
 	var s bootSample
-	ctx, cancel := context.WithTimeout(context.Background(), bootTimeout+time.Minute)
+	ctx, cancel := context.WithTimeout(context.Background(), benchTimeout)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
 	cmd.WaitDelay = 10 * time.Second
@@ -143,15 +146,24 @@ func TestLinuxBootVsQEMU(t *testing.T) {
 	}
 	kernels := []struct{ name, path string }{{"pvh", e.vmlinux}, {"bzImage", e.bzImage}}
 	samples := map[string][]bootSample{}
+	failed := map[string]int{}
 	for r := range rounds {
 		for _, k := range kernels {
 			order := []variant{variants[r%2], variants[1-r%2]}
 			for _, v := range order {
+				key := k.name + "/" + v.name
 				s, err := timeBoot(v.argv(k.path))
 				if err != nil {
-					t.Fatalf("round %d, %s, %s: %v", r, k.name, v.name, err)
+					// QEMU's boots are the baseline, not under test: one
+					// that does not finish is counted and left out.
+					if v.name == "walkvm" {
+						t.Errorf("round %d, %s: %v", r, key, err)
+					} else {
+						t.Logf("round %d, %s: %v", r, key, err)
+					}
+					failed[key]++
+					continue
 				}
-				key := k.name + "/" + v.name
 				samples[key] = append(samples[key], s)
 				t.Logf("round %d %-14s to /init %.2f s (uptime %.2f s), exit %.2f s", r, key, s.toInit, s.uptime, s.total)
 			}
@@ -164,6 +176,10 @@ func TestLinuxBootVsQEMU(t *testing.T) {
 		var med, up [2]span
 		for i, v := range variants {
 			ss := samples[k.name+"/"+v.name]
+			if len(ss) == 0 {
+				fmt.Fprintf(&b, "%-8s %-7s no boot reached /init\n", k.name, v.name)
+				continue
+			}
 			var a, u, x []float64
 			for _, s := range ss {
 				a, u, x = append(a, s.toInit), append(u, s.uptime), append(x, s.total)
@@ -171,7 +187,12 @@ func TestLinuxBootVsQEMU(t *testing.T) {
 			med[i], up[i] = spanOf(a), spanOf(u)
 			fmt.Fprintf(&b, "%-8s %-7s %-24v %-24v %-24v\n", k.name, v.name, spanOf(a), spanOf(u), spanOf(x))
 		}
-		fmt.Fprintf(&b, "%-8s walkvm/qemu: start to /init %.2f, guest uptime at /init %.2f\n", k.name, med[0].med/med[1].med, up[0].med/up[1].med)
+		if med[0].med > 0 && med[1].med > 0 {
+			fmt.Fprintf(&b, "%-8s walkvm/qemu: start to /init %.2f, guest uptime at /init %.2f\n", k.name, med[0].med/med[1].med, up[0].med/up[1].med)
+		}
+	}
+	if len(failed) > 0 {
+		fmt.Fprintf(&b, "boots that did not finish (left out): %v\n", failed)
 	}
 	t.Log("\n" + b.String())
 }
