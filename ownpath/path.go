@@ -144,6 +144,11 @@ type kvmCache struct {
 	xsave        kvm.XSave
 	fpu          kvm.FPU
 	vecFromXSave bool // the vector state came from KVM_GET_XSAVE
+
+	// synced is the copy of kvm_run's special registers the last load
+	// built the exit state from, when syncedOK.
+	synced   kvm.Sregs
+	syncedOK bool
 }
 
 // exitState is the current exit: the emulator's view of the vCPU, the
@@ -160,6 +165,11 @@ type exitState struct {
 
 // memos are what one exit leaves to spare work at the next ones.
 type memos struct {
+	// sregs says exit.st's segments, control and table registers are
+	// those of kvm.synced, so that an exit whose special registers are
+	// byte for byte the same reloads only the general registers.
+	// Whatever changes exit.st other than through load clears it.
+	sregs bool
 	// walker is the state mem's walker context was built for.
 	walker   mmu.State
 	walkerOK bool
@@ -221,16 +231,29 @@ func (p *Path) begin(e *kvm.Exit) error {
 }
 
 // load reads registers and special registers and rebuilds the emulator and
-// walker state from them.
+// walker state from them. Special registers byte for byte those of the
+// last load (the steady state of a guest between mode changes) keep the
+// state built from them: only the general registers, RIP and RFLAGS are
+// reloaded, and the mode is classified again only when RFLAGS.VM moved.
 func (p *Path) load() error {
 	k, x := &p.kvm, &p.exit
-	if err := p.loadRegs(); err != nil {
+	same, err := p.loadRegs()
+	if err != nil {
 		return err
 	}
-	stateFromKVM(&x.st, &k.regs, &k.sregs)
+	vm := k.regs.RFLAGS&x86.FlagVM != x.st.RFLAGS&x86.FlagVM
+	if same && p.memo.sregs {
+		gprsFromKVM(&x.st, &k.regs)
+		if vm {
+			x.mode = trace.ClassifyMode(&k.sregs, k.regs.RFLAGS)
+		}
+	} else {
+		stateFromKVM(&x.st, &k.regs, &k.sregs)
+		x.mode = trace.ClassifyMode(&k.sregs, k.regs.RFLAGS)
+		p.memo.sregs = k.syncedOK
+	}
 	x.st.PKRU = p.pkru()
 	x.cs, x.rip = k.sregs.CS.Selector, k.regs.RIP
-	x.mode = trace.ClassifyMode(&k.sregs, k.regs.RFLAGS)
 	ms := x.st.WalkerState()
 	if !p.memo.walkerOK || ms != p.memo.walker {
 		if err := p.mem.ctx.Reset(&ms, p.cfg.Features); err != nil {
@@ -249,32 +272,39 @@ func (p *Path) load() error {
 
 // loadRegs reads the registers and special registers: from kvm_run where
 // KVM syncs them, else with ioctls. The PAE PDPTE registers come only with
-// KVM_GET_SREGS2, which PAE paging therefore still pays for.
-func (p *Path) loadRegs() error {
+// KVM_GET_SREGS2, which PAE paging therefore still pays for. same says
+// the special registers are those KVM synced at the last load (kvm.synced),
+// so k.sregs still holds them.
+func (p *Path) loadRegs() (same bool, err error) {
 	k, cpu := &p.kvm, p.cfg.CPU
 	if p.cfg.SyncRegs {
 		k.regs = *cpu.SyncedRegs()
 		s := cpu.SyncedSregs()
 		pae := s.CR0&x86.CR0PG != 0 && s.CR4&x86.CR4PAE != 0 && s.EFER&x86.EFERLMA == 0
 		if !pae || !k.sregs2 {
+			if k.syncedOK && sregsBytes(s) == sregsBytes(&k.synced) {
+				return true, nil
+			}
+			k.synced, k.syncedOK = *s, true
 			sregs2From(&k.sregs, s)
-			return nil
+			return false, nil
 		}
 	} else if err := cpu.GetRegs(&k.regs); err != nil {
-		return err
+		return false, err
 	}
+	k.syncedOK = false
 	if k.sregs2 {
 		if err := cpu.GetSregs2(&k.sregs); err == nil {
-			return nil
+			return false, nil
 		}
 		k.sregs2 = false
 	}
 	var s kvm.Sregs
 	if err := cpu.GetSregs(&s); err != nil {
-		return err
+		return false, err
 	}
 	sregs2From(&k.sregs, &s)
-	return nil
+	return false, nil
 }
 
 // pkru reads PKRU from the XSAVE area; it matters only with CR4.PKE, so
@@ -296,11 +326,31 @@ func (p *Path) pkru() uint32 {
 
 func (p *Path) csrip() string { return trace.FormatCSRIP(p.exit.cs, p.exit.rip) }
 
-// BeginExit implements vcpu.Observer: it loads the vCPU state, which logs
-// the mode of every exit.
+// BeginExit implements vcpu.Observer: it logs the mode of every exit. An
+// exit the path handles (MMIO, an emulation failure) or traces loads the
+// vCPU state for it here; at any other exit whose special registers KVM
+// synced unchanged since the last load, the mode is the last one and only
+// CS:RIP is read.
 func (p *Path) BeginExit(e *kvm.Exit) error {
 	p.ins.observe(e, false)
-	return p.begin(e)
+	if e.Kind == kvm.KindMMIO || e.Kind == kvm.KindEmulationFailure || p.cfg.Trace != nil || !p.sameMode() {
+		return p.begin(e)
+	}
+	p.stats.ObserveMode(p.exit.mode, p.kvm.synced.CS.Selector, p.cfg.CPU.SyncedRegs().RIP)
+	return nil
+}
+
+// sameMode reports whether the mode of the last load still holds: KVM
+// synced the same special registers and RFLAGS.VM is unchanged.
+func (p *Path) sameMode() bool {
+	k := &p.kvm
+	if !p.cfg.SyncRegs || !k.syncedOK || !p.memo.sregs || !p.exit.loaded {
+		return false
+	}
+	if (p.cfg.CPU.SyncedRegs().RFLAGS^p.exit.st.RFLAGS)&x86.FlagVM != 0 {
+		return false
+	}
+	return sregsBytes(p.cfg.CPU.SyncedSregs()) == sregsBytes(&k.synced)
 }
 
 // EndExit implements vcpu.Observer: it writes the exit's trace record.
@@ -562,6 +612,9 @@ func (p *Path) EmulationFailure(e *kvm.Exit) error {
 	}
 	defer p.countWalks()
 	x := &p.exit
+	// Step may change any part of the state (segments, control
+	// registers): the next load rebuilds it all.
+	p.memo.sregs = false
 	// AVX needs XCR0, which only a completion reads.
 	if v, err := p.cfg.CPU.XCR0(); err == nil {
 		x.st.XCR0 = v
