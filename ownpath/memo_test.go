@@ -1,9 +1,13 @@
 package ownpath
 
 import (
+	"encoding/binary"
 	"testing"
 
+	"walkvm/emulate"
 	"walkvm/kvm"
+	"walkvm/memory"
+	"walkvm/mmu"
 	"walkvm/x86"
 )
 
@@ -138,5 +142,113 @@ func TestBeginExitMode(t *testing.T) {
 	}
 	if len(s.Modes) != 2 || s.Modes[1].Exits != 2 {
 		t.Errorf("modes %+v", s.Modes)
+	}
+}
+
+// longTables writes 4-level tables at 0x10000 mapping the first MiB one
+// to one with 4 KiB pages (present, writable) and returns the GPA of the
+// PTE of linear page n.
+func longTables(t *testing.T, ram *memory.RAM) func(n uint64) uint64 {
+	t.Helper()
+	put := func(gpa, v uint64) {
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], v)
+		if err := ram.Write(gpa, b[:]); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put(0x10000, 0x11003)
+	put(0x11000, 0x12003)
+	put(0x12000, 0x13003)
+	for i := range uint64(256) {
+		put(0x13000+8*i, i<<12|3)
+	}
+	return func(n uint64) uint64 { return 0x13000 + 8*n }
+}
+
+// The walk memo: a walk of a page for an access it walked before is the
+// memo's copy while the entries it read are unchanged; a changed entry, a
+// different access or a reset walker walks again, and committing walks
+// (which set accessed and dirty flags) never use it.
+func TestWalkMemo(t *testing.T) {
+	ram := memory.NewRAMFromSlice(make([]byte, 0x100000))
+	pte := longTables(t, ram)
+	var g guestMem
+	g.phys.ram = ram
+	reset := func(cr0 uint64) {
+		t.Helper()
+		s := mmu.State{CR0: cr0, CR3: 0x10000, CR4: x86.CR4PAE, EFER: x86.EFERLME | x86.EFERLMA, CSL: true}
+		if err := g.ctx.Reset(&s, mmu.Features{MaxPhyAddr: 48}); err != nil {
+			t.Fatal(err)
+		}
+		g.memoGen++
+	}
+	reset(x86.CR0PE | x86.CR0PG)
+	walkAt := func(la uint64, acc x86.Access) (uint64, error) {
+		t.Helper()
+		var w mmu.Walk
+		err := g.walkMemo.walk(&g.ctx, g.memoGen, ram, la, emulate.Intent{Access: acc}, &w)
+		return w.GPA, err
+	}
+	memoed := func(la uint64, acc x86.Access) bool {
+		e := &g.walkMemo.e[((la>>12)*4+uint64(acc&3))%walkMemoSize]
+		return e.valid && e.page == la>>12 && e.acc == acc && e.gen == g.memoGen
+	}
+	if gpa, err := walkAt(0x5123, x86.AccessRead); err != nil || gpa != 0x5123 || !memoed(0x5123, x86.AccessRead) {
+		t.Fatalf("first walk: %#x, %v", gpa, err)
+	}
+	if gpa, err := walkAt(0x5ff0, x86.AccessRead); err != nil || gpa != 0x5ff0 {
+		t.Errorf("memoized walk, other offset: %#x, %v", gpa, err)
+	}
+	// The PTE now maps page 5 to page 9: the memo notices.
+	var b [8]byte
+	binary.LittleEndian.PutUint64(b[:], 0x9003)
+	if err := ram.Write(pte(5), b[:]); err != nil {
+		t.Fatal(err)
+	}
+	if gpa, err := walkAt(0x5123, x86.AccessRead); err != nil || gpa != 0x9123 {
+		t.Errorf("after the PTE changed: %#x, %v", gpa, err)
+	}
+	// Read-only now: a write faults although the read was memoized.
+	binary.LittleEndian.PutUint64(b[:], 0x9001)
+	if err := ram.Write(pte(5), b[:]); err != nil {
+		t.Fatal(err)
+	}
+	if gpa, err := walkAt(0x5123, x86.AccessRead); err != nil || gpa != 0x9123 {
+		t.Errorf("read after R/W cleared: %#x, %v", gpa, err)
+	}
+	if _, err := walkAt(0x5123, x86.AccessWrite); err != nil {
+		t.Errorf("a supervisor write to a read-only page with CR0.WP clear: %v", err)
+	}
+	// CR0.WP set: the walker is reset, and the memoized write walk must
+	// not stand.
+	reset(x86.CR0PE | x86.CR0PG | x86.CR0WP)
+	if _, err := walkAt(0x5123, x86.AccessWrite); err == nil {
+		t.Error("a supervisor write to a read-only page with CR0.WP set succeeded")
+	}
+	// Not present: the memoized read walk does not stand either.
+	if _, err := walkAt(0x5123, x86.AccessRead); err != nil || !memoed(0x5123, x86.AccessRead) {
+		t.Fatalf("read walk under CR0.WP: %v", err)
+	}
+	binary.LittleEndian.PutUint64(b[:], 0)
+	if err := ram.Write(pte(5), b[:]); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := walkAt(0x5123, x86.AccessRead); err == nil {
+		t.Error("a read of a page made not present succeeded")
+	}
+	// A committing walk sets the accessed flags and bypasses the memo.
+	if _, err := walkAt(0x6000, x86.AccessRead); err != nil {
+		t.Fatal(err)
+	}
+	var w mmu.Walk
+	if err := g.walkMemo.walk(&g.ctx, g.memoGen, ram, 0x6000, emulate.Intent{Access: x86.AccessRead, Commit: true}, &w); err != nil {
+		t.Fatal(err)
+	}
+	if v, _ := ram.ReadUint64(pte(6)); v&0x20 == 0 {
+		t.Errorf("the committing walk set no accessed flag: PTE %#x", v)
+	}
+	if gpa, err := walkAt(0x6000, x86.AccessRead); err != nil || gpa != 0x6000 || g.walkMemo.e[(6*4)%walkMemoSize].w.Entries[3].Value&0x20 == 0 {
+		t.Errorf("after the accessed flag was set: %#x, %v (the memo holds the old PTE)", gpa, err)
 	}
 }

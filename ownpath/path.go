@@ -197,7 +197,7 @@ func New(cfg Config) *Path {
 	}
 	phys := physMem{ram: cfg.RAM, bus: cfg.Bus, stats: p.stats}
 	p.mem.phys, p.search.phys = phys, phys
-	p.search.ctx = &p.mem.ctx
+	p.search.mem = &p.mem
 	p.emu.Mem, p.finder.Mem = &p.mem, &p.search
 	p.vec.Source = p
 	p.exit.st.Vec = &p.vec

@@ -32,7 +32,7 @@ func (p *Path) fetchWindow(w *writeWindow, end uint64) {
 		la := p.codeLinear(end + uint64(i) - decode.MaxLen)
 		if !havePage || la>>12 != pageNum {
 			pageNum, havePage, page = la>>12, true, nil
-			if err := p.mem.ctx.Walk(p.cfg.RAM, la, x86.AccessFetch, &p.memo.winWalk); err == nil {
+			if err := p.mem.walkMemo.walk(&p.mem.ctx, p.mem.memoGen, p.cfg.RAM, la, emulate.Intent{Access: x86.AccessFetch}, &p.memo.winWalk); err == nil {
 				page, _ = p.cfg.RAM.Slice(p.memo.winWalk.GPA&^0xfff, 4096)
 			}
 		}
