@@ -26,22 +26,33 @@ type writeWindow struct {
 // walks (no accessed flags set), one walk per page. Bytes that cannot be
 // fetched stay invalid.
 func (p *Path) fetchWindow(w *writeWindow, end uint64) {
-	var page []byte // host bytes of the current linear page, nil if unmapped
-	pageNum, havePage := uint64(0), false
-	for i := range w.b {
-		la := p.codeLinear(end + uint64(i) - decode.MaxLen)
-		if !havePage || la>>12 != pageNum {
-			pageNum, havePage, page = la>>12, true, nil
-			if err := p.mem.walkMemo.walk(&p.mem.ctx, p.mem.memoGen, p.cfg.RAM, la, emulate.Intent{Access: x86.AccessFetch}, &p.memo.winWalk); err == nil {
-				page, _ = p.cfg.RAM.Slice(p.memo.winWalk.GPA&^0xfff, 4096)
-			}
+	mode := p.exit.st.DecodeMode()
+	cs := p.exit.st.Seg[x86.CS].Base
+	for i := 0; i < len(w.b); {
+		off := end + uint64(i) - decode.MaxLen
+		la := codeLinear(mode, cs, off)
+		// The run of bytes up to the page's end or the offset's wrap.
+		n := min(uint64(len(w.b)-i), 0x1000-la&0xfff)
+		switch mode {
+		case decode.Mode16:
+			n = min(n, 0x10000-off&0xffff)
+		case decode.Mode32:
+			n = min(n, 0x100000000-off&0xffffffff)
 		}
-		w.valid[i] = page != nil
+		var page []byte // host bytes of the linear page, nil if unmapped
+		if err := p.mem.walkMemo.walk(&p.mem.ctx, p.mem.memoGen, p.cfg.RAM, la, emulate.Intent{Access: x86.AccessFetch}, &p.memo.winWalk); err == nil {
+			page, _ = p.cfg.RAM.Slice(p.memo.winWalk.GPA&^0xfff, 4096)
+		}
+		run, valid := w.b[i:i+int(n)], w.valid[i:i+int(n)]
 		if page != nil {
-			w.b[i] = page[la&0xfff]
+			copy(run, page[la&0xfff:])
 		} else {
-			w.b[i] = 0
+			clear(run)
 		}
+		for k := range valid {
+			valid[k] = page != nil
+		}
+		i += int(n)
 	}
 }
 
@@ -186,7 +197,13 @@ func (p *Path) nextIP(ip uint64, n uint8) uint64 {
 // the code size (IP, EIP) as the CPU wraps it; CS's base is 0 in 64-bit
 // mode.
 func (p *Path) codeLinear(off uint64) uint64 {
-	switch p.exit.st.DecodeMode() {
+	return codeLinear(p.exit.st.DecodeMode(), p.exit.st.Seg[x86.CS].Base, off)
+}
+
+// codeLinear is the linear address of offset off in code of mode m whose
+// CS base is base.
+func codeLinear(m decode.Mode, base, off uint64) uint64 {
+	switch m {
 	case decode.Mode64:
 		return off
 	case decode.Mode16:
@@ -194,7 +211,7 @@ func (p *Path) codeLinear(off uint64) uint64 {
 	default:
 		off &= 0xffffffff
 	}
-	return (p.exit.st.Seg[x86.CS].Base + off) & 0xffffffff
+	return (base + off) & 0xffffffff
 }
 
 func (m *writeMatch) bytes(w *writeWindow) []byte {
