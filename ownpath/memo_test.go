@@ -96,6 +96,19 @@ func TestSregsMemo(t *testing.T) {
 	if p.exit.mode.String() == "vm86" {
 		t.Errorf("mode %v after RFLAGS.VM cleared", p.exit.mode)
 	}
+	// RFLAGS.AC alone changes the walker's state (SMAP).
+	gen := p.mem.memoGen
+	c.regs.RFLAGS |= x86.FlagAC
+	read()
+	if p.memo.walker.RFLAGS&x86.FlagAC == 0 || p.mem.memoGen == gen {
+		t.Errorf("walker state %+v (generation %d, was %d) after RFLAGS.AC was set", p.memo.walker, p.mem.memoGen, gen)
+	}
+	gen = p.mem.memoGen
+	read()
+	if p.mem.memoGen != gen {
+		t.Error("the walker was reset with nothing changed")
+	}
+	c.regs.RFLAGS &^= x86.FlagAC
 	// A completed instruction may change any of the state: the memo goes.
 	c.synced.CR0 &^= x86.CR0PE
 	read()

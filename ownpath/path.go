@@ -178,6 +178,9 @@ type memos struct {
 	// cand holds the candidate sets of recent write sites.
 	cand    [candidateMemoSize]candidateMemo
 	winWalk mmu.Walk
+	// The write exit's scratch: its code windows and matches.
+	win, callWin writeWindow
+	matches      writeMatches
 }
 
 // pendingRMW is the instruction decoded at a read exit whose write exit is
@@ -241,12 +244,17 @@ func (p *Path) load() error {
 	if err != nil {
 		return err
 	}
-	vm := k.regs.RFLAGS&x86.FlagVM != x.st.RFLAGS&x86.FlagVM
+	// The walker state is that of the special registers, RFLAGS.AC and
+	// RFLAGS.VM, and PKRU.
+	flags := (k.regs.RFLAGS ^ x.st.RFLAGS) & (x86.FlagVM | x86.FlagAC)
+	pkru := x.st.PKRU
+	walker := true
 	if same && p.memo.sregs {
 		gprsFromKVM(&x.st, &k.regs)
-		if vm {
+		if flags&x86.FlagVM != 0 {
 			x.mode = trace.ClassifyMode(&k.sregs, k.regs.RFLAGS)
 		}
+		walker = flags != 0
 	} else {
 		stateFromKVM(&x.st, &k.regs, &k.sregs)
 		x.mode = trace.ClassifyMode(&k.sregs, k.regs.RFLAGS)
@@ -254,6 +262,9 @@ func (p *Path) load() error {
 	}
 	x.st.PKRU = p.pkru()
 	x.cs, x.rip = k.sregs.CS.Selector, k.regs.RIP
+	if !walker && x.st.PKRU == pkru && p.memo.walkerOK {
+		return p.setKVM()
+	}
 	ms := x.st.WalkerState()
 	if !p.memo.walkerOK || ms != p.memo.walker {
 		if err := p.mem.ctx.Reset(&ms, p.cfg.Features); err != nil {
@@ -263,6 +274,12 @@ func (p *Path) load() error {
 		p.memo.walker, p.memo.walkerOK = ms, true
 		p.mem.memoGen++
 	}
+	return p.setKVM()
+}
+
+// setKVM gives the path's walks KVM_TRANSLATE to check against, unless
+// verification is off.
+func (p *Path) setKVM() error {
 	p.mem.kvm = nil
 	if p.cfg.Verify != VerifyOff {
 		p.mem.kvm = p.cfg.CPU

@@ -86,21 +86,22 @@ func (p *Path) writeExit(exit *kvm.MMIOExit, n int) error {
 			}
 		}
 	}
-	var win writeWindow
-	var ms writeMatches
-	p.findWrite(&win, exit, n, &ms)
+	// The window and the matches live in the path: zeroing them at
+	// every write exit would cost more than the search.
+	win, ms := &p.memo.win, &p.memo.matches
+	p.findWrite(win, exit, n, ms)
 	if ms.ambiguous {
-		p.resolveByData(&ms, exit, n)
+		p.resolveByData(ms, exit, n)
 	}
 	if ms.n > 0 {
 		r := &p.exit.rec
 		m := ms.chosen()
-		r.SetInsn(m.bytes(&win))
+		r.SetInsn(m.bytes(win))
 		r.SetAccess(m.acc.Linear, m.acc.Pieces[0].GPA, int(m.acc.Size))
 		r.InsnRIP, r.HasInsnRIP = m.start, true
 		for i := range ms.n {
 			if i != ms.pick {
-				r.AddAlternative(ms.m[i].start, ms.m[i].bytes(&win))
+				r.AddAlternative(ms.m[i].start, ms.m[i].bytes(win))
 			}
 		}
 		p.rewalk(m)
@@ -142,12 +143,12 @@ func (p *Path) findWrite(win *writeWindow, exit *kvm.MMIOExit, n int, ms *writeM
 	p.fetchWindow(win, p.exit.st.RIP)
 	p.matchWrite(win, p.exit.st.RIP, exit, n, false, ms)
 	if ms.n == 0 && (n == 2 || n == 4 || n == 8) {
-		var callWin writeWindow
+		callWin := &p.memo.callWin
 		ret := le64(exit.Data[:n])
-		p.fetchWindow(&callWin, ret)
-		p.matchWrite(&callWin, ret, exit, n, true, ms)
+		p.fetchWindow(callWin, ret)
+		p.matchWrite(callWin, ret, exit, n, true, ms)
 		if ms.n > 0 {
-			*win = callWin
+			*win = *callWin
 		}
 	}
 }
