@@ -123,19 +123,24 @@ func TestSregsMemo(t *testing.T) {
 	}
 }
 
-// BeginExit at a port-I/O exit logs the mode without a load while the
-// synced special registers stay the same, and loads when they change.
+// BeginExit logs the mode of every exit from the synced registers without
+// loading the state, following mode changes; MMIO exits under -verify off
+// load nothing either, and each exit is logged once.
 func TestBeginExitMode(t *testing.T) {
 	p, c := newSyncPath(t, []byte{0x8b, 0x47, 0x10})
 	c.regs.RBX = 0x20
-	if err := p.MMIORead(mmioExit(1, 0xd0030, 2, false, 0)); err != nil {
+	e := mmioExit(1, 0xd0030, 2, false, 0)
+	if err := p.BeginExit(e); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.MMIORead(e); err != nil {
 		t.Fatal(err)
 	}
 	if err := p.BeginExit(ioExitAt(2)); err != nil {
 		t.Fatal(err)
 	}
 	if p.exit.seq != 1 {
-		t.Errorf("an I/O exit with the same special registers loaded the state (seq %d)", p.exit.seq)
+		t.Errorf("an I/O exit loaded the state (seq %d)", p.exit.seq)
 	}
 	s := p.Stats()
 	if len(s.Modes) != 1 || s.Modes[0].Exits != 2 {
@@ -144,17 +149,37 @@ func TestBeginExitMode(t *testing.T) {
 	// Protected mode: CR0.PE and a 32-bit CS.
 	c.synced.CR0 |= x86.CR0PE
 	c.synced.CS.DB, c.synced.CS.Selector = 1, 8
+	c.regs.RIP = 0x2000
 	if err := p.BeginExit(ioExitAt(3)); err != nil {
 		t.Fatal(err)
 	}
-	if p.exit.seq != 3 || len(s.Modes) != 2 || s.Modes[1].Mode.String() != "protected32" || s.Modes[1].FirstCS != 8 {
-		t.Errorf("after a mode change: seq %d, modes %+v", p.exit.seq, s.Modes)
+	if len(s.Modes) != 2 || s.Modes[1].Mode.String() != "protected32" || s.Modes[1].FirstCS != 8 || s.Modes[1].FirstRIP != 0x2000 {
+		t.Errorf("after a mode change: modes %+v", s.Modes)
 	}
 	if err := p.BeginExit(ioExitAt(4)); err != nil {
 		t.Fatal(err)
 	}
-	if len(s.Modes) != 2 || s.Modes[1].Exits != 2 {
+	// Virtual-8086 mode: RFLAGS.VM alone.
+	c.regs.RFLAGS |= x86.FlagVM
+	if err := p.BeginExit(ioExitAt(5)); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Modes) != 3 || s.Modes[1].Exits != 2 || s.Modes[2].Mode.String() != "vm86" {
 		t.Errorf("modes %+v", s.Modes)
+	}
+	// -verify off: an MMIO exit is served without a load.
+	c.regs.RFLAGS &^= x86.FlagVM
+	c.synced.CR0 &^= x86.CR0PE
+	p.cfg.Verify = VerifyOff
+	e = mmioExit(6, 0xd0030, 2, false, 0)
+	if err := p.BeginExit(e); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.MMIORead(e); err != nil {
+		t.Fatal(err)
+	}
+	if p.exit.seq != 1 || len(s.Modes) != 4 || s.Modes[3].Exits != 1 || s.MMIO.Reads != 2 {
+		t.Errorf("an MMIO exit under -verify off: loaded seq %d, modes %+v, %+v", p.exit.seq, s.Modes, s.MMIO)
 	}
 }
 

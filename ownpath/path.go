@@ -29,8 +29,10 @@ type Verify uint8
 
 // Verification levels of `vmm run -verify`.
 const (
-	// VerifyOff skips the cross-checks; the own path still fetches and
-	// decodes read exits and completes what KVM cannot emulate.
+	// VerifyOff skips the cross-checks: MMIO exits go to the devices as
+	// KVM reports them (with a trace the own path still fetches and
+	// decodes each read exit for the record), and the own path completes
+	// what KVM cannot emulate.
 	VerifyOff Verify = iota
 	// VerifyWarn logs every disagreement and goes on.
 	VerifyWarn
@@ -156,11 +158,14 @@ type kvmCache struct {
 type exitState struct {
 	seq    uint64 // the exit's kvm.Exit.Seq
 	loaded bool
-	st     emulate.State
-	mode   trace.Mode
-	cs     uint16
-	rip    uint64
-	rec    trace.Record
+	// observed says the mode log has the exit observedSeq.
+	observed    bool
+	observedSeq uint64
+	st          emulate.State
+	mode        trace.Mode
+	cs          uint16
+	rip         uint64
+	rec         trace.Record
 }
 
 // memos are what one exit leaves to spare work at the next ones.
@@ -170,6 +175,10 @@ type memos struct {
 	// byte for byte the same reloads only the general registers.
 	// Whatever changes exit.st other than through load clears it.
 	sregs bool
+	// mode is the mode observeMode classified last, for modeKey.
+	mode    trace.Mode
+	modeKey modeKey
+	modeOK  bool
 	// walker is the state mem's walker context was built for.
 	walker   mmu.State
 	walkerOK bool
@@ -229,7 +238,10 @@ func (p *Path) begin(e *kvm.Exit) error {
 		return err
 	}
 	p.exit.loaded = true
-	p.stats.ObserveMode(p.exit.mode, p.exit.cs, p.exit.rip)
+	if !p.exit.observed || p.exit.observedSeq != e.Seq {
+		p.stats.ObserveMode(p.exit.mode, p.exit.cs, p.exit.rip)
+		p.exit.observed, p.exit.observedSeq = true, e.Seq
+	}
 	return nil
 }
 
@@ -343,31 +355,38 @@ func (p *Path) pkru() uint32 {
 
 func (p *Path) csrip() string { return trace.FormatCSRIP(p.exit.cs, p.exit.rip) }
 
-// BeginExit implements vcpu.Observer: it logs the mode of every exit. An
-// exit the path handles (MMIO, an emulation failure) or traces loads the
-// vCPU state for it here; at any other exit whose special registers KVM
-// synced unchanged since the last load, the mode is the last one and only
-// CS:RIP is read.
+// BeginExit implements vcpu.Observer: it logs the mode of every exit.
+// Where KVM syncs the registers, the mode comes from kvm_run's copy
+// (observeMode) and the state is loaded only by the entry points that use
+// it; otherwise, or with a trace, every exit loads the state here.
 func (p *Path) BeginExit(e *kvm.Exit) error {
 	p.ins.observe(e, false)
-	if e.Kind == kvm.KindMMIO || e.Kind == kvm.KindEmulationFailure || p.cfg.Trace != nil || !p.sameMode() {
+	if p.cfg.Trace != nil || !p.cfg.SyncRegs {
 		return p.begin(e)
 	}
-	p.stats.ObserveMode(p.exit.mode, p.kvm.synced.CS.Selector, p.cfg.CPU.SyncedRegs().RIP)
+	p.observeMode(e)
 	return nil
 }
 
-// sameMode reports whether the mode of the last load still holds: KVM
-// synced the same special registers and RFLAGS.VM is unchanged.
-func (p *Path) sameMode() bool {
-	k := &p.kvm
-	if !p.cfg.SyncRegs || !k.syncedOK || !p.memo.sregs || !p.exit.loaded {
-		return false
+// modeKey is what trace.ClassifyMode reads: the mode of an exit.
+type modeKey struct {
+	cr0, cr4, efer uint64
+	csL, csDB      uint8
+	vm             bool
+}
+
+// observeMode logs the mode of exit e from the registers KVM synced,
+// classifying it again only when what it depends on changed.
+func (p *Path) observeMode(e *kvm.Exit) {
+	s, r := p.cfg.CPU.SyncedSregs(), p.cfg.CPU.SyncedRegs()
+	key := modeKey{cr0: s.CR0, cr4: s.CR4, efer: s.EFER, csL: s.CS.L, csDB: s.CS.DB, vm: r.RFLAGS&x86.FlagVM != 0}
+	if !p.memo.modeOK || key != p.memo.modeKey {
+		var ms kvm.Sregs2
+		ms.CR0, ms.CR4, ms.EFER, ms.CS.L, ms.CS.DB = s.CR0, s.CR4, s.EFER, s.CS.L, s.CS.DB
+		p.memo.mode, p.memo.modeKey, p.memo.modeOK = trace.ClassifyMode(&ms, r.RFLAGS), key, true
 	}
-	if (p.cfg.CPU.SyncedRegs().RFLAGS^p.exit.st.RFLAGS)&x86.FlagVM != 0 {
-		return false
-	}
-	return sregsBytes(p.cfg.CPU.SyncedSregs()) == sregsBytes(&k.synced)
+	p.stats.ObserveMode(p.memo.mode, s.CS.Selector, r.RIP)
+	p.exit.observed, p.exit.observedSeq = true, e.Seq
 }
 
 // EndExit implements vcpu.Observer: it writes the exit's trace record.
@@ -514,6 +533,9 @@ func (p *Path) MMIORead(e *kvm.Exit) error { return p.mmio(e, false) }
 func (p *Path) MMIOWrite(e *kvm.Exit) error { return p.mmio(e, true) }
 
 func (p *Path) mmio(e *kvm.Exit, write bool) error {
+	if p.cfg.Verify == VerifyOff && p.cfg.Trace == nil {
+		return p.serve(e.MMIO, write)
+	}
 	if err := p.begin(e); err != nil {
 		return err
 	}
@@ -542,6 +564,16 @@ func (p *Path) mmio(e *kvm.Exit, write bool) error {
 		}
 	}
 	return nil
+}
+
+// serve lets the device serve KVM's access, unchecked (-verify off).
+func (p *Path) serve(m *kvm.MMIOExit, write bool) error {
+	if write {
+		p.stats.MMIO.Writes++
+	} else {
+		p.stats.MMIO.Reads++
+	}
+	return p.mem.phys.access(m.PhysAddr, m.Bytes(), write)
 }
 
 // readExit: RIP is at the instruction. Fetch and decode it with walkvm's
