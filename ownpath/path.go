@@ -360,7 +360,9 @@ func (p *Path) csrip() string { return trace.FormatCSRIP(p.exit.cs, p.exit.rip) 
 // (observeMode) and the state is loaded only by the entry points that use
 // it; otherwise, or with a trace, every exit loads the state here.
 func (p *Path) BeginExit(e *kvm.Exit) error {
-	p.ins.observe(e, false)
+	if p.cfg.Verify != VerifyOff {
+		p.ins.observe(e, false)
+	}
 	if p.cfg.Trace != nil || !p.cfg.SyncRegs {
 		return p.begin(e)
 	}
@@ -391,7 +393,9 @@ func (p *Path) observeMode(e *kvm.Exit) {
 
 // EndExit implements vcpu.Observer: it writes the exit's trace record.
 func (p *Path) EndExit(e *kvm.Exit) {
-	p.ins.observe(e, true)
+	if p.cfg.Verify != VerifyOff {
+		p.ins.observe(e, true)
+	}
 	if p.cfg.Trace == nil {
 		return
 	}
