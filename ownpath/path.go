@@ -187,9 +187,12 @@ type memos struct {
 	// cand holds the candidate sets of recent write sites.
 	cand    [candidateMemoSize]candidateMemo
 	winWalk mmu.Walk
-	// The write exit's scratch: its code windows and matches.
+	// The write exit's scratch: its code windows and matches, and the
+	// state and accesses of the candidate being resolved.
 	win, callWin writeWindow
 	matches      writeMatches
+	cst          emulate.State
+	caccs        emulate.MemRefs
 }
 
 // pendingRMW is the instruction decoded at a read exit whose write exit is

@@ -19,7 +19,7 @@ import (
 // writeWindow holds the up to 15 code bytes before RIP and the 15 at it.
 type writeWindow struct {
 	b     [2 * decode.MaxLen]byte
-	valid [2 * decode.MaxLen]bool
+	valid uint32 // bit i: b[i] could be fetched
 }
 
 // fetchWindow reads the code bytes around CS:end through walkvm's own
@@ -43,14 +43,13 @@ func (p *Path) fetchWindow(w *writeWindow, end uint64) {
 		if err := p.mem.walkMemo.walk(&p.mem.ctx, p.mem.memoGen, p.cfg.RAM, la, emulate.Intent{Access: x86.AccessFetch}, &p.memo.winWalk); err == nil {
 			page, _ = p.cfg.RAM.Slice(p.memo.winWalk.GPA&^0xfff, 4096)
 		}
-		run, valid := w.b[i:i+int(n)], w.valid[i:i+int(n)]
+		run, bits := w.b[i:i+int(n)], uint32(1)<<n-1
 		if page != nil {
 			copy(run, page[la&0xfff:])
+			w.valid |= bits << i
 		} else {
 			clear(run)
-		}
-		for k := range valid {
-			valid[k] = page != nil
+			w.valid &^= bits << i
 		}
 		i += int(n)
 	}
@@ -157,9 +156,9 @@ func (p *Path) findWrite(win *writeWindow, exit *kvm.MMIOExit, n int, ms *writeM
 // recording and KVM_TRANSLATE checks on: they are the walks of the path.
 // The instruction is already decoded; only its pages are walked again.
 func (p *Path) rewalk(m *writeMatch) {
-	s := p.exit.st
-	s.Vec = nil
-	s.RIP = m.start
+	// The candidates' state (matchWrite) but for what Rewind changes.
+	s := &p.memo.cst
+	s.GPR, s.RIP = p.exit.st.GPR, m.start
 	first := p.codeLinear(m.start)
 	last := p.codeLinear(m.start + uint64(m.len) - 1)
 	if _, err := p.mem.Translate(first, emulate.Intent{Access: x86.AccessFetch}); err != nil {
@@ -172,14 +171,13 @@ func (p *Path) rewalk(m *writeMatch) {
 	}
 	if m.batch {
 		var acc emulate.MemRef
-		_ = p.emu.ResolveRange(&s, m.acc.Seg, m.acc.Offset, m.acc.Size, true, &acc)
+		_ = p.emu.ResolveRange(s, m.acc.Seg, m.acc.Offset, m.acc.Size, true, &acc)
 		return
 	}
 	if m.undo {
-		emulate.Rewind(&s, &m.inst)
+		emulate.Rewind(s, &m.inst)
 	}
-	var accs emulate.MemRefs
-	_ = p.emu.Resolve(&s, &m.inst, &accs)
+	_ = p.emu.Resolve(s, &m.inst, &p.memo.caccs)
 }
 
 // nextIP is the offset after an instruction of n bytes at ip, wrapped to
@@ -262,7 +260,7 @@ func (p *Path) candidates(w *writeWindow, mode decode.Mode, end uint64) *candida
 		lo := decode.MaxLen - k
 		hi := lo + decode.MaxLen
 		end := lo
-		for end < hi && w.valid[end] {
+		for end < hi && w.valid&(1<<end) != 0 {
 			end++
 		}
 		if end == lo {
@@ -303,6 +301,10 @@ func (ms *writeMatches) chosen() *writeMatch { return &ms.m[ms.pick] }
 func (p *Path) matchWrite(w *writeWindow, end uint64, exit *kvm.MMIOExit, n int, calls bool, ms *writeMatches) {
 	ms.n, ms.pick, ms.ambiguous, ms.noData = 0, 0, false, false
 	set := p.candidates(w, p.exit.st.DecodeMode(), end)
+	// The candidates' state, copied once: candidateWrites resets only
+	// what Rewind changes.
+	p.memo.cst = p.exit.st
+	p.memo.cst.Vec = nil
 	for i := range set.n {
 		inst, k := &set.insts[i], uint64(set.k[i])
 		if calls && (inst.Op != decode.CALL || k == 0 || !p.callTargets(inst, end)) {
@@ -427,15 +429,15 @@ func (p *Path) candidateWrites(inst *decode.Inst, start uint64, exit *kvm.MMIOEx
 	case decode.PUSH, decode.POP, decode.PUSHF, decode.CALL, decode.ENTER:
 		undos[0] = 1
 	}
+	s, accs := &p.memo.cst, &p.memo.caccs
 	for u := range nundo {
-		s := p.exit.st
-		s.Vec = nil
-		s.RIP = start
+		// Rewind changes general registers alone: the rest of the
+		// state was copied once (matchWrite).
+		s.GPR, s.RIP = p.exit.st.GPR, start
 		if undos[u] == 1 {
-			emulate.Rewind(&s, inst)
+			emulate.Rewind(s, inst)
 		}
-		var accs emulate.MemRefs
-		if err := p.finder.Resolve(&s, inst, &accs); err != nil {
+		if err := p.finder.Resolve(s, inst, accs); err != nil {
 			continue // a candidate that faults did not make the write
 		}
 		for i := range accs.N {
@@ -443,7 +445,7 @@ func (p *Path) candidateWrites(inst *decode.Inst, start uint64, exit *kvm.MMIOEx
 			if !a.Write || !isKVMFragment(a, exit.PhysAddr, n) {
 				continue
 			}
-			if !dataMatches(&s, inst, a, exit, n) {
+			if !dataMatches(s, inst, a, exit, n) {
 				continue
 			}
 			return *a, undos[u] == 1, true
