@@ -465,8 +465,11 @@ func (m *Machine) OwnPath(verify ownpath.Verify, tr *trace.Tracer) (*Own, error)
 		return nil, err
 	}
 	features := mmu.FeaturesFromCPUID(m.CPUID.Leaves())
+	// Registers synced into kvm_run serve the mode log and the own
+	// path's loads; -verify off without a trace reads no state but at
+	// the instructions it completes, so KVM need not copy them out.
 	n, _ := m.Sys.CheckExtension(kvm.CapSyncRegs)
-	syncRegs := n&(kvm.SyncRegs|kvm.SyncSregs) == kvm.SyncRegs|kvm.SyncSregs
+	syncRegs := n&(kvm.SyncRegs|kvm.SyncSregs) == kvm.SyncRegs|kvm.SyncSregs && (verify != ownpath.VerifyOff || tr != nil)
 	// PKRU is XSAVE component 9 (SDM Vol. 1 §13.2).
 	var pkru uint32
 	if e, ok := m.CPUID.Lookup(0xd, 9); ok && e.Eax == 8 {

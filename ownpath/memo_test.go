@@ -290,3 +290,37 @@ func TestWalkMemo(t *testing.T) {
 		t.Errorf("after the accessed flag was set: %#x, %v (the memo holds the old PTE)", gpa, err)
 	}
 }
+
+// Under -verify off without synced registers or a trace, an exit reads no
+// state: BeginExit and the MMIO entry points load nothing and log no
+// mode; an emulation failure still loads and logs it.
+func TestOffReadsNoState(t *testing.T) {
+	p, _, w := newEntryPath(t, []byte{0x8b, 0x07}, nil) // mov (%bx),%ax
+	p.cfg.Verify = VerifyOff
+	if err := w.Write(0, []byte{0x78, 0x56}); err != nil {
+		t.Fatal(err)
+	}
+	e := mmioExit(1, 0xd0000, 2, false, 0)
+	if err := p.BeginExit(e); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.MMIORead(e); err != nil {
+		t.Fatal(err)
+	}
+	p.EndExit(e)
+	s := p.Stats()
+	if p.exit.loaded || len(s.Modes) != 0 || s.MMIO.Reads != 1 || e.MMIO.Data[0] != 0x78 {
+		t.Errorf("loaded %v, modes %+v, %+v, data % x", p.exit.loaded, s.Modes, s.MMIO, e.MMIO.Data[:2])
+	}
+	f := &kvm.Exit{Kind: kvm.KindEmulationFailure, Reason: kvm.ExitInternalError, Seq: 2,
+		EmulationFailure: &kvm.EmulationFailure{Suberror: kvm.InternalErrorEmulation}}
+	if err := p.BeginExit(f); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.EmulationFailure(f); err != nil {
+		t.Fatal(err)
+	}
+	if len(s.Modes) != 1 || s.MMIO.CompletedInUserspace != 1 {
+		t.Errorf("after an emulation failure: modes %+v, %+v", s.Modes, s.MMIO)
+	}
+}
