@@ -63,7 +63,9 @@ type writeMatch struct {
 	acc   emulate.MemRef
 	undo  bool // its register effects had to be undone
 	batch bool // a REP INS batch of KVM's (insBatchWrite)
-	inst  decode.Inst
+	// inst is the candidate's decode in its candidate set
+	// (p.memo.cand), which stays as it is until the next search.
+	inst *decode.Inst
 }
 
 // writeExit checks a write exit against the instruction that made it.
@@ -175,9 +177,9 @@ func (p *Path) rewalk(m *writeMatch) {
 		return
 	}
 	if m.undo {
-		emulate.Rewind(s, &m.inst)
+		emulate.Rewind(s, m.inst)
 	}
-	_ = p.emu.Resolve(s, &m.inst, &p.memo.caccs)
+	_ = p.emu.Resolve(s, m.inst, &p.memo.caccs)
 }
 
 // nextIP is the offset after an instruction of n bytes at ip, wrapped to
@@ -321,7 +323,7 @@ func (p *Path) matchWrite(w *writeWindow, end uint64, exit *kvm.MMIOExit, n int,
 		if ms.n > 0 && (acc.Pieces != ms.m[0].acc.Pieces || acc.Size != ms.m[0].acc.Size) {
 			ms.ambiguous = true
 		}
-		ms.m[ms.n] = writeMatch{start: end - k, end: end, len: inst.Len, acc: acc, undo: undo, batch: batch, inst: *inst}
+		ms.m[ms.n] = writeMatch{start: end - k, end: end, len: inst.Len, acc: acc, undo: undo, batch: batch, inst: inst}
 		ms.n++
 	}
 	ms.pick = pickWrite(ms.m[:ms.n])
@@ -345,7 +347,7 @@ func pickWrite(ms []writeMatch) int {
 	for i := range ms {
 		ignored := false
 		for j := i + 1; j < len(ms) && !ignored; j++ {
-			ignored = sameInst(&ms[i].inst, &ms[j].inst)
+			ignored = sameInst(ms[i].inst, ms[j].inst)
 		}
 		if !ignored {
 			return i
