@@ -161,7 +161,11 @@ func newLoop(tb testing.TB, ram *memory.RAM, cpu *loopCPU, v ownpath.Verify) *vc
 	// Registers are synced as machine.OwnPath syncs them: where exits
 	// read them.
 	p := ownpath.New(ownpath.Config{CPU: cpu, RAM: ram, Bus: mmio, PIO: pio, Verify: v, SyncRegs: v != ownpath.VerifyOff})
-	return &vcpu.Loop{CPU: cpu, PIO: pio, MMIO: p, Observer: p, Stats: p.Stats()}
+	l := &vcpu.Loop{CPU: cpu, PIO: pio, MMIO: p, Stats: p.Stats()}
+	if p.Observes() {
+		l.Observer = p
+	}
+	return l
 }
 
 // TestLoopExitAllocs: an exit through the loop and the own path allocates

@@ -382,6 +382,13 @@ func (p *Path) BeginExit(e *kvm.Exit) error {
 	return nil
 }
 
+// Observes reports whether BeginExit and EndExit do anything: not under
+// -verify off without a trace or synced registers, whose loops can leave
+// the path out as their observer.
+func (p *Path) Observes() bool {
+	return p.cfg.Trace != nil || p.cfg.SyncRegs || p.cfg.Verify != VerifyOff
+}
+
 // modeKey is what trace.ClassifyMode reads: the mode of an exit.
 type modeKey struct {
 	cr0, cr4, efer uint64
