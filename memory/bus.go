@@ -68,13 +68,23 @@ func (e *AccessError) Error() string {
 
 func (e *AccessError) Unwrap() error { return e.Err }
 
-// find returns the entry that holds [addr, addr+n).
+// find returns the entry that holds [addr, addr+n): a binary search for
+// the first entry that ends above addr (sort.Search's, without its
+// closure calls: find runs at every exit).
 func (b *Bus) find(addr uint64, n int) (*busEntry, bool) {
-	i := sort.Search(len(b.entries), func(i int) bool { return b.entries[i].base+b.entries[i].size > addr })
-	if i == len(b.entries) {
+	lo, hi := 0, len(b.entries)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if e := &b.entries[m]; e.base+e.size > addr {
+			hi = m
+		} else {
+			lo = m + 1
+		}
+	}
+	if lo == len(b.entries) {
 		return nil, false
 	}
-	e := &b.entries[i]
+	e := &b.entries[lo]
 	if addr < e.base || uint64(n) > e.base+e.size-addr {
 		return nil, false
 	}

@@ -130,11 +130,11 @@ func (l *Loop) step() (End, bool) {
 	if l.Clock != nil {
 		t0 = l.Clock.Now()
 	}
-	if errors.Is(err, kvm.ErrInterrupted) {
-		*e = kvm.Exit{Kind: kvm.KindInterrupted, Seq: e.Seq}
-		return l.Handle(e)
-	}
 	if err != nil {
+		if errors.Is(err, kvm.ErrInterrupted) {
+			*e = kvm.Exit{Kind: kvm.KindInterrupted, Seq: e.Seq}
+			return l.Handle(e)
+		}
 		return l.fail(fmt.Errorf("KVM_RUN: %w", err)), true
 	}
 	l.seq++
