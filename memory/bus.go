@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync/atomic"
 )
 
 // Device is a device model on a bus. off is the offset of the access inside
@@ -21,6 +22,10 @@ var ErrNoDevice = errors.New("no device")
 type Bus struct {
 	name    string
 	entries []busEntry // sorted by base
+	// hint is the index of the entry find returned last, tried first: a
+	// guest's exits tend to hit one device over and over. The vCPUs
+	// share it.
+	hint atomic.Int32
 }
 
 type busEntry struct {
@@ -68,10 +73,16 @@ func (e *AccessError) Error() string {
 
 func (e *AccessError) Unwrap() error { return e.Err }
 
-// find returns the entry that holds [addr, addr+n): a binary search for
-// the first entry that ends above addr (sort.Search's, without its
-// closure calls: find runs at every exit).
+// find returns the entry that holds [addr, addr+n): the hinted one, else
+// a binary search for the first entry that ends above addr (sort.Search's,
+// without its closure calls: find runs at every exit).
 func (b *Bus) find(addr uint64, n int) (*busEntry, bool) {
+	if h := int(b.hint.Load()); h < len(b.entries) {
+		e := &b.entries[h]
+		if off := addr - e.base; addr >= e.base && off < e.size && uint64(n) <= e.size-off {
+			return e, true
+		}
+	}
 	lo, hi := 0, len(b.entries)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
@@ -88,6 +99,7 @@ func (b *Bus) find(addr uint64, n int) (*busEntry, bool) {
 	if addr < e.base || uint64(n) > e.base+e.size-addr {
 		return nil, false
 	}
+	b.hint.Store(int32(lo))
 	return e, true
 }
 

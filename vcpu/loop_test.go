@@ -530,7 +530,7 @@ func TestLoopClockAllocs(t *testing.T) {
 	l, _, _ := newTestLoop(t, cpu)
 	l.Clock = trace.NewClock()
 	if a := testing.AllocsPerRun(100, func() {
-		if _, done := l.step(); done {
+		if l.step() {
 			t.Fatal("the run ended")
 		}
 	}); a != 0 {
@@ -551,7 +551,7 @@ func BenchmarkStep(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				cpu.next = 0 // replay the one exit
-				if _, done := l.step(); done {
+				if l.step() {
 					b.Fatal("the run ended")
 				}
 			}
