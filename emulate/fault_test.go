@@ -4,6 +4,7 @@ import (
 	"errors"
 	"testing"
 
+	"walkvm/emulate/decode"
 	"walkvm/x86"
 )
 
@@ -201,5 +202,59 @@ func TestModes(t *testing.T) {
 		if m := tc.s.Mode(); m != tc.mode || tc.s.CPL() != tc.cpl {
 			t.Errorf("mode %v cpl %d, want %v cpl %d", m, tc.s.CPL(), tc.mode, tc.cpl)
 		}
+	}
+}
+
+// Fetch reuses the decode of the last instruction when it reads the same
+// bytes in the same mode, and decodes again when a byte of it changed,
+// the mode changed, or the instruction now crosses into another page.
+func TestFetchDecodeMemo(t *testing.T) {
+	s := long64State()
+	m := newTestMem()
+	e := &Emulator{Mem: m}
+	fetch := func(what string) *decode.Inst {
+		t.Helper()
+		inst, err := e.Fetch(s)
+		if err != nil {
+			t.Fatalf("%s: %v", what, err)
+		}
+		return inst
+	}
+	m.put(0x2000, []byte{0x89, 0x03}) // mov %eax,(%rbx)
+	s.RIP = 0x2000
+	if in := fetch("first"); in.Op != decode.MOV || in.Len != 2 || in.OpSize != 4 {
+		t.Fatalf("first fetch %+v", in)
+	}
+	if in := fetch("again"); in.Op != decode.MOV || in.Len != 2 || string(e.InstBytes()) != "\x89\x03" {
+		t.Fatalf("same bytes %+v % x", in, e.InstBytes())
+	}
+	// The bytes after the instruction do not matter; a byte of it does.
+	m.put(0x2002, []byte{0x90})
+	if in := fetch("next byte"); in.Op != decode.MOV || in.Len != 2 {
+		t.Errorf("after the byte past it changed %+v", in)
+	}
+	m.put(0x2000, []byte{0x48, 0x89, 0x03}) // mov %rax,(%rbx)
+	if in := fetch("changed"); in.Len != 3 || in.OpSize != 8 {
+		t.Errorf("after the code changed %+v", in)
+	}
+	// The same bytes in 32-bit code: 0x48 is DEC EAX there.
+	s32 := prot32Seg(x86.CS, codeSeg(0, 0xffffffff, true, false))()
+	s32.RIP = 0x2000
+	in, err := e.Fetch(s32)
+	if err != nil || in.Len != 1 || in.Mode != decode.Mode32 {
+		t.Errorf("in 32-bit code: %+v, %v", in, err)
+	}
+	// The same bytes split across two pages.
+	m.mapPage(0x2000, 0x2000, false)
+	m.mapPage(0x3000, 0x5000, false)
+	m.put(0x2ffe, []byte{0x48, 0x89})
+	m.put(0x5000, []byte{0x03})
+	s.RIP = 0x2ffe
+	if in := fetch("split"); in.Len != 3 || string(e.InstBytes()) != "\x48\x89\x03" {
+		t.Errorf("across pages %+v % x", in, e.InstBytes())
+	}
+	m.put(0x5000, []byte{0x0b}) // mov %rcx,(%rbx)
+	if in := fetch("split changed"); in.Args[1].Reg != x86.RCX {
+		t.Errorf("after the second page's byte changed %+v", in)
 	}
 }

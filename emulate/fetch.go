@@ -55,9 +55,15 @@ func (e *Emulator) fetch(s *State, m x86.Mode, commit bool) (*decode.Inst, error
 		}
 		n += chunk
 		e.ilen = uint8(n)
+		if l := uint64(e.inst.Len); e.decoded && e.inst.Mode == dm && l <= n && string(e.ibuf[:l]) == string(e.last[:l]) {
+			e.ilen = e.inst.Len
+			return &e.inst, nil
+		}
+		e.decoded = false
 		err = decode.Decode(e.ibuf[:n], dm, &e.inst)
 		if err == nil {
 			e.ilen = e.inst.Len
+			e.last, e.decoded = e.ibuf, true
 			return &e.inst, nil
 		}
 		if !errors.Is(err, decode.ErrTruncated) {

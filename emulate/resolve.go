@@ -23,11 +23,17 @@ type Emulator struct {
 	inst decode.Inst
 	ibuf [decode.MaxLen]byte
 	ilen uint8
-	buf  [64]byte   // data of the access in flight
-	buf2 [1024]byte // second operand, MOVS staging, state images (FNSAVE, FXSAVE, XSAVE)
-	accs MemRefs
-	res  Result  // of the instruction in flight
-	copy copyMem // the memory of ExecuteOnCopy
+	// decoded says inst is the decode of the bytes in last (inst.Len of
+	// them) in inst.Mode: a fetch that reads the same bytes again reuses
+	// it. Decoding is a function of the bytes and the mode alone, and
+	// reads no byte past the instruction's end.
+	decoded bool
+	last    [decode.MaxLen]byte
+	buf     [64]byte   // data of the access in flight
+	buf2    [1024]byte // second operand, MOVS staging, state images (FNSAVE, FXSAVE, XSAVE)
+	accs    MemRefs
+	res     Result  // of the instruction in flight
+	copy    copyMem // the memory of ExecuteOnCopy
 	// fpuSave is the vector state before a vector instruction, put back
 	// when it faults.
 	fpuSave  FPUState

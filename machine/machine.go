@@ -468,8 +468,11 @@ func (m *Machine) OwnPath(verify ownpath.Verify, tr *trace.Tracer) (*Own, error)
 		return nil, err
 	}
 	features := mmu.FeaturesFromCPUID(m.CPUID.Leaves())
+	// Registers synced into kvm_run serve the mode log and the own
+	// path's loads; -verify off without a trace reads no state but at
+	// the instructions it completes, so KVM need not copy them out.
 	n, _ := m.Sys.CheckExtension(kvm.CapSyncRegs)
-	syncRegs := n&(kvm.SyncRegs|kvm.SyncSregs) == kvm.SyncRegs|kvm.SyncSregs
+	syncRegs := n&(kvm.SyncRegs|kvm.SyncSregs) == kvm.SyncRegs|kvm.SyncSregs && (verify != ownpath.VerifyOff || tr != nil)
 	// PKRU is XSAVE component 9 (SDM Vol. 1 §13.2).
 	var pkru uint32
 	if e, ok := m.CPUID.Lookup(0xd, 9); ok && e.Eax == 8 {
@@ -496,8 +499,9 @@ func (m *Machine) OwnPath(verify ownpath.Verify, tr *trace.Tracer) (*Own, error)
 }
 
 // OwnLoops returns a run loop for every vCPU through its own MMIO path,
-// which also observes every exit and counts into its statistics; with a
-// trace, the loops time every exit from now.
+// which also observes every exit (where it has something to observe) and
+// counts into its statistics; with a trace, the loops time every exit
+// from now.
 func (m *Machine) OwnLoops(o *Own) []*vcpu.Loop {
 	loops := m.Loops(func(i int) vcpu.MMIOHandler { return o.Paths[i] })
 	var clock *trace.Clock
@@ -505,7 +509,10 @@ func (m *Machine) OwnLoops(o *Own) []*vcpu.Loop {
 		clock = trace.NewClock() // the trace's times count from here
 	}
 	for i, l := range loops {
-		l.Observer, l.Stats, l.Clock = o.Paths[i], o.Paths[i].Stats(), clock
+		l.Stats, l.Clock = o.Paths[i].Stats(), clock
+		if o.Paths[i].Observes() {
+			l.Observer = o.Paths[i]
+		}
 	}
 	return loops
 }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+	"sync/atomic"
 )
 
 // Device is a device model on a bus. off is the offset of the access inside
@@ -21,6 +22,10 @@ var ErrNoDevice = errors.New("no device")
 type Bus struct {
 	name    string
 	entries []busEntry // sorted by base
+	// hint is the index of the entry find returned last, tried first: a
+	// guest's exits tend to hit one device over and over. The vCPUs
+	// share it.
+	hint atomic.Int32
 }
 
 type busEntry struct {
@@ -68,16 +73,33 @@ func (e *AccessError) Error() string {
 
 func (e *AccessError) Unwrap() error { return e.Err }
 
-// find returns the entry that holds [addr, addr+n).
+// find returns the entry that holds [addr, addr+n): the hinted one, else
+// a binary search for the first entry that ends above addr (sort.Search's,
+// without its closure calls: find runs at every exit).
 func (b *Bus) find(addr uint64, n int) (*busEntry, bool) {
-	i := sort.Search(len(b.entries), func(i int) bool { return b.entries[i].base+b.entries[i].size > addr })
-	if i == len(b.entries) {
+	if h := int(b.hint.Load()); h < len(b.entries) {
+		e := &b.entries[h]
+		if off := addr - e.base; addr >= e.base && off < e.size && uint64(n) <= e.size-off {
+			return e, true
+		}
+	}
+	lo, hi := 0, len(b.entries)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if e := &b.entries[m]; e.base+e.size > addr {
+			hi = m
+		} else {
+			lo = m + 1
+		}
+	}
+	if lo == len(b.entries) {
 		return nil, false
 	}
-	e := &b.entries[i]
+	e := &b.entries[lo]
 	if addr < e.base || uint64(n) > e.base+e.size-addr {
 		return nil, false
 	}
+	b.hint.Store(int32(lo))
 	return e, true
 }
 

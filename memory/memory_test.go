@@ -175,3 +175,37 @@ func BenchmarkBusRead(b *testing.B) {
 		}
 	}
 }
+
+// find agrees with a linear scan of the ranges for every address and
+// size around 17 ranges with gaps between some of them.
+func TestBusFindMatchesScan(t *testing.T) {
+	b := NewBus("pio")
+	type rng struct{ base, size uint64 }
+	var rs []rng
+	base := uint64(3)
+	for i := range 17 {
+		size := uint64(1 + i%4)
+		rs = append(rs, rng{base, size})
+		if err := b.Register("r", base, size, &recorder{}); err != nil {
+			t.Fatal(err)
+		}
+		base += size + uint64(i%3) // back to back, or a gap of 1 or 2
+	}
+	for addr := uint64(0); addr < base+3; addr++ {
+		for n := 1; n <= 4; n++ {
+			want := -1
+			for i, r := range rs {
+				if addr >= r.base && addr+uint64(n) <= r.base+r.size {
+					want = i
+				}
+			}
+			e, ok := b.find(addr, n)
+			switch {
+			case ok != (want >= 0):
+				t.Errorf("find(%#x, %d) found %v, want entry %d", addr, n, ok, want)
+			case ok && e.base != rs[want].base:
+				t.Errorf("find(%#x, %d) = the range at %#x, want the one at %#x", addr, n, e.base, rs[want].base)
+			}
+		}
+	}
+}

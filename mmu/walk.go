@@ -428,6 +428,45 @@ const MaxCommitRetries = 64
 // entries of a walk changed under it MaxCommitRetries times in a row.
 var ErrEntriesChanging = errors.New("paging-structure entries keep changing during the walk")
 
+// Unchanged reports whether every paging-structure entry that w, a walk
+// made with c, read from memory still holds the value it read (entries
+// taken from the PDPTE registers are part of c). A walk is a function of
+// the context and those entries, so a walk of an address in the same
+// linear page with the same access would give w's result again, until c
+// is reset. A walk that set accessed or dirty flags is never unchanged.
+func (c *Context) Unchanged(mem Memory, w *Walk) bool {
+	f := c.format
+	if f == nil {
+		return w.N == 0
+	}
+	for i := range w.N {
+		e := &w.Entries[i]
+		if e.FromRegister {
+			continue
+		}
+		if e.SetFlags != 0 {
+			return false
+		}
+		var v uint64
+		if f.EntryBytes == 4 {
+			v32, err := mem.ReadUint32(e.EntryGPA)
+			if err != nil {
+				return false
+			}
+			v = uint64(v32)
+		} else {
+			var err error
+			if v, err = mem.ReadUint64(e.EntryGPA); err != nil {
+				return false
+			}
+		}
+		if v != e.Value {
+			return false
+		}
+	}
+	return true
+}
+
 // WalkCommit translates addr as Walk does, for an access that is being made:
 // a successful walk then sets the accessed flag of every entry it used and,
 // for a write, the dirty flag of the leaf, as the CPU does (SDM Vol. 3A

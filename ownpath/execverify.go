@@ -404,7 +404,7 @@ func (p *Path) execWrite(m *writeMatch, exit *kvm.MMIOExit, n int) error {
 	xv.pre = p.exit.st
 	xv.pre.RIP = m.start
 	if m.undo {
-		emulate.Rewind(&xv.pre, &m.inst)
+		emulate.Rewind(&xv.pre, m.inst)
 	}
 	vector := f.Flags&(emulate.FX87|emulate.FVector) != 0 || f.Class == emulate.ClassXState
 	xv.pre.Vec = nil
@@ -425,7 +425,7 @@ func (p *Path) execWrite(m *writeMatch, exit *kvm.MMIOExit, n int) error {
 	// instruction is copied into xv: a pointer into m would make the
 	// caller's match escape.)
 	xv.emu.MaxRep = 1
-	xv.inst = m.inst
+	xv.inst = *m.inst
 	err := xv.emu.ExecuteOnCopy(&xv.pre, &xv.inst, nil, &xv.fx)
 	return p.judge(f, err, vector, p.exit.rec.Insn(), m)
 }

@@ -61,8 +61,9 @@ type guestMem struct {
 	// over the same guest memory, so for a walk that read exactly the
 	// entries KVM last confirmed, under the same control registers, KVM
 	// would answer the same. Only a changed walk costs an ioctl.
-	memo    [memoSize]translateMemo
-	memoGen uint64 // bumped when the walker's control-register state changes
+	memo     [memoSize]translateMemo
+	memoGen  uint64 // bumped when the walker's control-register state changes
+	walkMemo walkMemo
 }
 
 // Translator is KVM_TRANSLATE; *kvm.VCPU implements it.
@@ -110,6 +111,28 @@ func (g *guestMem) nextWalk() (*mmu.Walk, *trace.WalkInfo) {
 	return &g.walks[g.nwalks-1], &g.info[g.nwalks-1]
 }
 
+// walkMemoSize is how many walks walkMemo keeps: the code and operand
+// pages of a few MMIO sites. A page's read, write and fetch walks have
+// slots of their own.
+const walkMemoSize = 32
+
+// walkMemo remembers successful walks that set no flags, by linear page
+// and access, under one walker context (its generation, guestMem.memoGen).
+// A walk of the same page for the same access whose entries still hold
+// the values it read (mmu.Context.Unchanged re-reads them) has the same
+// result, so it is copied instead of made again: exact, as a new walk.
+type walkMemo struct {
+	e [walkMemoSize]walkMemoEntry
+}
+
+type walkMemoEntry struct {
+	valid bool
+	gen   uint64
+	page  uint64 // linear page number, as given to the walk
+	acc   x86.Access
+	w     mmu.Walk
+}
+
 // walk translates la for the emulator's intent: WalkCommit, which sets
 // accessed and dirty flags, for an instruction being executed, else Walk.
 func walk(c *mmu.Context, mem mmu.Memory, la uint64, in emulate.Intent, w *mmu.Walk) error {
@@ -119,10 +142,39 @@ func walk(c *mmu.Context, mem mmu.Memory, la uint64, in emulate.Intent, w *mmu.W
 	return c.Walk(mem, la, in.Access, w)
 }
 
+// walk is walk with the memo: a walk that sets no flags under paging is
+// the memo's copy when its entries are unchanged.
+func (m *walkMemo) walk(c *mmu.Context, gen uint64, mem mmu.Memory, la uint64, in emulate.Intent, w *mmu.Walk) error {
+	if in.Commit || c.Paging() == x86.PagingNone {
+		return walk(c, mem, la, in, w)
+	}
+	page := la >> 12
+	e := &m.e[(page*4+uint64(in.Access&3))%walkMemoSize]
+	if e.valid && e.gen == gen && e.page == page && e.acc == in.Access && c.Unchanged(mem, &e.w) {
+		copyWalk(w, &e.w, la&0xfff)
+		return nil
+	}
+	if err := c.Walk(mem, la, in.Access, w); err != nil {
+		return err
+	}
+	e.valid, e.gen, e.page, e.acc = true, gen, page, in.Access
+	copyWalk(&e.w, w, w.Addr&0xfff)
+	return nil
+}
+
+// copyWalk makes dst the successful walk src for the address at offset
+// off in the same 4 KiB linear page.
+func copyWalk(dst, src *mmu.Walk, off uint64) {
+	dst.Addr, dst.GPA = src.Addr&^0xfff|off, src.GPA&^0xfff|off
+	dst.Access, dst.Walker, dst.Levels, dst.N = src.Access, src.Walker, src.Levels, src.N
+	copy(dst.Entries[:src.N], src.Entries[:src.N])
+	dst.PageSize, dst.Perm, dst.PKey, dst.MemType = src.PageSize, src.Perm, src.PKey, src.MemType
+}
+
 // Translate implements emulate.Memory.
 func (g *guestMem) Translate(la uint64, in emulate.Intent) (uint64, error) {
 	w, info := g.nextWalk()
-	err := walk(&g.ctx, g.phys.ram, la, in, w)
+	err := g.walkMemo.walk(&g.ctx, g.memoGen, g.phys.ram, la, in, w)
 	*info = trace.WalkInfo{Err: err, Commit: in.Commit}
 	if g.kvm != nil {
 		g.check(la, w, err, &info.KVM)
@@ -213,13 +265,14 @@ func (g *guestMem) WritePhys(gpa uint64, b []byte) error { return g.phys.access(
 // not walks of the path, so none is recorded or checked.
 type searchMem struct {
 	phys physMem
-	ctx  *mmu.Context
+	mem  *guestMem // its walker context and walk memo
 	w    mmu.Walk
 }
 
 // Translate implements emulate.Memory.
 func (s *searchMem) Translate(la uint64, in emulate.Intent) (uint64, error) {
-	if err := walk(s.ctx, s.phys.ram, la, in, &s.w); err != nil {
+	g := s.mem
+	if err := g.walkMemo.walk(&g.ctx, g.memoGen, s.phys.ram, la, in, &s.w); err != nil {
 		return 0, err
 	}
 	return s.w.GPA, nil

@@ -13,13 +13,7 @@ import (
 // KVM orders the GPRs rax, rbx, rcx, rdx, rsi, rdi, rsp, rbp; the
 // emulator uses the encoding order.
 func stateFromKVM(s *emulate.State, r *kvm.Regs, sr *kvm.Sregs2) {
-	s.GPR = [x86.NumGPR]uint64{
-		x86.RAX: r.RAX, x86.RCX: r.RCX, x86.RDX: r.RDX, x86.RBX: r.RBX,
-		x86.RSP: r.RSP, x86.RBP: r.RBP, x86.RSI: r.RSI, x86.RDI: r.RDI,
-		x86.R8: r.R8, x86.R9: r.R9, x86.R10: r.R10, x86.R11: r.R11,
-		x86.R12: r.R12, x86.R13: r.R13, x86.R14: r.R14, x86.R15: r.R15,
-	}
-	s.RIP, s.RFLAGS = r.RIP, r.RFLAGS
+	gprsFromKVM(s, r)
 	s.Seg[x86.ES] = segFromKVM(&sr.ES)
 	s.Seg[x86.CS] = segFromKVM(&sr.CS)
 	s.Seg[x86.SS] = segFromKVM(&sr.SS)
@@ -31,6 +25,24 @@ func stateFromKVM(s *emulate.State, r *kvm.Regs, sr *kvm.Sregs2) {
 	s.IDTR = emulate.TableReg{Base: sr.IDT.Base, Limit: sr.IDT.Limit}
 	s.LDTR, s.TR = segFromKVM(&sr.LDT), segFromKVM(&sr.TR)
 	s.PDPTEs, s.HasPDPTEs = sr.PDptrs, sr.Flags&kvm.Sregs2PDPTRsValid != 0
+}
+
+// gprsFromKVM is stateFromKVM for the general registers, RIP and RFLAGS
+// alone.
+func gprsFromKVM(s *emulate.State, r *kvm.Regs) {
+	s.GPR = [x86.NumGPR]uint64{
+		x86.RAX: r.RAX, x86.RCX: r.RCX, x86.RDX: r.RDX, x86.RBX: r.RBX,
+		x86.RSP: r.RSP, x86.RBP: r.RBP, x86.RSI: r.RSI, x86.RDI: r.RDI,
+		x86.R8: r.R8, x86.R9: r.R9, x86.R10: r.R10, x86.R11: r.R11,
+		x86.R12: r.R12, x86.R13: r.R13, x86.R14: r.R14, x86.R15: r.R15,
+	}
+	s.RIP, s.RFLAGS = r.RIP, r.RFLAGS
+}
+
+// sregsBytes views struct kvm_sregs as a string of its bytes, for an
+// exact comparison.
+func sregsBytes(s *kvm.Sregs) string {
+	return unsafe.String((*byte)(unsafe.Pointer(s)), unsafe.Sizeof(*s))
 }
 
 func segFromKVM(k *kvm.Segment) x86.Segment {

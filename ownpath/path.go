@@ -29,8 +29,10 @@ type Verify uint8
 
 // Verification levels of `vmm run -verify`.
 const (
-	// VerifyOff skips the cross-checks; the own path still fetches and
-	// decodes read exits and completes what KVM cannot emulate.
+	// VerifyOff skips the cross-checks: MMIO exits go to the devices as
+	// KVM reports them (with a trace the own path still fetches and
+	// decodes each read exit for the record), and the own path completes
+	// what KVM cannot emulate.
 	VerifyOff Verify = iota
 	// VerifyWarn logs every disagreement and goes on.
 	VerifyWarn
@@ -98,7 +100,9 @@ type Config struct {
 	Features mmu.Features
 	// SyncRegs says KVM copies registers and special registers into
 	// kvm_run at every exit (kvm.VCPU.EnableSyncRegs), so an exit reads
-	// them without two ioctls.
+	// them without two ioctls. KVM pays for the copy at every exit
+	// (about 630 instructions in the nested KVM, mostly KVM_GET_SREGS'
+	// eight segment reads), so it pays only where exits read the state.
 	SyncRegs bool
 	// PKRUOffset is where XSAVE keeps PKRU (CPUID 0xd.9 EBX); 0 when the
 	// guest has no protection keys.
@@ -144,6 +148,11 @@ type kvmCache struct {
 	xsave        kvm.XSave
 	fpu          kvm.FPU
 	vecFromXSave bool // the vector state came from KVM_GET_XSAVE
+
+	// synced is the copy of kvm_run's special registers the last load
+	// built the exit state from, when syncedOK.
+	synced   kvm.Sregs
+	syncedOK bool
 }
 
 // exitState is the current exit: the emulator's view of the vCPU, the
@@ -151,15 +160,27 @@ type kvmCache struct {
 type exitState struct {
 	seq    uint64 // the exit's kvm.Exit.Seq
 	loaded bool
-	st     emulate.State
-	mode   trace.Mode
-	cs     uint16
-	rip    uint64
-	rec    trace.Record
+	// observed says the mode log has the exit observedSeq.
+	observed    bool
+	observedSeq uint64
+	st          emulate.State
+	mode        trace.Mode
+	cs          uint16
+	rip         uint64
+	rec         trace.Record
 }
 
 // memos are what one exit leaves to spare work at the next ones.
 type memos struct {
+	// sregs says exit.st's segments, control and table registers are
+	// those of kvm.synced, so that an exit whose special registers are
+	// byte for byte the same reloads only the general registers.
+	// Whatever changes exit.st other than through load clears it.
+	sregs bool
+	// mode is the mode observeMode classified last, for modeKey.
+	mode    trace.Mode
+	modeKey modeKey
+	modeOK  bool
 	// walker is the state mem's walker context was built for.
 	walker   mmu.State
 	walkerOK bool
@@ -168,6 +189,12 @@ type memos struct {
 	// cand holds the candidate sets of recent write sites.
 	cand    [candidateMemoSize]candidateMemo
 	winWalk mmu.Walk
+	// The write exit's scratch: its code windows and matches, and the
+	// state and accesses of the candidate being resolved.
+	win, callWin writeWindow
+	matches      writeMatches
+	cst          emulate.State
+	caccs        emulate.MemRefs
 }
 
 // pendingRMW is the instruction decoded at a read exit whose write exit is
@@ -187,7 +214,7 @@ func New(cfg Config) *Path {
 	}
 	phys := physMem{ram: cfg.RAM, bus: cfg.Bus, stats: p.stats}
 	p.mem.phys, p.search.phys = phys, phys
-	p.search.ctx = &p.mem.ctx
+	p.search.mem = &p.mem
 	p.emu.Mem, p.finder.Mem = &p.mem, &p.search
 	p.vec.Source = p
 	p.exit.st.Vec = &p.vec
@@ -216,21 +243,45 @@ func (p *Path) begin(e *kvm.Exit) error {
 		return err
 	}
 	p.exit.loaded = true
-	p.stats.ObserveMode(p.exit.mode, p.exit.cs, p.exit.rip)
+	if !p.exit.observed || p.exit.observedSeq != e.Seq {
+		p.stats.ObserveMode(p.exit.mode, p.exit.cs, p.exit.rip)
+		p.exit.observed, p.exit.observedSeq = true, e.Seq
+	}
 	return nil
 }
 
 // load reads registers and special registers and rebuilds the emulator and
-// walker state from them.
+// walker state from them. Special registers byte for byte those of the
+// last load (the steady state of a guest between mode changes) keep the
+// state built from them: only the general registers, RIP and RFLAGS are
+// reloaded, and the mode is classified again only when RFLAGS.VM moved.
 func (p *Path) load() error {
 	k, x := &p.kvm, &p.exit
-	if err := p.loadRegs(); err != nil {
+	same, err := p.loadRegs()
+	if err != nil {
 		return err
 	}
-	stateFromKVM(&x.st, &k.regs, &k.sregs)
+	// The walker state is that of the special registers, RFLAGS.AC and
+	// RFLAGS.VM, and PKRU.
+	flags := (k.regs.RFLAGS ^ x.st.RFLAGS) & (x86.FlagVM | x86.FlagAC)
+	pkru := x.st.PKRU
+	walker := true
+	if same && p.memo.sregs {
+		gprsFromKVM(&x.st, &k.regs)
+		if flags&x86.FlagVM != 0 {
+			x.mode = trace.ClassifyMode(&k.sregs, k.regs.RFLAGS)
+		}
+		walker = flags != 0
+	} else {
+		stateFromKVM(&x.st, &k.regs, &k.sregs)
+		x.mode = trace.ClassifyMode(&k.sregs, k.regs.RFLAGS)
+		p.memo.sregs = k.syncedOK
+	}
 	x.st.PKRU = p.pkru()
 	x.cs, x.rip = k.sregs.CS.Selector, k.regs.RIP
-	x.mode = trace.ClassifyMode(&k.sregs, k.regs.RFLAGS)
+	if !walker && x.st.PKRU == pkru && p.memo.walkerOK {
+		return p.setKVM()
+	}
 	ms := x.st.WalkerState()
 	if !p.memo.walkerOK || ms != p.memo.walker {
 		if err := p.mem.ctx.Reset(&ms, p.cfg.Features); err != nil {
@@ -240,6 +291,12 @@ func (p *Path) load() error {
 		p.memo.walker, p.memo.walkerOK = ms, true
 		p.mem.memoGen++
 	}
+	return p.setKVM()
+}
+
+// setKVM gives the path's walks KVM_TRANSLATE to check against, unless
+// verification is off.
+func (p *Path) setKVM() error {
 	p.mem.kvm = nil
 	if p.cfg.Verify != VerifyOff {
 		p.mem.kvm = p.cfg.CPU
@@ -249,32 +306,39 @@ func (p *Path) load() error {
 
 // loadRegs reads the registers and special registers: from kvm_run where
 // KVM syncs them, else with ioctls. The PAE PDPTE registers come only with
-// KVM_GET_SREGS2, which PAE paging therefore still pays for.
-func (p *Path) loadRegs() error {
+// KVM_GET_SREGS2, which PAE paging therefore still pays for. same says
+// the special registers are those KVM synced at the last load (kvm.synced),
+// so k.sregs still holds them.
+func (p *Path) loadRegs() (same bool, err error) {
 	k, cpu := &p.kvm, p.cfg.CPU
 	if p.cfg.SyncRegs {
 		k.regs = *cpu.SyncedRegs()
 		s := cpu.SyncedSregs()
 		pae := s.CR0&x86.CR0PG != 0 && s.CR4&x86.CR4PAE != 0 && s.EFER&x86.EFERLMA == 0
 		if !pae || !k.sregs2 {
+			if k.syncedOK && sregsBytes(s) == sregsBytes(&k.synced) {
+				return true, nil
+			}
+			k.synced, k.syncedOK = *s, true
 			sregs2From(&k.sregs, s)
-			return nil
+			return false, nil
 		}
 	} else if err := cpu.GetRegs(&k.regs); err != nil {
-		return err
+		return false, err
 	}
+	k.syncedOK = false
 	if k.sregs2 {
 		if err := cpu.GetSregs2(&k.sregs); err == nil {
-			return nil
+			return false, nil
 		}
 		k.sregs2 = false
 	}
 	var s kvm.Sregs
 	if err := cpu.GetSregs(&s); err != nil {
-		return err
+		return false, err
 	}
 	sregs2From(&k.sregs, &s)
-	return nil
+	return false, nil
 }
 
 // pkru reads PKRU from the XSAVE area; it matters only with CR4.PKE, so
@@ -296,16 +360,61 @@ func (p *Path) pkru() uint32 {
 
 func (p *Path) csrip() string { return trace.FormatCSRIP(p.exit.cs, p.exit.rip) }
 
-// BeginExit implements vcpu.Observer: it loads the vCPU state, which logs
-// the mode of every exit.
+// BeginExit implements vcpu.Observer: it logs the mode of every exit.
+// Where KVM syncs the registers, the mode comes from kvm_run's copy
+// (observeMode) and the state is loaded only by the entry points that use
+// it; otherwise, or with a trace, every exit loads the state here. Under
+// -verify off without a trace and without synced registers the mode log
+// has only the exits whose state the path reads (emulation failures):
+// reading the state at every exit would cost an exit two ioctls.
 func (p *Path) BeginExit(e *kvm.Exit) error {
-	p.ins.observe(e, false)
-	return p.begin(e)
+	if p.cfg.Verify != VerifyOff {
+		p.ins.observe(e, false)
+	}
+	switch {
+	case p.cfg.Trace != nil:
+		return p.begin(e)
+	case p.cfg.SyncRegs:
+		p.observeMode(e)
+	case p.cfg.Verify != VerifyOff:
+		return p.begin(e)
+	}
+	return nil
+}
+
+// Observes reports whether BeginExit and EndExit do anything: not under
+// -verify off without a trace or synced registers, whose loops can leave
+// the path out as their observer.
+func (p *Path) Observes() bool {
+	return p.cfg.Trace != nil || p.cfg.SyncRegs || p.cfg.Verify != VerifyOff
+}
+
+// modeKey is what trace.ClassifyMode reads: the mode of an exit.
+type modeKey struct {
+	cr0, cr4, efer uint64
+	csL, csDB      uint8
+	vm             bool
+}
+
+// observeMode logs the mode of exit e from the registers KVM synced,
+// classifying it again only when what it depends on changed.
+func (p *Path) observeMode(e *kvm.Exit) {
+	s, r := p.cfg.CPU.SyncedSregs(), p.cfg.CPU.SyncedRegs()
+	key := modeKey{cr0: s.CR0, cr4: s.CR4, efer: s.EFER, csL: s.CS.L, csDB: s.CS.DB, vm: r.RFLAGS&x86.FlagVM != 0}
+	if !p.memo.modeOK || key != p.memo.modeKey {
+		var ms kvm.Sregs2
+		ms.CR0, ms.CR4, ms.EFER, ms.CS.L, ms.CS.DB = s.CR0, s.CR4, s.EFER, s.CS.L, s.CS.DB
+		p.memo.mode, p.memo.modeKey, p.memo.modeOK = trace.ClassifyMode(&ms, r.RFLAGS), key, true
+	}
+	p.stats.ObserveMode(p.memo.mode, s.CS.Selector, r.RIP)
+	p.exit.observed, p.exit.observedSeq = true, e.Seq
 }
 
 // EndExit implements vcpu.Observer: it writes the exit's trace record.
 func (p *Path) EndExit(e *kvm.Exit) {
-	p.ins.observe(e, true)
+	if p.cfg.Verify != VerifyOff {
+		p.ins.observe(e, true)
+	}
 	if p.cfg.Trace == nil {
 		return
 	}
@@ -447,6 +556,9 @@ func (p *Path) MMIORead(e *kvm.Exit) error { return p.mmio(e, false) }
 func (p *Path) MMIOWrite(e *kvm.Exit) error { return p.mmio(e, true) }
 
 func (p *Path) mmio(e *kvm.Exit, write bool) error {
+	if p.cfg.Verify == VerifyOff && p.cfg.Trace == nil {
+		return p.serve(e.MMIO, write)
+	}
 	if err := p.begin(e); err != nil {
 		return err
 	}
@@ -475,6 +587,16 @@ func (p *Path) mmio(e *kvm.Exit, write bool) error {
 		}
 	}
 	return nil
+}
+
+// serve lets the device serve KVM's access, unchecked (-verify off).
+func (p *Path) serve(m *kvm.MMIOExit, write bool) error {
+	if write {
+		p.stats.MMIO.Writes++
+	} else {
+		p.stats.MMIO.Reads++
+	}
+	return p.mem.phys.access(m.PhysAddr, m.Bytes(), write)
 }
 
 // readExit: RIP is at the instruction. Fetch and decode it with walkvm's
@@ -562,6 +684,9 @@ func (p *Path) EmulationFailure(e *kvm.Exit) error {
 	}
 	defer p.countWalks()
 	x := &p.exit
+	// Step may change any part of the state (segments, control
+	// registers): the next load rebuilds it all.
+	p.memo.sregs = false
 	// AVX needs XCR0, which only a completion reads.
 	if v, err := p.cfg.CPU.XCR0(); err == nil {
 		x.st.XCR0 = v

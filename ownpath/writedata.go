@@ -55,10 +55,10 @@ func (p *Path) writesExitData(m *writeMatch, exit *kvm.MMIOExit, n int) (writes,
 		xv.pre.Vec = &p.vec
 	}
 	if m.undo {
-		emulate.Rewind(&xv.pre, &m.inst)
+		emulate.Rewind(&xv.pre, m.inst)
 	}
 	xv.emu.MaxRep = 1
-	xv.inst = m.inst
+	xv.inst = *m.inst
 	if err := xv.emu.ExecuteOnCopy(&xv.pre, &xv.inst, nil, &xv.fx); err != nil {
 		return false, false
 	}

@@ -19,29 +19,39 @@ import (
 // writeWindow holds the up to 15 code bytes before RIP and the 15 at it.
 type writeWindow struct {
 	b     [2 * decode.MaxLen]byte
-	valid [2 * decode.MaxLen]bool
+	valid uint32 // bit i: b[i] could be fetched
 }
 
 // fetchWindow reads the code bytes around CS:end through walkvm's own
 // walks (no accessed flags set), one walk per page. Bytes that cannot be
 // fetched stay invalid.
 func (p *Path) fetchWindow(w *writeWindow, end uint64) {
-	var page []byte // host bytes of the current linear page, nil if unmapped
-	pageNum, havePage := uint64(0), false
-	for i := range w.b {
-		la := p.codeLinear(end + uint64(i) - decode.MaxLen)
-		if !havePage || la>>12 != pageNum {
-			pageNum, havePage, page = la>>12, true, nil
-			if err := p.mem.ctx.Walk(p.cfg.RAM, la, x86.AccessFetch, &p.memo.winWalk); err == nil {
-				page, _ = p.cfg.RAM.Slice(p.memo.winWalk.GPA&^0xfff, 4096)
-			}
+	mode := p.exit.st.DecodeMode()
+	cs := p.exit.st.Seg[x86.CS].Base
+	for i := 0; i < len(w.b); {
+		off := end + uint64(i) - decode.MaxLen
+		la := codeLinear(mode, cs, off)
+		// The run of bytes up to the page's end or the offset's wrap.
+		n := min(uint64(len(w.b)-i), 0x1000-la&0xfff)
+		switch mode {
+		case decode.Mode16:
+			n = min(n, 0x10000-off&0xffff)
+		case decode.Mode32:
+			n = min(n, 0x100000000-off&0xffffffff)
 		}
-		w.valid[i] = page != nil
+		var page []byte // host bytes of the linear page, nil if unmapped
+		if err := p.mem.walkMemo.walk(&p.mem.ctx, p.mem.memoGen, p.cfg.RAM, la, emulate.Intent{Access: x86.AccessFetch}, &p.memo.winWalk); err == nil {
+			page, _ = p.cfg.RAM.Slice(p.memo.winWalk.GPA&^0xfff, 4096)
+		}
+		run, bits := w.b[i:i+int(n)], uint32(1)<<n-1
 		if page != nil {
-			w.b[i] = page[la&0xfff]
+			copy(run, page[la&0xfff:])
+			w.valid |= bits << i
 		} else {
-			w.b[i] = 0
+			clear(run)
+			w.valid &^= bits << i
 		}
+		i += int(n)
 	}
 }
 
@@ -53,7 +63,9 @@ type writeMatch struct {
 	acc   emulate.MemRef
 	undo  bool // its register effects had to be undone
 	batch bool // a REP INS batch of KVM's (insBatchWrite)
-	inst  decode.Inst
+	// inst is the candidate's decode in its candidate set
+	// (p.memo.cand), which stays as it is until the next search.
+	inst *decode.Inst
 }
 
 // writeExit checks a write exit against the instruction that made it.
@@ -75,21 +87,22 @@ func (p *Path) writeExit(exit *kvm.MMIOExit, n int) error {
 			}
 		}
 	}
-	var win writeWindow
-	var ms writeMatches
-	p.findWrite(&win, exit, n, &ms)
+	// The window and the matches live in the path: zeroing them at
+	// every write exit would cost more than the search.
+	win, ms := &p.memo.win, &p.memo.matches
+	p.findWrite(win, exit, n, ms)
 	if ms.ambiguous {
-		p.resolveByData(&ms, exit, n)
+		p.resolveByData(ms, exit, n)
 	}
 	if ms.n > 0 {
 		r := &p.exit.rec
 		m := ms.chosen()
-		r.SetInsn(m.bytes(&win))
+		r.SetInsn(m.bytes(win))
 		r.SetAccess(m.acc.Linear, m.acc.Pieces[0].GPA, int(m.acc.Size))
 		r.InsnRIP, r.HasInsnRIP = m.start, true
 		for i := range ms.n {
 			if i != ms.pick {
-				r.AddAlternative(ms.m[i].start, ms.m[i].bytes(&win))
+				r.AddAlternative(ms.m[i].start, ms.m[i].bytes(win))
 			}
 		}
 		p.rewalk(m)
@@ -131,12 +144,12 @@ func (p *Path) findWrite(win *writeWindow, exit *kvm.MMIOExit, n int, ms *writeM
 	p.fetchWindow(win, p.exit.st.RIP)
 	p.matchWrite(win, p.exit.st.RIP, exit, n, false, ms)
 	if ms.n == 0 && (n == 2 || n == 4 || n == 8) {
-		var callWin writeWindow
+		callWin := &p.memo.callWin
 		ret := le64(exit.Data[:n])
-		p.fetchWindow(&callWin, ret)
-		p.matchWrite(&callWin, ret, exit, n, true, ms)
+		p.fetchWindow(callWin, ret)
+		p.matchWrite(callWin, ret, exit, n, true, ms)
 		if ms.n > 0 {
-			*win = callWin
+			*win = *callWin
 		}
 	}
 }
@@ -145,9 +158,9 @@ func (p *Path) findWrite(win *writeWindow, exit *kvm.MMIOExit, n int, ms *writeM
 // recording and KVM_TRANSLATE checks on: they are the walks of the path.
 // The instruction is already decoded; only its pages are walked again.
 func (p *Path) rewalk(m *writeMatch) {
-	s := p.exit.st
-	s.Vec = nil
-	s.RIP = m.start
+	// The candidates' state (matchWrite) but for what Rewind changes.
+	s := &p.memo.cst
+	s.GPR, s.RIP = p.exit.st.GPR, m.start
 	first := p.codeLinear(m.start)
 	last := p.codeLinear(m.start + uint64(m.len) - 1)
 	if _, err := p.mem.Translate(first, emulate.Intent{Access: x86.AccessFetch}); err != nil {
@@ -160,14 +173,13 @@ func (p *Path) rewalk(m *writeMatch) {
 	}
 	if m.batch {
 		var acc emulate.MemRef
-		_ = p.emu.ResolveRange(&s, m.acc.Seg, m.acc.Offset, m.acc.Size, true, &acc)
+		_ = p.emu.ResolveRange(s, m.acc.Seg, m.acc.Offset, m.acc.Size, true, &acc)
 		return
 	}
 	if m.undo {
-		emulate.Rewind(&s, &m.inst)
+		emulate.Rewind(s, m.inst)
 	}
-	var accs emulate.MemRefs
-	_ = p.emu.Resolve(&s, &m.inst, &accs)
+	_ = p.emu.Resolve(s, m.inst, &p.memo.caccs)
 }
 
 // nextIP is the offset after an instruction of n bytes at ip, wrapped to
@@ -186,7 +198,13 @@ func (p *Path) nextIP(ip uint64, n uint8) uint64 {
 // the code size (IP, EIP) as the CPU wraps it; CS's base is 0 in 64-bit
 // mode.
 func (p *Path) codeLinear(off uint64) uint64 {
-	switch p.exit.st.DecodeMode() {
+	return codeLinear(p.exit.st.DecodeMode(), p.exit.st.Seg[x86.CS].Base, off)
+}
+
+// codeLinear is the linear address of offset off in code of mode m whose
+// CS base is base.
+func codeLinear(m decode.Mode, base, off uint64) uint64 {
+	switch m {
 	case decode.Mode64:
 		return off
 	case decode.Mode16:
@@ -194,7 +212,7 @@ func (p *Path) codeLinear(off uint64) uint64 {
 	default:
 		off &= 0xffffffff
 	}
-	return (p.exit.st.Seg[x86.CS].Base + off) & 0xffffffff
+	return (base + off) & 0xffffffff
 }
 
 func (m *writeMatch) bytes(w *writeWindow) []byte {
@@ -244,7 +262,7 @@ func (p *Path) candidates(w *writeWindow, mode decode.Mode, end uint64) *candida
 		lo := decode.MaxLen - k
 		hi := lo + decode.MaxLen
 		end := lo
-		for end < hi && w.valid[end] {
+		for end < hi && w.valid&(1<<end) != 0 {
 			end++
 		}
 		if end == lo {
@@ -285,6 +303,10 @@ func (ms *writeMatches) chosen() *writeMatch { return &ms.m[ms.pick] }
 func (p *Path) matchWrite(w *writeWindow, end uint64, exit *kvm.MMIOExit, n int, calls bool, ms *writeMatches) {
 	ms.n, ms.pick, ms.ambiguous, ms.noData = 0, 0, false, false
 	set := p.candidates(w, p.exit.st.DecodeMode(), end)
+	// The candidates' state, copied once: candidateWrites resets only
+	// what Rewind changes.
+	p.memo.cst = p.exit.st
+	p.memo.cst.Vec = nil
 	for i := range set.n {
 		inst, k := &set.insts[i], uint64(set.k[i])
 		if calls && (inst.Op != decode.CALL || k == 0 || !p.callTargets(inst, end)) {
@@ -301,7 +323,7 @@ func (p *Path) matchWrite(w *writeWindow, end uint64, exit *kvm.MMIOExit, n int,
 		if ms.n > 0 && (acc.Pieces != ms.m[0].acc.Pieces || acc.Size != ms.m[0].acc.Size) {
 			ms.ambiguous = true
 		}
-		ms.m[ms.n] = writeMatch{start: end - k, end: end, len: inst.Len, acc: acc, undo: undo, batch: batch, inst: *inst}
+		ms.m[ms.n] = writeMatch{start: end - k, end: end, len: inst.Len, acc: acc, undo: undo, batch: batch, inst: inst}
 		ms.n++
 	}
 	ms.pick = pickWrite(ms.m[:ms.n])
@@ -325,7 +347,7 @@ func pickWrite(ms []writeMatch) int {
 	for i := range ms {
 		ignored := false
 		for j := i + 1; j < len(ms) && !ignored; j++ {
-			ignored = sameInst(&ms[i].inst, &ms[j].inst)
+			ignored = sameInst(ms[i].inst, ms[j].inst)
 		}
 		if !ignored {
 			return i
@@ -409,15 +431,15 @@ func (p *Path) candidateWrites(inst *decode.Inst, start uint64, exit *kvm.MMIOEx
 	case decode.PUSH, decode.POP, decode.PUSHF, decode.CALL, decode.ENTER:
 		undos[0] = 1
 	}
+	s, accs := &p.memo.cst, &p.memo.caccs
 	for u := range nundo {
-		s := p.exit.st
-		s.Vec = nil
-		s.RIP = start
+		// Rewind changes general registers alone: the rest of the
+		// state was copied once (matchWrite).
+		s.GPR, s.RIP = p.exit.st.GPR, start
 		if undos[u] == 1 {
-			emulate.Rewind(&s, inst)
+			emulate.Rewind(s, inst)
 		}
-		var accs emulate.MemRefs
-		if err := p.finder.Resolve(&s, inst, &accs); err != nil {
+		if err := p.finder.Resolve(s, inst, accs); err != nil {
 			continue // a candidate that faults did not make the write
 		}
 		for i := range accs.N {
@@ -425,7 +447,7 @@ func (p *Path) candidateWrites(inst *decode.Inst, start uint64, exit *kvm.MMIOEx
 			if !a.Write || !isKVMFragment(a, exit.PhysAddr, n) {
 				continue
 			}
-			if !dataMatches(&s, inst, a, exit, n) {
+			if !dataMatches(s, inst, a, exit, n) {
 				continue
 			}
 			return *a, undos[u] == 1, true

@@ -3,6 +3,7 @@ package vcpu
 import (
 	"errors"
 	"fmt"
+	"runtime"
 	"sync"
 	"time"
 
@@ -99,6 +100,8 @@ func (g *Group) Run(loops []*Loop, timeout time.Duration) End {
 		})
 		defer t.Stop()
 	}
+	reserveProcs(len(loops))
+	defer releaseProcs(len(loops))
 	var wg sync.WaitGroup
 	for _, l := range loops {
 		wg.Add(1)
@@ -157,4 +160,41 @@ func (g *Group) callingVCPU() int {
 		}
 	}
 	return -1
+}
+
+// procs keeps one P (GOMAXPROCS) per vCPU running in this process, plus one
+// for everything else. A loop keeps its P while its guest runs, because
+// kvm.VCPU.Run enters KVM_RUN through RawSyscall; with fewer Ps than vCPUs,
+// a vCPU whose guest sits halted inside KVM would keep another vCPU, the
+// time limit and the devices' goroutines off the CPU until the runtime
+// preempts it (about 10 ms later), and an SMP guest would run its vCPUs by
+// turns in 10 ms slices. GOMAXPROCS is the process's, so this is too.
+var procs struct {
+	sync.Mutex
+	vcpus int // vCPUs running in all Groups
+	base  int // GOMAXPROCS when the first of them started
+}
+
+// reserveProcs raises GOMAXPROCS to the running vCPUs plus one.
+func reserveProcs(n int) {
+	procs.Lock()
+	defer procs.Unlock()
+	if procs.vcpus == 0 {
+		procs.base = runtime.GOMAXPROCS(0)
+	}
+	procs.vcpus += n
+	if want := procs.vcpus + 1; runtime.GOMAXPROCS(0) < want {
+		runtime.GOMAXPROCS(want)
+	}
+}
+
+// releaseProcs gives back what reserveProcs took: GOMAXPROCS returns to
+// what it was once no vCPU runs.
+func releaseProcs(n int) {
+	procs.Lock()
+	defer procs.Unlock()
+	procs.vcpus -= n
+	if procs.vcpus == 0 && runtime.GOMAXPROCS(0) != procs.base {
+		runtime.GOMAXPROCS(procs.base)
+	}
 }

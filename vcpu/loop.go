@@ -99,6 +99,7 @@ type Loop struct {
 	Log   logrus.FieldLogger
 
 	exit kvm.Exit // the exit being handled, reused
+	end  End      // how the run ended, once step says it did
 	seq  uint64
 	stop atomic.Bool
 	tid  atomic.Int32 // the OS thread running the loop, 0 when none
@@ -113,42 +114,56 @@ func (l *Loop) run(g *Group) {
 	l.tid.Store(int32(unix.Gettid()))
 	defer l.tid.Store(0)
 	for !l.stop.Load() {
-		end, done := l.step()
-		if done {
-			end.VCPU = l.Index
-			g.Finish(end)
+		if l.step() {
+			l.end.VCPU = l.Index
+			g.Finish(l.end)
 			return
 		}
 	}
 }
 
-// step runs the guest to its next exit and handles it.
-func (l *Loop) step() (End, bool) {
+// step runs the guest to its next exit and handles it; when the exit ends
+// the run it says so, with how in l.end.
+func (l *Loop) step() bool {
 	e := &l.exit
 	err := l.CPU.Run()
 	var t0 int64
 	if l.Clock != nil {
 		t0 = l.Clock.Now()
 	}
-	if errors.Is(err, kvm.ErrInterrupted) {
-		*e = kvm.Exit{Kind: kvm.KindInterrupted, Seq: e.Seq}
-		return l.Handle(e)
-	}
 	if err != nil {
-		return l.fail(fmt.Errorf("KVM_RUN: %w", err)), true
+		var done bool
+		if errors.Is(err, kvm.ErrInterrupted) {
+			*e = kvm.Exit{Kind: kvm.KindInterrupted, Seq: e.Seq}
+			l.end, done = l.Handle(e)
+			return done
+		}
+		l.end = l.fail(fmt.Errorf("KVM_RUN: %w", err))
+		return true
 	}
 	l.seq++
 	e.Seq = l.seq
 	if err := l.CPU.ReadExit(e); err != nil {
-		return l.fail(fmt.Errorf("reading a %v exit: %w", e.Reason, err)), true
+		l.end = l.fail(fmt.Errorf("reading a %v exit: %w", e.Reason, err))
+		return true
 	}
 	e.TimeNS, e.Timed = t0, l.Clock != nil
 	if l.Observer != nil {
 		if err := l.Observer.BeginExit(e); err != nil {
-			return l.fail(fmt.Errorf("reading vCPU state at a %v exit: %w", e.Reason, err)), true
+			l.end = l.fail(fmt.Errorf("reading vCPU state at a %v exit: %w", e.Reason, err))
+			return true
 		}
 	}
-	end, done := l.Handle(e)
+	var done bool
+	// The exits of a running guest (MMIO, port I/O) are served here
+	// directly; Handle has the rest.
+	if e.Kind == kvm.KindMMIO || e.Kind == kvm.KindIO {
+		if err := l.serve(e); err != nil {
+			l.end, done = l.fail(err), true
+		}
+	} else {
+		l.end, done = l.Handle(e)
+	}
 	if l.Clock != nil {
 		e.DurNS = l.Clock.Now() - t0
 	}
@@ -158,7 +173,27 @@ func (l *Loop) step() (End, bool) {
 	if l.Observer != nil {
 		l.Observer.EndExit(e)
 	}
-	return end, done
+	return done
+}
+
+// serve serves an MMIO or port-I/O exit.
+func (l *Loop) serve(e *kvm.Exit) error {
+	if e.Kind == kvm.KindIO {
+		if err := l.io(&e.IO); err != nil {
+			return fmt.Errorf("port %#x: %w", e.IO.Port, err)
+		}
+		return nil
+	}
+	var err error
+	if e.MMIO.IsWrite != 0 {
+		err = l.MMIO.MMIOWrite(e)
+	} else {
+		err = l.MMIO.MMIORead(e)
+	}
+	if err != nil {
+		return fmt.Errorf("MMIO exit at GPA %#x: %w", e.MMIO.PhysAddr, err)
+	}
+	return nil
 }
 
 // Handle serves one exit and says whether it ends the run, and how. A
@@ -166,19 +201,9 @@ func (l *Loop) step() (End, bool) {
 // which stops this loop before it enters the guest again.
 func (l *Loop) Handle(e *kvm.Exit) (End, bool) {
 	switch e.Kind {
-	case kvm.KindIO:
-		if err := l.io(&e.IO); err != nil {
-			return l.fail(fmt.Errorf("port %#x: %w", e.IO.Port, err)), true
-		}
-	case kvm.KindMMIO:
-		var err error
-		if e.MMIO.IsWrite != 0 {
-			err = l.MMIO.MMIOWrite(e)
-		} else {
-			err = l.MMIO.MMIORead(e)
-		}
-		if err != nil {
-			return l.fail(fmt.Errorf("MMIO exit at GPA %#x: %w", e.MMIO.PhysAddr, err)), true
+	case kvm.KindIO, kvm.KindMMIO:
+		if err := l.serve(e); err != nil {
+			return l.fail(err), true
 		}
 	case kvm.KindEmulationFailure:
 		if err := l.MMIO.EmulationFailure(e); err != nil {

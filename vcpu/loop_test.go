@@ -3,6 +3,7 @@ package vcpu
 import (
 	"encoding/binary"
 	"errors"
+	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -26,9 +27,13 @@ type fakeCPU struct {
 	immediate atomic.Bool
 	regs      kvm.Regs
 	runErr    error
+	onRun     func() // called at every entry
 }
 
 func (f *fakeCPU) Run() error {
+	if f.onRun != nil {
+		f.onRun()
+	}
 	if f.immediate.Load() {
 		return kvm.ErrInterrupted
 	}
@@ -525,7 +530,7 @@ func TestLoopClockAllocs(t *testing.T) {
 	l, _, _ := newTestLoop(t, cpu)
 	l.Clock = trace.NewClock()
 	if a := testing.AllocsPerRun(100, func() {
-		if _, done := l.step(); done {
+		if l.step() {
 			t.Fatal("the run ended")
 		}
 	}); a != 0 {
@@ -546,10 +551,52 @@ func BenchmarkStep(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				cpu.next = 0 // replay the one exit
-				if _, done := l.step(); done {
+				if l.step() {
 					b.Fatal("the run ended")
 				}
 			}
 		})
+	}
+}
+
+// Every vCPU holds a P while its guest runs, so a Group keeps GOMAXPROCS at
+// its vCPUs plus one while it runs, even where the machine has one CPU, and
+// gives it back after.
+func TestGroupProcs(t *testing.T) {
+	defer runtime.GOMAXPROCS(runtime.GOMAXPROCS(1))
+	for _, n := range []int{1, 3} {
+		var g Group
+		var loops []*Loop
+		seen := make([]atomic.Int32, n)
+		for i := range n {
+			cpu := newFake()
+			cpu.onRun = func() {
+				seen[i].Store(int32(runtime.GOMAXPROCS(0)))
+				// vCPU 0 halts once every vCPU has entered.
+				for j := range seen {
+					for k := 0; i == 0 && seen[j].Load() == 0 && k < 5000; k++ {
+						time.Sleep(time.Millisecond)
+					}
+				}
+			}
+			cpu.add(ioExit(0x80, 1, true, []byte{1}))
+			if i == 0 {
+				cpu.add(kvm.Exit{Kind: kvm.KindHLT, Reason: kvm.ExitHLT})
+			}
+			l, _, _ := newTestLoop(t, cpu)
+			l.Index = i
+			loops = append(loops, l)
+		}
+		if end := g.Run(loops, 0); end.Kind != EndHalted {
+			t.Fatalf("%d vCPUs: end %+v", n, end)
+		}
+		for i := range seen {
+			if got := seen[i].Load(); got < int32(n+1) {
+				t.Errorf("%d vCPUs: vCPU %d ran with GOMAXPROCS %d, want at least %d", n, i, got, n+1)
+			}
+		}
+		if got := runtime.GOMAXPROCS(0); got != 1 {
+			t.Errorf("%d vCPUs: GOMAXPROCS %d after the run, want 1 back", n, got)
+		}
 	}
 }
