@@ -3,8 +3,8 @@
 // the operand and checks the access against the one KVM reports (and every
 // walk against KVM_TRANSLATE); at an emulation failure it completes the
 // instruction itself or injects the fault the CPU would raise. Under
-// -verify off it does only the latter, and MMIO exits go to the devices
-// unchecked.
+// -verify off without a trace it does only the latter, and MMIO exits go
+// to the devices unchecked.
 //
 // It sits below the vCPU run loop, which calls one entry point per exit
 // kind (MMIORead, MMIOWrite, EmulationFailure), and above package emulate.
