@@ -134,3 +134,38 @@ func (c *VCPU) SetMPState(s MPState) error {
 	}
 	return nil
 }
+
+// PICState is struct kvm_pic_state: one 8259's registers as KVM's model
+// keeps them (KVM_GET_IRQCHIP/KVM_SET_IRQCHIP, chips 0 and 1).
+type PICState = gokvm.PICState
+
+// The PIC chips of KVM_GET_IRQCHIP.
+const (
+	PICMaster uint32 = 0 // ports 0x20-0x21, IRQ 0-7
+	PICSlave  uint32 = 1 // ports 0xa0-0xa1, IRQ 8-15, on the master's IRQ 2
+)
+
+// PIC returns the state of the in-kernel 8259 chip (PICMaster or PICSlave).
+func (vm *VM) PIC(chip uint32) (PICState, error) {
+	if chip != PICMaster && chip != PICSlave {
+		return PICState{}, fmt.Errorf("KVM_GET_IRQCHIP: chip %d is not a PIC", chip)
+	}
+	irqc := gokvm.IRQChip{ChipID: chip}
+	if err := gokvm.GetIRQChip(vm.fd(), &irqc); err != nil {
+		return PICState{}, fmt.Errorf("KVM_GET_IRQCHIP %d: %w", chip, err)
+	}
+	return *(*PICState)(unsafe.Pointer(&irqc.Chip[0])), nil
+}
+
+// SetPIC sets the state of the in-kernel 8259 chip (PICMaster or PICSlave).
+func (vm *VM) SetPIC(chip uint32, s PICState) error {
+	if chip != PICMaster && chip != PICSlave {
+		return fmt.Errorf("KVM_SET_IRQCHIP: chip %d is not a PIC", chip)
+	}
+	irqc := gokvm.IRQChip{ChipID: chip}
+	*(*PICState)(unsafe.Pointer(&irqc.Chip[0])) = s
+	if err := gokvm.SetIRQChip(vm.fd(), &irqc); err != nil {
+		return fmt.Errorf("KVM_SET_IRQCHIP %d: %w", chip, err)
+	}
+	return nil
+}

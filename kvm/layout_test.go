@@ -3,6 +3,8 @@ package kvm
 import (
 	"testing"
 	"unsafe"
+
+	gokvm "github.com/bobuhiro11/gokvm/kvm"
 )
 
 // The structs overlay kernel memory: their sizes and offsets are the ABI.
@@ -31,6 +33,8 @@ func TestABILayout(t *testing.T) {
 		{"kvm_translation", unsafe.Sizeof(Translation{}), 24},
 		{"kvm_pit_config", unsafe.Sizeof(pitConfig{}), 64},
 		{"kvm_irq_level", unsafe.Sizeof(irqLevel{}), 8},
+		{"kvm_pic_state", unsafe.Sizeof(PICState{}), 16},
+		{"kvm_irqchip", unsafe.Sizeof(gokvm.IRQChip{}), 520},
 		{"kvm_run.system_event", unsafe.Sizeof(systemEventExit{}), 136},
 	} {
 		if c.got != c.want {

@@ -231,6 +231,9 @@ func New(cfg Config) (_ *Machine, err error) {
 		if err = m.VM.CreatePIT2(); err != nil {
 			return nil, err
 		}
+		if err = initPICs(m.VM); err != nil {
+			return nil, err
+		}
 	}
 	if err = m.RAM.Register(m.VM); err != nil {
 		return nil, err

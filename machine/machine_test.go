@@ -205,3 +205,25 @@ func TestAPICBase(t *testing.T) {
 		t.Errorf("AP %#x", got)
 	}
 }
+
+// The PICs are left as a BIOS leaves them: vector base, initialised, 8086
+// mode, lines open; what ICW1 keeps (the ELCR and its mask) is kept.
+func TestBIOSPIC(t *testing.T) {
+	for _, c := range []struct {
+		name string
+		in   kvm.PICState
+		base uint8
+	}{
+		{"as KVM creates the master", kvm.PICState{ELCRMask: 0xf8}, BIOSPICMasterBase},
+		{"as KVM creates the slave", kvm.PICState{ELCRMask: 0xde}, BIOSPICSlaveBase},
+		{"mid-initialisation, masked, in service", kvm.PICState{IRQBase: 0x20, InitState: 2, IMR: 0xff, ISR: 0x04, IRR: 0x01, AutoEOI: 1, ELCR: 0x08, ELCRMask: 0xf8}, BIOSPICMasterBase},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			got := biosPIC(c.in, c.base)
+			want := kvm.PICState{IRQBase: c.base, Init4: 1, IRR: c.in.IRR, LastIRR: c.in.LastIRR, ELCR: c.in.ELCR, ELCRMask: c.in.ELCRMask}
+			if got != want {
+				t.Errorf("biosPIC(%+v, %#x) = %+v, want %+v", c.in, c.base, got, want)
+			}
+		})
+	}
+}

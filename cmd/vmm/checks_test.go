@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"walkvm/kvm"
@@ -102,5 +103,60 @@ func TestSizeName(t *testing.T) {
 		if got := sizeName(n); got != want {
 			t.Errorf("sizeName(%d) = %q, want %q", n, got, want)
 		}
+	}
+}
+
+// readFile reads a regular file whole, and says what is wrong with
+// anything else.
+func TestReadFile(t *testing.T) {
+	dir := t.TempDir()
+	write := func(name string, n int) string {
+		p := filepath.Join(dir, name)
+		b := make([]byte, n)
+		for i := range b {
+			b[i] = byte(i * 7)
+		}
+		if err := os.WriteFile(p, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	big, empty := write("big", 3<<20+5), write("empty", 0)
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name, path string
+		mem        uint64
+		empty      bool
+		n          int
+		err        string
+	}{
+		{"whole", big, 64 << 20, false, 3<<20 + 5, ""},
+		{"larger than RAM", big, 1 << 20, false, 0, "larger than guest RAM"},
+		{"empty refused", empty, 1 << 20, false, 0, "is empty"},
+		{"empty allowed", empty, 1 << 20, true, 0, ""},
+		{"missing", filepath.Join(dir, "none"), 1 << 20, false, 0, "no such file"},
+		{"directory", dir, 1 << 20, false, 0, "not a regular file"},
+		{"FIFO", fifo, 1 << 20, false, 0, "not a regular file"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			b, err := readFile("image", c.path, c.mem, c.empty)
+			if c.err != "" {
+				if err == nil || !strings.Contains(err.Error(), c.err) {
+					t.Fatalf("error %v, want one with %q", err, c.err)
+				}
+				return
+			}
+			if err != nil || b == nil || len(b) != c.n {
+				t.Fatalf("%d bytes (nil %v), error %v; want %d", len(b), b == nil, err, c.n)
+			}
+			for i := range b {
+				if b[i] != byte(i*7) {
+					t.Fatalf("byte %d is %#x", i, b[i])
+				}
+			}
+		})
 	}
 }
