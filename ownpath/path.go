@@ -373,8 +373,10 @@ func (p *Path) BeginExit(e *kvm.Exit) error {
 	if p.cfg.Verify != VerifyOff {
 		p.ins.observe(e, false)
 	}
+	handled := e.Kind == kvm.KindMMIO && p.cfg.Verify != VerifyOff || e.Kind == kvm.KindEmulationFailure
 	switch {
-	case p.cfg.Trace != nil:
+	case p.cfg.Trace != nil, handled:
+		// The entry point loads the state anyway.
 		return p.begin(e)
 	case p.cfg.SyncRegs:
 		p.observeMode(e)
