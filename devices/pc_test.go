@@ -140,8 +140,13 @@ func TestPCTestDevIRQ(t *testing.T) {
 	wr(t, p, 14, 1, 0)
 	wr(t, p, 0, 1, 0x80) // !!data
 	wr(t, p, 23, 1, 2)
-	wr(t, p, 5, 2, 1) // 2-byte: ignored
-	want := []set{{14, true}, {14, false}, {0, true}, {23, true}}
+	wr(t, p, 11, 4, 1)      // realmode's outl at 0x200b: one byte per port
+	wr(t, p, 5, 2, 0x0100)  // 2-byte: IRQ 5 low, IRQ 6 high
+	wr(t, p, 22, 4, 0x0101) // past the last port: dropped
+	want := []set{{14, true}, {14, false}, {0, true}, {23, true},
+		{11, true}, {12, false}, {13, false}, {14, false},
+		{5, false}, {6, true},
+		{22, true}, {23, true}}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("IRQ lines set %v, want %v", got, want)
 	}

@@ -102,8 +102,12 @@ func (p *PCTestDev) Flushes() (n, lastGPA uint64) {
 }
 
 // PCTestDevIRQ is pc-testdev's ports 0x2000+n (n < PCTestDevIRQPorts): a
-// 1-byte write of d sets ISA IRQ n to d != 0. Other sizes are ignored, as
-// in QEMU; reads return all ones.
+// byte d written to port 0x2000+n sets ISA IRQ n to d != 0. The ports take
+// single bytes (QEMU's valid.max_access_size = 1), so QEMU splits a wider
+// access into one byte per port, in address order, and so does walkvm:
+// kvm-unit-tests' realmode test raises IRQ 11 with `outl %eax, %dx` at
+// 0x200b, which sets IRQ 11 to EAX's low byte and IRQs 12-14 to the others.
+// Bytes past the last port are dropped; reads return all ones.
 type PCTestDevIRQ struct {
 	set ISAIRQFunc
 }
@@ -119,14 +123,17 @@ func (*PCTestDevIRQ) Read(off uint64, data []byte) error {
 
 // Write implements memory.Device.
 func (p *PCTestDevIRQ) Write(off uint64, data []byte) error {
-	if len(data) != 1 || off >= PCTestDevIRQPorts {
-		return nil
-	}
-	if p.set == nil {
-		return fmt.Errorf("pc-testdev: IRQ %d := %d: the machine has no interrupt controller", off, data[0])
-	}
-	if err := p.set(int(off), data[0] != 0); err != nil {
-		return fmt.Errorf("pc-testdev: IRQ %d := %d: %w", off, data[0], err)
+	for i, d := range data {
+		irq := off + uint64(i)
+		if irq >= PCTestDevIRQPorts {
+			break
+		}
+		if p.set == nil {
+			return fmt.Errorf("pc-testdev: IRQ %d := %d: the machine has no interrupt controller", irq, d)
+		}
+		if err := p.set(int(irq), d != 0); err != nil {
+			return fmt.Errorf("pc-testdev: IRQ %d := %d: %w", irq, d, err)
+		}
 	}
 	return nil
 }

@@ -48,6 +48,21 @@ type Job struct {
 	TimeoutText string
 	// Notes are QEMU options accepted without an effect, for the log.
 	Notes []string
+	// late is the configuration to build Args with again when the job
+	// starts (Rebuild): set when the entry's command line needs the shell.
+	late *Config
+}
+
+// Rebuild builds the job's command line again, as it starts, when the
+// entry's test_args, qemu_params or smp use the shell: runtime.bash evals
+// an entry's command line when it runs the test, and kvmclock_test passes
+// `date +%s`, the host's time then, which the guest checks its wall clock
+// against within 5 s. Other jobs keep what Plan built.
+func (j *Job) Rebuild() error {
+	if j.late == nil {
+		return nil
+	}
+	return j.late.build(j)
 }
 
 // Plan turns entries into jobs in cfg order, leaving out those -only does
@@ -66,6 +81,10 @@ func Plan(entries []Entry, c Config) []Job {
 			if err := c.build(&j); err != nil {
 				j.Fail = err.Error()
 			}
+		}
+		if j.Skip == "" && j.Fail == "" && needsShell(e.TestArgs+e.Params+e.SMP) {
+			late := c
+			j.late = &late
 		}
 		jobs = append(jobs, j)
 	}

@@ -3,8 +3,11 @@ package unittests
 import (
 	"errors"
 	"os"
+	"path/filepath"
 	"reflect"
 	"regexp"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 )
@@ -197,5 +200,41 @@ func TestShellWords(t *testing.T) {
 	}
 	if _, err := (Shell{Bash: "/nonexistent/bash"}).True("true"); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("missing bash: %v", err)
+	}
+}
+
+// An entry whose command line uses the shell is expanded again when its job
+// starts, as runtime.bash evals it then (kvmclock_test's `date +%s`); a
+// plain one keeps what Plan built.
+func TestRebuildExpandsAtStart(t *testing.T) {
+	clock := filepath.Join(t.TempDir(), "clock")
+	if err := os.WriteFile(clock, []byte("100\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	entries, err := Parse(strings.NewReader("[clocked]\nfile = c.flat\ntest_args = \"7 `cat "+clock+"`\"\n[plain]\nfile = p.flat\ntest_args = 7\n"), "cfg")
+	if err != nil {
+		t.Fatal(err)
+	}
+	jobs := Plan(entries, fixtureConfig(nil))
+	appendOf := func(j *Job) string {
+		i := slices.Index(j.Args, "-append")
+		if i < 0 {
+			return ""
+		}
+		return j.Args[i+1]
+	}
+	if got := appendOf(&jobs[0]); got != "7 100" {
+		t.Fatalf("planned -append %q, want %q", got, "7 100")
+	}
+	if err := os.WriteFile(clock, []byte("160\n"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	for i, want := range []string{"7 160", "7"} {
+		if err := jobs[i].Rebuild(); err != nil {
+			t.Fatal(err)
+		}
+		if got := appendOf(&jobs[i]); got != want {
+			t.Errorf("%s: -append %q after Rebuild, want %q", jobs[i].Entry.Name, got, want)
+		}
 	}
 }

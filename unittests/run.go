@@ -98,6 +98,14 @@ func logName(name string) string {
 // was cancelled before the job ended on its own.
 func (r *Runner) runOne(ctx context.Context, j *Job) (res Result, interrupted bool) {
 	res = Result{Name: j.Entry.Name, Status: -1}
+	if err := j.Rebuild(); err != nil {
+		res.Judgement = Judgement{Verdict: Fail, Reason: err.Error()}
+		return res, false
+	}
+	if j.Skip != "" {
+		res.Judgement = Judgement{Verdict: Skip, Reason: j.Skip}
+		return res, false
+	}
 	res.Command = append([]string{r.VMM}, j.Args...)
 	res.Log = filepath.Join(r.LogDir, logName(j.Entry.Name))
 	f, err := os.Create(res.Log)

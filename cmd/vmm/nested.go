@@ -9,7 +9,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+
+	"walkvm/unittests"
 )
 
 // nestedRunner is the script that boots the nested KVM kit (QEMU TCG with
@@ -29,6 +32,7 @@ runs "vmm COMMAND ARGS..." inside QEMU (TCG, emulated SVM) under Debian's kernel
 with kvm-amd loaded: a real KVM where /dev/kvm is missing. It needs the walkvm
 source tree (it builds vmm with go) and QEMU (%s).
 Files run reads (IMAGE) are copied in; -trace, -report and -stats-file are copied out.
+For unittests, DIR (its x86 directory and errata.txt) is copied in, -logs out.
 e.g. vmm nested run -trace trace.jsonl -report report.html
 `, qemuInstall)
 		if len(args) == 0 {
@@ -57,6 +61,9 @@ e.g. vmm nested run -trace trace.jsonl -report report.html
 	}
 	cmd := exec.Command(filepath.Join(root, nestedRunner), plan.runnerArgs()...)
 	cmd.Dir = root
+	if len(plan.env) > 0 {
+		cmd.Env = append(os.Environ(), plan.env...)
+	}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	err = cmd.Run()
 	var exit *exec.ExitError
@@ -94,6 +101,7 @@ func findSourceTree() (string, error) {
 type nestedPlan struct {
 	args      []string // vmm arguments, with guest paths
 	ins, outs []string // HOST=GUEST, GUEST=HOST for the runner
+	env       []string // NAME=VALUE for the runner, on top of ours
 }
 
 func (p *nestedPlan) runnerArgs() []string {
@@ -118,6 +126,9 @@ func planNested(args []string) (*nestedPlan, error) {
 	p := &nestedPlan{args: append([]string(nil), args...)}
 	if args[0] == "nested" {
 		return nil, errors.New("vmm nested nested: already the nested KVM's command")
+	}
+	if args[0] == "unittests" {
+		return planNestedUnittests(p)
 	}
 	if args[0] != "run" {
 		return p, nil
@@ -207,6 +218,67 @@ func planNested(args []string) (*nestedPlan, error) {
 		p.args[i] = g
 	}
 	return p, nil
+}
+
+// Where `vmm nested unittests` puts kvm-unit-tests' files and the logs in
+// the guest.
+const (
+	nestedKUT  = "/in/kvm-unit-tests"
+	nestedLogs = "/out/logs"
+)
+
+// planNestedUnittests moves `vmm unittests`' DIR into the guest (its x86
+// directory, and errata.txt beside it when there is one) and its -logs
+// directory out. The guests' entries that expand a shell word (kvmclock_test's
+// `date +%s`) need bash, which the runner carries in with its libraries.
+func planNestedUnittests(p *nestedPlan) (*nestedPlan, error) {
+	fs, o := unittestsFlags(io.Discard)
+	if err := fs.Parse(p.args[1:]); err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			return p, nil
+		}
+		return nil, fmt.Errorf("unittests: %w", err)
+	}
+	if fs.NArg() != 1 {
+		return nil, errors.New("unittests: want one DIR, kvm-unit-tests' tree or its x86 directory")
+	}
+	if *o.vmmPath != "" {
+		return nil, errors.New("unittests: -vmm names a host binary; inside, the vmm built for the guest runs every test")
+	}
+	dir, err := unittests.FindDir(fs.Arg(0))
+	if err != nil {
+		return nil, fmt.Errorf("unittests: %w", err)
+	}
+	logs, err := filepath.Abs(*o.logs)
+	if err != nil {
+		return nil, err
+	}
+	p.ins = []string{dir + "=" + nestedKUT + "/x86"}
+	if errata := filepath.Join(filepath.Dir(dir), "errata.txt"); fileExists(errata) {
+		p.ins = append(p.ins, errata+"="+nestedKUT+"/errata.txt")
+	}
+	p.outs = []string{nestedLogs + "=" + logs}
+	args := []string{"unittests", "-j", strconv.Itoa(*o.jobs), "-verify", *o.verify, "-logs", nestedLogs}
+	if *o.tap {
+		args = append(args, "-tap")
+	}
+	if *o.jsonOut {
+		args = append(args, "-json")
+	}
+	if *o.only != "" {
+		args = append(args, "-only", *o.only)
+	}
+	if *o.all {
+		args = append(args, "-all")
+	}
+	p.args = append(args, nestedKUT)
+	p.env = []string{"NESTED_HOST_BINS=" + strings.TrimSpace(os.Getenv("NESTED_HOST_BINS")+" bash")}
+	return p, nil
+}
+
+func fileExists(path string) bool {
+	fi, err := os.Stat(path)
+	return err == nil && fi.Mode().IsRegular()
 }
 
 // inputFlags are the flags of `vmm run` that name a file it reads.

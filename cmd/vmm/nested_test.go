@@ -75,3 +75,45 @@ func TestNestedWithoutQEMU(t *testing.T) {
 		t.Errorf("status %d, stderr %q: want 125 and %q", s, errb.String(), qemuInstall)
 	}
 }
+
+// `vmm nested unittests` copies the suite in (the x86 directory, errata.txt
+// beside it) and the logs out, and carries bash for the shell-expanded
+// entries.
+func TestPlanNestedUnittests(t *testing.T) {
+	tree := t.TempDir()
+	x86 := filepath.Join(tree, "x86")
+	if err := os.Mkdir(x86, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	for _, f := range []string{filepath.Join(x86, "unittests.cfg"), filepath.Join(tree, "errata.txt")} {
+		if err := os.WriteFile(f, nil, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	logs := filepath.Join(t.TempDir(), "logs")
+	t.Setenv("NESTED_HOST_BINS", "strace")
+	for _, dir := range []string{tree, x86} {
+		p, err := planNested([]string{"unittests", "-j", "2", "-tap", "-only", "^emulator$", "-logs", logs, dir})
+		if err != nil {
+			t.Fatal(err)
+		}
+		wantArgs := []string{"unittests", "-j", "2", "-verify", "strict", "-logs", nestedLogs, "-tap", "-only", "^emulator$", nestedKUT}
+		wantIns := []string{x86 + "=" + nestedKUT + "/x86", filepath.Join(tree, "errata.txt") + "=" + nestedKUT + "/errata.txt"}
+		wantOuts := []string{nestedLogs + "=" + logs}
+		if !reflect.DeepEqual(p.args, wantArgs) || !reflect.DeepEqual(p.ins, wantIns) || !reflect.DeepEqual(p.outs, wantOuts) {
+			t.Errorf("%s: got args %q ins %q outs %q\nwant args %q ins %q outs %q", dir, p.args, p.ins, p.outs, wantArgs, wantIns, wantOuts)
+		}
+		if want := []string{"NESTED_HOST_BINS=strace bash"}; !reflect.DeepEqual(p.env, want) {
+			t.Errorf("%s: env %q, want %q", dir, p.env, want)
+		}
+	}
+	for _, bad := range [][]string{
+		{"unittests"},
+		{"unittests", "-vmm", "/usr/bin/vmm", tree},
+		{"unittests", t.TempDir()},
+	} {
+		if _, err := planNested(bad); err == nil {
+			t.Errorf("planNested(%q): no error", bad)
+		}
+	}
+}

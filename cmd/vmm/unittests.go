@@ -25,26 +25,8 @@ import (
 // cmdUnittests is `vmm unittests`: kvm-unit-tests' x86 suite, each entry of
 // its unittests.cfg run by `vmm run`.
 func cmdUnittests(args []string, stdout, stderr io.Writer) int {
-	fs := flag.NewFlagSet("vmm unittests", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	jobs := fs.Int("j", 1, "run up to N vCPUs' worth of tests at once (a test with smp = K takes K)")
-	verify := fs.String("verify", "strict", "vmm run -verify level: off, warn, strict or exec")
-	tap := fs.Bool("tap", false, "report in TAP version 13")
-	jsonOut := fs.Bool("json", false, "report one JSON object per test, then a summary object")
-	only := fs.String("only", "", "run only the tests whose name matches REGEXP")
-	logs := fs.String("logs", "logs", "directory for each test's log (command line, console, walkvm's stderr) and the env file")
-	vmmPath := fs.String("vmm", "", "the vmm binary that runs each test (default: this one)")
-	all := fs.Bool("all", false, "run nodefault tests too and force errata (run_tests.sh -a)")
-	fs.Usage = func() {
-		fmt.Fprintln(stderr, `usage: vmm unittests [flags] DIR
-
-DIR is kvm-unit-tests' tree or its x86 directory (built: x86/*.flat).
-Environment as kvm-unit-tests' runner: TIMEOUT overrides every timeout,
-CHECK every check line, MAX_SMP the value of $MAX_SMP (default: online
-CPUs), KVM_UNIT_TESTS_ENV an env file merged into the guests' one,
-ERRATA_* override errata.txt.`)
-		fs.PrintDefaults()
-	}
+	fs, o := unittestsFlags(stderr)
+	jobs, verify, tap, jsonOut, only, logs, vmmPath, all := o.jobs, o.verify, o.tap, o.jsonOut, o.only, o.logs, o.vmmPath, o.all
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			return 0
@@ -145,6 +127,42 @@ ERRATA_* override errata.txt.`)
 		return 1
 	}
 	return 0
+}
+
+// unittestsOptions are the flags of `vmm unittests`.
+type unittestsOptions struct {
+	jobs               *int
+	verify, only, logs *string
+	vmmPath            *string
+	tap, jsonOut, all  *bool
+}
+
+// unittestsFlags defines the flags of `vmm unittests` (also read by `vmm
+// nested unittests`, which moves DIR and -logs into the guest).
+func unittestsFlags(stderr io.Writer) (*flag.FlagSet, *unittestsOptions) {
+	fs := flag.NewFlagSet("vmm unittests", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	o := &unittestsOptions{
+		jobs:    fs.Int("j", 1, "run up to N vCPUs' worth of tests at once (a test with smp = K takes K)"),
+		verify:  fs.String("verify", "strict", "vmm run -verify level: off, warn, strict or exec"),
+		tap:     fs.Bool("tap", false, "report in TAP version 13"),
+		jsonOut: fs.Bool("json", false, "report one JSON object per test, then a summary object"),
+		only:    fs.String("only", "", "run only the tests whose name matches REGEXP"),
+		logs:    fs.String("logs", "logs", "directory for each test's log (command line, console, walkvm's stderr) and the env file"),
+		vmmPath: fs.String("vmm", "", "the vmm binary that runs each test (default: this one)"),
+		all:     fs.Bool("all", false, "run nodefault tests too and force errata (run_tests.sh -a)"),
+	}
+	fs.Usage = func() {
+		fmt.Fprintln(stderr, `usage: vmm unittests [flags] DIR
+
+DIR is kvm-unit-tests' tree or its x86 directory (built: x86/*.flat).
+Environment as kvm-unit-tests' runner: TIMEOUT overrides every timeout,
+CHECK every check line, MAX_SMP the value of $MAX_SMP (default: online
+CPUs), KVM_UNIT_TESTS_ENV an env file merged into the guests' one,
+ERRATA_* override errata.txt.`)
+		fs.PrintDefaults()
+	}
+	return fs, o
 }
 
 // writeEnviron writes the guests' env file (arch-run.bash's ENVIRON_DEFAULT)
