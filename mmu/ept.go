@@ -55,6 +55,7 @@ func (e *EPTMisconfig) Error() string {
 // paging structures that EPTP (the VMCS's EPT pointer) names. Paging reports
 // x86.Paging4Level or x86.Paging5Level for 4- or 5-level EPT.
 func (c *Context) ResetEPT(eptp uint64, f EPTFeatures) error {
+	c.gen++
 	m, err := Features{MaxPhyAddr: f.MaxPhyAddr}.maxPhyAddr()
 	if err != nil {
 		return err

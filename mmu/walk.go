@@ -79,6 +79,9 @@ type Context struct {
 	// Inputs of the last reset, to skip recomputing the tables.
 	key   resetKey
 	valid bool
+	// gen counts the resets: walks made at the same gen were made with
+	// the same context.
+	gen uint64
 }
 
 type resetKey struct {
@@ -98,8 +101,14 @@ func (c *Context) Format() (Format, bool) {
 	return *c.format, true
 }
 
+// Gen identifies the context's state: it changes at every Reset and
+// ResetEPT, so that a walk remembered with it (see Unchanged) is known to
+// come from the same context.
+func (c *Context) Gen() uint64 { return c.gen }
+
 // Reset prepares c for the vCPU state s and CPU features f.
 func (c *Context) Reset(s *State, f Features) error {
+	c.gen++
 	if err := x86.CheckModeRegs(s.CR0, s.CR4, s.EFER); err != nil {
 		return fmt.Errorf("mmu: %w", err)
 	}
@@ -432,8 +441,8 @@ var ErrEntriesChanging = errors.New("paging-structure entries keep changing duri
 // made with c, read from memory still holds the value it read (entries
 // taken from the PDPTE registers are part of c). A walk is a function of
 // the context and those entries, so a walk of an address in the same
-// linear page with the same access would give w's result again, until c
-// is reset. A walk that set accessed or dirty flags is never unchanged.
+// linear page with the same access would give w's result again while
+// c.Gen is the one w was made at. A walk that set accessed or dirty flags is never unchanged.
 func (c *Context) Unchanged(mem Memory, w *Walk) bool {
 	f := c.format
 	if f == nil {

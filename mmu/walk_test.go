@@ -862,3 +862,63 @@ func TestResetReuse(t *testing.T) {
 		t.Errorf("after EPT: %v %v", err, w.Walker)
 	}
 }
+
+// Unchanged: a walk is unchanged while every entry it read from memory
+// holds the value it read, in 32-bit (4-byte entries), PAE (the PDPTE
+// read from memory) and 4-level paging; a committing walk that set flags
+// never is; Gen moves at every reset.
+func TestUnchanged(t *testing.T) {
+	const la = 0x40_1234
+	for _, c := range []struct {
+		name  string
+		bytes int
+		bits  uint
+		top   int
+		state func(uint64) *State
+	}{
+		{"32-bit", 4, 10, 2, state32},
+		{"PAE", 8, 9, 3, statePAE},
+		{"4-level", 8, 9, 4, state4},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			tb := newTables(c.bytes, c.bits)
+			root := tb.alloc()
+			flags := make([]uint64, c.top)
+			for i := range flags {
+				flags[i] = fPRWU
+			}
+			if c.name == "PAE" {
+				flags[0] = 1 // a PDPTE has no R/W or U/S
+			}
+			gpas := tb.mapAddr(root, c.top, 1, la, 0x80000, flags...)
+			s := c.state(root)
+			ctx := mustReset(t, s, Features{MaxPhyAddr: 36})
+			gen := ctx.Gen()
+			var w Walk
+			if err := ctx.Walk(tb.mem, la, x86.AccessRead, &w); err != nil {
+				t.Fatal(err)
+			}
+			if !ctx.Unchanged(tb.mem, &w) {
+				t.Fatal("a walk just made is changed")
+			}
+			leaf := gpas[len(gpas)-1]
+			tb.put(leaf, 0x90000|fPRWU)
+			if ctx.Unchanged(tb.mem, &w) {
+				t.Error("the PTE changed, the walk is unchanged")
+			}
+			tb.put(leaf, 0x80000|fPRWU)
+			if !ctx.Unchanged(tb.mem, &w) {
+				t.Error("the PTE is back, the walk is changed")
+			}
+			if err := ctx.WalkCommit(tb.mem, la, x86.AccessWrite, &w); err != nil {
+				t.Fatal(err)
+			}
+			if ctx.Unchanged(tb.mem, &w) {
+				t.Error("a walk that set accessed and dirty flags is unchanged")
+			}
+			if err := ctx.Reset(s, Features{MaxPhyAddr: 36}); err != nil || ctx.Gen() == gen {
+				t.Errorf("Reset: %v, Gen %d, was %d", err, ctx.Gen(), gen)
+			}
+		})
+	}
+}

@@ -117,7 +117,7 @@ func (g *guestMem) nextWalk() (*mmu.Walk, *trace.WalkInfo) {
 const walkMemoSize = 32
 
 // walkMemo remembers successful walks that set no flags, by linear page
-// and access, under one walker context (its generation, guestMem.memoGen).
+// and access, under one walker context (its generation, mmu.Context.Gen).
 // A walk of the same page for the same access whose entries still hold
 // the values it read (mmu.Context.Unchanged re-reads them) has the same
 // result, so it is copied instead of made again: exact, as a new walk.
@@ -144,10 +144,11 @@ func walk(c *mmu.Context, mem mmu.Memory, la uint64, in emulate.Intent, w *mmu.W
 
 // walk is walk with the memo: a walk that sets no flags under paging is
 // the memo's copy when its entries are unchanged.
-func (m *walkMemo) walk(c *mmu.Context, gen uint64, mem mmu.Memory, la uint64, in emulate.Intent, w *mmu.Walk) error {
+func (m *walkMemo) walk(c *mmu.Context, mem mmu.Memory, la uint64, in emulate.Intent, w *mmu.Walk) error {
 	if in.Commit || c.Paging() == x86.PagingNone {
 		return walk(c, mem, la, in, w)
 	}
+	gen := c.Gen()
 	page := la >> 12
 	e := &m.e[(page*4+uint64(in.Access&3))%walkMemoSize]
 	if e.valid && e.gen == gen && e.page == page && e.acc == in.Access && c.Unchanged(mem, &e.w) {
@@ -174,7 +175,7 @@ func copyWalk(dst, src *mmu.Walk, off uint64) {
 // Translate implements emulate.Memory.
 func (g *guestMem) Translate(la uint64, in emulate.Intent) (uint64, error) {
 	w, info := g.nextWalk()
-	err := g.walkMemo.walk(&g.ctx, g.memoGen, g.phys.ram, la, in, w)
+	err := g.walkMemo.walk(&g.ctx, g.phys.ram, la, in, w)
 	*info = trace.WalkInfo{Err: err, Commit: in.Commit}
 	if g.kvm != nil {
 		g.check(la, w, err, &info.KVM)
@@ -272,7 +273,7 @@ type searchMem struct {
 // Translate implements emulate.Memory.
 func (s *searchMem) Translate(la uint64, in emulate.Intent) (uint64, error) {
 	g := s.mem
-	if err := g.walkMemo.walk(&g.ctx, g.memoGen, s.phys.ram, la, in, &s.w); err != nil {
+	if err := g.walkMemo.walk(&g.ctx, s.phys.ram, la, in, &s.w); err != nil {
 		return 0, err
 	}
 	return s.w.GPA, nil

@@ -219,18 +219,17 @@ func TestWalkMemo(t *testing.T) {
 		if err := g.ctx.Reset(&s, mmu.Features{MaxPhyAddr: 48}); err != nil {
 			t.Fatal(err)
 		}
-		g.memoGen++
 	}
 	reset(x86.CR0PE | x86.CR0PG)
 	walkAt := func(la uint64, acc x86.Access) (uint64, error) {
 		t.Helper()
 		var w mmu.Walk
-		err := g.walkMemo.walk(&g.ctx, g.memoGen, ram, la, emulate.Intent{Access: acc}, &w)
+		err := g.walkMemo.walk(&g.ctx, ram, la, emulate.Intent{Access: acc}, &w)
 		return w.GPA, err
 	}
 	memoed := func(la uint64, acc x86.Access) bool {
 		e := &g.walkMemo.e[((la>>12)*4+uint64(acc&3))%walkMemoSize]
-		return e.valid && e.page == la>>12 && e.acc == acc && e.gen == g.memoGen
+		return e.valid && e.page == la>>12 && e.acc == acc && e.gen == g.ctx.Gen()
 	}
 	if gpa, err := walkAt(0x5123, x86.AccessRead); err != nil || gpa != 0x5123 || !memoed(0x5123, x86.AccessRead) {
 		t.Fatalf("first walk: %#x, %v", gpa, err)
@@ -280,7 +279,7 @@ func TestWalkMemo(t *testing.T) {
 		t.Fatal(err)
 	}
 	var w mmu.Walk
-	if err := g.walkMemo.walk(&g.ctx, g.memoGen, ram, 0x6000, emulate.Intent{Access: x86.AccessRead, Commit: true}, &w); err != nil {
+	if err := g.walkMemo.walk(&g.ctx, ram, 0x6000, emulate.Intent{Access: x86.AccessRead, Commit: true}, &w); err != nil {
 		t.Fatal(err)
 	}
 	if v, _ := ram.ReadUint64(pte(6)); v&0x20 == 0 {

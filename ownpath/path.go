@@ -2,7 +2,9 @@
 // the instruction at CS:RIP with its own page walks, decodes it, resolves
 // the operand and checks the access against the one KVM reports (and every
 // walk against KVM_TRANSLATE); at an emulation failure it completes the
-// instruction itself or injects the fault the CPU would raise.
+// instruction itself or injects the fault the CPU would raise. Under
+// -verify off without a trace it does only the latter, and MMIO exits go
+// to the devices unchecked.
 //
 // It sits below the vCPU run loop, which calls one entry point per exit
 // kind (MMIORead, MMIOWrite, EmulationFailure), and above package emulate.
@@ -371,8 +373,10 @@ func (p *Path) BeginExit(e *kvm.Exit) error {
 	if p.cfg.Verify != VerifyOff {
 		p.ins.observe(e, false)
 	}
+	handled := e.Kind == kvm.KindMMIO && p.cfg.Verify != VerifyOff || e.Kind == kvm.KindEmulationFailure
 	switch {
-	case p.cfg.Trace != nil:
+	case p.cfg.Trace != nil, handled:
+		// The entry point loads the state anyway.
 		return p.begin(e)
 	case p.cfg.SyncRegs:
 		p.observeMode(e)

@@ -40,7 +40,7 @@ func (p *Path) fetchWindow(w *writeWindow, end uint64) {
 			n = min(n, 0x100000000-off&0xffffffff)
 		}
 		var page []byte // host bytes of the linear page, nil if unmapped
-		if err := p.mem.walkMemo.walk(&p.mem.ctx, p.mem.memoGen, p.cfg.RAM, la, emulate.Intent{Access: x86.AccessFetch}, &p.memo.winWalk); err == nil {
+		if err := p.mem.walkMemo.walk(&p.mem.ctx, p.cfg.RAM, la, emulate.Intent{Access: x86.AccessFetch}, &p.memo.winWalk); err == nil {
 			page, _ = p.cfg.RAM.Slice(p.memo.winWalk.GPA&^0xfff, 4096)
 		}
 		run, bits := w.b[i:i+int(n)], uint32(1)<<n-1
