@@ -56,9 +56,10 @@ type Options struct {
 	// states (IMAGE.state) and the floor, and is kept.
 	Dir string
 	// KUT is a kvm-unit-tests directory whose suite is timed under `vmm
-	// unittests` at each verify level; Linux asks for a Linux boot.
-	KUT   string
-	Linux bool
+	// unittests` at each verify level.
+	KUT string
+	// Linux, when set, times a Linux kernel's boot to /init.
+	Linux *LinuxBoot
 	// NoQEMU leaves QEMU out even where it is installed.
 	NoQEMU bool
 	// Progress receives one line per run (nil: none).
@@ -87,6 +88,8 @@ type Result struct {
 	Workloads  []WorkloadResult `json:"workloads"`
 	// KUT is the kvm-unit-tests suite's time (-kut DIR).
 	KUT *KUTResult `json:"kvm_unit_tests,omitempty"`
+	// Linux is the Linux boot's times (-linux KERNEL).
+	Linux *LinuxResult `json:"linux,omitempty"`
 	// NotAvailable says what was asked for or is part of the comparison
 	// but could not run here, and why.
 	NotAvailable []string `json:"not_available,omitempty"`
@@ -201,19 +204,21 @@ func Run(o Options) (*Result, error) {
 			variants = append(variants, Variant{Name: b.Name + "/" + v, verify: v, vmm: b.Path})
 		}
 	}
+	var qemu *QEMU
 	if o.NoQEMU {
 		res.NotAvailable = append(res.NotAvailable, "qemu: left out (-qemu=false)")
 	} else if q, err := FindQEMU(); err != nil {
 		res.NotAvailable = append(res.NotAvailable, "qemu: "+err.Error())
 	} else {
+		qemu = q
 		variants = append(variants, Variant{Name: "qemu", qemu: q})
 		res.NotAvailable = append(res.NotAvailable, "qemu: long mode entry (long4k): PVH enters in 32-bit protected mode")
 	}
 	if o.KUT != "" {
 		res.NotAvailable = append(res.NotAvailable, "kvm-unit-tests under the floor and QEMU: the floor boots flat images only, and QEMU is not part of this bench")
 	}
-	if o.Linux {
-		res.NotAvailable = append(res.NotAvailable, "Linux boot to /init (-linux): `vmm run` has no way to boot a Linux kernel yet")
+	if o.Linux != nil {
+		res.NotAvailable = append(res.NotAvailable, "Linux boot under the floor: the floor boots flat images only (the Linux ratios are to QEMU)")
 	}
 	for _, v := range variants {
 		res.Variants = append(res.Variants, v.Name)
@@ -298,6 +303,11 @@ func Run(o Options) (*Result, error) {
 	}
 	if o.KUT != "" {
 		res.KUT = summarizeKUT(o.KUT, levels, kutWalls, kutStatus)
+	}
+	if o.Linux != nil {
+		if res.Linux, err = runLinux(o, levels, qemu, dir); err != nil {
+			return nil, err
+		}
 	}
 	return res, nil
 }

@@ -63,6 +63,21 @@ func WriteText(w io.Writer, res *Result) error {
 		for _, r := range k.Rows {
 			fmt.Fprintf(tw, "%s\t%s\t%v\t\n", r.Verify, r.WallS.format(2), r.Status)
 		}
+		if err := tw.Flush(); err != nil {
+			return err
+		}
+	}
+	if l := res.Linux; l != nil {
+		fmt.Fprintf(w, "\nLinux boot to /init: %s, initramfs %s, %d MiB, one vCPU, %q added to walkvm's command line\n", l.Kernel, l.Initrd, linuxMemMiB, LinuxExtra)
+		tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', 0)
+		fmt.Fprintln(tw, "variant\tstart to /init s\t×qemu\tguest uptime at /init s\tstart to exit s\tfailed\t")
+		for _, r := range l.Rows {
+			ratio := "-"
+			if r.ToQEMU != nil {
+				ratio = r.ToQEMU.format(2)
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%d\t\n", r.Variant, r.ToInitS.format(3), ratio, r.UptimeS.format(2), r.TotalS.format(3), r.Failed)
+		}
 		return tw.Flush()
 	}
 	return nil

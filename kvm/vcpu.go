@@ -73,6 +73,7 @@ type VCPU struct {
 	ID     int
 	runMem []byte
 	run    *runHeader
+	entry  entryPolicy
 }
 
 func (c *VCPU) fd() uintptr { return c.f.Fd() }
@@ -109,28 +110,60 @@ var ErrInterrupted = errors.New("KVM_RUN interrupted")
 // Run enters the guest (KVM_RUN) until the next exit. It returns
 // ErrInterrupted for EINTR/EAGAIN, which gokvm's Run would hide.
 //
-// KVM_RUN goes through syscall.RawSyscall: the goroutine keeps its P while
-// the guest runs, so an exit costs no entersyscall/exitsyscall and, above
-// all, no P hand-off. With syscall.Syscall the scheduler's sysmon retakes
-// the P of a goroutine blocked more than 20 µs in a syscall and hands it to
-// another thread, and every exit then waits for it through futex wake-ups
-// (sysmon also polls at 20 µs while any P sits in a syscall). The caller
-// must run on a locked OS thread (runtime.LockOSThread) and treat
-// ErrInterrupted as "re-enter unless asked to stop": to the scheduler the
-// goroutine looks busy, so the runtime preempts it with a signal (SIGURG,
-// after about 10 ms, or to stop the world for the GC), which ends KVM_RUN
-// with EINTR; the goroutine yields at its next preemption point and
-// resumes.
+// A guest that exits often enters through syscall.RawSyscall: the
+// goroutine keeps its P while the guest runs, so an exit costs no
+// entersyscall/exitsyscall and no P hand-off. To the scheduler the
+// goroutine then looks busy, and after about 10 ms the runtime preempts it
+// with a signal (SIGURG), which ends KVM_RUN with EINTR: an exit to user
+// space that only Go's scheduler wanted. A guest that idles inside KVM (an
+// in-kernel HLT) would take one every 10 ms, so after such an interruption
+// the next entries go through syscall.Syscall (entryPolicy): a goroutine
+// in a system call is not signalled, and with a P to spare (vcpu.Group
+// keeps one per vCPU plus one) sysmon leaves its P alone for 10 ms and
+// then takes it without a signal. The caller must run on a locked OS
+// thread (runtime.LockOSThread) and treat ErrInterrupted as "re-enter
+// unless asked to stop" (the runtime also interrupts KVM_RUN to stop the
+// world for the GC, and a Group's kick does).
 func (c *VCPU) Run() error {
-	_, _, errno := syscall.RawSyscall(syscall.SYS_IOCTL, c.fd(), gokvm.IIO(ioctlRun), 0)
+	var errno syscall.Errno
+	raw := c.entry.raw()
+	if raw {
+		_, _, errno = syscall.RawSyscall(syscall.SYS_IOCTL, c.fd(), gokvm.IIO(ioctlRun), 0)
+	} else {
+		_, _, errno = syscall.Syscall(syscall.SYS_IOCTL, c.fd(), gokvm.IIO(ioctlRun), 0)
+	}
 	switch errno {
 	case 0:
 		return nil
 	case syscall.EINTR, syscall.EAGAIN:
+		if raw {
+			c.entry.interrupted()
+		}
 		return ErrInterrupted
 	}
 	return &IoctlError{Name: "KVM_RUN", Err: errno}
 }
+
+// entryPolicy chooses how Run enters KVM_RUN: through RawSyscall while the
+// guest exits often, through Syscall for the next syscallEntries entries
+// after a raw entry was interrupted (by Go's preemption signal, mostly).
+type entryPolicy struct{ syscalls int }
+
+// syscallEntries is how many entries go through Syscall after an
+// interrupted raw entry: a busy guest spends them in microseconds and is
+// back on the raw path, an idle one takes at most one preemption signal
+// per this many exits instead of one per 10 ms.
+const syscallEntries = 64
+
+func (p *entryPolicy) raw() bool {
+	if p.syscalls > 0 {
+		p.syscalls--
+		return false
+	}
+	return true
+}
+
+func (p *entryPolicy) interrupted() { p.syscalls = syscallEntries }
 
 // SetImmediateExit sets kvm_run.immediate_exit: the next KVM_RUN returns
 // EINTR at once. A signal handler-free way to stop a vCPU from another thread.

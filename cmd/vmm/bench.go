@@ -32,7 +32,8 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	timeout := fs.Duration("timeout", 10*time.Minute, "limit for each run")
 	inProcess := fs.Bool("inprocess", true, "also time walkvm's run loop in this process (and count its allocations)")
 	kut := fs.String("kut", "", "also time the kvm-unit-tests suite in DIR under `vmm unittests` at each verify level")
-	linux := fs.Bool("linux", false, "time a Linux boot to /init (reported as not available until vmm run boots Linux)")
+	linux := fs.String("linux", "", "also time a Linux `KERNEL`'s boot to /init (a bzImage or PVH vmlinux) under each verify level and QEMU's microvm")
+	linuxInitrd := fs.String("linux-initrd", "", "the initramfs of the Linux boot; its /init prints bench.LinuxInit's marker (default: built from the static busybox in PATH)")
 	verify := fs.String("verify", "", "comma-separated verify levels (default: every level this walkvm has)")
 	compare := fs.String("compare", "", "other vmm binaries to run beside this one, as NAME=PATH,...")
 	qemu := fs.Bool("qemu", true, "run QEMU (microvm, -accel kvm) too where qemu-system-x86_64 (or $WALKVM_QEMU) is installed")
@@ -61,6 +62,18 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "vmm bench: -mem %q: %v\n", *mem, err)
 		return 2
 	}
+	var linuxBoot *bench.LinuxBoot
+	switch {
+	case *linux != "":
+		if _, err := os.Stat(*linux); err != nil {
+			fmt.Fprintf(stderr, "vmm bench: -linux: %v\n", err)
+			return 2
+		}
+		linuxBoot = &bench.LinuxBoot{Kernel: *linux, Initrd: *linuxInitrd}
+	case *linuxInitrd != "":
+		fmt.Fprintln(stderr, "vmm bench: -linux-initrd without -linux KERNEL")
+		return 2
+	}
 	self, err := os.Executable()
 	if err != nil {
 		fmt.Fprintf(stderr, "vmm bench: finding this binary: %v\n", err)
@@ -68,7 +81,7 @@ func cmdBench(args []string, stdout, stderr io.Writer) int {
 	}
 	o := bench.Options{
 		Rounds: *rounds, Iterations: uint32(*iterations), VMM: self, Floor: *floor, CC: *cc,
-		MemSize: memSize, Timeout: *timeout, InProcess: *inProcess, KUT: *kut, Linux: *linux, Dir: *dir, NoQEMU: !*qemu,
+		MemSize: memSize, Timeout: *timeout, InProcess: *inProcess, KUT: *kut, Linux: linuxBoot, Dir: *dir, NoQEMU: !*qemu,
 	}
 	if *workloads != "" {
 		o.Workloads = strings.Split(*workloads, ",")

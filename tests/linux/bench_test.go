@@ -1,8 +1,6 @@
 package linux
 
 import (
-	"bufio"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
@@ -12,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	bootlinux "walkvm/boot/linux"
+	"walkvm/bench"
 )
 
 // Environment of the side-by-side boot timing.
@@ -22,61 +20,8 @@ const (
 	envQEMU        = "WALKVM_QEMU"               // qemu-system-x86_64 (default: in PATH)
 )
 
-// bootInit prints the marker with the guest's uptime at /init and reboots.
-const bootInit = `mount -t proc proc /proc
-echo "` + markInit + ` uptime=$(cut -d' ' -f1 /proc/uptime) cpus=$(grep -c ^processor /proc/cpuinfo)"
-reboot -f
-`
-
-// bootSample is one boot's times in seconds: from starting the VMM to the
-// marker on its console, the guest's uptime at /init, and to the VMM's
-// exit.
-type bootSample struct{ toInit, uptime, total float64 }
-
 // benchTimeout bounds one timed boot; a boot of the bench takes seconds.
 const benchTimeout = 2 * time.Minute
-
-// timeBoot runs argv and times it to the /init marker and to its exit,
-// which must be status 0 within benchTimeout.
-func timeBoot(argv []string) (bootSample, error) {
-	var s bootSample
-	ctx, cancel := context.WithTimeout(context.Background(), benchTimeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, argv[0], argv[1:]...)
-	cmd.WaitDelay = 10 * time.Second
-	out, err := cmd.StdoutPipe()
-	if err != nil {
-		return s, err
-	}
-	var tail strings.Builder
-	cmd.Stderr = &tail
-	start := time.Now()
-	if err := cmd.Start(); err != nil {
-		return s, err
-	}
-	sc := bufio.NewScanner(out)
-	for sc.Scan() {
-		line := sc.Text()
-		i := strings.Index(line, markInit+" uptime=")
-		if i < 0 {
-			continue
-		}
-		s.toInit = time.Since(start).Seconds()
-		f := strings.Fields(line[i+len(markInit)+1:])
-		if len(f) > 0 {
-			s.uptime, _ = strconv.ParseFloat(strings.TrimPrefix(f[0], "uptime="), 64)
-		}
-	}
-	err = cmd.Wait()
-	s.total = time.Since(start).Seconds()
-	if err != nil {
-		return s, fmt.Errorf("%s: %v\n%s", argv[0], err, tail.String())
-	}
-	if s.toInit == 0 {
-		return s, fmt.Errorf("%s: no %s line on the console", argv[0], markInit)
-	}
-	return s, nil
-}
 
 // span is a median with its range.
 type span struct{ med, lo, hi float64 }
@@ -123,36 +68,24 @@ func TestLinuxBootVsQEMU(t *testing.T) {
 		}
 		rounds = n
 	}
-	initrd := e.initrd(t, bootInit)
-	const extra = "quiet"
-	// QEMU's microvm has no i8042 to reset through: it reboots by triple
-	// fault, which -no-reboot turns into QEMU's exit.
-	qemuCmdline := bootlinux.Cmdline(extra + " reboot=t")
+	initrd := e.initrd(t, bench.LinuxInit)
 	type variant struct {
 		name string
 		argv func(kernel string) []string
 	}
 	variants := []variant{
-		{"walkvm", func(k string) []string {
-			return []string{e.vmm, "run", "-kernel", k, "-initrd", initrd, "-mem", "256M", "-timeout", bootTimeout.String(), "-stats", "off", "-append", extra}
-		}},
-		// QEMU's microvm machine with the devices walkvm offers a Linux
-		// guest: PIT, PIC, RTC and a 16550, no ACPI and no PCIe.
-		{"qemu", func(k string) []string {
-			return []string{qemu, "-M", "microvm,pit=on,pic=on,rtc=on,isa-serial=on,acpi=off,pcie=off",
-				"-accel", "kvm", "-cpu", "host", "-m", "256", "-smp", "1", "-nographic", "-no-reboot",
-				"-kernel", k, "-initrd", initrd, "-append", qemuCmdline}
-		}},
+		{"walkvm", func(k string) []string { return bench.WalkvmLinuxArgs(e.vmm, k, initrd, "", bootTimeout) }},
+		{"qemu", func(k string) []string { return bench.QEMULinuxArgs(qemu, k, initrd) }},
 	}
 	kernels := []struct{ name, path string }{{"pvh", e.vmlinux}, {"bzImage", e.bzImage}}
-	samples := map[string][]bootSample{}
+	samples := map[string][]bench.LinuxSample{}
 	failed := map[string]int{}
 	for r := range rounds {
 		for _, k := range kernels {
 			order := []variant{variants[r%2], variants[1-r%2]}
 			for _, v := range order {
 				key := k.name + "/" + v.name
-				s, err := timeBoot(v.argv(k.path))
+				s, err := bench.TimeLinuxBoot(v.argv(k.path), benchTimeout)
 				if err != nil {
 					// QEMU's boots are the baseline, not under test: one
 					// that does not finish is counted and left out.
@@ -165,7 +98,7 @@ func TestLinuxBootVsQEMU(t *testing.T) {
 					continue
 				}
 				samples[key] = append(samples[key], s)
-				t.Logf("round %d %-14s to /init %.2f s (uptime %.2f s), exit %.2f s", r, key, s.toInit, s.uptime, s.total)
+				t.Logf("round %d %-14s to /init %.2f s (uptime %.2f s), exit %.2f s", r, key, s.ToInit, s.Uptime, s.Total)
 			}
 		}
 	}
@@ -182,7 +115,7 @@ func TestLinuxBootVsQEMU(t *testing.T) {
 			}
 			var a, u, x []float64
 			for _, s := range ss {
-				a, u, x = append(a, s.toInit), append(u, s.uptime), append(x, s.total)
+				a, u, x = append(a, s.ToInit), append(u, s.Uptime), append(x, s.Total)
 			}
 			med[i], up[i] = spanOf(a), spanOf(u)
 			fmt.Fprintf(&b, "%-8s %-7s %-24v %-24v %-24v\n", k.name, v.name, spanOf(a), spanOf(u), spanOf(x))

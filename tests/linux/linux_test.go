@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"walkvm/bench"
 	"walkvm/devices"
 	"walkvm/initramfs"
 	"walkvm/internal/kvmtest"
@@ -36,7 +37,7 @@ const bootTimeout = 4 * time.Minute
 
 // Console markers the /init scripts print.
 const (
-	markInit   = "WALKVM-LINUX-INIT"
+	markInit   = bench.LinuxMarker
 	markResult = "WALKVM-LINUX-RESULT"
 	markBad    = "WALKVM-LINUX-MISMATCH"
 )
