@@ -99,25 +99,32 @@ type systemEventExit struct {
 // Bytes is the access's data: Len bytes, clamped to the 8 KVM has room for.
 func (m *MMIOExit) Bytes() []byte { return m.Data[:min(int(m.Len), len(m.Data))] }
 
-// ReadExit fills e from kvm_run after KVM_RUN returned; Seq is left as it
-// is. It is the one place walkvm reads an exit, and allocates nothing.
+// ReadExit fills e from kvm_run after KVM_RUN returned; Seq, and the
+// timing fields of an exit of the same kind as e held, are left as they
+// are. The fields of other kinds than e's are zero. It is the one place
+// walkvm reads an exit, and allocates nothing.
+//
+// An MMIO or port-I/O exit after one of the same kind (a guest's exits
+// come in such runs) sets only its kind's fields: the others are zero
+// already, so e is not cleared whole (it is about 200 bytes).
 func (c *VCPU) ReadExit(e *Exit) error {
-	seq := e.Seq
-	*e = Exit{Reason: c.run.ExitReason, Seq: seq}
-	switch e.Reason {
+	r := c.run.ExitReason
+	switch {
+	case r == ExitMMIO && e.Kind == KindMMIO:
+		e.MMIO = c.MMIO()
+		return nil
+	case r == ExitIO && e.Kind == KindIO:
+		return c.readIO(&e.IO)
+	}
+	*e = Exit{Reason: r, Seq: e.Seq}
+	switch r {
 	case ExitMMIO:
 		e.Kind, e.MMIO = KindMMIO, c.MMIO()
 	case ExitIO:
-		io := c.IO()
-		data, err := c.IOData()
-		if err != nil {
+		if err := c.readIO(&e.IO); err != nil {
 			return err
 		}
-		if io.Size == 0 {
-			return fmt.Errorf("IO exit with size 0 at port %#x", io.Port)
-		}
 		e.Kind = KindIO
-		e.IO = IOAccess{Port: io.Port, Size: io.Size, Out: io.Direction == IOOut, Count: io.Count, Data: data}
 	case ExitHLT:
 		e.Kind = KindHLT
 	case ExitShutdown:
@@ -144,4 +151,24 @@ func (c *VCPU) ReadExit(e *Exit) error {
 		e.Kind = KindOther
 	}
 	return nil
+}
+
+// readIO fills a from kvm_run.io: its data, Size*Count bytes, must lie
+// inside kvm_run, and Size must not be 0.
+func (c *VCPU) readIO(a *IOAccess) error {
+	io := c.IO()
+	n := uint64(io.Size) * uint64(io.Count)
+	if io.Size == 0 || io.DataOffset > uint64(len(c.runMem)) || n > uint64(len(c.runMem))-io.DataOffset {
+		return c.badIO(io, n)
+	}
+	a.Port, a.Size, a.Out, a.Count = io.Port, io.Size, io.Direction == IOOut, io.Count
+	a.Data = c.runMem[io.DataOffset : io.DataOffset+n : io.DataOffset+n]
+	return nil
+}
+
+func (c *VCPU) badIO(io *IOExit, n uint64) error {
+	if io.Size == 0 {
+		return fmt.Errorf("IO exit with size 0 at port %#x", io.Port)
+	}
+	return fmt.Errorf("IO exit data %d bytes at offset %#x lies outside kvm_run (%d bytes)", n, io.DataOffset, len(c.runMem))
 }

@@ -105,17 +105,6 @@ type IOExit struct {
 // IO views the exit as port I/O (valid when ExitReason is ExitIO).
 func (c *VCPU) IO() *IOExit { return (*IOExit)(unsafe.Pointer(&c.run.Exit[0])) }
 
-// IOData is the data buffer of the current IO exit: Size*Count bytes inside
-// kvm_run, or an error when KVM's offset and sizes fall outside the area.
-func (c *VCPU) IOData() ([]byte, error) {
-	io := c.IO()
-	n := uint64(io.Size) * uint64(io.Count)
-	if io.DataOffset > uint64(len(c.runMem)) || n > uint64(len(c.runMem))-io.DataOffset {
-		return nil, fmt.Errorf("IO exit data %d bytes at offset %#x lies outside kvm_run (%d bytes)", n, io.DataOffset, len(c.runMem))
-	}
-	return c.runMem[io.DataOffset : io.DataOffset+n], nil
-}
-
 // MMIOExit is kvm_run.mmio: an access to a GPA outside every memslot. For a
 // read, the VMM fills Data and KVM completes the instruction on re-entry.
 type MMIOExit struct {

@@ -44,16 +44,22 @@ func (c *loopCPU) Run() error {
 	return nil
 }
 
+// ReadExit fills e as kvm.VCPU.ReadExit does: an exit of the kind e
+// holds sets only that kind's fields.
 func (c *loopCPU) ReadExit(e *kvm.Exit) error {
-	seq := e.Seq
 	switch {
 	case c.n > c.limit:
-		*e = kvm.Exit{Kind: kvm.KindHLT, Reason: kvm.ExitHLT, Seq: seq}
+		*e = kvm.Exit{Kind: kvm.KindHLT, Reason: kvm.ExitHLT, Seq: e.Seq}
 	case c.pio:
-		*e = kvm.Exit{Kind: kvm.KindIO, Reason: kvm.ExitIO, Seq: seq}
+		if e.Kind != kvm.KindIO {
+			*e = kvm.Exit{Kind: kvm.KindIO, Reason: kvm.ExitIO, Seq: e.Seq}
+		}
 		e.IO = kvm.IOAccess{Port: 0x3ff, Size: 1, Out: c.n%2 == 1, Count: 1, Data: c.io[:1]}
 	default:
-		*e = kvm.Exit{Kind: kvm.KindMMIO, Reason: kvm.ExitMMIO, Seq: seq, MMIO: &c.mmio}
+		if e.Kind != kvm.KindMMIO {
+			*e = kvm.Exit{Kind: kvm.KindMMIO, Reason: kvm.ExitMMIO, Seq: e.Seq}
+		}
+		e.MMIO = &c.mmio
 		c.mmio = kvm.MMIOExit{PhysAddr: loopWindow, Len: 4}
 		// Odd exits are the store's, with RIP past it; even ones the
 		// load's, with RIP at it: 0x1002 both.
