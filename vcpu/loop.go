@@ -124,30 +124,28 @@ func (l *Loop) run(g *Group) {
 
 // step runs the guest to its next exit and handles it; when the exit ends
 // the run it says so, with how in l.end.
+//
+// The exits of a running guest (MMIO, port I/O) are served here
+// directly (as serve does, without its call); Handle has the rest.
 func (l *Loop) step() bool {
-	e := &l.exit
 	err := l.CPU.Run()
 	var t0 int64
 	if l.Clock != nil {
 		t0 = l.Clock.Now()
 	}
 	if err != nil {
-		var done bool
-		if errors.Is(err, kvm.ErrInterrupted) {
-			*e = kvm.Exit{Kind: kvm.KindInterrupted, Seq: e.Seq}
-			l.end, done = l.Handle(e)
-			return done
-		}
-		l.end = l.fail(fmt.Errorf("KVM_RUN: %w", err))
-		return true
+		return l.runError(err)
 	}
+	e := &l.exit
 	l.seq++
 	e.Seq = l.seq
 	if err := l.CPU.ReadExit(e); err != nil {
 		l.end = l.fail(fmt.Errorf("reading a %v exit: %w", e.Reason, err))
 		return true
 	}
-	e.TimeNS, e.Timed = t0, l.Clock != nil
+	if l.Clock != nil {
+		e.TimeNS, e.Timed = t0, true
+	}
 	if l.Observer != nil {
 		if err := l.Observer.BeginExit(e); err != nil {
 			l.end = l.fail(fmt.Errorf("reading vCPU state at a %v exit: %w", e.Reason, err))
@@ -155,20 +153,28 @@ func (l *Loop) step() bool {
 		}
 	}
 	var done bool
-	// The exits of a running guest (MMIO, port I/O) are served here
-	// directly; Handle has the rest.
-	if e.Kind == kvm.KindMMIO || e.Kind == kvm.KindIO {
-		if err := l.serve(e); err != nil {
+	switch e.Kind {
+	case kvm.KindMMIO:
+		if e.MMIO.IsWrite != 0 {
+			err = l.MMIO.MMIOWrite(e)
+		} else {
+			err = l.MMIO.MMIORead(e)
+		}
+		if err != nil {
+			l.end, done = l.fail(mmioError(e, err)), true
+		}
+	case kvm.KindIO:
+		if err = l.io(&e.IO); err != nil {
 			l.end, done = l.fail(err), true
 		}
-	} else {
+	default:
 		l.end, done = l.Handle(e)
-	}
-	if l.Clock != nil {
-		e.DurNS = l.Clock.Now() - t0
 	}
 	if l.Stats != nil {
 		l.Stats.CountExit(e.Kind)
+	}
+	if l.Clock != nil {
+		e.DurNS = l.Clock.Now() - t0
 	}
 	if l.Observer != nil {
 		l.Observer.EndExit(e)
@@ -176,13 +182,25 @@ func (l *Loop) step() bool {
 	return done
 }
 
-// serve serves an MMIO or port-I/O exit.
+// runError handles a KVM_RUN that returned no exit: an interruption is
+// an exit of kind KindInterrupted, anything else ends the run.
+func (l *Loop) runError(err error) bool {
+	if !errors.Is(err, kvm.ErrInterrupted) {
+		l.end = l.fail(fmt.Errorf("KVM_RUN: %w", err))
+		return true
+	}
+	e := &l.exit
+	*e = kvm.Exit{Kind: kvm.KindInterrupted, Seq: e.Seq}
+	var done bool
+	l.end, done = l.Handle(e)
+	return done
+}
+
+// serve serves an MMIO or port-I/O exit, for Handle; step serves them the
+// same way inline, which spares an exit a call.
 func (l *Loop) serve(e *kvm.Exit) error {
 	if e.Kind == kvm.KindIO {
-		if err := l.io(&e.IO); err != nil {
-			return fmt.Errorf("port %#x: %w", e.IO.Port, err)
-		}
-		return nil
+		return l.io(&e.IO)
 	}
 	var err error
 	if e.MMIO.IsWrite != 0 {
@@ -191,9 +209,13 @@ func (l *Loop) serve(e *kvm.Exit) error {
 		err = l.MMIO.MMIORead(e)
 	}
 	if err != nil {
-		return fmt.Errorf("MMIO exit at GPA %#x: %w", e.MMIO.PhysAddr, err)
+		return mmioError(e, err)
 	}
 	return nil
+}
+
+func mmioError(e *kvm.Exit, err error) error {
+	return fmt.Errorf("MMIO exit at GPA %#x: %w", e.MMIO.PhysAddr, err)
 }
 
 // Handle serves one exit and says whether it ends the run, and how. A
@@ -246,14 +268,33 @@ func (l *Loop) Handle(e *kvm.Exit) (End, bool) {
 // unassigned ports return all ones; writes to them are dropped.
 func (l *Loop) io(a *kvm.IOAccess) error {
 	size := int(a.Size)
+	if len(a.Data) == size {
+		// One element: all but string I/O.
+		mapped, err := l.PIO.Serve(uint64(a.Port), a.Data, a.Out)
+		if !mapped || err != nil {
+			return l.ioDone(a, mapped, err)
+		}
+		return nil
+	}
 	for off := 0; off+size <= len(a.Data); off += size {
 		mapped, err := l.PIO.Serve(uint64(a.Port), a.Data[off:off+size], a.Out)
-		if !mapped && l.Stats != nil {
-			l.Stats.CountUnassigned(true, a.Out)
+		if !mapped || err != nil {
+			if err := l.ioDone(a, mapped, err); err != nil {
+				return err
+			}
 		}
-		if err != nil {
-			return err
-		}
+	}
+	return nil
+}
+
+// ioDone counts an access to an unassigned port and wraps a device's
+// error with the port.
+func (l *Loop) ioDone(a *kvm.IOAccess, mapped bool, err error) error {
+	if !mapped && l.Stats != nil {
+		l.Stats.CountUnassigned(true, a.Out)
+	}
+	if err != nil {
+		return fmt.Errorf("port %#x: %w", a.Port, err)
 	}
 	return nil
 }
