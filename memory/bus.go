@@ -73,16 +73,36 @@ func (e *AccessError) Error() string {
 
 func (e *AccessError) Unwrap() error { return e.Err }
 
-// find returns the entry that holds [addr, addr+n): the hinted one, else
-// a binary search for the first entry that ends above addr (sort.Search's,
-// without its closure calls: find runs at every exit).
-func (b *Bus) find(addr uint64, n int) (*busEntry, bool) {
-	if h := int(b.hint.Load()); h < len(b.entries) {
-		e := &b.entries[h]
-		if off := addr - e.base; addr >= e.base && off < e.size && uint64(n) <= e.size-off {
-			return e, true
-		}
+// find returns the entry that holds [addr, addr+n), or nil: the hinted
+// one, else search's.
+func (b *Bus) find(addr uint64, n int) *busEntry {
+	if e := b.hinted(addr, n); e != nil {
+		return e
 	}
+	return b.search(addr, n)
+}
+
+// hinted returns the hinted entry when it holds [addr, addr+n), else nil.
+// It is small enough to be inlined, where find is not.
+func (b *Bus) hinted(addr uint64, n int) *busEntry {
+	if h := uint(b.hint.Load()); h < uint(len(b.entries)) && b.entries[h].holds(addr, n) {
+		return &b.entries[h]
+	}
+	return nil
+}
+
+// holds reports whether [addr, addr+n) lies inside the entry. addr below
+// base makes off wrap to at least 2^64-base, which no size reaches:
+// Register refuses a range that wraps.
+func (e *busEntry) holds(addr uint64, n int) bool {
+	off := addr - e.base
+	return off < e.size && uint64(n) <= e.size-off
+}
+
+// search finds the entry for find by a binary search for the first entry
+// that ends above addr (sort.Search's, without its closure calls), and
+// hints it.
+func (b *Bus) search(addr uint64, n int) *busEntry {
 	lo, hi := 0, len(b.entries)
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
@@ -92,21 +112,17 @@ func (b *Bus) find(addr uint64, n int) (*busEntry, bool) {
 			lo = m + 1
 		}
 	}
-	if lo == len(b.entries) {
-		return nil, false
-	}
-	e := &b.entries[lo]
-	if addr < e.base || uint64(n) > e.base+e.size-addr {
-		return nil, false
+	if lo == len(b.entries) || !b.entries[lo].holds(addr, n) {
+		return nil
 	}
 	b.hint.Store(int32(lo))
-	return e, true
+	return &b.entries[lo]
 }
 
 // Lookup names the device at addr, for traces.
 func (b *Bus) Lookup(addr uint64) (string, bool) {
-	e, ok := b.find(addr, 1)
-	if !ok {
+	e := b.find(addr, 1)
+	if e == nil {
 		return "", false
 	}
 	return e.name, true
@@ -114,8 +130,8 @@ func (b *Bus) Lookup(addr uint64) (string, bool) {
 
 // Read performs a read of len(data) bytes at addr.
 func (b *Bus) Read(addr uint64, data []byte) error {
-	e, ok := b.find(addr, len(data))
-	if !ok {
+	e := b.find(addr, len(data))
+	if e == nil {
 		return &AccessError{Bus: b.name, Addr: addr, Len: len(data), Err: ErrNoDevice}
 	}
 	return e.dev.Read(addr-e.base, data)
@@ -123,8 +139,8 @@ func (b *Bus) Read(addr uint64, data []byte) error {
 
 // Write performs a write of data at addr.
 func (b *Bus) Write(addr uint64, data []byte) error {
-	e, ok := b.find(addr, len(data))
-	if !ok {
+	e := b.find(addr, len(data))
+	if e == nil {
 		return &AccessError{Bus: b.name, Addr: addr, Len: len(data), Write: true, Err: ErrNoDevice}
 	}
 	return e.dev.Write(addr-e.base, data)
@@ -135,14 +151,16 @@ func (b *Bus) Write(addr uint64, data []byte) error {
 // read returns all ones (nothing drives the lines) and a write is dropped;
 // mapped says which. err is the device's own error. It allocates nothing.
 func (b *Bus) Serve(addr uint64, data []byte, write bool) (mapped bool, err error) {
-	e, ok := b.find(addr, len(data))
-	if !ok {
-		if !write {
-			for i := range data {
-				data[i] = 0xff
+	e := b.hinted(addr, len(data))
+	if e == nil {
+		if e = b.search(addr, len(data)); e == nil {
+			if !write {
+				for i := range data {
+					data[i] = 0xff
+				}
 			}
+			return false, nil
 		}
-		return false, nil
 	}
 	if write {
 		return true, e.dev.Write(addr-e.base, data)

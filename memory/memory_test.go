@@ -199,7 +199,8 @@ func TestBusFindMatchesScan(t *testing.T) {
 					want = i
 				}
 			}
-			e, ok := b.find(addr, n)
+			e := b.find(addr, n)
+			ok := e != nil
 			switch {
 			case ok != (want >= 0):
 				t.Errorf("find(%#x, %d) found %v, want entry %d", addr, n, ok, want)
