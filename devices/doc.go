@@ -51,9 +51,37 @@ const (
 
 // le reads up to 8 little-endian bytes as a value.
 func le(b []byte) uint64 {
+	switch len(b) {
+	case 1:
+		return uint64(b[0])
+	case 2:
+		return uint64(binary.LittleEndian.Uint16(b))
+	case 4:
+		return uint64(binary.LittleEndian.Uint32(b))
+	case 8:
+		return binary.LittleEndian.Uint64(b)
+	}
 	var buf [8]byte
 	copy(buf[:], b)
 	return binary.LittleEndian.Uint64(buf[:])
+}
+
+// copyAccess copies an access's data, len(dst) or len(src) bytes
+// whichever is less, as copy does. The sizes of an MMIO or port access
+// (1, 2, 4, 8) are copied as one move each, without a call to memmove.
+func copyAccess(dst, src []byte) {
+	switch n := min(len(dst), len(src)); n {
+	case 1:
+		dst[0] = src[0]
+	case 2:
+		*(*[2]byte)(dst) = [2]byte(src)
+	case 4:
+		*(*[4]byte)(dst) = [4]byte(src)
+	case 8:
+		*(*[8]byte)(dst) = [8]byte(src)
+	default:
+		copy(dst, src)
+	}
 }
 
 // fill sets every byte of b to v.

@@ -13,24 +13,23 @@ type Access struct {
 // TestWindow is RAM-like MMIO: reads return what was last written (zero at
 // first) and every access is recorded. The record keeps the first
 // RecordLimit accesses, preallocated so the MMIO path allocates nothing;
-// Count goes on counting.
+// Count goes on counting. One mutex guards the contents, the record and
+// the counts, taken once per access.
 type TestWindow struct {
-	mu      sync.Mutex
-	base    uint64
-	mem     []byte
-	log     []Access
-	reads   uint64
-	writes  uint64
-	limit   int
-	dropped uint64
+	mu     sync.Mutex
+	base   uint64
+	mem    []byte
+	log    []Access // capacity RecordLimit
+	reads  uint64
+	writes uint64
 }
 
-// RecordLimit is how many accesses a test window keeps by default.
+// RecordLimit is how many accesses a test window keeps.
 const RecordLimit = 4096
 
 // NewTestWindow returns a window of size bytes at GPA base.
 func NewTestWindow(base, size uint64) *TestWindow {
-	return &TestWindow{base: base, mem: make([]byte, size), log: make([]Access, 0, RecordLimit), limit: RecordLimit}
+	return &TestWindow{base: base, mem: make([]byte, size), log: make([]Access, 0, RecordLimit)}
 }
 
 // Base is the window's GPA.
@@ -39,34 +38,31 @@ func (w *TestWindow) Base() uint64 { return w.base }
 // Size is the window's length in bytes.
 func (w *TestWindow) Size() uint64 { return uint64(len(w.mem)) }
 
+// record keeps the access while the record has room; w.mu is held.
 func (w *TestWindow) record(off uint64, data []byte, write bool) {
-	if write {
-		w.writes++
-	} else {
-		w.reads++
+	if len(w.log) < cap(w.log) {
+		w.log = append(w.log, Access{GPA: w.base + off, Size: len(data), Write: write, Value: le(data)})
 	}
-	if len(w.log) == w.limit {
-		w.dropped++
-		return
-	}
-	w.log = append(w.log, Access{GPA: w.base + off, Size: len(data), Write: write, Value: le(data)})
 }
 
-// Read implements memory.Device.
+// Read implements memory.Device. The bus guarantees off+len(data) <=
+// size, so nothing between Lock and Unlock can panic.
 func (w *TestWindow) Read(off uint64, data []byte) error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	copy(data, w.mem[off:]) // the bus guarantees off+len(data) <= size
+	copyAccess(data, w.mem[off:])
+	w.reads++
 	w.record(off, data, false)
+	w.mu.Unlock()
 	return nil
 }
 
-// Write implements memory.Device.
+// Write implements memory.Device, as Read.
 func (w *TestWindow) Write(off uint64, data []byte) error {
 	w.mu.Lock()
-	defer w.mu.Unlock()
-	copy(w.mem[off:], data)
+	copyAccess(w.mem[off:], data)
+	w.writes++
 	w.record(off, data, true)
+	w.mu.Unlock()
 	return nil
 }
 
