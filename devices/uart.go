@@ -86,8 +86,9 @@ var uartTrigger = [4]int{1, 4, 8, 14}
 //
 // The interrupt output reaches the IRQ line only while MCR.OUT2 is set and
 // loopback is off, as on a PC's COM port. The line is recomputed after every
-// register access and every Receive, and driven only when its level
-// changes; a THR write that clears a pending THRE interrupt and raises it
+// register access that can change it (reads of IER, LCR, MCR and SCR and
+// writes of LCR, SCR and the divisor latch cannot) and every Receive, and
+// driven only when its level changes; a THR write that clears a pending THRE interrupt and raises it
 // again when the byte has gone drives the line low and then high, so an
 // edge-triggered interrupt controller sees one edge per byte as it would
 // from hardware.
@@ -133,28 +134,28 @@ func NewUARTIRQ(out io.Writer, irq IRQLine) *UART {
 
 // Read implements memory.Device.
 func (u *UART) Read(off uint64, data []byte) error {
+	var err error
 	u.mu.Lock()
-	defer u.mu.Unlock()
 	for i := range data {
-		v, err := u.readReg(off + uint64(i))
-		data[i] = v
-		if err != nil {
-			return err
+		if data[i], err = u.readReg(off + uint64(i)); err != nil {
+			break
 		}
 	}
-	return nil
+	u.mu.Unlock()
+	return err
 }
 
 // Write implements memory.Device.
 func (u *UART) Write(off uint64, data []byte) error {
+	var err error
 	u.mu.Lock()
-	defer u.mu.Unlock()
 	for i, v := range data {
-		if err := u.writeReg(off+uint64(i), v); err != nil {
-			return err
+		if err = u.writeReg(off+uint64(i), v); err != nil {
+			break
 		}
 	}
-	return nil
+	u.mu.Unlock()
+	return err
 }
 
 // Receive puts bytes from the terminal into the receive FIFO and returns how
@@ -343,6 +344,7 @@ func (u *UART) writeReg(off uint64, v byte) error {
 		u.fcr = v & fcrKeep
 	case uartLCR:
 		u.lcr = v
+		return nil // the interrupt state does not read LCR
 	case uartMCR:
 		old := u.modemInputs()
 		u.mcr = v & 0x1f
@@ -354,6 +356,7 @@ func (u *UART) writeReg(off uint64, v byte) error {
 		}
 	case uartSCR:
 		u.scr = v
+		return nil // nor SCR
 	default:
 		return nil // LSR and MSR are read-only
 	}
