@@ -581,7 +581,7 @@ func (p *Path) mmio(e *kvm.Exit, write bool) error {
 	if err != nil {
 		return err
 	}
-	if err := p.mem.phys.access(m.PhysAddr, data, write); err != nil {
+	if err := p.mem.phys.device(m.PhysAddr, data, write); err != nil {
 		return err
 	}
 	if !write {
@@ -600,7 +600,7 @@ func (p *Path) serve(m *kvm.MMIOExit, write bool) error {
 	} else {
 		p.stats.MMIO.Reads++
 	}
-	return p.mem.phys.access(m.PhysAddr, m.Bytes(), write)
+	return p.mem.phys.device(m.PhysAddr, m.Bytes(), write)
 }
 
 // readExit: RIP is at the instruction. Fetch and decode it with walkvm's
