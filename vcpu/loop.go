@@ -113,8 +113,15 @@ func (l *Loop) run(g *Group) {
 	defer runtime.UnlockOSThread()
 	l.tid.Store(int32(unix.Gettid()))
 	defer l.tid.Store(0)
+	observed := l.Clock != nil || l.Observer != nil
 	for !l.stop.Load() {
-		if l.step() {
+		var done bool
+		if observed {
+			done = l.stepObserved()
+		} else {
+			done = l.step()
+		}
+		if done {
 			l.end.VCPU = l.Index
 			g.Finish(l.end)
 			return
@@ -123,11 +130,50 @@ func (l *Loop) run(g *Group) {
 }
 
 // step runs the guest to its next exit and handles it; when the exit ends
-// the run it says so, with how in l.end.
-//
-// The exits of a running guest (MMIO, port I/O) are served here
-// directly (as serve does, without its call); Handle has the rest.
+// the run it says so, with how in l.end. It serves the exits of a running
+// guest (MMIO, port I/O) itself, as serve does, without a call per layer;
+// Handle has the rest. A loop that times its exits or has an observer
+// steps with stepObserved instead.
 func (l *Loop) step() bool {
+	if err := l.CPU.Run(); err != nil {
+		return l.runError(err)
+	}
+	e := &l.exit
+	l.seq++
+	e.Seq = l.seq
+	if err := l.CPU.ReadExit(e); err != nil {
+		return l.readError(e, err)
+	}
+	var err error
+	switch e.Kind {
+	case kvm.KindMMIO:
+		if e.MMIO.IsWrite != 0 {
+			err = l.MMIO.MMIOWrite(e)
+		} else {
+			err = l.MMIO.MMIORead(e)
+		}
+		if err != nil {
+			err = mmioError(e, err)
+		}
+	case kvm.KindIO:
+		err = l.io(&e.IO)
+	default:
+		var done bool
+		l.end, done = l.Handle(e)
+		l.count(e.Kind)
+		return done
+	}
+	l.count(e.Kind)
+	if err != nil {
+		l.end = l.fail(err)
+		return true
+	}
+	return false
+}
+
+// stepObserved is step with the exit timed (Clock) and shown to the
+// Observer before and after it is handled.
+func (l *Loop) stepObserved() bool {
 	err := l.CPU.Run()
 	var t0 int64
 	if l.Clock != nil {
@@ -140,8 +186,7 @@ func (l *Loop) step() bool {
 	l.seq++
 	e.Seq = l.seq
 	if err := l.CPU.ReadExit(e); err != nil {
-		l.end = l.fail(fmt.Errorf("reading a %v exit: %w", e.Reason, err))
-		return true
+		return l.readError(e, err)
 	}
 	if l.Clock != nil {
 		e.TimeNS, e.Timed = t0, true
@@ -153,26 +198,14 @@ func (l *Loop) step() bool {
 		}
 	}
 	var done bool
-	switch e.Kind {
-	case kvm.KindMMIO:
-		if e.MMIO.IsWrite != 0 {
-			err = l.MMIO.MMIOWrite(e)
-		} else {
-			err = l.MMIO.MMIORead(e)
-		}
-		if err != nil {
-			l.end, done = l.fail(mmioError(e, err)), true
-		}
-	case kvm.KindIO:
-		if err = l.io(&e.IO); err != nil {
+	if e.Kind == kvm.KindMMIO || e.Kind == kvm.KindIO {
+		if err := l.serve(e); err != nil {
 			l.end, done = l.fail(err), true
 		}
-	default:
+	} else {
 		l.end, done = l.Handle(e)
 	}
-	if l.Stats != nil {
-		l.Stats.CountExit(e.Kind)
-	}
+	l.count(e.Kind)
 	if l.Clock != nil {
 		e.DurNS = l.Clock.Now() - t0
 	}
@@ -180,6 +213,18 @@ func (l *Loop) step() bool {
 		l.Observer.EndExit(e)
 	}
 	return done
+}
+
+// readError ends the run on an exit that could not be read.
+func (l *Loop) readError(e *kvm.Exit, err error) bool {
+	l.end = l.fail(fmt.Errorf("reading a %v exit: %w", e.Reason, err))
+	return true
+}
+
+func (l *Loop) count(k kvm.ExitKind) {
+	if l.Stats != nil {
+		l.Stats.CountExit(k)
+	}
 }
 
 // runError handles a KVM_RUN that returned no exit: an interruption is
@@ -197,7 +242,7 @@ func (l *Loop) runError(err error) bool {
 }
 
 // serve serves an MMIO or port-I/O exit, for Handle; step serves them the
-// same way inline, which spares an exit a call.
+// same way itself.
 func (l *Loop) serve(e *kvm.Exit) error {
 	if e.Kind == kvm.KindIO {
 		return l.io(&e.IO)

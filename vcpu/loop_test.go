@@ -530,7 +530,7 @@ func TestLoopClockAllocs(t *testing.T) {
 	l, _, _ := newTestLoop(t, cpu)
 	l.Clock = trace.NewClock()
 	if a := testing.AllocsPerRun(100, func() {
-		if l.step() {
+		if l.stepObserved() {
 			t.Fatal("the run ended")
 		}
 	}); a != 0 {
@@ -548,10 +548,14 @@ func BenchmarkStep(b *testing.B) {
 			if timed {
 				l.Clock = trace.NewClock()
 			}
+			step := l.step
+			if timed {
+				step = l.stepObserved
+			}
 			b.ReportAllocs()
 			for b.Loop() {
 				cpu.next = 0 // replay the one exit
-				if l.step() {
+				if step() {
 					b.Fatal("the run ended")
 				}
 			}
