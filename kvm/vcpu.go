@@ -70,13 +70,14 @@ const (
 // VCPU is one virtual CPU and its kvm_run area.
 type VCPU struct {
 	f      *os.File
+	sysfd  uintptr // f's descriptor, read once (os.File.Fd is a call)
 	ID     int
 	runMem []byte
 	run    *runHeader
 	entry  entryPolicy
 }
 
-func (c *VCPU) fd() uintptr { return c.f.Fd() }
+func (c *VCPU) fd() uintptr { return c.sysfd }
 
 // Close unmaps kvm_run and closes the vCPU.
 func (c *VCPU) Close() error {
@@ -128,7 +129,7 @@ func (c *VCPU) Run() error {
 	var errno syscall.Errno
 	raw := c.entry.raw()
 	if raw {
-		_, _, errno = syscall.RawSyscall(syscall.SYS_IOCTL, c.fd(), gokvm.IIO(ioctlRun), 0)
+		_, _, errno = syscall.RawSyscall6(syscall.SYS_IOCTL, c.fd(), gokvm.IIO(ioctlRun), 0, 0, 0, 0)
 	} else {
 		_, _, errno = syscall.Syscall(syscall.SYS_IOCTL, c.fd(), gokvm.IIO(ioctlRun), 0)
 	}

@@ -97,5 +97,5 @@ func (vm *VM) CreateVCPU(id int) (*VCPU, error) {
 		f.Close()
 		return nil, fmt.Errorf("kvm_run of vCPU %d is %d bytes, smaller than walkvm's view of it", id, len(mem))
 	}
-	return &VCPU{f: f, ID: id, runMem: mem, run: (*runHeader)(unsafe.Pointer(&mem[0]))}, nil
+	return &VCPU{f: f, sysfd: fd, ID: id, runMem: mem, run: (*runHeader)(unsafe.Pointer(&mem[0]))}, nil
 }
