@@ -22,10 +22,10 @@ var ErrNoDevice = errors.New("no device")
 type Bus struct {
 	name    string
 	entries []busEntry // sorted by base
-	// hint is the index of the entry find returned last, tried first: a
-	// guest's exits tend to hit one device over and over. The vCPUs
-	// share it.
-	hint atomic.Int32
+	// hint is the entry find returned last, tried first: a guest's exits
+	// tend to hit one device over and over. The vCPUs share it; Register
+	// clears it, as it may move the entries.
+	hint atomic.Pointer[busEntry]
 }
 
 type busEntry struct {
@@ -51,6 +51,7 @@ func (b *Bus) Register(name string, base, size uint64, dev Device) error {
 	}
 	b.entries = append(b.entries, busEntry{base: base, size: size, name: name, dev: dev})
 	sort.Slice(b.entries, func(i, j int) bool { return b.entries[i].base < b.entries[j].base })
+	b.hint.Store(nil)
 	return nil
 }
 
@@ -85,8 +86,8 @@ func (b *Bus) find(addr uint64, n int) *busEntry {
 // hinted returns the hinted entry when it holds [addr, addr+n), else nil.
 // It is small enough to be inlined, where find is not.
 func (b *Bus) hinted(addr uint64, n int) *busEntry {
-	if h := uint(b.hint.Load()); h < uint(len(b.entries)) && b.entries[h].holds(addr, n) {
-		return &b.entries[h]
+	if e := b.hint.Load(); e != nil && e.holds(addr, n) {
+		return e
 	}
 	return nil
 }
@@ -115,7 +116,7 @@ func (b *Bus) search(addr uint64, n int) *busEntry {
 	if lo == len(b.entries) || !b.entries[lo].holds(addr, n) {
 		return nil
 	}
-	b.hint.Store(int32(lo))
+	b.hint.Store(&b.entries[lo])
 	return &b.entries[lo]
 }
 

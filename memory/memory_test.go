@@ -176,6 +176,26 @@ func BenchmarkBusRead(b *testing.B) {
 	}
 }
 
+// A device registered after lookups (which sorts it in among the others
+// and may move them) is found, and so are the others.
+func TestBusRegisterAfterLookups(t *testing.T) {
+	b := NewBus("mmio")
+	devs := map[uint64]*recorder{}
+	for _, base := range []uint64{0x100, 0x10, 0x200, 0x50, 0x180} {
+		devs[base] = &recorder{}
+		if err := b.Register("r", base, 0x10, devs[base]); err != nil {
+			t.Fatal(err)
+		}
+		for want := range devs {
+			for _, addr := range []uint64{want, want + 0xf} {
+				if e := b.find(addr, 1); e == nil || e.dev != devs[want] {
+					t.Fatalf("after registering %#x: find(%#x) = %v, want the device at %#x", base, addr, e, want)
+				}
+			}
+		}
+	}
+}
+
 // find agrees with a linear scan of the ranges for every address and
 // size around 17 ranges with gaps between some of them.
 func TestBusFindMatchesScan(t *testing.T) {
