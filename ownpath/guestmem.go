@@ -32,8 +32,8 @@ func (m *physMem) access(gpa uint64, b []byte, write bool) error {
 }
 
 // device reads or writes len(b) bytes at gpa on the MMIO bus. An MMIO
-// exit's access, unchecked, comes here without access's look at RAM: KVM
-// exits only for GPAs outside its memslots, and every RAM region is one
+// exit's access comes here without access's look at RAM: KVM exits only
+// for GPAs outside its memslots, and every RAM region is one
 // (memory.RAM.Register).
 func (m *physMem) device(gpa uint64, b []byte, write bool) error {
 	mapped, err := m.bus.Serve(gpa, b, write)

@@ -1,10 +1,12 @@
 package ownpath
 
 import (
+	"io"
 	"testing"
 
 	"walkvm/devices"
 	"walkvm/memory"
+	"walkvm/trace"
 )
 
 // Under -verify off without a trace an MMIO exit goes to the device as
@@ -53,5 +55,33 @@ func TestServeUnchecked(t *testing.T) {
 		}
 	}); a != 0 {
 		t.Errorf("an unchecked exit allocates %v times", a)
+	}
+}
+
+// Only an unchecked path hands its MMIO exits to the loop (DirectMMIO),
+// with the bus and the statistics serve uses.
+func TestDirectMMIO(t *testing.T) {
+	bus := memory.NewBus("mmio")
+	ram := memory.NewRAMFromSlice(make([]byte, 0x1000))
+	for _, c := range []struct {
+		verify Verify
+		trace  bool
+		direct bool
+	}{
+		{VerifyOff, false, true},
+		{VerifyOff, true, false},
+		{VerifyWarn, false, false},
+		{VerifyStrict, false, false},
+		{VerifyExec, false, false},
+	} {
+		cfg := Config{RAM: ram, Bus: bus, Verify: c.verify}
+		if c.trace {
+			cfg.Trace = trace.NewTracer(io.Discard)
+		}
+		p := New(cfg)
+		b, s := p.DirectMMIO()
+		if c.direct && (b != bus || s != p.Stats()) || !c.direct && b != nil {
+			t.Errorf("%v, trace %v: DirectMMIO gives bus %p, stats %p; the path has %p, %p", c.verify, c.trace, b, s, bus, p.Stats())
+		}
 	}
 }

@@ -149,6 +149,19 @@ func (s *Stats) CountExit(kind kvm.ExitKind) {
 	}
 }
 
+// CountMMIO counts one MMIO access served as KVM reported it, unchecked:
+// a read or a write, and where nothing was mapped an unassigned one.
+func (s *Stats) CountMMIO(write, mapped bool) {
+	if write {
+		s.MMIO.Writes++
+	} else {
+		s.MMIO.Reads++
+	}
+	if !mapped {
+		s.CountUnassigned(false, write)
+	}
+}
+
 // CountUnassigned counts one access nothing is mapped at.
 func (s *Stats) CountUnassigned(port, write bool) {
 	u := &s.Unassigned

@@ -91,3 +91,18 @@ func TestTotal(t *testing.T) {
 		t.Errorf("text lacks the per-vCPU tables:\n%s", text.String())
 	}
 }
+
+// CountMMIO counts each access as a read or a write, and those nothing
+// was mapped at as unassigned too.
+func TestCountMMIO(t *testing.T) {
+	s := NewStats(0)
+	for _, c := range []struct{ write, mapped bool }{
+		{false, true}, {false, true}, {true, true}, {false, false}, {true, false}, {true, false},
+	} {
+		s.CountMMIO(c.write, c.mapped)
+	}
+	if s.MMIO.Reads != 3 || s.MMIO.Writes != 3 || s.Unassigned.MMIOReads != 1 || s.Unassigned.MMIOWrites != 2 ||
+		s.Unassigned.PortReads+s.Unassigned.PortWrites != 0 {
+		t.Errorf("counted %+v %+v", s.MMIO, s.Unassigned)
+	}
+}

@@ -56,10 +56,22 @@ type Observer interface {
 	EndExit(e *kvm.Exit)
 }
 
+// DirectMMIO is implemented by an MMIO handler that may serve its MMIO
+// exits as KVM reports them, unchecked: on a bus, counted in statistics as
+// trace.Stats.CountMMIO counts. A loop without a clock or an observer
+// then serves them itself, a call and a layer cheaper, and the handler
+// sees only its emulation failures.
+type DirectMMIO interface {
+	// DirectMMIO returns the bus that serves the handler's MMIO exits and
+	// the statistics that count them (nil: none), or a nil bus when the
+	// handler must see each exit.
+	DirectMMIO() (*memory.Bus, *trace.Stats)
+}
+
 // BusMMIO routes MMIO exits to a bus; KVM's emulation failures end the run.
 type BusMMIO struct {
 	Bus   *memory.Bus
-	Stats *trace.Stats // counts unassigned accesses; may be nil
+	Stats *trace.Stats // counts the accesses, unassigned ones apart; may be nil
 }
 
 // MMIORead implements MMIOHandler.
@@ -68,10 +80,13 @@ func (h *BusMMIO) MMIORead(e *kvm.Exit) error { return h.serve(e.MMIO, false) }
 // MMIOWrite implements MMIOHandler.
 func (h *BusMMIO) MMIOWrite(e *kvm.Exit) error { return h.serve(e.MMIO, true) }
 
+// DirectMMIO implements DirectMMIO: every exit goes to the bus.
+func (h *BusMMIO) DirectMMIO() (*memory.Bus, *trace.Stats) { return h.Bus, h.Stats }
+
 func (h *BusMMIO) serve(m *kvm.MMIOExit, write bool) error {
 	mapped, err := h.Bus.Serve(m.PhysAddr, m.Bytes(), write)
-	if !mapped && h.Stats != nil {
-		h.Stats.CountUnassigned(false, write)
+	if h.Stats != nil {
+		h.Stats.CountMMIO(write, mapped)
 	}
 	return err
 }
@@ -99,10 +114,15 @@ type Loop struct {
 	Log   logrus.FieldLogger
 
 	exit kvm.Exit // the exit being handled, reused
-	end  End      // how the run ended, once step says it did
-	seq  uint64
-	stop atomic.Bool
-	tid  atomic.Int32 // the OS thread running the loop, 0 when none
+	// mmioBus and mmioStats serve and count the MMIO exits of a
+	// DirectMMIO handler in step; mmioBus is nil for a handler that
+	// sees each exit.
+	mmioBus   *memory.Bus
+	mmioStats *trace.Stats
+	end       End // how the run ended, once step says it did
+	seq       uint64
+	stop      atomic.Bool
+	tid       atomic.Int32 // the OS thread running the loop, 0 when none
 }
 
 // run enters the guest until the loop is stopped or an exit ends the run,
@@ -114,6 +134,10 @@ func (l *Loop) run(g *Group) {
 	l.tid.Store(int32(unix.Gettid()))
 	defer l.tid.Store(0)
 	observed := l.Clock != nil || l.Observer != nil
+	l.mmioBus, l.mmioStats = nil, nil
+	if d, ok := l.MMIO.(DirectMMIO); ok {
+		l.mmioBus, l.mmioStats = d.DirectMMIO()
+	}
 	for !l.stop.Load() {
 		var done bool
 		if observed {
@@ -131,8 +155,8 @@ func (l *Loop) run(g *Group) {
 
 // step runs the guest to its next exit and handles it; when the exit ends
 // the run it says so, with how in l.end. It serves the exits of a running
-// guest (MMIO, port I/O) itself, as serve does, without a call per layer;
-// Handle has the rest. A loop that times its exits or has an observer
+// guest (MMIO, port I/O) itself, as serve does, without a call per layer
+// (and those of a DirectMMIO handler on its bus); Handle has the rest. A loop that times its exits or has an observer
 // steps with stepObserved instead.
 func (l *Loop) step() bool {
 	if err := l.CPU.Run(); err != nil {
@@ -147,9 +171,18 @@ func (l *Loop) step() bool {
 	var err error
 	switch e.Kind {
 	case kvm.KindMMIO:
-		if e.MMIO.IsWrite != 0 {
+		m := e.MMIO
+		switch {
+		case l.mmioBus != nil:
+			write := m.IsWrite != 0
+			var mapped bool
+			mapped, err = l.mmioBus.Serve(m.PhysAddr, m.Bytes(), write)
+			if l.mmioStats != nil {
+				l.mmioStats.CountMMIO(write, mapped)
+			}
+		case m.IsWrite != 0:
 			err = l.MMIO.MMIOWrite(e)
-		} else {
+		default:
 			err = l.MMIO.MMIORead(e)
 		}
 		if err != nil {

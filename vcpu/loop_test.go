@@ -268,7 +268,83 @@ func TestHandle(t *testing.T) {
 	}
 }
 
-// The plain MMIO handler: all ones where nothing is mapped, counted.
+// directRecorder is an mmioRecorder that hands its MMIO exits to the
+// loop (DirectMMIO) when it has a bus.
+type directRecorder struct {
+	mmioRecorder
+	bus   *memory.Bus
+	stats *trace.Stats
+}
+
+func (h *directRecorder) DirectMMIO() (*memory.Bus, *trace.Stats) { return h.bus, h.stats }
+
+// A loop serves the MMIO exits of a DirectMMIO handler with a bus on that
+// bus, counted in the handler's statistics, and the handler sees only the
+// rest; without a bus, or in a loop with an observer, the handler sees
+// every exit.
+func TestLoopDirectMMIO(t *testing.T) {
+	write := mmioExit(0xff000010, 4, true)
+	copy(write.MMIO.Data[:], []byte{1, 2, 3, 4})
+	read := mmioExit(0xff000010, 4, false)
+	unassigned := mmioExit(0xfe000000, 2, false)
+	ef := kvm.Exit{Kind: kvm.KindEmulationFailure, Reason: kvm.ExitInternalError, EmulationFailure: &kvm.EmulationFailure{}}
+	hlt := kvm.Exit{Kind: kvm.KindHLT, Reason: kvm.ExitHLT}
+	for _, c := range []struct {
+		name      string
+		direct    bool
+		observed  bool
+		wantCalls []string
+	}{
+		{"direct", true, false, []string{"emulation-failure"}},
+		{"no bus", false, false, []string{"write", "read", "read", "emulation-failure"}},
+		{"observed", true, true, []string{"write", "read", "read", "emulation-failure"}},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			bus := memory.NewBus("mmio")
+			w := devices.NewTestWindow(0xff000000, 0x1000)
+			if err := bus.Register("w", 0xff000000, 0x1000, w); err != nil {
+				t.Fatal(err)
+			}
+			h := &directRecorder{stats: trace.NewStats(0)}
+			if c.direct {
+				h.bus = bus
+			}
+			for _, e := range []*kvm.Exit{&read, &unassigned} {
+				*e.MMIO = kvm.MMIOExit{PhysAddr: e.MMIO.PhysAddr, Len: e.MMIO.Len}
+			}
+			l, _, _ := newTestLoop(t, newFake(write, read, unassigned, ef, hlt))
+			l.MMIO = h
+			if c.observed {
+				l.Observer = &observer{}
+			}
+			var g Group
+			if end := g.Run([]*Loop{l}, 0); end.Kind != EndHalted {
+				t.Fatalf("end %+v", end)
+			}
+			if strings.Join(h.calls, " ") != strings.Join(c.wantCalls, " ") {
+				t.Errorf("handler calls %v, want %v", h.calls, c.wantCalls)
+			}
+			if l.Stats.Exits.MMIO != 3 || l.Stats.Exits.EmulationFailure != 1 {
+				t.Errorf("loop counted %+v", l.Stats.Exits)
+			}
+			if !c.direct || c.observed {
+				return
+			}
+			if got := w.Bytes()[0x10:0x14]; string(got) != "\x01\x02\x03\x04" {
+				t.Errorf("window holds % x", got)
+			}
+			if string(read.MMIO.Data[:4]) != "\x01\x02\x03\x04" || string(unassigned.MMIO.Data[:2]) != "\xff\xff" {
+				t.Errorf("read % x, unassigned read % x", read.MMIO.Data[:4], unassigned.MMIO.Data[:2])
+			}
+			if s := h.stats; s.MMIO.Reads != 2 || s.MMIO.Writes != 1 || s.Unassigned.MMIOReads != 1 || s.Unassigned.MMIOWrites != 0 {
+				t.Errorf("handler's statistics %+v %+v", s.MMIO, s.Unassigned)
+			}
+		})
+	}
+}
+
+// The plain MMIO handler: all ones where nothing is mapped; every access
+// counted.
 func TestBusMMIO(t *testing.T) {
 	bus := memory.NewBus("mmio")
 	w := devices.NewTestWindow(0xff000000, 0x1000)
@@ -298,6 +374,9 @@ func TestBusMMIO(t *testing.T) {
 	}
 	if unassigned.MMIO.Data != [8]byte{0xff, 0xff, 0xff, 0xff} || h.Stats.Unassigned.MMIOReads != 1 {
 		t.Errorf("unassigned read % x, counted %d", unassigned.MMIO.Data, h.Stats.Unassigned.MMIOReads)
+	}
+	if h.Stats.MMIO.Reads != 3 || h.Stats.MMIO.Writes != 1 {
+		t.Errorf("counted %d reads, %d writes", h.Stats.MMIO.Reads, h.Stats.MMIO.Writes)
 	}
 	ef := kvm.Exit{Kind: kvm.KindEmulationFailure, EmulationFailure: &kvm.EmulationFailure{}}
 	if err := h.EmulationFailure(&ef); err == nil {
