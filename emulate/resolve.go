@@ -384,15 +384,15 @@ func (e *Emulator) listAccesses(s *State, m x86.Mode, inst *decode.Inst, acc *Me
 }
 
 // AddressRegs is the set of general registers (bit r for register r)
-// whose values place inst's memory accesses: those Resolve reads (base and
-// index registers, AL for XLAT, the bit offset of BT* with a register
-// source, rSP and rBP for stack accesses) and those Rewind reads to undo
-// the instruction's register effects (rCX under REP). Besides them,
-// Resolve and Rewind read only RIP, RFLAGS' control flags and the special
-// registers, so two states that agree on all of those and on the
-// registers in AddressRegs give inst the same accesses. ok is false where
-// something other than a general register places an access: the vector
-// index of a VSIB gather.
+// whose values place inst's memory accesses as Resolve computes them, with
+// or without Rewind first: base and index registers, AL for XLAT, the bit
+// offset of BT* with a register source, rSP and rBP for stack accesses
+// (Rewind moves only registers among these, and rCX, which places
+// nothing). Besides them, Resolve reads only RIP, RFLAGS' control flags and
+// the special registers, so two states that agree on all of those and on
+// the registers in AddressRegs give inst the same accesses. ok is false
+// where something other than a general register places an access: the
+// vector index of a VSIB gather.
 func AddressRegs(inst *decode.Inst) (regs uint16, ok bool) {
 	for i := range inst.Args {
 		a := &inst.Args[i]
@@ -421,14 +421,6 @@ func AddressRegs(inst *decode.Inst) (regs uint16, ok bool) {
 	case StackLeave, StackEnter:
 		regs |= 1<<x86.RSP | 1<<x86.RBP
 	default:
-		regs |= 1 << x86.RSP
-	}
-	switch f.Rewind {
-	case RewindString:
-		if inst.Prefix.Rep || inst.Prefix.Repne {
-			regs |= 1 << x86.RCX
-		}
-	case RewindPush, RewindPop, RewindPushAll, RewindEnter:
 		regs |= 1 << x86.RSP
 	}
 	return regs, true
