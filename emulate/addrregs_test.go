@@ -60,9 +60,10 @@ func TestAddressRegs(t *testing.T) {
 // addressRegsHold checks AddressRegs' promise for code in the state sel
 // (fuzzState) with the general registers gpr: resolving inst (after
 // Rewind, as a write exit's search does) gives the same accesses or the
-// same fault when every register outside AddressRegs takes other values.
+// same fault when every register outside AddressRegs and every RFLAGS bit
+// outside AddressFlags takes other values.
 // It reports whether code decoded to an instruction with memory accesses.
-func addressRegsHold(t *testing.T, code []byte, sel byte, gpr, other [x86.NumGPR]uint64) bool {
+func addressRegsHold(t *testing.T, code []byte, sel byte, gpr, other [x86.NumGPR]uint64, flags uint64) bool {
 	t.Helper()
 	s := fuzzState(sel)
 	var inst decode.Inst
@@ -73,9 +74,9 @@ func addressRegsHold(t *testing.T, code []byte, sel byte, gpr, other [x86.NumGPR
 	if !ok {
 		return false
 	}
-	resolve := func(g [x86.NumGPR]uint64, rewind bool) (MemRefs, string) {
+	resolve := func(g [x86.NumGPR]uint64, rflags uint64, rewind bool) (MemRefs, string) {
 		st := *s
-		st.GPR = g
+		st.GPR, st.RFLAGS = g, rflags
 		if rewind {
 			Rewind(&st, &inst)
 		}
@@ -94,8 +95,9 @@ func addressRegsHold(t *testing.T, code []byte, sel byte, gpr, other [x86.NumGPR
 	}
 	any := false
 	for _, rewind := range []bool{false, true} {
-		a, aerr := resolve(gpr, rewind)
-		b, berr := resolve(mixed, rewind)
+		a, aerr := resolve(gpr, s.RFLAGS, rewind)
+		// The other flags' values, the defined bit 1 kept.
+		b, berr := resolve(mixed, s.RFLAGS&AddressFlags|flags&^AddressFlags|2, rewind)
 		if a != b || aerr != berr {
 			t.Errorf("% x in state %d (rewind %v): AddressRegs %#x, but registers outside it change the accesses:\n  %+v %q\n  %+v %q",
 				code, sel%6, rewind, regs, a, aerr, b, berr)
@@ -106,7 +108,8 @@ func addressRegsHold(t *testing.T, code []byte, sel byte, gpr, other [x86.NumGPR
 }
 
 // TestAddressRegsProperty checks AddressRegs against Resolve and Rewind on
-// random code in every mode.
+// random code in every mode, the other registers and RFLAGS bits outside
+// AddressFlags changed.
 func TestAddressRegsProperty(t *testing.T) {
 	r := rand.New(rand.NewPCG(1, 2))
 	n := 20000
@@ -124,7 +127,7 @@ func TestAddressRegsProperty(t *testing.T) {
 			// Small values, so that most accesses pass the limit checks.
 			gpr[i], other[i] = r.Uint64N(0x8000), r.Uint64N(0x8000)
 		}
-		if addressRegsHold(t, code[:], byte(r.Uint32()), gpr, other) {
+		if addressRegsHold(t, code[:], byte(r.Uint32()), gpr, other, r.Uint64()&0x3fffff) {
 			withAccesses++
 		}
 	}
@@ -148,6 +151,6 @@ func FuzzAddressRegs(f *testing.F) {
 		for i := range gpr {
 			gpr[i], other[i] = r.Uint64N(0x8000), r.Uint64()
 		}
-		addressRegsHold(t, code, sel, gpr, other)
+		addressRegsHold(t, code, sel, gpr, other, r.Uint64()&0x3fffff)
 	})
 }

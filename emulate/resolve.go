@@ -383,14 +383,20 @@ func (e *Emulator) listAccesses(s *State, m x86.Mode, inst *decode.Inst, acc *Me
 	return nil
 }
 
+// AddressFlags are the RFLAGS bits that Resolve and Rewind read: DF (the
+// direction of string instructions), AC (alignment checks) and VM (the
+// mode). See AddressRegs.
+const AddressFlags = x86.FlagDF | x86.FlagAC | x86.FlagVM
+
 // AddressRegs is the set of general registers (bit r for register r)
 // whose values place inst's memory accesses as Resolve computes them, with
 // or without Rewind first: base and index registers, AL for XLAT, the bit
 // offset of BT* with a register source, rSP and rBP for stack accesses
 // (Rewind moves only registers among these, and rCX, which places
-// nothing). Besides them, Resolve reads only RIP, RFLAGS' control flags and
-// the special registers, so two states that agree on all of those and on
-// the registers in AddressRegs give inst the same accesses. ok is false
+// nothing). Besides them, Resolve and Rewind read only RIP, the RFLAGS
+// bits in AddressFlags and the special registers, so two states that agree
+// on all of those and on the registers in AddressRegs give inst the same
+// accesses. ok is false
 // where something other than a general register places an access: the
 // vector index of a VSIB gather.
 func AddressRegs(inst *decode.Inst) (regs uint16, ok bool) {
