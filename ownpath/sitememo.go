@@ -116,13 +116,17 @@ func (p *Path) sitesOn() bool {
 }
 
 // noteSregs gives the site memo the special registers a full load built
-// the exit state from: sites made under others no longer apply.
+// the exit state from: sites made under others no longer apply. CR2, CR8
+// and the APIC base place no access, so a page fault or a TPR write
+// between two exits leaves the sites alone.
 func (m *siteMemo) noteSregs(s *kvm.Sregs2) {
-	if m.sregsOK && *s == m.sregs {
+	k := *s
+	k.CR2, k.CR8, k.APICBase = 0, 0, 0
+	if m.sregsOK && k == m.sregs {
 		return
 	}
 	m.gen++
-	m.sregs, m.sregsOK = *s, true
+	m.sregs, m.sregsOK = k, true
 }
 
 func siteSlot(rip uint64, write bool) int {
