@@ -1,6 +1,8 @@
 package ownpath
 
 import (
+	"math/bits"
+
 	"walkvm/emulate"
 	"walkvm/emulate/decode"
 	"walkvm/kvm"
@@ -150,7 +152,7 @@ func (p *Path) lookupSite(write bool, exit *kvm.MMIOExit, n int) *site {
 		return nil
 	}
 	for r := s.regs; r != 0; r &= r - 1 {
-		i := trailingZeros16(r)
+		i := bits.TrailingZeros16(r)
 		if s.gpr[i] != x.GPR[i] {
 			return nil
 		}
@@ -161,15 +163,6 @@ func (p *Path) lookupSite(write bool, exit *kvm.MMIOExit, n int) *site {
 		}
 	}
 	return s
-}
-
-func trailingZeros16(r uint16) int {
-	n := 0
-	for r&1 == 0 {
-		r >>= 1
-		n++
-	}
-	return n
 }
 
 // siteHit gives the exit site s's verdict: agreement, with its walks
