@@ -168,8 +168,7 @@ func (r *RAM) Flush(gpa uint64) error {
 // Slice returns the host bytes of [gpa, gpa+n) when they are one piece of
 // RAM. The slice aliases guest memory.
 func (r *RAM) Slice(gpa, n uint64) ([]byte, error) {
-	for i := range r.regions {
-		rg := &r.regions[i]
+	for _, rg := range r.regions {
 		if gpa >= rg.GPA && gpa < rg.End() {
 			off := gpa - rg.GPA
 			if n > uint64(len(rg.Host))-off {
