@@ -203,6 +203,13 @@ const (
 	siteRetry     = 32
 )
 
+// wantSite reports whether the site of the exit that missed its slot is
+// to be kept there, should it agree (see siteMissLimit): the exit then
+// records what keeping needs on its way.
+func (p *Path) wantSite(write bool) bool {
+	return p.sitesOn() && p.sites.want(&p.sites.e[siteSlot(p.exit.st.RIP, write)])
+}
+
 // want reports whether a site is to be kept in slot s now, in place of
 // the one there (see siteMissLimit).
 func (m *siteMemo) want(s *site) bool {
@@ -342,9 +349,6 @@ func (sw *siteWalk) keep(w *mmu.Walk) bool {
 // keepReadSite keeps the site of a read exit that agreed: inst, fetched
 // with one walk from RAM, and the read-modify-write it left pending.
 func (p *Path) keepReadSite(exit *kvm.MMIOExit, n int, inst *decode.Inst) {
-	if !p.sites.want(&p.sites.e[siteSlot(p.exit.st.RIP, false)]) {
-		return
-	}
 	regs, ok := emulate.AddressRegs(inst)
 	if !ok {
 		return
@@ -380,11 +384,8 @@ func (p *Path) keepReadSite(exit *kvm.MMIOExit, n int, inst *decode.Inst) {
 // search is settled by executing the readings, which reads memory a site
 // does not keep.)
 func (p *Path) keepWriteSite(exit *kvm.MMIOExit, n int) {
-	if !p.sites.want(&p.sites.e[siteSlot(p.exit.st.RIP, true)]) {
-		return
-	}
 	sr, runs := &p.search, &p.memo.winRuns
-	if sr.failed || sr.nrec > maxSearchWalks || !runs.ok {
+	if sr.failed || sr.nrec > maxSearchWalks || !runs.ok || runs.n == 0 {
 		return
 	}
 	set := p.candidates(&p.memo.win, p.exit.st.DecodeMode(), p.exit.st.RIP)
