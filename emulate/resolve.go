@@ -270,7 +270,38 @@ func (e *Emulator) ResolveRange(s *State, seg x86.SegReg, off uint64, size uint1
 // ENTER, far calls and returns) is listed as one range.
 func (e *Emulator) listAccesses(s *State, m x86.Mode, inst *decode.Inst, acc *MemRefs, commit bool) error {
 	acc.N = 0
-	f := FactsOf(inst.Op)
+	if f := FactsOf(inst.Op); f.Stack != StackNone {
+		return e.stackAccesses(s, m, inst, f, acc, commit)
+	}
+	// Source (read-only) operands first, then the destination: the order of
+	// MOVS's read and write.
+	var idx [2]int
+	k := 0
+	for i := range inst.Args {
+		a := &inst.Args[i]
+		if a.Kind == decode.ArgMem && a.Mem.Use != 0 && a.Mem.Size != 0 && k < len(idx) {
+			idx[k] = i
+			k++
+		}
+	}
+	if k == 2 && inst.Args[idx[0]].Mem.Use.Writes() && !inst.Args[idx[1]].Mem.Use.Writes() {
+		idx[0], idx[1] = idx[1], idx[0]
+	}
+	for _, i := range idx[:k] {
+		a := &inst.Args[i]
+		off := operandOffset(s, inst, a)
+		if err := e.accessAligned(s, m, a.Mem.Seg, off, a.Mem.Size, operandAlign(inst, a), a.Mem.Use.Reads(), a.Mem.Use.Writes(), commit, &acc.A[acc.N]); err != nil {
+			return err
+		}
+		acc.N++
+	}
+	return nil
+}
+
+// stackAccesses is listAccesses for an instruction with an implicit stack
+// access (f.Stack): the stack slots it reads or writes and its memory
+// operand, in the order it accesses them.
+func (e *Emulator) stackAccesses(s *State, m x86.Mode, inst *decode.Inst, f *Facts, acc *MemRefs, commit bool) error {
 	sa := s.stackAddrSize(m)
 	rsp := s.GPR[x86.RSP]
 	n := uint64(stackOpSize(m, inst))
@@ -358,29 +389,56 @@ func (e *Emulator) listAccesses(s *State, m x86.Mode, inst *decode.Inst, acc *Me
 		acc.N = 2
 		return nil
 	}
-	// Source (read-only) operands first, then the destination: the order of
-	// MOVS's read and write.
-	var idx [2]int
-	k := 0
+	return nil
+}
+
+// AddressFlags are the RFLAGS bits that Resolve and Rewind read: DF (the
+// direction of string instructions), AC (alignment checks) and VM (the
+// mode). See AddressRegs.
+const AddressFlags = x86.FlagDF | x86.FlagAC | x86.FlagVM
+
+// AddressRegs is the set of general registers (bit r for register r)
+// whose values place inst's memory accesses as Resolve computes them, with
+// or without Rewind first: base and index registers, AL for XLAT, the bit
+// offset of BT* with a register source, rSP and rBP for stack accesses
+// (Rewind moves only registers among these, and rCX, which places
+// nothing). Besides them, Resolve and Rewind read only RIP, the RFLAGS
+// bits in AddressFlags and the special registers, so two states that agree
+// on all of those and on the registers in AddressRegs give inst the same
+// accesses. ok is false
+// where something other than a general register places an access: the
+// vector index of a VSIB gather.
+func AddressRegs(inst *decode.Inst) (regs uint16, ok bool) {
 	for i := range inst.Args {
 		a := &inst.Args[i]
-		if a.Kind == decode.ArgMem && a.Mem.Use != 0 && a.Mem.Size != 0 && k < len(idx) {
-			idx[k] = i
-			k++
+		if a.Kind != decode.ArgMem {
+			continue
+		}
+		if a.Mem.VSIB {
+			return 0, false
+		}
+		if a.Mem.Base != decode.RegNone {
+			regs |= 1 << (a.Mem.Base & 15)
+		}
+		if a.Mem.Index != decode.RegNone {
+			regs |= 1 << (a.Mem.Index & 15)
 		}
 	}
-	if k == 2 && inst.Args[idx[0]].Mem.Use.Writes() && !inst.Args[idx[1]].Mem.Use.Writes() {
-		idx[0], idx[1] = idx[1], idx[0]
+	f := FactsOf(inst.Op)
+	if f.Flags&FXlat != 0 {
+		regs |= 1 << x86.RAX
 	}
-	for _, i := range idx[:k] {
-		a := &inst.Args[i]
-		off := operandOffset(s, inst, a)
-		if err := e.accessAligned(s, m, a.Mem.Seg, off, a.Mem.Size, operandAlign(inst, a), a.Mem.Use.Reads(), a.Mem.Use.Writes(), commit, &acc.A[acc.N]); err != nil {
-			return err
-		}
-		acc.N++
+	if f.Flags&FBitString != 0 && inst.Args[1].Kind == decode.ArgReg {
+		regs |= 1 << (inst.Args[1].Reg & 15)
 	}
-	return nil
+	switch f.Stack {
+	case StackNone:
+	case StackLeave, StackEnter:
+		regs |= 1<<x86.RSP | 1<<x86.RBP
+	default:
+		regs |= 1 << x86.RSP
+	}
+	return regs, true
 }
 
 // operandOffset is the offset of memory operand a: its effective address,
