@@ -133,79 +133,88 @@ func (l *Loop) run(g *Group) {
 	defer runtime.UnlockOSThread()
 	l.tid.Store(int32(unix.Gettid()))
 	defer l.tid.Store(0)
-	observed := l.Clock != nil || l.Observer != nil
 	l.mmioBus, l.mmioStats = nil, nil
 	if d, ok := l.MMIO.(DirectMMIO); ok {
 		l.mmioBus, l.mmioStats = d.DirectMMIO()
 	}
-	for !l.stop.Load() {
-		var done bool
-		if observed {
+	var done bool
+	if l.Clock != nil || l.Observer != nil {
+		for !done && !l.stop.Load() {
 			done = l.stepObserved()
-		} else {
-			done = l.step()
 		}
-		if done {
-			l.end.VCPU = l.Index
-			g.Finish(l.end)
-			return
-		}
+	} else {
+		done = l.steps()
+	}
+	if done {
+		l.end.VCPU = l.Index
+		g.Finish(l.end)
 	}
 }
 
-// step runs the guest to its next exit and handles it; when the exit ends
-// the run it says so, with how in l.end. It serves the exits of a running
-// guest (MMIO, port I/O) itself, as serve does, without a call per layer
-// (and those of a DirectMMIO handler on its bus); Handle has the rest. A loop that times its exits or has an observer
-// steps with stepObserved instead.
-func (l *Loop) step() bool {
-	if err := l.CPU.Run(); err != nil {
-		return l.runError(err)
-	}
+// steps runs the guest from exit to exit until the loop is stopped or an
+// exit ends the run; it says whether one did, with how in l.end. It serves
+// the exits of a running guest (MMIO, port I/O) itself, as serve does,
+// without a call per exit or per layer (and those of a DirectMMIO handler
+// on its bus); Handle has the rest. A loop that times its exits or has an
+// observer steps with stepObserved instead.
+func (l *Loop) steps() bool {
 	e := &l.exit
-	l.seq++
-	e.Seq = l.seq
-	if err := l.CPU.ReadExit(e); err != nil {
-		return l.readError(e, err)
-	}
-	var err error
-	switch e.Kind {
-	case kvm.KindMMIO:
-		m := e.MMIO
-		switch {
-		case l.mmioBus != nil:
-			write := m.IsWrite != 0
-			var mapped bool
-			mapped, err = l.mmioBus.Serve(m.PhysAddr, m.Bytes(), write)
-			if l.mmioStats != nil {
-				l.mmioStats.CountMMIO(write, mapped)
+	for !l.stop.Load() {
+		if err := l.CPU.Run(); err != nil {
+			if l.runError(err) {
+				return true
 			}
-		case m.IsWrite != 0:
-			err = l.MMIO.MMIOWrite(e)
+			continue
+		}
+		l.seq++
+		e.Seq = l.seq
+		if err := l.CPU.ReadExit(e); err != nil {
+			return l.readError(e, err)
+		}
+		var err error
+		switch e.Kind {
+		case kvm.KindMMIO:
+			m := e.MMIO
+			switch {
+			case l.mmioBus != nil:
+				write := m.IsWrite != 0
+				var mapped bool
+				mapped, err = l.mmioBus.Serve(m.PhysAddr, m.Bytes(), write)
+				if l.mmioStats != nil {
+					l.mmioStats.CountMMIO(write, mapped)
+				}
+			case m.IsWrite != 0:
+				err = l.MMIO.MMIOWrite(e)
+			default:
+				err = l.MMIO.MMIORead(e)
+			}
+			if err != nil {
+				err = mmioError(e, err)
+			}
+		case kvm.KindIO:
+			err = l.io(&e.IO)
 		default:
-			err = l.MMIO.MMIORead(e)
+			var done bool
+			l.end, done = l.Handle(e)
+			l.count(e.Kind)
+			if done {
+				return true
+			}
+			continue
 		}
-		if err != nil {
-			err = mmioError(e, err)
-		}
-	case kvm.KindIO:
-		err = l.io(&e.IO)
-	default:
-		var done bool
-		l.end, done = l.Handle(e)
 		l.count(e.Kind)
-		return done
-	}
-	l.count(e.Kind)
-	if err != nil {
-		l.end = l.fail(err)
-		return true
+		if err != nil {
+			l.end = l.fail(err)
+			return true
+		}
 	}
 	return false
 }
 
-// stepObserved is step with the exit timed (Clock) and shown to the
-// Observer before and after it is handled.
+// stepObserved runs the guest to its next exit and handles it as steps
+// does, with the exit timed (Clock) and shown to the Observer before and
+// after it is handled; when the exit ends the run it says so, with how in
+// l.end.
 func (l *Loop) stepObserved() bool {
 	err := l.CPU.Run()
 	var t0 int64
@@ -274,8 +283,8 @@ func (l *Loop) runError(err error) bool {
 	return done
 }
 
-// serve serves an MMIO or port-I/O exit, for Handle; step serves them the
-// same way itself.
+// serve serves an MMIO or port-I/O exit, for Handle; steps serves them
+// the same way itself.
 func (l *Loop) serve(e *kvm.Exit) error {
 	if e.Kind == kvm.KindIO {
 		return l.io(&e.IO)

@@ -617,8 +617,9 @@ func TestLoopClockAllocs(t *testing.T) {
 	}
 }
 
-// BenchmarkStep is one port-I/O exit through the loop, with and without
-// the exit timing a trace asks for.
+// BenchmarkStep is one port-I/O exit through the loop's stepObserved,
+// with and without the exit timing a trace asks for (steps, the loop
+// without either, is BenchmarkLoopExit's, in package ownpath).
 func BenchmarkStep(b *testing.B) {
 	for _, timed := range []bool{false, true} {
 		b.Run(map[bool]string{false: "untimed", true: "timed"}[timed], func(b *testing.B) {
@@ -627,14 +628,10 @@ func BenchmarkStep(b *testing.B) {
 			if timed {
 				l.Clock = trace.NewClock()
 			}
-			step := l.step
-			if timed {
-				step = l.stepObserved
-			}
 			b.ReportAllocs()
 			for b.Loop() {
 				cpu.next = 0 // replay the one exit
-				if step() {
+				if l.stepObserved() {
 					b.Fatal("the run ended")
 				}
 			}
