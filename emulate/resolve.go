@@ -383,6 +383,55 @@ func (e *Emulator) listAccesses(s *State, m x86.Mode, inst *decode.Inst, acc *Me
 	return nil
 }
 
+// AddressFlags are the RFLAGS bits that Resolve and Rewind read: DF (the
+// direction of string instructions), AC (alignment checks) and VM (the
+// mode). See AddressRegs.
+const AddressFlags = x86.FlagDF | x86.FlagAC | x86.FlagVM
+
+// AddressRegs is the set of general registers (bit r for register r)
+// whose values place inst's memory accesses as Resolve computes them, with
+// or without Rewind first: base and index registers, AL for XLAT, the bit
+// offset of BT* with a register source, rSP and rBP for stack accesses
+// (Rewind moves only registers among these, and rCX, which places
+// nothing). Besides them, Resolve and Rewind read only RIP, the RFLAGS
+// bits in AddressFlags and the special registers, so two states that agree
+// on all of those and on the registers in AddressRegs give inst the same
+// accesses. ok is false
+// where something other than a general register places an access: the
+// vector index of a VSIB gather.
+func AddressRegs(inst *decode.Inst) (regs uint16, ok bool) {
+	for i := range inst.Args {
+		a := &inst.Args[i]
+		if a.Kind != decode.ArgMem {
+			continue
+		}
+		if a.Mem.VSIB {
+			return 0, false
+		}
+		if a.Mem.Base != decode.RegNone {
+			regs |= 1 << (a.Mem.Base & 15)
+		}
+		if a.Mem.Index != decode.RegNone {
+			regs |= 1 << (a.Mem.Index & 15)
+		}
+	}
+	f := FactsOf(inst.Op)
+	if f.Flags&FXlat != 0 {
+		regs |= 1 << x86.RAX
+	}
+	if f.Flags&FBitString != 0 && inst.Args[1].Kind == decode.ArgReg {
+		regs |= 1 << (inst.Args[1].Reg & 15)
+	}
+	switch f.Stack {
+	case StackNone:
+	case StackLeave, StackEnter:
+		regs |= 1<<x86.RSP | 1<<x86.RBP
+	default:
+		regs |= 1 << x86.RSP
+	}
+	return regs, true
+}
+
 // operandOffset is the offset of memory operand a: its effective address,
 // moved for BT/BTS/BTR/BTC with a register bit offset, which addresses a bit
 // string beyond the operand (SDM Vol. 2A BT: the word at EA + size *

@@ -444,8 +444,7 @@ var ErrEntriesChanging = errors.New("paging-structure entries keep changing duri
 // linear page with the same access would give w's result again while
 // c.Gen is the one w was made at. A walk that set accessed or dirty flags is never unchanged.
 func (c *Context) Unchanged(mem Memory, w *Walk) bool {
-	f := c.format
-	if f == nil {
+	if c.format == nil {
 		return w.N == 0
 	}
 	for i := range w.N {
@@ -453,27 +452,35 @@ func (c *Context) Unchanged(mem Memory, w *Walk) bool {
 		if e.FromRegister {
 			continue
 		}
-		if e.SetFlags != 0 {
-			return false
-		}
-		var v uint64
-		if f.EntryBytes == 4 {
-			v32, err := mem.ReadUint32(e.EntryGPA)
-			if err != nil {
-				return false
-			}
-			v = uint64(v32)
-		} else {
-			var err error
-			if v, err = mem.ReadUint64(e.EntryGPA); err != nil {
-				return false
-			}
-		}
-		if v != e.Value {
+		if e.SetFlags != 0 || !c.EntryHolds(mem, e.EntryGPA, e.Value) {
 			return false
 		}
 	}
 	return true
+}
+
+// EntryBytes is the size of c's paging-structure entries: 4 or 8, 0
+// without paging.
+func (c *Context) EntryBytes() int {
+	if c.format == nil {
+		return 0
+	}
+	return int(c.format.EntryBytes)
+}
+
+// EntryHolds reports whether the paging-structure entry at gpa, of c's
+// format, holds value.
+func (c *Context) EntryHolds(mem Memory, gpa, value uint64) bool {
+	f := c.format
+	if f == nil {
+		return false
+	}
+	if f.EntryBytes == 4 {
+		v, err := mem.ReadUint32(gpa)
+		return err == nil && uint64(v) == value
+	}
+	v, err := mem.ReadUint64(gpa)
+	return err == nil && v == value
 }
 
 // WalkCommit translates addr as Walk does, for an access that is being made:

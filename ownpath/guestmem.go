@@ -268,12 +268,32 @@ type searchMem struct {
 	phys physMem
 	mem  *guestMem // its walker context and walk memo
 	w    mmu.Walk
+
+	// With record set, the walks are kept for the site memo: the first
+	// maxSearchWalks of them in rec, all counted in nrec; failed says one
+	// faulted or could not be kept.
+	record bool
+	rec    [maxSearchWalks]siteWalk
+	nrec   int
+	failed bool
 }
+
+// startRecord starts recording the search's walks when on.
+func (s *searchMem) startRecord(on bool) { s.record, s.nrec, s.failed = on, 0, false }
 
 // Translate implements emulate.Memory.
 func (s *searchMem) Translate(la uint64, in emulate.Intent) (uint64, error) {
 	g := s.mem
-	if err := g.walkMemo.walk(&g.ctx, s.phys.ram, la, in, &s.w); err != nil {
+	err := g.walkMemo.walk(&g.ctx, s.phys.ram, la, in, &s.w)
+	if s.record {
+		if s.nrec < len(s.rec) && err == nil {
+			s.failed = s.failed || !s.rec[s.nrec].keep(&s.w)
+		} else {
+			s.failed = true
+		}
+		s.nrec++
+	}
+	if err != nil {
 		return 0, err
 	}
 	return s.w.GPA, nil

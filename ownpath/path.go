@@ -134,11 +134,12 @@ type Path struct {
 	finder emulate.Emulator // resolves write-exit candidates over search
 	vec    emulate.Vector
 
-	kvm  kvmCache
-	exit exitState
-	memo memos
-	xv   execVerify // -verify exec
-	ins  insBatch   // the REP INS batch KVM's write exits come from
+	kvm   kvmCache
+	exit  exitState
+	memo  memos
+	sites siteMemo
+	xv    execVerify // -verify exec
+	ins   insBatch   // the REP INS batch KVM's write exits come from
 }
 
 // kvmCache is what the path reads from KVM, in buffers kept across exits.
@@ -194,6 +195,7 @@ type memos struct {
 	// The write exit's scratch: its code windows and matches, and the
 	// state and accesses of the candidate being resolved.
 	win, callWin writeWindow
+	winRuns      windowRuns // where win's bytes lie
 	matches      writeMatches
 	cst          emulate.State
 	caccs        emulate.MemRefs
@@ -278,6 +280,7 @@ func (p *Path) load() error {
 		stateFromKVM(&x.st, &k.regs, &k.sregs)
 		x.mode = trace.ClassifyMode(&k.sregs, k.regs.RFLAGS)
 		p.memo.sregs = k.syncedOK
+		p.sites.noteSregs(&k.sregs)
 	}
 	x.st.PKRU = p.pkru()
 	x.cs, x.rip = k.sregs.CS.Selector, k.regs.RIP
@@ -608,6 +611,10 @@ func (p *Path) serve(m *kvm.MMIOExit, write bool) error {
 func (p *Path) readExit(exit *kvm.MMIOExit, n int) error {
 	x, off := &p.exit, p.cfg.Verify == VerifyOff
 	p.memo.pending.valid = false
+	sites := p.sitesOn()
+	if sites && p.readSiteHit(exit, n) {
+		return nil
+	}
 	inst, err := p.emu.Fetch(&x.st)
 	insn := p.emu.InstBytes()
 	x.rec.SetInsn(insn)
@@ -642,6 +649,9 @@ func (p *Path) readExit(exit *kvm.MMIOExit, n int) error {
 		if a.Read && (isKVMFragment(a, exit.PhysAddr, n) || readInParts(inst) && insideAccess(a, exit.PhysAddr, n)) {
 			p.agree()
 			p.armRead(inst, &accs)
+			if sites {
+				p.keepReadSite(exit, n, inst)
+			}
 			return nil
 		}
 	}

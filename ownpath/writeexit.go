@@ -24,8 +24,12 @@ type writeWindow struct {
 
 // fetchWindow reads the code bytes around CS:end through walkvm's own
 // walks (no accessed flags set), one walk per page. Bytes that cannot be
-// fetched stay invalid.
-func (p *Path) fetchWindow(w *writeWindow, end uint64) {
+// fetched stay invalid. runs, when not nil, receives where the bytes lie
+// (for the site memo).
+func (p *Path) fetchWindow(w *writeWindow, end uint64, runs *windowRuns) {
+	if runs != nil {
+		runs.n, runs.ok = 0, true
+	}
 	mode := p.exit.st.DecodeMode()
 	cs := p.exit.st.Seg[x86.CS].Base
 	for i := 0; i < len(w.b); {
@@ -44,6 +48,15 @@ func (p *Path) fetchWindow(w *writeWindow, end uint64) {
 			page, _ = p.cfg.RAM.Slice(p.memo.winWalk.GPA&^0xfff, 4096)
 		}
 		run, bits := w.b[i:i+int(n)], uint32(1)<<n-1
+		if runs != nil {
+			if page == nil || runs.n == len(runs.r) || !runs.r[runs.n].walk.keep(&p.memo.winWalk) {
+				runs.ok = false
+			} else {
+				r := &runs.r[runs.n]
+				r.at, r.host = uint8(i), page[la&0xfff:la&0xfff+n]
+				runs.n++
+			}
+		}
 		if page != nil {
 			copy(run, page[la&0xfff:])
 			w.valid |= bits << i
@@ -87,10 +100,16 @@ func (p *Path) writeExit(exit *kvm.MMIOExit, n int) error {
 			}
 		}
 	}
+	sites := p.sitesOn()
+	if sites && p.writeSiteHit(exit, n) {
+		return nil
+	}
 	// The window and the matches live in the path: zeroing them at
 	// every write exit would cost more than the search.
 	win, ms := &p.memo.win, &p.memo.matches
-	p.findWrite(win, exit, n, ms)
+	p.search.startRecord(sites)
+	atRIP := p.findWrite(win, exit, n, ms)
+	p.search.startRecord(false)
 	if ms.ambiguous {
 		p.resolveByData(ms, exit, n)
 	}
@@ -129,6 +148,9 @@ func (p *Path) writeExit(exit *kvm.MMIOExit, n int) error {
 		return nil
 	}
 	p.agree()
+	if sites && atRIP {
+		p.keepWriteSite(exit, n)
+	}
 	if p.cfg.Verify == VerifyExec {
 		return p.execWrite(ms.chosen(), exit, n)
 	}
@@ -140,18 +162,23 @@ func (p *Path) writeExit(exit *kvm.MMIOExit, n int) error {
 // the call's target, among CALLs ending at the return address it pushed.
 // win is left holding the window of the matches, or the one before RIP
 // when nothing matched (for the disagreement's message); ms the matches.
-func (p *Path) findWrite(win *writeWindow, exit *kvm.MMIOExit, n int, ms *writeMatches) {
-	p.fetchWindow(win, p.exit.st.RIP)
+// atRIP says the matches end at RIP: no CALL search was made.
+func (p *Path) findWrite(win *writeWindow, exit *kvm.MMIOExit, n int, ms *writeMatches) (atRIP bool) {
+	p.fetchWindow(win, p.exit.st.RIP, &p.memo.winRuns)
 	p.matchWrite(win, p.exit.st.RIP, exit, n, false, ms)
-	if ms.n == 0 && (n == 2 || n == 4 || n == 8) {
+	if ms.n > 0 {
+		return true
+	}
+	if n == 2 || n == 4 || n == 8 {
 		callWin := &p.memo.callWin
 		ret := le64(exit.Data[:n])
-		p.fetchWindow(callWin, ret)
+		p.fetchWindow(callWin, ret, nil)
 		p.matchWrite(callWin, ret, exit, n, true, ms)
 		if ms.n > 0 {
 			*win = *callWin
 		}
 	}
+	return false
 }
 
 // rewalk repeats the winning candidate's fetch and operand walks with
@@ -456,14 +483,21 @@ func (p *Path) candidateWrites(inst *decode.Inst, start uint64, exit *kvm.MMIOEx
 	return emulate.MemRef{}, false, false
 }
 
+// dataSource is the operand whose value inst stores unchanged (MOV,
+// MOVNTI, STOS), or nil.
+func dataSource(inst *decode.Inst) *decode.Arg {
+	switch inst.Op {
+	case decode.MOV, decode.MOVNTI, decode.STOS:
+		return &inst.Args[1]
+	}
+	return nil
+}
+
 // dataMatches compares KVM's data with the value a register or immediate
 // source would store; memory sources (MOVS, PUSH m) are not compared.
 func dataMatches(s *emulate.State, inst *decode.Inst, a *emulate.MemRef, exit *kvm.MMIOExit, n int) bool {
-	var src *decode.Arg
-	switch inst.Op {
-	case decode.MOV, decode.MOVNTI, decode.STOS:
-		src = &inst.Args[1]
-	default:
+	src := dataSource(inst)
+	if src == nil {
 		return true
 	}
 	var v uint64

@@ -32,9 +32,13 @@ type Stats struct {
 		Total            uint64 `json:"total"`
 	} `json:"exits"`
 	MMIO struct {
-		Reads                uint64 `json:"reads"`
-		Writes               uint64 `json:"writes"`
-		Agreed               uint64 `json:"agreed"`
+		Reads  uint64 `json:"reads"`
+		Writes uint64 `json:"writes"`
+		Agreed uint64 `json:"agreed"`
+		// Remembered counts the agreed exits whose verdict came from a
+		// site the own path kept (its inputs re-read and found unchanged,
+		// not derived again).
+		Remembered           uint64 `json:"remembered"`
 		Disagreed            uint64 `json:"disagreed"`
 		CompletedInUserspace uint64 `json:"completed_in_userspace"`
 		// ExceptionsInjected counts faults walkvm delivered to the guest
@@ -165,16 +169,19 @@ func (s *Stats) CountUnassigned(port, write bool) {
 }
 
 // CountWalk counts one walk by the walker KVM would name.
-func (s *Stats) CountWalk(w *mmu.Walk) {
-	switch w.Walker {
+func (s *Stats) CountWalk(w *mmu.Walk) { s.CountWalkOf(w.Walker, w.Levels) }
+
+// CountWalkOf counts one walk of the walker kind with levels levels.
+func (s *Stats) CountWalkOf(kind mmu.WalkerKind, levels uint8) {
+	switch kind {
 	case mmu.Nonpaging:
 		s.Walks.Nonpaging++
 	case mmu.Paging32:
 		s.Walks.Paging32++
 	case mmu.Paging64:
 		s.Walks.Paging64++
-		if int(w.Levels) < len(s.Walks.Paging64Levels) {
-			s.Walks.Paging64Levels[w.Levels]++
+		if int(levels) < len(s.Walks.Paging64Levels) {
+			s.Walks.Paging64Levels[levels]++
 		}
 	}
 }
@@ -260,8 +267,8 @@ func (s *Stats) writeText(tw io.Writer) {
 	fmt.Fprintf(tw, "exit status\t%d\n", s.ExitStatus)
 	fmt.Fprintf(tw, "exits\t%d total: %d mmio, %d io, %d hlt, %d emulation failure, %d shutdown, %d other\n",
 		e.Total, e.MMIO, e.IO, e.HLT, e.EmulationFailure, e.Shutdown, e.Other)
-	fmt.Fprintf(tw, "mmio\t%d reads, %d writes: %d agreed, %d disagreed, %d completed in userspace, %d exceptions injected\n",
-		m.Reads, m.Writes, m.Agreed, m.Disagreed, m.CompletedInUserspace, m.ExceptionsInjected)
+	fmt.Fprintf(tw, "mmio\t%d reads, %d writes: %d agreed (%d remembered), %d disagreed, %d completed in userspace, %d exceptions injected\n",
+		m.Reads, m.Writes, m.Agreed, m.Remembered, m.Disagreed, m.CompletedInUserspace, m.ExceptionsInjected)
 	if r := &s.Results; r.Checked+r.Unchecked > 0 {
 		fmt.Fprintf(tw, "results\t%d checked, %d disagreed, %d not executed by walkvm\n", r.Checked, r.Disagreed, r.Unchecked)
 	}

@@ -1,0 +1,377 @@
+package ownpath
+
+import (
+	"math/bits"
+
+	"walkvm/emulate"
+	"walkvm/emulate/decode"
+	"walkvm/kvm"
+	"walkvm/memory"
+	"walkvm/mmu"
+	"walkvm/x86"
+)
+
+// The verdict on an MMIO exit is a function of what the path read to reach
+// it: the special registers the exit state was built from, RIP, the RFLAGS
+// bits and general registers that place the instruction's accesses
+// (emulate.AddressFlags, emulate.AddressRegs), the code bytes, the
+// paging-structure entries its walks read, and KVM's exit. A site memo
+// keeps, for recent exit sites that agreed with KVM, those inputs and the
+// verdict's side effects (the walks it counts, the read-modify-write it
+// leaves pending). An exit whose inputs all equal a kept site's has the
+// same verdict: checking them — re-reading the code bytes and every entry
+// the walks read — is all it costs. Like the walk memo it is exact, not a
+// sample: every exit is still compared with KVM and every walk's entries
+// with guest memory, and any difference takes the whole path.
+//
+// Only -verify warn and strict use it; a trace wants each exit's full
+// record and -verify exec executes every instruction anyway.
+
+// siteMemoSize is how many sites the path keeps: the read and write sites
+// of a few MMIO loops.
+const siteMemoSize = 16
+
+// maxSearchWalks bounds the walks of a write exit's search a site keeps.
+const maxSearchWalks = 8
+
+// maxSiteEntries bounds the distinct paging-structure entries a site
+// re-reads: a write site's fetch, operand and search walks in 5-level
+// paging share their upper levels.
+const maxSiteEntries = 24
+
+// siteMemo is the path's kept sites.
+type siteMemo struct {
+	e [siteMemoSize]site
+	// gen numbers the special registers the exit state is built from
+	// (sregs): a site is valid only under the gen it was made at.
+	gen     uint64
+	sregs   kvm.Sregs2
+	sregsOK bool
+}
+
+// site is one verified exit site.
+type site struct {
+	valid, write bool
+	gen          uint64 // siteMemo.gen
+	walkerGen    uint64 // mmu.Context.Gen of the path's walker
+	rip          uint64
+	flags        uint64 // RFLAGS & emulate.AddressFlags
+	regs         uint16 // emulate.AddressRegs of the instruction (or candidates)
+	gpr          [x86.NumGPR]uint64
+	gpa          uint64 // KVM's exit
+	n            uint8
+	data         uint64 // a write exit's data
+
+	// The exit's own walks, for the statistics, and how many of them
+	// KVM_TRANSLATE (or its memo) checked.
+	kinds   [maxWalks]walkKind
+	nkinds  uint8
+	checked uint8
+	// The paging-structure entries every walk of the verdict read (the
+	// exit's own and a write search's), each once.
+	ent  [maxSiteEntries]siteEntry
+	nent uint8
+
+	// A read site's instruction: its bytes, and the host bytes of guest
+	// RAM it was fetched from.
+	code     [decode.MaxLen]byte
+	ncode    uint8
+	codeHost []byte
+	pend     pendingRMW
+	// A write site's code window and where its bytes lie.
+	win  writeWindow
+	runs windowRuns
+}
+
+// siteWalk is what a site keeps of a walk: its kind for the statistics and
+// the entries it read from memory, to re-read.
+type siteWalk struct {
+	kind    mmu.WalkerKind
+	levels  uint8
+	n       uint8
+	entries [mmu.MaxLevels]siteEntry
+}
+
+// siteEntry is an entry a walk read: its GPA and value, and its host
+// bytes once a site keeps it (4 or 8 of guest RAM, from memory.RAM.Slice).
+type siteEntry struct {
+	gpa, value uint64
+	host       []byte
+}
+
+// holds reports whether the entry still holds its value.
+func (e *siteEntry) holds() bool {
+	if len(e.host) == 4 {
+		return uint64(memory.LoadUint32(e.host)) == e.value
+	}
+	return memory.LoadUint64(e.host) == e.value
+}
+
+type walkKind struct {
+	kind   mmu.WalkerKind
+	levels uint8
+}
+
+// sitesOn reports whether the path keeps sites.
+func (p *Path) sitesOn() bool {
+	return p.cfg.Trace == nil && (p.cfg.Verify == VerifyWarn || p.cfg.Verify == VerifyStrict)
+}
+
+// noteSregs gives the site memo the special registers a full load built
+// the exit state from: sites made under others no longer apply. CR2, CR8
+// and the APIC base place no access, so a page fault or a TPR write
+// between two exits leaves the sites alone.
+func (m *siteMemo) noteSregs(s *kvm.Sregs2) {
+	k := *s
+	k.CR2, k.CR8, k.APICBase = 0, 0, 0
+	if m.sregsOK && k == m.sregs {
+		return
+	}
+	m.gen++
+	m.sregs, m.sregsOK = k, true
+}
+
+func siteSlot(rip uint64, write bool) int {
+	i := rip * 2
+	if write {
+		i++
+	}
+	return int(i % siteMemoSize)
+}
+
+// lookupSite returns the kept site of this exit when its register, flag,
+// exit and walk inputs are unchanged; the caller checks the code bytes.
+func (p *Path) lookupSite(write bool, exit *kvm.MMIOExit, n int) *site {
+	x := &p.exit.st
+	s := &p.sites.e[siteSlot(x.RIP, write)]
+	if !s.valid || s.write != write || s.rip != x.RIP || s.gpa != exit.PhysAddr || int(s.n) != n ||
+		s.gen != p.sites.gen || s.walkerGen != p.mem.ctx.Gen() || s.flags != x.RFLAGS&emulate.AddressFlags {
+		return nil
+	}
+	if write && s.data != le64(exit.Data[:n]) {
+		return nil
+	}
+	for r := s.regs; r != 0; r &= r - 1 {
+		i := bits.TrailingZeros16(r)
+		if s.gpr[i] != x.GPR[i] {
+			return nil
+		}
+	}
+	for i := range s.nent {
+		if !s.ent[i].holds() {
+			return nil
+		}
+	}
+	return s
+}
+
+// siteHit gives the exit site s's verdict: agreement, with its walks
+// counted as the whole path would have counted them.
+func (p *Path) siteHit(s *site) {
+	for i := range s.nkinds {
+		p.stats.CountWalkOf(s.kinds[i].kind, s.kinds[i].levels)
+	}
+	p.mem.checks += uint64(s.checked)
+	p.stats.MMIO.Remembered++
+	p.agree()
+}
+
+// readSiteHit answers a read exit from its kept site, if the site and the
+// instruction's bytes are unchanged.
+func (p *Path) readSiteHit(exit *kvm.MMIOExit, n int) bool {
+	s := p.lookupSite(false, exit, n)
+	if s == nil {
+		return false
+	}
+	if string(s.codeHost) != string(s.code[:s.ncode]) {
+		return false
+	}
+	p.memo.pending = s.pend
+	p.siteHit(s)
+	return true
+}
+
+// writeSiteHit answers a write exit from its kept site, if the site and
+// the code window around RIP are unchanged.
+func (p *Path) writeSiteHit(exit *kvm.MMIOExit, n int) bool {
+	s := p.lookupSite(true, exit, n)
+	if s == nil {
+		return false
+	}
+	for i := range s.runs.n {
+		r := &s.runs.r[i]
+		if string(r.host) != string(s.win.b[r.at:r.at+uint8(len(r.host))]) {
+			return false
+		}
+	}
+	p.siteHit(s)
+	return true
+}
+
+// newSite starts keeping the site of the exit being verified: its
+// registers (those in regs), flags, KVM's exit and the exit's own walks.
+// It returns nil when a walk cannot be kept (a fault, or more walks than a
+// site holds).
+func (p *Path) newSite(write bool, exit *kvm.MMIOExit, n int, regs uint16) *site {
+	x := &p.exit.st
+	s := &p.sites.e[siteSlot(x.RIP, write)]
+	s.valid = false
+	walks, info := p.mem.Walks(), p.mem.WalkInfo()
+	if len(walks) == maxWalks {
+		return nil // the record may have overflowed
+	}
+	s.nkinds, s.checked, s.nent = 0, 0, 0
+	var sw siteWalk
+	for i := range walks {
+		if info[i].Err != nil || info[i].Commit || !sw.keep(&walks[i]) || !s.addEntries(&sw, p.cfg.RAM, p.mem.ctx.EntryBytes()) {
+			return nil
+		}
+		s.kinds[i] = walkKind{walks[i].Walker, walks[i].Levels}
+		s.nkinds++
+		if info[i].KVM.Checked {
+			s.checked++
+		}
+	}
+	s.write, s.gen, s.walkerGen, s.rip = write, p.sites.gen, p.mem.ctx.Gen(), x.RIP
+	s.flags, s.regs, s.gpr = x.RFLAGS&emulate.AddressFlags, regs, x.GPR
+	s.gpa, s.n, s.data = exit.PhysAddr, uint8(n), 0
+	if write {
+		s.data = le64(exit.Data[:n])
+	}
+	return s
+}
+
+// addEntries adds the entries of sw the site does not have yet, with
+// their host bytes in ram (entries of size bytes); it reports false when
+// the site is full or an entry lies outside RAM.
+func (s *site) addEntries(sw *siteWalk, ram *memory.RAM, size int) bool {
+next:
+	for _, e := range sw.entries[:sw.n] {
+		for _, have := range s.ent[:s.nent] {
+			if have.gpa == e.gpa {
+				if have.value != e.value {
+					return false // the entry changed during the exit
+				}
+				continue next
+			}
+		}
+		if int(s.nent) == len(s.ent) {
+			return false
+		}
+		host, err := ram.Slice(e.gpa, uint64(size))
+		if err != nil {
+			return false
+		}
+		e.host = host
+		s.ent[s.nent] = e
+		s.nent++
+	}
+	return true
+}
+
+// keep fills sw from w; it reports false when w set accessed or dirty
+// flags, which a re-read cannot check.
+func (sw *siteWalk) keep(w *mmu.Walk) bool {
+	sw.kind, sw.levels, sw.n = w.Walker, w.Levels, 0
+	for i := range w.N {
+		e := &w.Entries[i]
+		if e.SetFlags != 0 {
+			return false
+		}
+		if e.FromRegister {
+			continue
+		}
+		sw.entries[sw.n] = siteEntry{gpa: e.EntryGPA, value: e.Value}
+		sw.n++
+	}
+	return true
+}
+
+// keepReadSite keeps the site of a read exit that agreed: inst, fetched
+// with one walk from RAM, and the read-modify-write it left pending.
+func (p *Path) keepReadSite(exit *kvm.MMIOExit, n int, inst *decode.Inst) {
+	regs, ok := emulate.AddressRegs(inst)
+	if !ok {
+		return
+	}
+	walks := p.mem.Walks()
+	fetches := 0
+	for i := range walks {
+		if walks[i].Access == x86.AccessFetch {
+			fetches++
+		}
+	}
+	if fetches != 1 || walks[0].Access != x86.AccessFetch {
+		return // an instruction across pages, or not fetched first
+	}
+	code := p.emu.InstBytes()
+	host, err := p.cfg.RAM.Slice(walks[0].GPA, uint64(len(code)))
+	if err != nil {
+		return // code outside RAM is not re-read: a device may answer it
+	}
+	s := p.newSite(false, exit, n, regs)
+	if s == nil {
+		return
+	}
+	s.codeHost, s.ncode = host, uint8(copy(s.code[:], code))
+	s.pend = p.memo.pending
+	s.valid = true
+}
+
+// keepWriteSite keeps the site of a write exit that agreed, whose
+// instruction the search found ending at RIP, alone or with readings that
+// agree on the access: the window, the registers every candidate's
+// accesses and data depend on, and the search's walks. (An ambiguous
+// search is settled by executing the readings, which reads memory a site
+// does not keep.)
+func (p *Path) keepWriteSite(exit *kvm.MMIOExit, n int) {
+	sr, runs := &p.search, &p.memo.winRuns
+	if sr.failed || sr.nrec > maxSearchWalks || !runs.ok {
+		return
+	}
+	set := p.candidates(&p.memo.win, p.exit.st.DecodeMode(), p.exit.st.RIP)
+	var regs uint16
+	for i := range set.n {
+		inst := &set.insts[i]
+		r, ok := emulate.AddressRegs(inst)
+		if !ok || inst.Op == decode.INS {
+			return // a REP INS batch depends on the batch seen before
+		}
+		regs |= r
+		if src := dataSource(inst); src != nil && src.Kind == decode.ArgReg {
+			regs |= 1 << (src.Reg & 15)
+		}
+	}
+	s := p.newSite(true, exit, n, regs)
+	if s == nil {
+		return
+	}
+	for i := range sr.nrec {
+		if !s.addEntries(&sr.rec[i], p.cfg.RAM, p.mem.ctx.EntryBytes()) {
+			return
+		}
+	}
+	for i := range runs.n {
+		if !s.addEntries(&runs.r[i].walk, p.cfg.RAM, p.mem.ctx.EntryBytes()) {
+			return
+		}
+	}
+	s.runs = *runs
+	s.win = p.memo.win
+	s.valid = true
+}
+
+// windowRuns are where fetchWindow found the bytes of a window: a run per
+// page (and per wrap of the code offset), with its host bytes and its
+// walk's entries. ok says every run was fetched and its walk kept.
+type windowRuns struct {
+	n  int
+	r  [4]windowRun
+	ok bool
+}
+
+type windowRun struct {
+	at   uint8  // the run's first byte in the window
+	host []byte // its bytes in guest RAM
+	walk siteWalk
+}

@@ -1,0 +1,179 @@
+package ownpath
+
+import (
+	"encoding/binary"
+	"testing"
+
+	"walkvm/devices"
+	"walkvm/kvm"
+	"walkvm/memory"
+	"walkvm/x86"
+)
+
+// tableCPU is syncCPU in 64-bit mode whose KVM_TRANSLATE reads the PTE of
+// longTables, so that a remapped page is KVM's answer too.
+type tableCPU struct {
+	*syncCPU
+	ram *memory.RAM
+	pte func(n uint64) uint64
+}
+
+func (c *tableCPU) Translate(la uint64) (uint64, bool, error) {
+	v, err := c.ram.ReadUint64(c.pte(la >> 12))
+	if err != nil || v&1 == 0 {
+		return 0, false, nil
+	}
+	return v&^0xfff | la&0xfff, true, nil
+}
+
+// newSitePath is a strict path in 64-bit mode with synced registers: the
+// code at 0x1000 is mov %eax,(%rbx); mov (%rbx),%eax, and RBX points at
+// the test window through 4-level tables that map the first MiB one to
+// one.
+func newSitePath(t *testing.T) (*Path, *tableCPU, *memory.RAM, func(uint64) uint64) {
+	t.Helper()
+	ram := memory.NewRAMFromSlice(make([]byte, 0xa0000))
+	if err := ram.Write(0x1000, []byte{0x89, 0x03, 0x8b, 0x03}); err != nil {
+		t.Fatal(err)
+	}
+	pte := longTables(t, ram)
+	bus := memory.NewBus("mmio")
+	w := devices.NewTestWindow(devices.TestWindowLow, 0x10000)
+	if err := bus.Register("w", devices.TestWindowLow, 0x10000, w); err != nil {
+		t.Fatal(err)
+	}
+	c := &tableCPU{syncCPU: &syncCPU{fakeCPU: &fakeCPU{}}, ram: ram, pte: pte}
+	c.regs = kvm.Regs{RIP: 0x1002, RBX: devices.TestWindowLow, RAX: 0x1234, RFLAGS: 2}
+	seg := kvm.Segment{Limit: 0xffffffff, Present: 1, S: 1, DB: 1, G: 1, Typ: 3, Selector: 0x10}
+	s := &c.synced
+	s.DS, s.ES, s.SS, s.FS, s.GS = seg, seg, seg, seg, seg
+	seg.Typ, seg.Selector, seg.L, seg.DB = 11, 8, 1, 0
+	s.CS = seg
+	s.TR = kvm.Segment{Typ: 11, Present: 1, Limit: 0x67}
+	s.CR0 = x86.CR0PE | x86.CR0ET | x86.CR0PG
+	s.CR3, s.CR4 = 0x10000, x86.CR4PAE
+	s.EFER = x86.EFERLME | x86.EFERLMA
+	p := New(Config{CPU: c, RAM: ram, Bus: bus, Verify: VerifyStrict, SyncRegs: true})
+	return p, c, ram, pte
+}
+
+// The site memo: a repeated exit takes the kept verdict only while every
+// input of it is unchanged; a change to any of them (a register that
+// places the access, the data register, a code byte, a paging-structure
+// entry, the special registers) takes the whole path, so a disagreement
+// is never hidden behind a kept agreement.
+func TestSiteMemo(t *testing.T) {
+	p, c, ram, pte := newSitePath(t)
+	const win = devices.TestWindowLow
+	seq := uint64(0)
+	exit := func(write bool, gpa, data uint64) error {
+		seq++
+		e := mmioExit(seq, gpa, 4, write, data)
+		if write {
+			return p.MMIOWrite(e)
+		}
+		return p.MMIORead(e)
+	}
+	remembered := func() uint64 { return p.Stats().MMIO.Remembered }
+	put := func(gpa uint64, b ...byte) {
+		t.Helper()
+		if err := ram.Write(gpa, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	putPTE := func(n, v uint64) {
+		t.Helper()
+		var b [8]byte
+		binary.LittleEndian.PutUint64(b[:], v)
+		put(pte(n), b[:]...)
+	}
+	for _, step := range []struct {
+		name        string
+		change      func()
+		write       bool
+		gpa, data   uint64
+		disagree    bool
+		rememberedN uint64 // Remembered after the exit
+	}{
+		{name: "first read", gpa: win, rememberedN: 0},
+		{name: "read again", gpa: win, rememberedN: 1},
+		{name: "first write", write: true, gpa: win, data: 0x1234, rememberedN: 1},
+		{name: "write again", write: true, gpa: win, data: 0x1234, rememberedN: 2},
+		{name: "RCX places nothing", change: func() { c.regs.RCX = 7 }, gpa: win, rememberedN: 3},
+		{name: "CR2 places nothing", change: func() { c.synced.CR2 = 0xdead000 }, gpa: win, rememberedN: 4},
+		{name: "RBX moved, KVM read the old place", change: func() { c.regs.RBX = win + 0x10 }, gpa: win, disagree: true, rememberedN: 4},
+		{name: "RBX moved, KVM agrees", gpa: win + 0x10, rememberedN: 4},
+		{name: "RBX moved back", change: func() { c.regs.RBX = win }, gpa: win, rememberedN: 4},
+		{name: "kept again", gpa: win, rememberedN: 5},
+		{name: "data register changed", change: func() { c.regs.RAX = 0x5678 }, write: true, gpa: win, data: 0x1234, disagree: true, rememberedN: 5},
+		{name: "data register and KVM's data changed", write: true, gpa: win, data: 0x5678, rememberedN: 5},
+		{name: "write kept", write: true, gpa: win, data: 0x5678, rememberedN: 6},
+		{name: "KVM's data changed, the data register not", write: true, gpa: win, data: 0x5679, disagree: true, rememberedN: 6},
+		{name: "code byte: mov (%rcx),%eax", change: func() { put(0x1003, 0x01) }, gpa: win, disagree: true, rememberedN: 6},
+		{name: "code byte: mov (%rbx),%ecx", change: func() { put(0x1003, 0x0b) }, gpa: win, rememberedN: 6},
+		{name: "code byte: mov %ecx,(%rbx)", change: func() { put(0x1001, 0x0b); c.regs.RCX = 0x5678 }, write: true, gpa: win, data: 0x5678, rememberedN: 6},
+		{name: "code byte: mov %ecx,(%rbx), RCX changed", change: func() { c.regs.RCX = 0x9abc }, write: true, gpa: win, data: 0x5678, disagree: true, rememberedN: 6},
+		{name: "PTE of the window remapped", change: func() { putPTE(win>>12, win+0x1000|3) }, gpa: win, disagree: true, rememberedN: 6},
+		{name: "PTE of the window remapped, KVM agrees", gpa: win + 0x1000, rememberedN: 6},
+		{name: "kept under the new PTE", gpa: win + 0x1000, rememberedN: 7},
+		{name: "PTE of the code remapped", change: func() {
+			put(0x2002, 0x8b, 0x43, 0x08) // mov 0x8(%rbx),%eax
+			putPTE(1, 0x2003)
+		}, gpa: win + 0x1000, disagree: true, rememberedN: 7},
+		{name: "special registers changed: CR0.WP", change: func() {
+			putPTE(1, 0x1003)
+			putPTE(win>>12, win|3)
+			c.synced.CR0 |= x86.CR0WP
+		}, gpa: win, rememberedN: 7},
+		{name: "kept under CR0.WP", gpa: win, rememberedN: 8},
+		{name: "DS placed nothing in 64-bit mode, but is special", change: func() { c.synced.DS.Selector = 0x18 }, gpa: win, rememberedN: 8},
+	} {
+		if step.change != nil {
+			step.change()
+		}
+		err := exit(step.write, step.gpa, step.data)
+		if (err != nil) != step.disagree {
+			t.Fatalf("%s: err %v, want a disagreement %v", step.name, err, step.disagree)
+		}
+		if got := remembered(); got != step.rememberedN {
+			t.Fatalf("%s: %d remembered exits, want %d", step.name, got, step.rememberedN)
+		}
+	}
+	s := p.Stats()
+	if s.MMIO.Agreed+s.MMIO.Disagreed != s.MMIO.Reads+s.MMIO.Writes {
+		t.Errorf("%+v: every exit is agreed or disagreed", s.MMIO)
+	}
+}
+
+// A kept exit counts the walks and KVM_TRANSLATE checks the whole path
+// makes, so the statistics do not depend on the memo.
+func TestSiteMemoStats(t *testing.T) {
+	run := func(sites bool) (walks, checks uint64) {
+		p, _, _, _ := newSitePath(t)
+		if !sites {
+			p.cfg.Verify = VerifyWarn
+		}
+		for i := range uint64(10) {
+			e := mmioExit(2*i+1, devices.TestWindowLow, 4, true, 0x1234)
+			if err := p.MMIOWrite(e); err != nil {
+				t.Fatal(err)
+			}
+			if err := p.MMIORead(mmioExit(2*i+2, devices.TestWindowLow, 4, false, 0)); err != nil {
+				t.Fatal(err)
+			}
+			if !sites {
+				p.sites = siteMemo{} // forget every site
+			}
+		}
+		s := p.Stats()
+		if sites && s.MMIO.Remembered != 18 {
+			t.Errorf("%d remembered exits of 20, want 18", s.MMIO.Remembered)
+		}
+		return s.Walks.Paging64Levels[4], s.Translate.Checks
+	}
+	kw, kc := run(true)
+	ww, wc := run(false)
+	if kw != ww || kc != wc || kw == 0 {
+		t.Errorf("with the memo %d walks, %d checks; without %d, %d", kw, kc, ww, wc)
+	}
+}
