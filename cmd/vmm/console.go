@@ -116,9 +116,8 @@ func attachConsole(m quitter, uart *devices.UART, stdin *os.File, stderr io.Writ
 
 // isNullDevice reports whether f is the null device (character device 1:3,
 // /dev/null): its reads end at once, so there is no input to forward and no
-// goroutine (nor the thread its read may take) to start for it. A VMM run
-// by another program without a stdin of its own (exec.Cmd, a test runner)
-// has it.
+// goroutine to start for it. A VMM run by another program without a stdin
+// of its own (exec.Cmd, a test runner) has it.
 func isNullDevice(f *os.File) bool {
 	var st unix.Stat_t
 	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
