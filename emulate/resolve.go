@@ -270,7 +270,38 @@ func (e *Emulator) ResolveRange(s *State, seg x86.SegReg, off uint64, size uint1
 // ENTER, far calls and returns) is listed as one range.
 func (e *Emulator) listAccesses(s *State, m x86.Mode, inst *decode.Inst, acc *MemRefs, commit bool) error {
 	acc.N = 0
-	f := FactsOf(inst.Op)
+	if f := FactsOf(inst.Op); f.Stack != StackNone {
+		return e.stackAccesses(s, m, inst, f, acc, commit)
+	}
+	// Source (read-only) operands first, then the destination: the order of
+	// MOVS's read and write.
+	var idx [2]int
+	k := 0
+	for i := range inst.Args {
+		a := &inst.Args[i]
+		if a.Kind == decode.ArgMem && a.Mem.Use != 0 && a.Mem.Size != 0 && k < len(idx) {
+			idx[k] = i
+			k++
+		}
+	}
+	if k == 2 && inst.Args[idx[0]].Mem.Use.Writes() && !inst.Args[idx[1]].Mem.Use.Writes() {
+		idx[0], idx[1] = idx[1], idx[0]
+	}
+	for _, i := range idx[:k] {
+		a := &inst.Args[i]
+		off := operandOffset(s, inst, a)
+		if err := e.accessAligned(s, m, a.Mem.Seg, off, a.Mem.Size, operandAlign(inst, a), a.Mem.Use.Reads(), a.Mem.Use.Writes(), commit, &acc.A[acc.N]); err != nil {
+			return err
+		}
+		acc.N++
+	}
+	return nil
+}
+
+// stackAccesses is listAccesses for an instruction with an implicit stack
+// access (f.Stack): the stack slots it reads or writes and its memory
+// operand, in the order it accesses them.
+func (e *Emulator) stackAccesses(s *State, m x86.Mode, inst *decode.Inst, f *Facts, acc *MemRefs, commit bool) error {
 	sa := s.stackAddrSize(m)
 	rsp := s.GPR[x86.RSP]
 	n := uint64(stackOpSize(m, inst))
@@ -357,28 +388,6 @@ func (e *Emulator) listAccesses(s *State, m x86.Mode, inst *decode.Inst, acc *Me
 		}
 		acc.N = 2
 		return nil
-	}
-	// Source (read-only) operands first, then the destination: the order of
-	// MOVS's read and write.
-	var idx [2]int
-	k := 0
-	for i := range inst.Args {
-		a := &inst.Args[i]
-		if a.Kind == decode.ArgMem && a.Mem.Use != 0 && a.Mem.Size != 0 && k < len(idx) {
-			idx[k] = i
-			k++
-		}
-	}
-	if k == 2 && inst.Args[idx[0]].Mem.Use.Writes() && !inst.Args[idx[1]].Mem.Use.Writes() {
-		idx[0], idx[1] = idx[1], idx[0]
-	}
-	for _, i := range idx[:k] {
-		a := &inst.Args[i]
-		off := operandOffset(s, inst, a)
-		if err := e.accessAligned(s, m, a.Mem.Seg, off, a.Mem.Size, operandAlign(inst, a), a.Mem.Use.Reads(), a.Mem.Use.Writes(), commit, &acc.A[acc.N]); err != nil {
-			return err
-		}
-		acc.N++
 	}
 	return nil
 }

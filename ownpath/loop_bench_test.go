@@ -21,13 +21,16 @@ import (
 // an OUT and an IN of port 0x3ff. After limit exits it halts. Its
 // registers sit in a kvm_run-like area, as KVM_CAP_SYNC_REGS leaves them.
 type loopCPU struct {
-	pio   bool
-	n     int
-	limit int
-	mmio  kvm.MMIOExit
-	io    [8]byte
-	regs  kvm.Regs
-	sregs kvm.Sregs
+	pio bool
+	// stride moves RBX, and with it KVM's GPA, by that many bytes every
+	// iteration: no exit repeats an earlier one.
+	stride uint64
+	n      int
+	limit  int
+	mmio   kvm.MMIOExit
+	io     [8]byte
+	regs   kvm.Regs
+	sregs  kvm.Sregs
 }
 
 // The guest's code at 0x1000: mov %eax,(%ebx); mov (%ebx),%eax; jmp 0x1000.
@@ -54,7 +57,10 @@ func (c *loopCPU) ReadExit(e *kvm.Exit) error {
 		e.IO = kvm.IOAccess{Port: 0x3ff, Size: 1, Out: c.n%2 == 1, Count: 1, Data: c.io[:1]}
 	default:
 		*e = kvm.Exit{Kind: kvm.KindMMIO, Reason: kvm.ExitMMIO, Seq: seq, MMIO: &c.mmio}
-		c.mmio = kvm.MMIOExit{PhysAddr: loopWindow, Len: 4}
+		if c.stride != 0 && c.n%2 == 1 {
+			c.regs.RBX = loopWindow + uint64(c.n/2)*c.stride%0x10000
+		}
+		c.mmio = kvm.MMIOExit{PhysAddr: c.regs.RBX, Len: 4}
 		// Odd exits are the store's, with RIP past it; even ones the
 		// load's, with RIP at it: 0x1002 both.
 		if c.n%2 == 1 {
@@ -126,16 +132,19 @@ func newLoopGuest(tb testing.TB, long bool) (*memory.RAM, *loopCPU) {
 // BenchmarkLoopExit times one exit through the whole run loop (vcpu.Loop
 // with the own path as its MMIO handler and observer, as machine.OwnLoops
 // wires them) of a fake vCPU replaying the bench guests' exits: the Go
-// side of `vmm bench`'s run-loop figure, without KVM.
+// side of `vmm bench`'s run-loop figure, without KVM. mmio-stride is mmio
+// with RBX moving 4 bytes every iteration, so that no exit repeats one
+// before it (the site memo never applies).
 func BenchmarkLoopExit(b *testing.B) {
 	for _, w := range []struct {
 		name      string
 		pio, long bool
-	}{{"mmio", false, false}, {"long4k", false, true}, {"pio", true, false}} {
+		stride    uint64
+	}{{"mmio", false, false, 0}, {"long4k", false, true, 0}, {"pio", true, false, 0}, {"mmio-stride", false, false, 4}} {
 		for _, v := range []ownpath.Verify{ownpath.VerifyOff, ownpath.VerifyStrict} {
 			b.Run(w.name+"/verify="+v.String(), func(b *testing.B) {
 				ram, cpu := newLoopGuest(b, w.long)
-				cpu.pio = w.pio
+				cpu.pio, cpu.stride = w.pio, w.stride
 				l := newLoop(b, ram, cpu, v)
 				cpu.limit = b.N
 				b.ReportAllocs()

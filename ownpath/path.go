@@ -611,10 +611,10 @@ func (p *Path) serve(m *kvm.MMIOExit, write bool) error {
 func (p *Path) readExit(exit *kvm.MMIOExit, n int) error {
 	x, off := &p.exit, p.cfg.Verify == VerifyOff
 	p.memo.pending.valid = false
-	sites := p.sitesOn()
-	if sites && p.readSiteHit(exit, n) {
+	if p.sitesOn() && p.readSiteHit(exit, n) {
 		return nil
 	}
+	keep := p.wantSite(false)
 	inst, err := p.emu.Fetch(&x.st)
 	insn := p.emu.InstBytes()
 	x.rec.SetInsn(insn)
@@ -649,7 +649,7 @@ func (p *Path) readExit(exit *kvm.MMIOExit, n int) error {
 		if a.Read && (isKVMFragment(a, exit.PhysAddr, n) || readInParts(inst) && insideAccess(a, exit.PhysAddr, n)) {
 			p.agree()
 			p.armRead(inst, &accs)
-			if sites {
+			if keep {
 				p.keepReadSite(exit, n, inst)
 			}
 			return nil

@@ -52,15 +52,21 @@ type siteMemo struct {
 // site is one verified exit site.
 type site struct {
 	valid, write bool
-	gen          uint64 // siteMemo.gen
-	walkerGen    uint64 // mmu.Context.Gen of the path's walker
-	rip          uint64
-	flags        uint64 // RFLAGS & emulate.AddressFlags
-	regs         uint16 // emulate.AddressRegs of the instruction (or candidates)
-	gpr          [x86.NumGPR]uint64
-	gpa          uint64 // KVM's exit
-	n            uint8
-	data         uint64 // a write exit's data
+	// hit says the site answered an exit; misses counts the sites kept
+	// in this slot in a row that did not before they were replaced
+	// (siteMissLimit), and skipped the chances to keep one passed over
+	// since.
+	hit             bool
+	misses, skipped uint8
+	gen             uint64 // siteMemo.gen
+	walkerGen       uint64 // mmu.Context.Gen of the path's walker
+	rip             uint64
+	flags           uint64 // RFLAGS & emulate.AddressFlags
+	regs            uint16 // emulate.AddressRegs of the instruction (or candidates)
+	gpr             [x86.NumGPR]uint64
+	gpa             uint64 // KVM's exit
+	n               uint8
+	data            uint64 // a write exit's data
 
 	// The exit's own walks, for the statistics, and how many of them
 	// KVM_TRANSLATE (or its memo) checked.
@@ -79,8 +85,16 @@ type site struct {
 	codeHost []byte
 	pend     pendingRMW
 	// A write site's code window and where its bytes lie.
-	win  writeWindow
-	runs windowRuns
+	win   writeWindow
+	runs  [len(windowRuns{}.r)]siteRun
+	nruns uint8
+}
+
+// siteRun is a run of a write site's window: where it starts in the window
+// and its bytes in guest RAM.
+type siteRun struct {
+	at   uint8
+	host []byte
 }
 
 // siteWalk is what a site keeps of a walk: its kind for the statistics and
@@ -89,7 +103,7 @@ type siteWalk struct {
 	kind    mmu.WalkerKind
 	levels  uint8
 	n       uint8
-	entries [mmu.MaxLevels]siteEntry
+	entries [mmu.MaxLevels]struct{ gpa, value uint64 }
 }
 
 // siteEntry is an entry a walk read: its GPA and value, and its host
@@ -144,25 +158,70 @@ func siteSlot(rip uint64, write bool) int {
 func (p *Path) lookupSite(write bool, exit *kvm.MMIOExit, n int) *site {
 	x := &p.exit.st
 	s := &p.sites.e[siteSlot(x.RIP, write)]
-	if !s.valid || s.write != write || s.rip != x.RIP || s.gpa != exit.PhysAddr || int(s.n) != n ||
-		s.gen != p.sites.gen || s.walkerGen != p.mem.ctx.Gen() || s.flags != x.RFLAGS&emulate.AddressFlags {
+	if !s.valid || s.write != write || s.rip != x.RIP {
 		return nil
 	}
-	if write && s.data != le64(exit.Data[:n]) {
-		return nil
+	if p.sameInputs(s, exit, n) {
+		return s
+	}
+	return nil
+}
+
+// sameInputs reports whether the exit's inputs are site s's, but for the
+// code bytes.
+func (p *Path) sameInputs(s *site, exit *kvm.MMIOExit, n int) bool {
+	x := &p.exit.st
+	if s.gpa != exit.PhysAddr || int(s.n) != n || s.gen != p.sites.gen || s.walkerGen != p.mem.ctx.Gen() ||
+		s.flags != x.RFLAGS&emulate.AddressFlags {
+		return false
+	}
+	if s.write && s.data != le64(exit.Data[:n]) {
+		return false
 	}
 	for r := s.regs; r != 0; r &= r - 1 {
 		i := bits.TrailingZeros16(r)
 		if s.gpr[i] != x.GPR[i] {
-			return nil
+			return false
 		}
 	}
 	for i := range s.nent {
 		if !s.ent[i].holds() {
-			return nil
+			return false
 		}
 	}
-	return s
+	return true
+}
+
+// Keeping a site costs a few hundred instructions, repaid by its first
+// hit. A site whose inputs change at every exit (a store walking an
+// array, a REP string instruction) is never hit: after siteMissLimit kept
+// sites in a row at one slot went without a hit, the slot keeps only
+// every siteRetry-th site, so that such a site costs little and one that
+// settles is kept again soon.
+const (
+	siteMissLimit = 2
+	siteRetry     = 32
+)
+
+// wantSite reports whether the site of the exit that missed its slot is
+// to be kept there, should it agree (see siteMissLimit): the exit then
+// records what keeping needs on its way.
+func (p *Path) wantSite(write bool) bool {
+	return p.sitesOn() && p.sites.want(&p.sites.e[siteSlot(p.exit.st.RIP, write)])
+}
+
+// want reports whether a site is to be kept in slot s now, in place of
+// the one there (see siteMissLimit).
+func (m *siteMemo) want(s *site) bool {
+	if s.valid && !s.hit && s.misses < siteMissLimit {
+		s.misses++
+		s.valid = false // counted once
+	}
+	if s.misses < siteMissLimit {
+		return true
+	}
+	s.skipped++
+	return s.skipped%siteRetry == 0
 }
 
 // siteHit gives the exit site s's verdict: agreement, with its walks
@@ -172,6 +231,7 @@ func (p *Path) siteHit(s *site) {
 		p.stats.CountWalkOf(s.kinds[i].kind, s.kinds[i].levels)
 	}
 	p.mem.checks += uint64(s.checked)
+	s.hit, s.misses = true, 0
 	p.stats.MMIO.Remembered++
 	p.agree()
 }
@@ -198,8 +258,8 @@ func (p *Path) writeSiteHit(exit *kvm.MMIOExit, n int) bool {
 	if s == nil {
 		return false
 	}
-	for i := range s.runs.n {
-		r := &s.runs.r[i]
+	for i := range s.nruns {
+		r := &s.runs[i]
 		if string(r.host) != string(s.win.b[r.at:r.at+uint8(len(r.host))]) {
 			return false
 		}
@@ -215,7 +275,7 @@ func (p *Path) writeSiteHit(exit *kvm.MMIOExit, n int) bool {
 func (p *Path) newSite(write bool, exit *kvm.MMIOExit, n int, regs uint16) *site {
 	x := &p.exit.st
 	s := &p.sites.e[siteSlot(x.RIP, write)]
-	s.valid = false
+	s.valid, s.hit = false, false
 	walks, info := p.mem.Walks(), p.mem.WalkInfo()
 	if len(walks) == maxWalks {
 		return nil // the record may have overflowed
@@ -262,8 +322,7 @@ next:
 		if err != nil {
 			return false
 		}
-		e.host = host
-		s.ent[s.nent] = e
+		s.ent[s.nent] = siteEntry{gpa: e.gpa, value: e.value, host: host}
 		s.nent++
 	}
 	return true
@@ -281,7 +340,7 @@ func (sw *siteWalk) keep(w *mmu.Walk) bool {
 		if e.FromRegister {
 			continue
 		}
-		sw.entries[sw.n] = siteEntry{gpa: e.EntryGPA, value: e.Value}
+		sw.entries[sw.n].gpa, sw.entries[sw.n].value = e.EntryGPA, e.Value
 		sw.n++
 	}
 	return true
@@ -326,7 +385,7 @@ func (p *Path) keepReadSite(exit *kvm.MMIOExit, n int, inst *decode.Inst) {
 // does not keep.)
 func (p *Path) keepWriteSite(exit *kvm.MMIOExit, n int) {
 	sr, runs := &p.search, &p.memo.winRuns
-	if sr.failed || sr.nrec > maxSearchWalks || !runs.ok {
+	if sr.failed || sr.nrec > maxSearchWalks || !runs.ok || runs.n == 0 {
 		return
 	}
 	set := p.candidates(&p.memo.win, p.exit.st.DecodeMode(), p.exit.st.RIP)
@@ -356,7 +415,10 @@ func (p *Path) keepWriteSite(exit *kvm.MMIOExit, n int) {
 			return
 		}
 	}
-	s.runs = *runs
+	for i := range runs.n {
+		s.runs[i] = siteRun{at: runs.r[i].at, host: runs.r[i].host}
+	}
+	s.nruns = uint8(runs.n)
 	s.win = p.memo.win
 	s.valid = true
 }

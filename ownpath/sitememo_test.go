@@ -177,3 +177,32 @@ func TestSiteMemoStats(t *testing.T) {
 		t.Errorf("with the memo %d walks, %d checks; without %d, %d", kw, kc, ww, wc)
 	}
 }
+
+// A site whose inputs change at every exit stops being kept after a few
+// tries, and is kept again once it settles.
+func TestSiteMemoBackoff(t *testing.T) {
+	p, c, _, _ := newSitePath(t)
+	seq := uint64(0)
+	read := func() {
+		t.Helper()
+		seq++
+		if err := p.MMIORead(mmioExit(seq, c.regs.RBX, 4, false, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	slot := &p.sites.e[siteSlot(c.regs.RIP, false)]
+	for i := range uint64(100) {
+		c.regs.RBX = devices.TestWindowLow + 4*i
+		read()
+	}
+	if p.Stats().MMIO.Remembered != 0 || slot.misses != siteMissLimit || slot.skipped < 90 {
+		t.Fatalf("a striding read: %d remembered, slot misses %d, skipped %d", p.Stats().MMIO.Remembered, slot.misses, slot.skipped)
+	}
+	// Settled: within siteRetry exits a site is kept, then hit.
+	for range siteRetry + 1 {
+		read()
+	}
+	if p.Stats().MMIO.Remembered == 0 || slot.misses != 0 {
+		t.Errorf("a settled read: %d remembered, slot misses %d", p.Stats().MMIO.Remembered, slot.misses)
+	}
+}

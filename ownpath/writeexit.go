@@ -100,14 +100,14 @@ func (p *Path) writeExit(exit *kvm.MMIOExit, n int) error {
 			}
 		}
 	}
-	sites := p.sitesOn()
-	if sites && p.writeSiteHit(exit, n) {
+	if p.sitesOn() && p.writeSiteHit(exit, n) {
 		return nil
 	}
+	keep := p.wantSite(true)
 	// The window and the matches live in the path: zeroing them at
 	// every write exit would cost more than the search.
 	win, ms := &p.memo.win, &p.memo.matches
-	p.search.startRecord(sites)
+	p.search.startRecord(keep)
 	atRIP := p.findWrite(win, exit, n, ms)
 	p.search.startRecord(false)
 	if ms.ambiguous {
@@ -148,7 +148,7 @@ func (p *Path) writeExit(exit *kvm.MMIOExit, n int) error {
 		return nil
 	}
 	p.agree()
-	if sites && atRIP {
+	if keep && atRIP {
 		p.keepWriteSite(exit, n)
 	}
 	if p.cfg.Verify == VerifyExec {
@@ -164,7 +164,11 @@ func (p *Path) writeExit(exit *kvm.MMIOExit, n int) error {
 // when nothing matched (for the disagreement's message); ms the matches.
 // atRIP says the matches end at RIP: no CALL search was made.
 func (p *Path) findWrite(win *writeWindow, exit *kvm.MMIOExit, n int, ms *writeMatches) (atRIP bool) {
-	p.fetchWindow(win, p.exit.st.RIP, &p.memo.winRuns)
+	var runs *windowRuns // where the bytes lie, for the site memo
+	if p.search.record {
+		runs = &p.memo.winRuns
+	}
+	p.fetchWindow(win, p.exit.st.RIP, runs)
 	p.matchWrite(win, p.exit.st.RIP, exit, n, false, ms)
 	if ms.n > 0 {
 		return true
