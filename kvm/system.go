@@ -4,7 +4,10 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"slices"
 	"syscall"
+	"unsafe"
+
 	"walkvm/x86"
 
 	gokvm "github.com/bobuhiro11/gokvm/kvm"
@@ -104,15 +107,39 @@ func (s *System) CheckExtension(c Capability) (int, error) {
 
 // SupportedCPUID returns KVM_GET_SUPPORTED_CPUID.
 func (s *System) SupportedCPUID() (*CPUID, error) {
-	c := &gokvm.CPUID{Nent: maxCPUIDEntries, Entries: make([]gokvm.CPUIDEntry2, maxCPUIDEntries)}
-	if err := gokvm.GetSupportedCPUID(s.fd(), c); err != nil {
-		return nil, fmt.Errorf("KVM_GET_SUPPORTED_CPUID: %w", err)
+	b := &cpuid2{Nent: maxCPUIDEntries}
+	if _, _, errno := unix.Syscall(unix.SYS_IOCTL, s.fd(), gokvm.IIOWR(ioctlGetSupportedCPUID, cpuid2Header), uintptr(unsafe.Pointer(b))); errno != 0 {
+		return nil, fmt.Errorf("KVM_GET_SUPPORTED_CPUID: %w", errno)
 	}
-	c.Entries = c.Entries[:c.Nent]
-	return &CPUID{c}, nil
+	if b.Nent > maxCPUIDEntries {
+		return nil, fmt.Errorf("KVM_GET_SUPPORTED_CPUID returned %d entries, more than the %d asked for", b.Nent, maxCPUIDEntries)
+	}
+	return NewCPUID(slices.Clone(b.Entries[:b.Nent])), nil
 }
 
+// maxCPUIDEntries is KVM_MAX_CPUID_ENTRIES, the most entries KVM takes or
+// returns.
 const maxCPUIDEntries = 256
+
+// cpuid2 is struct kvm_cpuid2 with room for maxCPUIDEntries, as
+// KVM_GET_SUPPORTED_CPUID and KVM_SET_CPUID2 take it: filled and read in
+// place (gokvm's own encodes every entry through encoding/binary's
+// reflection, which a VM's start pays for twice).
+type cpuid2 struct {
+	Nent    uint32
+	_       uint32
+	Entries [maxCPUIDEntries]CPUIDEntry
+}
+
+// cpuid2Header is sizeof(struct kvm_cpuid2), the size the ioctl numbers
+// encode: the entries are its flexible array.
+const cpuid2Header = unsafe.Offsetof(cpuid2{}.Entries)
+
+// ioctl numbers of the CPUID calls.
+const (
+	ioctlGetSupportedCPUID = 0x05 // on /dev/kvm
+	ioctlSetCPUID2         = 0x90 // on a vCPU
+)
 
 // CPUID is a list of CPUID entries as KVM takes and returns them.
 type CPUID struct{ raw *gokvm.CPUID }

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"syscall"
 	"unsafe"
 
@@ -293,10 +294,15 @@ func (c *VCPU) EnableCap(cp Capability, args ...uint64) error {
 
 // SetCPUID sets the vCPU's CPUID (KVM_SET_CPUID2).
 func (c *VCPU) SetCPUID(id *CPUID) error {
-	if err := gokvm.SetCPUID2(c.fd(), id.raw); err != nil {
-		return fmt.Errorf("KVM_SET_CPUID2: %w", err)
+	entries := id.Entries()
+	if len(entries) > maxCPUIDEntries {
+		return fmt.Errorf("KVM_SET_CPUID2: %d entries, KVM takes at most %d", len(entries), maxCPUIDEntries)
 	}
-	return nil
+	b := &cpuid2{Nent: uint32(len(entries))}
+	copy(b.Entries[:], entries)
+	err := c.ioctl("KVM_SET_CPUID2", gokvm.IIOW(ioctlSetCPUID2, cpuid2Header), unsafe.Pointer(b))
+	runtime.KeepAlive(b)
+	return err
 }
 
 // MSR reads one model-specific register (KVM_GET_MSRS).

@@ -9,6 +9,7 @@ import (
 	"html/template"
 	"io"
 	"math"
+	"sync"
 )
 
 //go:embed assets/report.html
@@ -20,14 +21,16 @@ var pageCSS string
 //go:embed assets/report.js
 var pageJS string
 
-var page = template.Must(template.New("report").Funcs(template.FuncMap{
-	"pct": func(n, total int) float64 {
-		if total == 0 {
-			return 0
-		}
-		return 100 * float64(n) / float64(total)
-	},
-}).Parse(pageTemplate))
+var page = sync.OnceValue(func() *template.Template {
+	return template.Must(template.New("report").Funcs(template.FuncMap{
+		"pct": func(n, total int) float64 {
+			if total == 0 {
+				return 0
+			}
+			return 100 * float64(n) / float64(total)
+		},
+	}).Parse(pageTemplate))
+})
 
 // MaxTimelineSpans bounds the spans the timeline draws; the rest are
 // counted in a note (the table still lists every exit).
@@ -140,7 +143,7 @@ func WriteHTML(w io.Writer, t *Trace, s *Summary, title string) error {
 	// than copied through the template.
 	d.Data = dataMarker
 	var head bytes.Buffer
-	if err := page.Execute(&head, d); err != nil {
+	if err := page().Execute(&head, d); err != nil {
 		return fmt.Errorf("render report: %w", err)
 	}
 	before, after, ok := bytes.Cut(head.Bytes(), []byte(dataMarker))

@@ -11,6 +11,7 @@ import (
 	"io"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // Entry is one [section] of unittests.cfg, its values as written (before
@@ -44,8 +45,8 @@ func (e *Entry) InGroup(g string) bool {
 }
 
 var (
-	sectionRE = regexp.MustCompile(`^\[(.*)\]$`)
-	keyRE     = regexp.MustCompile(`^([a-z_]+) *= *(.*)$`)
+	sectionRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^\[(.*)\]$`) })
+	keyRE     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^([a-z_]+) *= *(.*)$`) })
 )
 
 // Parse reads unittests.cfg the way kvm-unit-tests' for_each_unittest
@@ -62,7 +63,7 @@ func Parse(r io.Reader, name string) ([]Entry, error) {
 	for sc.Scan() {
 		n++
 		line := strings.TrimSpace(sc.Text())
-		if m := sectionRE.FindStringSubmatch(line); m != nil {
+		if m := sectionRE().FindStringSubmatch(line); m != nil {
 			if m[1] == "" {
 				return nil, fmt.Errorf("%s:%d: empty test name", name, n)
 			}
@@ -70,7 +71,7 @@ func Parse(r io.Reader, name string) ([]Entry, error) {
 			cur = &out[len(out)-1]
 			continue
 		}
-		m := keyRE.FindStringSubmatch(line)
+		m := keyRE().FindStringSubmatch(line)
 		if m == nil || cur == nil {
 			continue
 		}

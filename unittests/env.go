@@ -8,6 +8,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 // KernelVersion is the host kernel's release split as arch-run.bash's
@@ -138,7 +139,7 @@ type Environ struct {
 	Old string
 }
 
-var envLineRE = regexp.MustCompile(`^[ \t]*[A-Za-z_][A-Za-z0-9_]*=`)
+var envLineRE = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[ \t]*[A-Za-z_][A-Za-z0-9_]*=`) })
 
 // Generate returns the env file's lines.
 func (en Environ) Generate() ([]string, error) {
@@ -162,7 +163,7 @@ func (en Environ) Generate() ([]string, error) {
 	add("KERNEL_SUBLEVEL", k.Sublevel)
 	add("KERNEL_EXTRAVERSION", k.Extraver)
 	for _, l := range strings.Split(en.Old, "\n") {
-		if envLineRE.MatchString(l) {
+		if envLineRE().MatchString(l) {
 			kv := strings.TrimLeft(l, " \t")
 			name, val, _ := strings.Cut(kv, "=")
 			add(name, val)

@@ -29,8 +29,9 @@ var quitSignals = []os.Signal{syscall.SIGINT, syscall.SIGTERM, syscall.SIGHUP}
 // is full), Ctrl-A x ends the run with status 0 and Ctrl-A h prints the
 // escapes on stderr; SIGINT, SIGTERM and SIGHUP end it with 128 + the
 // signal. Without a terminal stdin's bytes still flow, and its end just
-// stops the input. detach restores the terminal and stops the forwarding;
-// call it as soon as the run ends (again later is harmless).
+// stops the input; the null device is not read. detach restores the
+// terminal and stops the forwarding; call it as soon as the run ends (again
+// later is harmless).
 func attachConsole(m quitter, uart *devices.UART, stdin *os.File, stderr io.Writer, log logrus.FieldLogger) (detach func()) {
 	var detached atomic.Bool
 	done := make(chan struct{})
@@ -68,7 +69,7 @@ func attachConsole(m quitter, uart *devices.UART, stdin *os.File, stderr io.Writ
 		}
 	}()
 
-	if stdin != nil && inBackground(stdin) {
+	if stdin != nil && (inBackground(stdin) || isNullDevice(stdin)) {
 		stdin = nil
 	}
 	var term *console.Terminal
@@ -111,6 +112,18 @@ func attachConsole(m quitter, uart *devices.UART, stdin *os.File, stderr io.Writ
 			}
 		})
 	}
+}
+
+// isNullDevice reports whether f is the null device (character device 1:3,
+// /dev/null): its reads end at once, so there is no input to forward and no
+// goroutine to start for it. A VMM run by another program without a stdin
+// of its own (exec.Cmd, a test runner) has it.
+func isNullDevice(f *os.File) bool {
+	var st unix.Stat_t
+	if err := unix.Fstat(int(f.Fd()), &st); err != nil {
+		return false
+	}
+	return st.Mode&unix.S_IFMT == unix.S_IFCHR && unix.Major(st.Rdev) == 1 && unix.Minor(st.Rdev) == 3
 }
 
 // inBackground reports whether f is this process's controlling terminal

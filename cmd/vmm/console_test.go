@@ -136,6 +136,44 @@ func TestConsolePipe(t *testing.T) {
 	}
 }
 
+// Only the null device is the null device: /dev/zero (1:5) has bytes, a
+// pipe and a file may.
+func TestIsNullDevice(t *testing.T) {
+	r, w, err := os.Pipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	defer w.Close()
+	file, err := os.CreateTemp(t.TempDir(), "stdin")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	open := func(name string) *os.File {
+		f, err := os.Open(name)
+		if err != nil {
+			t.Skipf("%s: %v", name, err)
+		}
+		t.Cleanup(func() { f.Close() })
+		return f
+	}
+	for _, c := range []struct {
+		name string
+		f    func() *os.File
+		want bool
+	}{
+		{"/dev/null", func() *os.File { return open("/dev/null") }, true},
+		{"/dev/zero", func() *os.File { return open("/dev/zero") }, false},
+		{"pipe", func() *os.File { return r }, false},
+		{"regular file", func() *os.File { return file }, false},
+	} {
+		if got := isNullDevice(c.f()); got != c.want {
+			t.Errorf("%s: isNullDevice %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
 // A signal ends the run with 128 + its number.
 func TestConsoleSignal(t *testing.T) {
 	q := &quits{}

@@ -25,6 +25,7 @@ func Decode(b []byte, mode Mode, inst *Inst) error {
 		return ErrMode
 	}
 	inst.Mode = mode
+	buildTables()
 	d := decoder{b: b, inst: inst, mode64: mode == Mode64}
 	return d.decode()
 }

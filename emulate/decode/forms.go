@@ -34,6 +34,7 @@ type Form struct {
 // Forms calls yield for every row of the legacy and VEX opcode maps, in
 // map and opcode order, until yield returns false.
 func Forms(yield func(*Form) bool) {
+	buildTables()
 	legacy := [...]*[256]entry{MapOneByte: &oneByte, Map0F: &twoByte, Map0F38: &three38, Map0F3A: &three3A}
 	for m, t := range legacy {
 		for op := range t {

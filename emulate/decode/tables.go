@@ -1,17 +1,24 @@
 package decode
 
+import "sync"
+
 // Opcode tables for the legacy (non-VEX) maps, after SDM Vol. 2D App. A
 // (Tables ..A-22 for x87). They are built once
 // by the functions below and never written afterwards.
 
+func buildTables() {
+	tablesOnce.Do(func() {
+		oneByte, twoByte, three38, three3A = mkOneByte(), mk0F(), mk0F38(), mk0F3A()
+		vex0F, vex0F38, vex0F3A = mkVEX0F(), mkVEX0F38(), mkVEX0F3A()
+	})
+}
+
 var (
-	oneByte  = mkOneByte()
-	twoByte  = mk0F()
-	three38  = mk0F38()
-	three3A  = mk0F3A()
-	jccOps   = [16]Op{JO, JNO, JB, JAE, JE, JNE, JBE, JA, JS, JNS, JP, JNP, JL, JGE, JLE, JG}
-	setccOps = [16]Op{SETO, SETNO, SETB, SETAE, SETE, SETNE, SETBE, SETA, SETS, SETNS, SETP, SETNP, SETL, SETGE, SETLE, SETG}
-	cmovOps  = [16]Op{CMOVO, CMOVNO, CMOVB, CMOVAE, CMOVE, CMOVNE, CMOVBE, CMOVA, CMOVS, CMOVNS, CMOVP, CMOVNP, CMOVL, CMOVGE, CMOVLE, CMOVG}
+	oneByte, twoByte, three38, three3A [256]entry
+	tablesOnce                         sync.Once
+	jccOps                             = [16]Op{JO, JNO, JB, JAE, JE, JNE, JBE, JA, JS, JNS, JP, JNP, JL, JGE, JLE, JG}
+	setccOps                           = [16]Op{SETO, SETNO, SETB, SETAE, SETE, SETNE, SETBE, SETA, SETS, SETNS, SETP, SETNP, SETL, SETGE, SETLE, SETG}
+	cmovOps                            = [16]Op{CMOVO, CMOVNO, CMOVB, CMOVAE, CMOVE, CMOVNE, CMOVBE, CMOVA, CMOVS, CMOVNS, CMOVP, CMOVNP, CMOVL, CMOVGE, CMOVLE, CMOVG}
 )
 
 func mkOneByte() (t [256]entry) {

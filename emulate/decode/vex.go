@@ -88,11 +88,7 @@ func (d *decoder) vexCheck(e *entry) error {
 	return nil
 }
 
-var (
-	vex0F   = mkVEX0F()
-	vex0F38 = mkVEX0F38()
-	vex0F3A = mkVEX0F3A()
-)
+var vex0F, vex0F38, vex0F3A [256]entry
 
 // VEX leaf constructors. Unless a row uses VEX.vvvv (an NDS/NDD operand
 // Hx/By), vvvv must be 1111b (SDM Vol. 2A §2.3.6); fNoVVVV is added for
