@@ -391,9 +391,10 @@ func (l *Loop) ioDone(a *kvm.IOAccess, mapped bool, err error) error {
 func (l *Loop) kick() {
 	l.stop.Store(true)
 	l.CPU.SetImmediateExit(true)
-	if tid := l.tid.Load(); tid != 0 {
-		// The signal interrupts KVM_RUN; Go's runtime ignores a stray
-		// SIGURG (it uses it for preemption).
+	// The signal interrupts KVM_RUN; Go's runtime ignores a stray SIGURG
+	// (it uses it for preemption). A loop that kicks itself (a device on
+	// its thread ending the run) is not in KVM_RUN and needs none.
+	if tid := l.tid.Load(); tid != 0 && tid != int32(unix.Gettid()) {
 		_ = unix.Tgkill(unix.Getpid(), int(tid), unix.SIGURG)
 	}
 }
