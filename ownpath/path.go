@@ -280,7 +280,9 @@ func (p *Path) load() error {
 		stateFromKVM(&x.st, &k.regs, &k.sregs)
 		x.mode = trace.ClassifyMode(&k.sregs, k.regs.RFLAGS)
 		p.memo.sregs = k.syncedOK
-		p.sites.noteSregs(&k.sregs)
+		if p.sitesOn() {
+			p.sites.noteSregs(&k.sregs)
+		}
 	}
 	x.st.PKRU = p.pkru()
 	x.cs, x.rip = k.sregs.CS.Selector, k.regs.RIP
