@@ -21,6 +21,7 @@ import (
 	"strings"
 	"time"
 
+	"walkvm/emulate/decode"
 	"walkvm/kvm"
 	"walkvm/machine"
 	"walkvm/ownpath"
@@ -429,6 +430,10 @@ func (r *runner) inProcess(w Workload, v Variant) (time.Duration, uint64, error)
 	if err != nil {
 		return 0, 0, err
 	}
+	// The decoder builds its opcode tables at its first use, once per
+	// process: not a cost of this run.
+	var nop decode.Inst
+	_ = decode.Decode([]byte{0x90}, decode.Mode32, &nop)
 	var before, after runtime.MemStats
 	runtime.ReadMemStats(&before)
 	t0 := time.Now()
