@@ -19,6 +19,7 @@ import (
 	"runtime"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"walkvm/emulate/decode"
@@ -346,7 +347,11 @@ func (r *runner) prepare(w Workload) error {
 	return os.WriteFile(r.statePath(w), b.Bytes(), 0o644)
 }
 
-var floorStats = regexp.MustCompile(`floor: exits=(\d+) loop_ns=(\d+)`)
+// floorStats reads the floor's report; compiled at its first use, not at
+// every start of vmm.
+var floorStats = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`floor: exits=(\d+) loop_ns=(\d+)`)
+})
 
 func (r *runner) run(w Workload, v Variant) (sample, error) {
 	if v.qemu != nil {
@@ -371,7 +376,7 @@ func (r *runner) run(w Workload, v Variant) (sample, error) {
 	want := w.Exits(r.o.Iterations)
 	s := sample{wall: wall}
 	if v.verify == "" {
-		m := floorStats.FindSubmatch(stderr.Bytes())
+		m := floorStats().FindSubmatch(stderr.Bytes())
 		if m == nil {
 			return sample{}, fmt.Errorf("the floor printed no statistics: %q", stderr.Bytes())
 		}
