@@ -29,7 +29,7 @@ import (
 
 // siteMemoSize is how many sites the path keeps: the read and write sites
 // of a few MMIO loops.
-const siteMemoSize = 16
+const siteMemoSize = 2 << siteSlotBits
 
 // maxSearchWalks bounds the walks of a write exit's search a site keeps.
 const maxSearchWalks = 8
@@ -97,11 +97,9 @@ type siteRun struct {
 	host []byte
 }
 
-// siteWalk is what a site keeps of a walk: its kind for the statistics and
-// the entries it read from memory, to re-read.
+// siteWalk is what a site keeps of a walk: the entries it read from
+// memory, to re-read.
 type siteWalk struct {
-	kind    mmu.WalkerKind
-	levels  uint8
 	n       uint8
 	entries [mmu.MaxLevels]struct{ gpa, value uint64 }
 }
@@ -121,6 +119,7 @@ func (e *siteEntry) holds() bool {
 	return memory.LoadUint64(e.host) == e.value
 }
 
+// walkKind is what the statistics count of a walk.
 type walkKind struct {
 	kind   mmu.WalkerKind
 	levels uint8
@@ -145,13 +144,19 @@ func (m *siteMemo) noteSregs(s *kvm.Sregs2) {
 	m.sregs, m.sregsOK = k, true
 }
 
+// siteSlot is where the site of an exit at rip lives: read and write
+// sites alternate, and RIP is hashed (Fibonacci hashing) so that nearby
+// sites of one loop, a few bytes apart, take different slots.
 func siteSlot(rip uint64, write bool) int {
-	i := rip * 2
+	i := int(rip*0x9E3779B97F4A7C15>>(64-siteSlotBits)) * 2
 	if write {
 		i++
 	}
-	return int(i % siteMemoSize)
+	return i
 }
+
+// siteSlotBits is log2 of the slots of each kind (read, write).
+const siteSlotBits = 4
 
 // lookupSite returns the kept site of this exit when its register, flag,
 // exit and walk inputs are unchanged; the caller checks the code bytes.
@@ -331,7 +336,7 @@ next:
 // keep fills sw from w; it reports false when w set accessed or dirty
 // flags, which a re-read cannot check.
 func (sw *siteWalk) keep(w *mmu.Walk) bool {
-	sw.kind, sw.levels, sw.n = w.Walker, w.Levels, 0
+	sw.n = 0
 	for i := range w.N {
 		e := &w.Entries[i]
 		if e.SetFlags != 0 {

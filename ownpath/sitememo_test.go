@@ -206,3 +206,23 @@ func TestSiteMemoBackoff(t *testing.T) {
 		t.Errorf("a settled read: %d remembered, slot misses %d", p.Stats().MMIO.Remembered, slot.misses)
 	}
 }
+
+// Two sites of one loop a few bytes apart are kept side by side.
+func TestSiteMemoNearbySites(t *testing.T) {
+	p, c, ram, _ := newSitePath(t)
+	if err := ram.Write(0x100a, []byte{0x8b, 0x03}); err != nil { // mov (%rbx),%eax
+		t.Fatal(err)
+	}
+	if siteSlot(0x1002, false) == siteSlot(0x100a, false) {
+		t.Fatalf("reads at 0x1002 and 0x100a share slot %d", siteSlot(0x1002, false))
+	}
+	for i := range uint64(10) {
+		c.regs.RIP = 0x1002 + 8*(i%2)
+		if err := p.MMIORead(mmioExit(i+1, devices.TestWindowLow, 4, false, 0)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if r := p.Stats().MMIO.Remembered; r != 8 {
+		t.Errorf("%d of 10 alternating reads at two sites remembered, want 8", r)
+	}
+}
