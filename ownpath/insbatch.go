@@ -36,15 +36,23 @@ type insBatch struct {
 // (after the exit was handled), and drops it at any exit that is not one
 // of the batch's MMIO writes.
 func (b *insBatch) observe(e *kvm.Exit, handled bool) {
-	switch {
-	case e.Kind == kvm.KindIO && handled:
+	switch e.Kind {
+	case kvm.KindIO:
 		io := &e.IO
+		if !handled {
+			b.valid = false
+			return
+		}
 		if io.Out || io.Count < 2 || len(io.Data) > insBatchMax || len(io.Data) != int(io.Size)*int(io.Count) {
 			return
 		}
 		b.valid, b.size, b.count = true, io.Size, io.Count
 		copy(b.data[:], io.Data)
-	case e.Kind == kvm.KindMMIO && e.MMIO != nil && e.MMIO.IsWrite != 0, e.Kind == kvm.KindInterrupted:
+	case kvm.KindMMIO:
+		if b.valid && (e.MMIO == nil || e.MMIO.IsWrite == 0) {
+			b.valid = false
+		}
+	case kvm.KindInterrupted:
 	default:
 		b.valid = false
 	}

@@ -240,7 +240,13 @@ func (p *Path) begin(e *kvm.Exit) error {
 		return nil
 	}
 	p.exit.loaded, p.exit.seq = false, e.Seq
-	p.exit.rec.Reset()
+	if p.cfg.Trace != nil {
+		p.exit.rec.Reset()
+	} else {
+		// Without a trace the record is read back only for the
+		// instruction bytes a disagreement names.
+		p.exit.rec.SetInsn(nil)
+	}
 	p.mem.reset()
 	p.vec.Invalidate()
 	if err := p.load(); err != nil {
