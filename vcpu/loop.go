@@ -153,9 +153,8 @@ func (l *Loop) run(g *Group) {
 
 // steps runs the guest from exit to exit until the loop is stopped or an
 // exit ends the run; it says whether one did, with how in l.end. It serves
-// the exits of a running guest (MMIO, port I/O) itself, as serve does,
-// without a call per exit or per layer (and those of a DirectMMIO handler
-// on its bus); Handle has the rest. A loop that times its exits or has an
+// the exits of a running guest (MMIO, port I/O) without a call per exit
+// (those of a DirectMMIO handler on its bus); Handle has the rest. A loop that times its exits or has an
 // observer steps with stepObserved instead.
 func (l *Loop) steps() bool {
 	e := &l.exit
@@ -174,22 +173,21 @@ func (l *Loop) steps() bool {
 		var err error
 		switch e.Kind {
 		case kvm.KindMMIO:
+			if l.mmioBus == nil {
+				err = l.handleMMIO(e)
+				break
+			}
+			// A DirectMMIO handler's exit, on its bus, counted as the
+			// handler counts.
 			m := e.MMIO
-			switch {
-			case l.mmioBus != nil:
-				write := m.IsWrite != 0
-				var mapped bool
-				mapped, err = l.mmioBus.Serve(m.PhysAddr, m.Bytes(), write)
-				if l.mmioStats != nil {
-					l.mmioStats.CountMMIO(write, mapped)
-				}
-			case m.IsWrite != 0:
-				err = l.MMIO.MMIOWrite(e)
-			default:
-				err = l.MMIO.MMIORead(e)
+			write := m.IsWrite != 0
+			var mapped bool
+			mapped, err = l.mmioBus.Serve(m.PhysAddr, m.Bytes(), write)
+			if l.mmioStats != nil {
+				l.mmioStats.CountMMIO(write, mapped)
 			}
 			if err != nil {
-				err = mmioError(e, err)
+				err = mmioError(m, err)
 			}
 		case kvm.KindIO:
 			err = l.io(&e.IO)
@@ -240,12 +238,16 @@ func (l *Loop) stepObserved() bool {
 		}
 	}
 	var done bool
-	if e.Kind == kvm.KindMMIO || e.Kind == kvm.KindIO {
-		if err := l.serve(e); err != nil {
-			l.end, done = l.fail(err), true
-		}
-	} else {
+	switch e.Kind {
+	case kvm.KindMMIO:
+		err = l.handleMMIO(e)
+	case kvm.KindIO:
+		err = l.io(&e.IO)
+	default:
 		l.end, done = l.Handle(e)
+	}
+	if err != nil {
+		l.end, done = l.fail(err), true
 	}
 	l.count(e.Kind)
 	if l.Clock != nil {
@@ -283,12 +285,18 @@ func (l *Loop) runError(err error) bool {
 	return done
 }
 
-// serve serves an MMIO or port-I/O exit, for Handle; steps serves them
-// the same way itself.
+// serve serves an MMIO or port-I/O exit, for Handle; the loops call io
+// and handleMMIO themselves (steps serves a DirectMMIO handler's exits on
+// its bus).
 func (l *Loop) serve(e *kvm.Exit) error {
 	if e.Kind == kvm.KindIO {
 		return l.io(&e.IO)
 	}
+	return l.handleMMIO(e)
+}
+
+// handleMMIO serves an MMIO exit through the handler.
+func (l *Loop) handleMMIO(e *kvm.Exit) error {
 	var err error
 	if e.MMIO.IsWrite != 0 {
 		err = l.MMIO.MMIOWrite(e)
@@ -296,13 +304,13 @@ func (l *Loop) serve(e *kvm.Exit) error {
 		err = l.MMIO.MMIORead(e)
 	}
 	if err != nil {
-		return mmioError(e, err)
+		return mmioError(e.MMIO, err)
 	}
 	return nil
 }
 
-func mmioError(e *kvm.Exit, err error) error {
-	return fmt.Errorf("MMIO exit at GPA %#x: %w", e.MMIO.PhysAddr, err)
+func mmioError(m *kvm.MMIOExit, err error) error {
+	return fmt.Errorf("MMIO exit at GPA %#x: %w", m.PhysAddr, err)
 }
 
 // Handle serves one exit and says whether it ends the run, and how. A
