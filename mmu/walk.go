@@ -452,7 +452,7 @@ func (c *Context) Unchanged(mem Memory, w *Walk) bool {
 		if e.FromRegister {
 			continue
 		}
-		if e.SetFlags != 0 || !c.EntryHolds(mem, e.EntryGPA, e.Value) {
+		if e.SetFlags != 0 || !c.entryHolds(mem, e.EntryGPA, e.Value) {
 			return false
 		}
 	}
@@ -468,9 +468,9 @@ func (c *Context) EntryBytes() int {
 	return int(c.format.EntryBytes)
 }
 
-// EntryHolds reports whether the paging-structure entry at gpa, of c's
+// entryHolds reports whether the paging-structure entry at gpa, of c's
 // format, holds value.
-func (c *Context) EntryHolds(mem Memory, gpa, value uint64) bool {
+func (c *Context) entryHolds(mem Memory, gpa, value uint64) bool {
 	f := c.format
 	if f == nil {
 		return false

@@ -487,12 +487,11 @@ func (p *Path) candidateWrites(inst *decode.Inst, start uint64, exit *kvm.MMIOEx
 	return emulate.MemRef{}, false, false
 }
 
-// dataSource is the operand whose value inst stores unchanged (MOV,
-// MOVNTI, STOS), or nil.
+// dataSource is the operand whose value inst stores unchanged (its row's
+// emulate.Facts.DataArg: MOV, MOVNTI, STOS), or nil.
 func dataSource(inst *decode.Inst) *decode.Arg {
-	switch inst.Op {
-	case decode.MOV, decode.MOVNTI, decode.STOS:
-		return &inst.Args[1]
+	if i := emulate.FactsOf(inst.Op).DataArg; i >= 0 {
+		return &inst.Args[i]
 	}
 	return nil
 }
