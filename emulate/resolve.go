@@ -405,9 +405,8 @@ const AddressFlags = x86.FlagDF | x86.FlagAC | x86.FlagVM
 // nothing). Besides them, Resolve and Rewind read only RIP, the RFLAGS
 // bits in AddressFlags and the special registers, so two states that agree
 // on all of those and on the registers in AddressRegs give inst the same
-// accesses. ok is false
-// where something other than a general register places an access: the
-// vector index of a VSIB gather.
+// accesses. ok is false where something other than a general register
+// places an access: the vector index of a VSIB gather.
 func AddressRegs(inst *decode.Inst) (regs uint16, ok bool) {
 	for i := range inst.Args {
 		a := &inst.Args[i]
