@@ -113,7 +113,8 @@ func wantIRQChip(c IRQChipMode, needs bool, n int) (bool, error) {
 	return false, fmt.Errorf("unknown irqchip mode %v", c)
 }
 
-// Machine is a built VM, ready to run.
+// Machine is a walkvm machine: its parts as Prepare builds them, and its
+// VM and vCPUs once Create has made them, ready to run.
 type Machine struct {
 	Sys  *kvm.System
 	VM   *kvm.VM
@@ -145,6 +146,8 @@ type Machine struct {
 	// Needs is what the image needed of the machine.
 	Needs boot.Needs
 
+	// cpuids are the vCPUs' CPUID, by index, for Create.
+	cpuids []*kvm.CPUID
 	// group runs the vCPUs and is the devices' Stopper.
 	group vcpu.Group
 	// irqchip says KVM's in-kernel interrupt controllers and PIT exist.
@@ -157,8 +160,29 @@ type Machine struct {
 // IRQChip says whether the machine has KVM's in-kernel irqchip and PIT.
 func (m *Machine) IRQChip() bool { return m.irqchip }
 
-// New builds the VM described by cfg. On error nothing is left open.
-func New(cfg Config) (_ *Machine, err error) {
+// New builds the machine described by cfg and creates its VM: Prepare,
+// then Create. On error nothing is left open.
+func New(cfg Config) (*Machine, error) {
+	m, err := Prepare(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if err := m.Create(); err != nil {
+		m.Close()
+		return nil, err
+	}
+	return m, nil
+}
+
+// Prepare builds every part of the machine described by cfg that needs no
+// VM: the memory map, guest RAM with the image loaded, the devices on
+// their buses, /dev/kvm opened and every vCPU's CPUID. Create then makes
+// the VM, its memslots and vCPUs. Whatever else a caller sets up before
+// the run (a console on the UART, a trace) belongs between the two, so
+// that the VM lives from Create to Close and no longer: KVM's teardown of
+// a VM costs more the longer it lived (BENCHMARKS.md, "Boot to exit"). On
+// error nothing is left open; otherwise Close releases what it acquired.
+func Prepare(cfg Config) (_ *Machine, err error) {
 	log := cfg.Log
 	if log == nil {
 		l := logrus.New()
@@ -185,8 +209,9 @@ func New(cfg Config) (_ *Machine, err error) {
 			m.Close()
 		}
 	}()
-	// The image is planned and loaded before /dev/kvm opens, so that what
-	// is wrong with it shows on any machine.
+	// The image is planned and loaded, and the devices built, before
+	// /dev/kvm opens, so that what is wrong with them shows on any
+	// machine.
 	devs := append(m.pcDevices(), cfg.Devices...)
 	if m.Map, err = memoryMap(cfg.MemSize, m.Needs.Firmware, m.irqchip, devs); err != nil {
 		return nil, err
@@ -203,6 +228,9 @@ func New(cfg Config) (_ *Machine, err error) {
 	if m.Entry, err = loader.Load(m.RAM); err != nil {
 		return nil, fmt.Errorf("load image: %w", err)
 	}
+	if err = m.addDevices(devs, cfg.Console); err != nil {
+		return nil, err
+	}
 	path := cfg.KVMPath
 	if path == "" {
 		path = kvm.DevicePath
@@ -210,56 +238,66 @@ func New(cfg Config) (_ *Machine, err error) {
 	if m.Sys, err = kvm.OpenPath(path); err != nil {
 		return nil, err
 	}
-	cpuids, err := m.buildCPUID(cfg.CPU, n)
-	if err != nil {
+	if m.cpuids, err = m.buildCPUID(cfg.CPU, n); err != nil {
 		return nil, err
+	}
+	return m, nil
+}
+
+// Create makes the VM of a prepared machine: KVM's real-mode pages, the
+// in-kernel irqchip and PIT when the machine has them, the memslots, and
+// the vCPUs with their CPUID and the boot vCPU's entry registers. On error
+// the machine keeps what was made, for Close.
+func (m *Machine) Create() (err error) {
+	if m.Sys == nil {
+		return errors.New("create the VM: the machine is not prepared, or closed")
+	}
+	if m.VM != nil {
+		return errors.New("create the VM: it exists")
 	}
 	if m.VM, err = m.Sys.CreateVM(); err != nil {
-		return nil, err
+		return err
 	}
 	if err = m.VM.SetTSSAddr(TSSAddr); err != nil {
-		return nil, err
+		return err
 	}
 	if err = m.VM.SetIdentityMapAddr(IdentityMapAddr); err != nil {
-		return nil, err
+		return err
 	}
 	if m.irqchip {
 		// Both before any vCPU exists (KVM_CREATE_IRQCHIP's rule).
 		if err = m.VM.CreateIRQChip(); err != nil {
-			return nil, err
+			return err
 		}
 		if err = m.VM.CreatePIT2(); err != nil {
-			return nil, err
+			return err
 		}
 		if err = initPICs(m.VM); err != nil {
-			return nil, err
+			return err
 		}
 	}
 	if err = m.RAM.Register(m.VM); err != nil {
-		return nil, err
+		return err
 	}
-	if err = m.addDevices(devs, cfg.Console); err != nil {
-		return nil, err
-	}
-	for i := range n {
+	for i, id := range m.cpuids {
 		c, err := m.VM.CreateVCPU(i)
 		if err != nil {
-			return nil, fmt.Errorf("vCPU %d: %w", i, err)
+			return fmt.Errorf("vCPU %d: %w", i, err)
 		}
 		m.CPUs = append(m.CPUs, c)
-		if err = c.SetCPUID(cpuids[i]); err != nil {
-			return nil, fmt.Errorf("vCPU %d: %w", i, err)
+		if err = c.SetCPUID(id); err != nil {
+			return fmt.Errorf("vCPU %d: %w", i, err)
 		}
 		if m.irqchip {
 			if err = setAPICBase(c, i); err != nil {
-				return nil, fmt.Errorf("vCPU %d: %w", i, err)
+				return fmt.Errorf("vCPU %d: %w", i, err)
 			}
 		}
 		if i > 0 {
 			// An application processor waits for INIT and SIPI (KVM
 			// starts it so with the in-kernel irqchip; set it anyway).
 			if err = c.SetMPState(kvm.MPUninitialized); err != nil {
-				return nil, fmt.Errorf("vCPU %d: %w", i, err)
+				return fmt.Errorf("vCPU %d: %w", i, err)
 			}
 		}
 	}
@@ -269,12 +307,9 @@ func New(cfg Config) (_ *Machine, err error) {
 		m.Entry.Sregs.ApicBase = APICBase(0)
 	}
 	if err = m.CPU.SetSregs(&m.Entry.Sregs); err != nil {
-		return nil, err
+		return err
 	}
-	if err = m.CPU.SetRegs(&m.Entry.Regs); err != nil {
-		return nil, err
-	}
-	return m, nil
+	return m.CPU.SetRegs(&m.Entry.Regs)
 }
 
 // buildCPUID makes each vCPU's CPUID from KVM's supported CPUID shaped by
@@ -461,6 +496,9 @@ func (o *Own) Stats() *trace.Stats {
 // KVM_CAP_EXIT_ON_EMULATION_FAILURE enabled so that instructions KVM cannot
 // emulate reach it; tr, when set, receives the trace of every exit.
 func (m *Machine) OwnPath(verify ownpath.Verify, tr *trace.Tracer) (*Own, error) {
+	if m.VM == nil {
+		return nil, errors.New("own MMIO path: the machine has no VM (Create)")
+	}
 	if n, _ := m.Sys.CheckExtension(kvm.CapExitOnEmulationFailure); n == 0 {
 		return nil, fmt.Errorf("%s lacks KVM_CAP_EXIT_ON_EMULATION_FAILURE: walkvm could not see the instructions KVM cannot emulate", kvm.DevicePath)
 	}
@@ -527,20 +565,25 @@ func (m *Machine) RunOwn(o *Own, timeout time.Duration) vcpu.End {
 	return end
 }
 
-// Close releases everything New acquired.
+// Close releases everything Prepare and Create acquired: the vCPUs and the
+// VM (which KVM then destroys), the RAM and /dev/kvm. Calling it again does
+// nothing.
 func (m *Machine) Close() error {
 	var errs []error
 	for _, c := range m.CPUs {
 		errs = append(errs, c.Close())
 	}
+	m.CPUs, m.CPU = nil, nil
 	if m.VM != nil {
 		errs = append(errs, m.VM.Close())
+		m.VM = nil
 	}
 	if m.RAM != nil {
 		errs = append(errs, m.RAM.Close())
 	}
 	if m.Sys != nil {
 		errs = append(errs, m.Sys.Close())
+		m.Sys = nil
 	}
 	return errors.Join(errs...)
 }

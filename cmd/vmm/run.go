@@ -212,7 +212,10 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return vcpu.StatusFailed
 	}
 	cfg.Console = stdout
-	m, err := machine.New(cfg)
+	// Everything that needs no VM is set up first, and the VM is closed
+	// as soon as the run ends: its life from Create to Close is as short
+	// as it can be (machine.Prepare).
+	m, err := machine.Prepare(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "vmm run: %v\n", explainKVM(err, o.kvmPath, host{"/"}, append([]string{"run"}, args...)))
 		return vcpu.StatusFailed
@@ -234,15 +237,23 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		out.closeTrace = c
 		out.tracer = trace.NewTracer(tw)
 	}
+	detach := attachConsole(m, m.UART, os.Stdin, stderr, log)
+	defer detach()
+	if err := m.Create(); err != nil {
+		out.closeTrace()
+		fmt.Fprintf(stderr, "vmm run: %v\n", explainKVM(err, o.kvmPath, host{"/"}, append([]string{"run"}, args...)))
+		return vcpu.StatusFailed
+	}
 	own, err := m.OwnPath(o.verify, out.tracer)
 	if err != nil {
 		out.closeTrace()
 		fmt.Fprintf(stderr, "vmm run: %v\n", err)
 		return vcpu.StatusFailed
 	}
-	detach := attachConsole(m, m.UART, os.Stdin, stderr, log)
-	defer detach()
 	end := m.RunOwn(own, o.timeout)
+	if err := m.Close(); err != nil {
+		log.Warnf("vmm run: closing the VM: %v", err)
+	}
 	detach()
 	return o.finish(end, own.Stats(), &out, stderr)
 }
