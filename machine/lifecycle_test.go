@@ -76,7 +76,7 @@ func TestCreateClose(t *testing.T) {
 		t.Skipf("needs KVM: %v", err)
 	}
 	before := openFDs(t)
-	m, err := Prepare(Config{MemSize: 16 << 20, Image: hlt, })
+	m, err := Prepare(Config{MemSize: 16 << 20, Image: hlt})
 	if err != nil {
 		t.Fatal(err)
 	}
