@@ -68,14 +68,25 @@ func TestPrepareFailureReleases(t *testing.T) {
 	}
 }
 
-// A machine's VM lives from Create to Close: Close releases every file of
-// Prepare and Create, a second Close does nothing, and a closed machine
-// creates no VM.
+// Close releases every file of Prepare and Create, also when Prepare fails
+// with the VM's creation under way; a second Close does nothing, and a
+// closed machine creates no VM.
 func TestCreateClose(t *testing.T) {
 	if _, err := os.Stat(kvm.DevicePath); err != nil {
 		t.Skipf("needs KVM: %v", err)
 	}
 	before := openFDs(t)
+	// A device failing while KVM_CREATE_VM is under way: the VM is
+	// waited for and closed.
+	broken := Device{Name: "broken", Ports: []Span{{0x1510, 2}}, New: func(DeviceEnv) (memory.Device, error) {
+		return nil, errors.New("broken")
+	}}
+	if _, err := Prepare(Config{MemSize: 16 << 20, Image: hlt, Devices: []Device{broken}}); err == nil {
+		t.Fatal("Prepare with a broken device succeeded")
+	}
+	if after := openFDs(t); after != before {
+		t.Errorf("%d files open after a failed Prepare, %d before", after, before)
+	}
 	m, err := Prepare(Config{MemSize: 16 << 20, Image: hlt})
 	if err != nil {
 		t.Fatal(err)

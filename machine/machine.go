@@ -148,6 +148,8 @@ type Machine struct {
 
 	// cpuids are the vCPUs' CPUID, by index, for Create.
 	cpuids []*kvm.CPUID
+	// pending is the VM's creation, from Prepare until Create takes it.
+	pending *pendingVM
 	// group runs the vCPUs and is the devices' Stopper.
 	group vcpu.Group
 	// irqchip says KVM's in-kernel interrupt controllers and PIT exist.
@@ -174,14 +176,14 @@ func New(cfg Config) (*Machine, error) {
 	return m, nil
 }
 
-// Prepare builds every part of the machine described by cfg that needs no
-// VM: the memory map, guest RAM with the image loaded, the devices on
-// their buses, /dev/kvm opened and every vCPU's CPUID. Create then makes
-// the VM, its memslots and vCPUs. Whatever else a caller sets up before
-// the run (a console on the UART, a trace) belongs between the two, so
-// that the VM lives from Create to Close and no longer: KVM's teardown of
-// a VM costs more the longer it lived (BENCHMARKS.md, "Boot to exit"). On
-// error nothing is left open; otherwise Close releases what it acquired.
+// Prepare builds the machine described by cfg up to its VM: /dev/kvm
+// opened and KVM_CREATE_VM started on a goroutine of its own, the memory
+// map, guest RAM with the image loaded, the devices on their buses and
+// every vCPU's CPUID. Create takes the VM and makes its memslots and
+// vCPUs. Whatever else a caller sets up before the run (a console on the
+// UART, a trace) belongs between the two, where it overlaps the VM's
+// creation. On error nothing is left open; otherwise Close releases what
+// it acquired.
 func Prepare(cfg Config) (_ *Machine, err error) {
 	log := cfg.Log
 	if log == nil {
@@ -209,9 +211,19 @@ func Prepare(cfg Config) (_ *Machine, err error) {
 			m.Close()
 		}
 	}()
-	// The image is planned and loaded, and the devices built, before
-	// /dev/kvm opens, so that what is wrong with them shows on any
-	// machine.
+	// KVM_CREATE_VM waits in the kernel (for an RCU grace period, as
+	// its worker thread joins this process's cgroup): it runs on a
+	// goroutine of its own while the rest is built. An error opening
+	// /dev/kvm is returned after the image's and the devices', so that
+	// what is wrong with those shows on any machine.
+	path := cfg.KVMPath
+	if path == "" {
+		path = kvm.DevicePath
+	}
+	sys, kvmErr := kvm.OpenPath(path)
+	if kvmErr == nil {
+		m.Sys, m.pending = sys, createVM(sys)
+	}
 	devs := append(m.pcDevices(), cfg.Devices...)
 	if m.Map, err = memoryMap(cfg.MemSize, m.Needs.Firmware, m.irqchip, devs); err != nil {
 		return nil, err
@@ -231,12 +243,8 @@ func Prepare(cfg Config) (_ *Machine, err error) {
 	if err = m.addDevices(devs, cfg.Console); err != nil {
 		return nil, err
 	}
-	path := cfg.KVMPath
-	if path == "" {
-		path = kvm.DevicePath
-	}
-	if m.Sys, err = kvm.OpenPath(path); err != nil {
-		return nil, err
+	if kvmErr != nil {
+		return nil, kvmErr
 	}
 	if m.cpuids, err = m.buildCPUID(cfg.CPU, n); err != nil {
 		return nil, err
@@ -244,18 +252,21 @@ func Prepare(cfg Config) (_ *Machine, err error) {
 	return m, nil
 }
 
-// Create makes the VM of a prepared machine: KVM's real-mode pages, the
-// in-kernel irqchip and PIT when the machine has them, the memslots, and
-// the vCPUs with their CPUID and the boot vCPU's entry registers. On error
-// the machine keeps what was made, for Close.
+// Create makes the VM of a prepared machine, once KVM_CREATE_VM has
+// returned: KVM's real-mode pages, the in-kernel irqchip and PIT when the
+// machine has them, the memslots, and the vCPUs with their CPUID and the
+// boot vCPU's entry registers. On error the machine keeps what was made,
+// for Close.
 func (m *Machine) Create() (err error) {
 	if m.Sys == nil {
 		return errors.New("create the VM: the machine is not prepared, or closed")
 	}
-	if m.VM != nil {
-		return errors.New("create the VM: it exists")
+	if m.pending == nil {
+		return errors.New("create the VM: done already")
 	}
-	if m.VM, err = m.Sys.CreateVM(); err != nil {
+	m.VM, err = m.pending.wait()
+	m.pending = nil
+	if err != nil {
 		return err
 	}
 	if err = m.VM.SetTSSAddr(TSSAddr); err != nil {
@@ -310,6 +321,29 @@ func (m *Machine) Create() (err error) {
 		return err
 	}
 	return m.CPU.SetRegs(&m.Entry.Regs)
+}
+
+// pendingVM is a KVM_CREATE_VM under way on a goroutine of its own.
+type pendingVM struct {
+	done chan struct{}
+	vm   *kvm.VM
+	err  error
+}
+
+// createVM starts creating a VM on sys.
+func createVM(sys *kvm.System) *pendingVM {
+	p := &pendingVM{done: make(chan struct{})}
+	go func() {
+		defer close(p.done)
+		p.vm, p.err = sys.CreateVM()
+	}()
+	return p
+}
+
+// wait returns the VM once it is created.
+func (p *pendingVM) wait() (*kvm.VM, error) {
+	<-p.done
+	return p.vm, p.err
 }
 
 // buildCPUID makes each vCPU's CPUID from KVM's supported CPUID shaped by
@@ -574,6 +608,12 @@ func (m *Machine) Close() error {
 		errs = append(errs, c.Close())
 	}
 	m.CPUs, m.CPU = nil, nil
+	if m.pending != nil {
+		if vm, err := m.pending.wait(); err == nil {
+			errs = append(errs, vm.Close())
+		}
+		m.pending = nil
+	}
 	if m.VM != nil {
 		errs = append(errs, m.VM.Close())
 		m.VM = nil

@@ -212,9 +212,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return vcpu.StatusFailed
 	}
 	cfg.Console = stdout
-	// Everything that needs no VM is set up first, and the VM is closed
-	// as soon as the run ends: its life from Create to Close is as short
-	// as it can be (machine.Prepare).
+	// The trace and the console are set up while KVM creates the VM
+	// (machine.Prepare), and the VM is closed as soon as the run ends.
 	m, err := machine.Prepare(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "vmm run: %v\n", explainKVM(err, o.kvmPath, host{"/"}, append([]string{"run"}, args...)))
