@@ -220,6 +220,10 @@ func New(cfg Config) *Path {
 	p.mem.phys, p.search.phys = phys, phys
 	p.search.mem = &p.mem
 	p.emu.Mem, p.finder.Mem = &p.mem, &p.search
+	if cfg.Verify != VerifyOff {
+		// The walks are checked against KVM_TRANSLATE.
+		p.mem.kvm = cfg.CPU
+	}
 	p.vec.Source = p
 	p.exit.st.Vec = &p.vec
 	p.kvm.sregs2 = cfg.CPU != nil
@@ -293,7 +297,7 @@ func (p *Path) load() error {
 	x.st.PKRU = p.pkru()
 	x.cs, x.rip = k.sregs.CS.Selector, k.regs.RIP
 	if !walker && x.st.PKRU == pkru && p.memo.walkerOK {
-		return p.setKVM()
+		return nil
 	}
 	ms := x.st.WalkerState()
 	if !p.memo.walkerOK || ms != p.memo.walker {
@@ -303,16 +307,6 @@ func (p *Path) load() error {
 		}
 		p.memo.walker, p.memo.walkerOK = ms, true
 		p.mem.memoGen++
-	}
-	return p.setKVM()
-}
-
-// setKVM gives the path's walks KVM_TRANSLATE to check against, unless
-// verification is off.
-func (p *Path) setKVM() error {
-	p.mem.kvm = nil
-	if p.cfg.Verify != VerifyOff {
-		p.mem.kvm = p.cfg.CPU
 	}
 	return nil
 }
@@ -598,7 +592,14 @@ func (p *Path) mmio(e *kvm.Exit, write bool) error {
 	if err := p.begin(e); err != nil {
 		return err
 	}
-	defer p.countWalks()
+	err := p.checkMMIO(e, write)
+	p.countWalks()
+	return err
+}
+
+// checkMMIO verifies MMIO exit e (readExit, writeExit), has the device
+// serve it and, under -verify exec, executes a read's instruction.
+func (p *Path) checkMMIO(e *kvm.Exit, write bool) error {
 	m := e.MMIO
 	data := m.Bytes()
 	p.exit.rec.SetMMIO(m.PhysAddr, len(data), write, le64(data))

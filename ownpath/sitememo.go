@@ -251,7 +251,9 @@ func (p *Path) readSiteHit(exit *kvm.MMIOExit, n int) bool {
 	if string(s.codeHost) != string(s.code[:s.ncode]) {
 		return false
 	}
-	p.memo.pending = s.pend
+	if s.pend.valid {
+		p.memo.pending = s.pend
+	}
 	p.siteHit(s)
 	return true
 }

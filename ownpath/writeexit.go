@@ -83,14 +83,15 @@ type writeMatch struct {
 
 // writeExit checks a write exit against the instruction that made it.
 func (p *Path) writeExit(exit *kvm.MMIOExit, n int) error {
-	pend := p.memo.pending
-	p.memo.pending.valid = false
+	pend := &p.memo.pending
+	pending := pend.valid
+	pend.valid = false
 	if p.cfg.Verify == VerifyOff {
 		return nil
 	}
 	// A read-modify-write or MOVS decoded at its read exit: the write
 	// exit comes with RIP past it, or still at it for a REP iteration.
-	if pend.valid && (p.exit.st.RIP == pend.rip || p.exit.st.RIP == p.nextIP(pend.rip, pend.len)) {
+	if pending && (p.exit.st.RIP == pend.rip || p.exit.st.RIP == p.nextIP(pend.rip, pend.len)) {
 		for i := range pend.accs.N {
 			a := &pend.accs.A[i]
 			if a.Write && isKVMFragment(a, exit.PhysAddr, n) {
