@@ -153,7 +153,8 @@ type kvmCache struct {
 	vecFromXSave bool // the vector state came from KVM_GET_XSAVE
 
 	// synced is the copy of kvm_run's special registers the last load
-	// built the exit state from, when syncedOK.
+	// built the exit state from, when syncedOK (sameSregs: its CR8, APIC
+	// base and interrupt bitmap may be older; sregs has the latest).
 	synced   kvm.Sregs
 	syncedOK bool
 }
@@ -314,8 +315,8 @@ func (p *Path) load() error {
 // loadRegs reads the registers and special registers: from kvm_run where
 // KVM syncs them, else with ioctls. The PAE PDPTE registers come only with
 // KVM_GET_SREGS2, which PAE paging therefore still pays for. same says
-// the special registers are those KVM synced at the last load (kvm.synced),
-// so k.sregs still holds them.
+// the special registers build the state those KVM synced at the last load
+// built (sameSregs with kvm.synced), so k.sregs still holds them.
 func (p *Path) loadRegs() (same bool, err error) {
 	k, cpu := &p.kvm, p.cfg.CPU
 	if p.cfg.SyncRegs {
@@ -323,7 +324,8 @@ func (p *Path) loadRegs() (same bool, err error) {
 		s := cpu.SyncedSregs()
 		pae := s.CR0&x86.CR0PG != 0 && s.CR4&x86.CR4PAE != 0 && s.EFER&x86.EFERLMA == 0
 		if !pae || !k.sregs2 {
-			if k.syncedOK && sregsBytes(s) == sregsBytes(&k.synced) {
+			if k.syncedOK && sameSregs(s, &k.synced) {
+				k.sregs.CR8, k.sregs.APICBase = s.CR8, s.ApicBase
 				return true, nil
 			}
 			k.synced, k.syncedOK = *s, true
