@@ -1,7 +1,6 @@
 package ownpath
 
 import (
-	"encoding/binary"
 	"unsafe"
 
 	"walkvm/emulate"
@@ -83,21 +82,4 @@ func sregs2From(d *kvm.Sregs2, s *kvm.Sregs) {
 // fpuBytes views struct kvm_fpu as the bytes the emulator marshals.
 func fpuBytes(f *kvm.FPU) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(f)), unsafe.Sizeof(*f))
-}
-
-// le64 reads up to 8 little-endian bytes.
-func le64(b []byte) uint64 {
-	switch len(b) {
-	case 1:
-		return uint64(b[0])
-	case 2:
-		return uint64(binary.LittleEndian.Uint16(b))
-	case 4:
-		return uint64(binary.LittleEndian.Uint32(b))
-	case 8:
-		return binary.LittleEndian.Uint64(b)
-	}
-	var buf [8]byte
-	copy(buf[:], b)
-	return binary.LittleEndian.Uint64(buf[:])
 }

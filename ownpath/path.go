@@ -604,7 +604,7 @@ func (p *Path) mmio(e *kvm.Exit, write bool) error {
 func (p *Path) checkMMIO(e *kvm.Exit, write bool) error {
 	m := e.MMIO
 	data := m.Bytes()
-	p.exit.rec.SetMMIO(m.PhysAddr, len(data), write, le64(data))
+	p.exit.rec.SetMMIO(m.PhysAddr, len(data), write, x86.Value(data))
 	var err error
 	if write {
 		p.stats.MMIO.Writes++
@@ -620,7 +620,7 @@ func (p *Path) checkMMIO(e *kvm.Exit, write bool) error {
 		return err
 	}
 	if !write {
-		p.exit.rec.Data = le64(data)
+		p.exit.rec.Data = x86.Value(data)
 		if p.cfg.Verify == VerifyExec {
 			return p.execRead(e)
 		}

@@ -175,7 +175,7 @@ func (p *Path) sameInputs(s *site, exit *kvm.MMIOExit, n int) bool {
 		s.flags != x.RFLAGS&emulate.AddressFlags {
 		return false
 	}
-	if s.write && s.data != le64(exit.Data[:n]) {
+	if s.write && s.data != x86.Value(exit.Data[:n]) {
 		return false
 	}
 	for r := s.regs; r != 0; r &= r - 1 {
@@ -298,7 +298,7 @@ func (p *Path) newSite(write bool, exit *kvm.MMIOExit, n int, regs uint16) *site
 	s.flags, s.regs, s.gpr = x.RFLAGS&emulate.AddressFlags, regs, x.GPR
 	s.gpa, s.n, s.data = exit.PhysAddr, uint8(n), 0
 	if write {
-		s.data = le64(exit.Data[:n])
+		s.data = x86.Value(exit.Data[:n])
 	}
 	return s
 }
