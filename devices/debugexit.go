@@ -1,6 +1,10 @@
 package devices
 
-import "fmt"
+import (
+	"fmt"
+
+	"walkvm/x86"
+)
 
 // Stopper ends the run at a device's request. The machine hands one to each
 // device that can end a run; the run ends once the vCPU's current exit is
@@ -98,6 +102,6 @@ func (d *DebugExit) Read(off uint64, data []byte) error {
 
 // Write implements memory.Device.
 func (d *DebugExit) Write(off uint64, data []byte) error {
-	d.stop.Exit(d.form.Status(le(data)))
+	d.stop.Exit(d.form.Status(x86.Value(data)))
 	return nil
 }

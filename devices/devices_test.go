@@ -173,17 +173,6 @@ func TestCopyAccess(t *testing.T) {
 	}
 }
 
-// le reads any length up to 8 as little-endian.
-func TestLE(t *testing.T) {
-	b := []byte{0x11, 0x22, 0x33, 0x44, 0x55, 0x66, 0x77, 0x88}
-	for n, want := range []uint64{0, 0x11, 0x2211, 0x332211, 0x44332211, 0x5544332211, 0x665544332211,
-		0x77665544332211, 0x8877665544332211} {
-		if got := le(b[:n]); got != want {
-			t.Errorf("le of %d bytes = %#x, want %#x", n, got, want)
-		}
-	}
-}
-
 func BenchmarkTestWindowWrite(b *testing.B) {
 	w := NewTestWindow(TestWindowHigh, TestWindowSize)
 	var v [4]byte

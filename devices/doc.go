@@ -7,8 +7,6 @@
 // PIO or MMIO bus at the places below.
 package devices
 
-import "encoding/binary"
-
 // Standard places, shared by the machine and the guests: each device's
 // first port or address, how many it covers, and its ISA IRQ.
 const (
@@ -48,23 +46,6 @@ const (
 	TestWindowLow  = 0xd0000    // in the PC hole, reachable from real mode
 	TestWindowSize = 0x10000
 )
-
-// le reads up to 8 little-endian bytes as a value.
-func le(b []byte) uint64 {
-	switch len(b) {
-	case 1:
-		return uint64(b[0])
-	case 2:
-		return uint64(binary.LittleEndian.Uint16(b))
-	case 4:
-		return uint64(binary.LittleEndian.Uint32(b))
-	case 8:
-		return binary.LittleEndian.Uint64(b)
-	}
-	var buf [8]byte
-	copy(buf[:], b)
-	return binary.LittleEndian.Uint64(buf[:])
-}
 
 // copyAccess copies an access's data, len(dst) or len(src) bytes
 // whichever is less, as copy does. The sizes of an MMIO or port access

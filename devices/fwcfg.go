@@ -3,6 +3,8 @@ package devices
 import (
 	"encoding/binary"
 	"sync"
+
+	"walkvm/x86"
 )
 
 // fw_cfg selector keys (QEMU's docs/specs/fw_cfg.rst).
@@ -71,7 +73,7 @@ func (f *FwCfg) Write(off uint64, data []byte) error {
 	if off != 0 || len(data) != 2 {
 		return nil
 	}
-	key := uint16(le(data))
+	key := uint16(x86.Value(data))
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	f.cur, f.off = nil, 0

@@ -7,6 +7,7 @@ import (
 	"sync"
 	"testing"
 	"time"
+	"walkvm/x86"
 )
 
 // dev is a memory.Device, for the helpers below.
@@ -21,7 +22,7 @@ func rd(t *testing.T, d dev, off uint64, n int) uint64 {
 	if err := d.Read(off, b); err != nil {
 		t.Fatalf("read %d bytes at %#x: %v", n, off, err)
 	}
-	return le(b)
+	return x86.Value(b)
 }
 
 func wr(t *testing.T, d dev, off uint64, n int, v uint64) {

@@ -1,6 +1,10 @@
 package devices
 
-import "sync"
+import (
+	"sync"
+
+	"walkvm/x86"
+)
 
 // PCI configuration mechanism #1 ports, relative to PCIConfigPort (0xcf8).
 const (
@@ -50,7 +54,7 @@ func (p *PCIConfig) Write(off uint64, data []byte) error {
 	p.mu.Lock()
 	switch {
 	case off == pciAddress && len(data) == 4:
-		p.address = uint32(le(data))
+		p.address = uint32(x86.Value(data))
 	case off == pciRCR && len(data) == 1:
 		if data[0]&rcrRstCPU != 0 && p.stop != nil {
 			p.mu.Unlock()

@@ -3,6 +3,8 @@ package devices
 import (
 	"fmt"
 	"sync"
+
+	"walkvm/x86"
 )
 
 // Report is a port device through which a test guest tells the host what
@@ -202,7 +204,7 @@ func (r *Report) Write(off uint64, data []byte) error {
 			r.over = true
 			return nil
 		}
-		r.args[r.nargs] = uint32(le(data))
+		r.args[r.nargs] = uint32(x86.Value(data))
 		r.nargs++
 	case off == 1 && len(data) == 1:
 		e := Event{Kind: EventKind(data[0]), Args: r.args, NArgs: r.nargs, Overflow: r.over}

@@ -1,6 +1,10 @@
 package devices
 
-import "sync"
+import (
+	"sync"
+
+	"walkvm/x86"
+)
 
 // Access is one recorded access to a test window.
 type Access struct {
@@ -41,7 +45,7 @@ func (w *TestWindow) Size() uint64 { return uint64(len(w.mem)) }
 // record keeps the access while the record has room; w.mu is held.
 func (w *TestWindow) record(off uint64, data []byte, write bool) {
 	if len(w.log) < cap(w.log) {
-		w.log = append(w.log, Access{GPA: w.base + off, Size: len(data), Write: write, Value: le(data)})
+		w.log = append(w.log, Access{GPA: w.base + off, Size: len(data), Write: write, Value: x86.Value(data)})
 	}
 }
 

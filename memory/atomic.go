@@ -113,3 +113,45 @@ func (r *RAM) CompareAndSwapUint64(gpa uint64, old, new uint64) (bool, error) {
 	}
 	return ok, nil
 }
+
+// Word is a naturally aligned 4- or 8-byte word of guest RAM, kept to be
+// read again and again (the paging-structure entries a verified exit site
+// re-reads at every exit): RAM.Word checks its bounds and alignment once,
+// so Load checks nothing. The zero Word is not a word; only RAM.Word makes
+// one.
+type Word struct {
+	q *uint64 // an 8-byte word, or
+	d *uint32 // a 4-byte word
+}
+
+// Word returns the size-byte word (4 or 8) at gpa, which must be
+// size-aligned and wholly in RAM.
+func (r *RAM) Word(gpa uint64, size int) (Word, error) {
+	if size != 4 && size != 8 {
+		return Word{}, fmt.Errorf("%d-byte word at GPA %#x: want 4 or 8 bytes", size, gpa)
+	}
+	if gpa%uint64(size) != 0 {
+		return Word{}, fmt.Errorf("%d-byte word at GPA %#x: %w", size, gpa, ErrMisaligned)
+	}
+	b, err := r.Slice(gpa, uint64(size))
+	if err != nil {
+		return Word{}, err
+	}
+	if !aligned(b, uintptr(size)) {
+		return Word{}, fmt.Errorf("%d-byte word at GPA %#x (host mapping): %w", size, gpa, ErrMisaligned)
+	}
+	p := unsafe.Pointer(unsafe.SliceData(b))
+	if size == 8 {
+		return Word{q: (*uint64)(p)}, nil
+	}
+	return Word{d: (*uint32)(p)}, nil
+}
+
+// Load reads the word, little-endian and atomically: an aligned read is
+// one access on x86 (SDM Vol. 3A §9.1.1).
+func (w Word) Load() uint64 {
+	if w.q != nil {
+		return le64(atomic.LoadUint64(w.q))
+	}
+	return uint64(le32(atomic.LoadUint32(w.d)))
+}

@@ -1,7 +1,6 @@
 package ownpath
 
 import (
-	"encoding/binary"
 	"unsafe"
 
 	"walkvm/emulate"
@@ -39,10 +38,18 @@ func gprsFromKVM(s *emulate.State, r *kvm.Regs) {
 	s.RIP, s.RFLAGS = r.RIP, r.RFLAGS
 }
 
-// sregsBytes views struct kvm_sregs as a string of its bytes, for an
-// exact comparison.
-func sregsBytes(s *kvm.Sregs) string {
-	return unsafe.String((*byte)(unsafe.Pointer(s)), unsafe.Sizeof(*s))
+// sameSregs reports whether special registers a and b build the same
+// exit state: all of them but CR8, IA32_APIC_BASE and the pending
+// interrupts' bitmap, which the emulator does not read. The segments, the
+// descriptor tables and CR0 to CR4 lie in one run of bytes before CR8,
+// compared at once.
+func sameSregs(a, b *kvm.Sregs) bool {
+	return a.EFER == b.EFER && sregsHead(a) == sregsHead(b)
+}
+
+// sregsHead views struct kvm_sregs up to CR8 as a string of its bytes.
+func sregsHead(s *kvm.Sregs) string {
+	return unsafe.String((*byte)(unsafe.Pointer(s)), unsafe.Offsetof(s.CR8))
 }
 
 func segFromKVM(k *kvm.Segment) x86.Segment {
@@ -75,11 +82,4 @@ func sregs2From(d *kvm.Sregs2, s *kvm.Sregs) {
 // fpuBytes views struct kvm_fpu as the bytes the emulator marshals.
 func fpuBytes(f *kvm.FPU) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(f)), unsafe.Sizeof(*f))
-}
-
-// le64 reads up to 8 little-endian bytes.
-func le64(b []byte) uint64 {
-	var buf [8]byte
-	copy(buf[:], b)
-	return binary.LittleEndian.Uint64(buf[:])
 }

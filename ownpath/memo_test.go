@@ -109,6 +109,19 @@ func TestSregsMemo(t *testing.T) {
 		t.Error("the walker was reset with nothing changed")
 	}
 	c.regs.RFLAGS &^= x86.FlagAC
+	// CR8 and the APIC base build no state: the memo stays, and the path's
+	// copy of the special registers has them. EFER, past the run of bytes
+	// compared at once, rebuilds it.
+	c.synced.CR8, c.synced.ApicBase = 3, 0xfee00900
+	read()
+	if k := &p.kvm; k.synced.CR8 != 0 || k.sregs.CR8 != 3 || k.sregs.APICBase != 0xfee00900 {
+		t.Errorf("after CR8 and the APIC base changed: compared copy's CR8 %d (want 0, kept), CR8 %d, APIC base %#x", k.synced.CR8, k.sregs.CR8, k.sregs.APICBase)
+	}
+	c.synced.EFER = x86.EFERNXE
+	read()
+	if p.kvm.synced.EFER != x86.EFERNXE || p.exit.st.EFER != x86.EFERNXE {
+		t.Errorf("EFER %#x in the state after it changed", p.exit.st.EFER)
+	}
 	// A completed instruction may change any of the state: the memo goes.
 	c.synced.CR0 &^= x86.CR0PE
 	read()

@@ -153,7 +153,8 @@ type kvmCache struct {
 	vecFromXSave bool // the vector state came from KVM_GET_XSAVE
 
 	// synced is the copy of kvm_run's special registers the last load
-	// built the exit state from, when syncedOK.
+	// built the exit state from, when syncedOK (sameSregs: its CR8, APIC
+	// base and interrupt bitmap may be older; sregs has the latest).
 	synced   kvm.Sregs
 	syncedOK bool
 }
@@ -220,6 +221,10 @@ func New(cfg Config) *Path {
 	p.mem.phys, p.search.phys = phys, phys
 	p.search.mem = &p.mem
 	p.emu.Mem, p.finder.Mem = &p.mem, &p.search
+	if cfg.Verify != VerifyOff {
+		// The walks are checked against KVM_TRANSLATE.
+		p.mem.kvm = cfg.CPU
+	}
 	p.vec.Source = p
 	p.exit.st.Vec = &p.vec
 	p.kvm.sregs2 = cfg.CPU != nil
@@ -293,7 +298,7 @@ func (p *Path) load() error {
 	x.st.PKRU = p.pkru()
 	x.cs, x.rip = k.sregs.CS.Selector, k.regs.RIP
 	if !walker && x.st.PKRU == pkru && p.memo.walkerOK {
-		return p.setKVM()
+		return nil
 	}
 	ms := x.st.WalkerState()
 	if !p.memo.walkerOK || ms != p.memo.walker {
@@ -304,24 +309,14 @@ func (p *Path) load() error {
 		p.memo.walker, p.memo.walkerOK = ms, true
 		p.mem.memoGen++
 	}
-	return p.setKVM()
-}
-
-// setKVM gives the path's walks KVM_TRANSLATE to check against, unless
-// verification is off.
-func (p *Path) setKVM() error {
-	p.mem.kvm = nil
-	if p.cfg.Verify != VerifyOff {
-		p.mem.kvm = p.cfg.CPU
-	}
 	return nil
 }
 
 // loadRegs reads the registers and special registers: from kvm_run where
 // KVM syncs them, else with ioctls. The PAE PDPTE registers come only with
 // KVM_GET_SREGS2, which PAE paging therefore still pays for. same says
-// the special registers are those KVM synced at the last load (kvm.synced),
-// so k.sregs still holds them.
+// the special registers build the state those KVM synced at the last load
+// built (sameSregs with kvm.synced), so k.sregs still holds them.
 func (p *Path) loadRegs() (same bool, err error) {
 	k, cpu := &p.kvm, p.cfg.CPU
 	if p.cfg.SyncRegs {
@@ -329,7 +324,8 @@ func (p *Path) loadRegs() (same bool, err error) {
 		s := cpu.SyncedSregs()
 		pae := s.CR0&x86.CR0PG != 0 && s.CR4&x86.CR4PAE != 0 && s.EFER&x86.EFERLMA == 0
 		if !pae || !k.sregs2 {
-			if k.syncedOK && sregsBytes(s) == sregsBytes(&k.synced) {
+			if k.syncedOK && sameSregs(s, &k.synced) {
+				k.sregs.CR8, k.sregs.APICBase = s.CR8, s.ApicBase
 				return true, nil
 			}
 			k.synced, k.syncedOK = *s, true
@@ -598,10 +594,17 @@ func (p *Path) mmio(e *kvm.Exit, write bool) error {
 	if err := p.begin(e); err != nil {
 		return err
 	}
-	defer p.countWalks()
+	err := p.checkMMIO(e, write)
+	p.countWalks()
+	return err
+}
+
+// checkMMIO verifies MMIO exit e (readExit, writeExit), has the device
+// serve it and, under -verify exec, executes a read's instruction.
+func (p *Path) checkMMIO(e *kvm.Exit, write bool) error {
 	m := e.MMIO
 	data := m.Bytes()
-	p.exit.rec.SetMMIO(m.PhysAddr, len(data), write, le64(data))
+	p.exit.rec.SetMMIO(m.PhysAddr, len(data), write, x86.Value(data))
 	var err error
 	if write {
 		p.stats.MMIO.Writes++
@@ -617,7 +620,7 @@ func (p *Path) mmio(e *kvm.Exit, write bool) error {
 		return err
 	}
 	if !write {
-		p.exit.rec.Data = le64(data)
+		p.exit.rec.Data = x86.Value(data)
 		if p.cfg.Verify == VerifyExec {
 			return p.execRead(e)
 		}

@@ -104,20 +104,15 @@ type siteWalk struct {
 	entries [mmu.MaxLevels]struct{ gpa, value uint64 }
 }
 
-// siteEntry is an entry a walk read: its GPA and value, and its host
-// bytes once a site keeps it (4 or 8 of guest RAM, from memory.RAM.Slice).
+// siteEntry is an entry a walk read: its GPA and value, and the word of
+// guest RAM it lies in once a site keeps it.
 type siteEntry struct {
 	gpa, value uint64
-	host       []byte
+	word       memory.Word
 }
 
 // holds reports whether the entry still holds its value.
-func (e *siteEntry) holds() bool {
-	if len(e.host) == 4 {
-		return uint64(memory.LoadUint32(e.host)) == e.value
-	}
-	return memory.LoadUint64(e.host) == e.value
-}
+func (e *siteEntry) holds() bool { return e.word.Load() == e.value }
 
 // walkKind is what the statistics count of a walk.
 type walkKind struct {
@@ -180,7 +175,7 @@ func (p *Path) sameInputs(s *site, exit *kvm.MMIOExit, n int) bool {
 		s.flags != x.RFLAGS&emulate.AddressFlags {
 		return false
 	}
-	if s.write && s.data != le64(exit.Data[:n]) {
+	if s.write && s.data != x86.Value(exit.Data[:n]) {
 		return false
 	}
 	for r := s.regs; r != 0; r &= r - 1 {
@@ -189,7 +184,7 @@ func (p *Path) sameInputs(s *site, exit *kvm.MMIOExit, n int) bool {
 			return false
 		}
 	}
-	for i := range s.nent {
+	for i := range s.ent[:s.nent] {
 		if !s.ent[i].holds() {
 			return false
 		}
@@ -251,7 +246,9 @@ func (p *Path) readSiteHit(exit *kvm.MMIOExit, n int) bool {
 	if string(s.codeHost) != string(s.code[:s.ncode]) {
 		return false
 	}
-	p.memo.pending = s.pend
+	if s.pend.valid {
+		p.memo.pending = s.pend
+	}
 	p.siteHit(s)
 	return true
 }
@@ -301,14 +298,14 @@ func (p *Path) newSite(write bool, exit *kvm.MMIOExit, n int, regs uint16) *site
 	s.flags, s.regs, s.gpr = x.RFLAGS&emulate.AddressFlags, regs, x.GPR
 	s.gpa, s.n, s.data = exit.PhysAddr, uint8(n), 0
 	if write {
-		s.data = le64(exit.Data[:n])
+		s.data = x86.Value(exit.Data[:n])
 	}
 	return s
 }
 
 // addEntries adds the entries of sw the site does not have yet, with
-// their host bytes in ram (entries of size bytes); it reports false when
-// the site is full or an entry lies outside RAM.
+// their words of ram (entries of size bytes); it reports false when the
+// site is full or an entry is not a word of RAM.
 func (s *site) addEntries(sw *siteWalk, ram *memory.RAM, size int) bool {
 next:
 	for _, e := range sw.entries[:sw.n] {
@@ -323,11 +320,11 @@ next:
 		if int(s.nent) == len(s.ent) {
 			return false
 		}
-		host, err := ram.Slice(e.gpa, uint64(size))
+		w, err := ram.Word(e.gpa, size)
 		if err != nil {
 			return false
 		}
-		s.ent[s.nent] = siteEntry{gpa: e.gpa, value: e.value, host: host}
+		s.ent[s.nent] = siteEntry{gpa: e.gpa, value: e.value, word: w}
 		s.nent++
 	}
 	return true

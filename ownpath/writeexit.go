@@ -83,14 +83,15 @@ type writeMatch struct {
 
 // writeExit checks a write exit against the instruction that made it.
 func (p *Path) writeExit(exit *kvm.MMIOExit, n int) error {
-	pend := p.memo.pending
-	p.memo.pending.valid = false
+	pend := &p.memo.pending
+	pending := pend.valid
+	pend.valid = false
 	if p.cfg.Verify == VerifyOff {
 		return nil
 	}
 	// A read-modify-write or MOVS decoded at its read exit: the write
 	// exit comes with RIP past it, or still at it for a REP iteration.
-	if pend.valid && (p.exit.st.RIP == pend.rip || p.exit.st.RIP == p.nextIP(pend.rip, pend.len)) {
+	if pending && (p.exit.st.RIP == pend.rip || p.exit.st.RIP == p.nextIP(pend.rip, pend.len)) {
 		for i := range pend.accs.N {
 			a := &pend.accs.A[i]
 			if a.Write && isKVMFragment(a, exit.PhysAddr, n) {
@@ -131,9 +132,9 @@ func (p *Path) writeExit(exit *kvm.MMIOExit, n int) error {
 	}
 	switch {
 	case ms.n == 0:
-		return p.disagree("write", win.b[:decode.MaxLen], "no instruction ending at RIP %#x writes %d bytes of %#x at GPA %#x", p.exit.st.RIP, n, le64(exit.Data[:n]), exit.PhysAddr)
+		return p.disagree("write", win.b[:decode.MaxLen], "no instruction ending at RIP %#x writes %d bytes of %#x at GPA %#x", p.exit.st.RIP, n, x86.Value(exit.Data[:n]), exit.PhysAddr)
 	case ms.noData:
-		return p.disagree("write", p.exit.rec.Insn(), "no reading ending at RIP %#x writes KVM's %d bytes of %#x at GPA %#x", p.exit.st.RIP, n, le64(exit.Data[:n]), exit.PhysAddr)
+		return p.disagree("write", p.exit.rec.Insn(), "no reading ending at RIP %#x writes KVM's %d bytes of %#x at GPA %#x", p.exit.st.RIP, n, x86.Value(exit.Data[:n]), exit.PhysAddr)
 	case ms.ambiguous:
 		// Every reading explains KVM's write (address, size and, for a
 		// register source, data): the code bytes decode into more than
@@ -175,7 +176,7 @@ func (p *Path) findWrite(win *writeWindow, exit *kvm.MMIOExit, n int, ms *writeM
 	}
 	if n == 2 || n == 4 || n == 8 {
 		callWin := &p.memo.callWin
-		ret := le64(exit.Data[:n])
+		ret := x86.Value(exit.Data[:n])
 		p.fetchWindow(callWin, ret, nil)
 		p.matchWrite(callWin, ret, exit, n, true, ms)
 		if ms.n > 0 {
@@ -524,7 +525,7 @@ func dataMatches(s *emulate.State, inst *decode.Inst, a *emulate.MemRef, exit *k
 		return true
 	}
 	want := v >> (8 * off)
-	got := le64(exit.Data[:n])
+	got := x86.Value(exit.Data[:n])
 	mask := ^uint64(0)
 	if n < 8 {
 		mask = 1<<(8*uint(n)) - 1
