@@ -213,7 +213,8 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 	}
 	cfg.Console = stdout
 	// The trace and the console are set up while KVM creates the VM
-	// (machine.Prepare), and the VM is closed as soon as the run ends.
+	// (machine.Prepare), and the VM is closed as soon as the run and the
+	// console end.
 	m, err := machine.Prepare(cfg)
 	if err != nil {
 		fmt.Fprintf(stderr, "vmm run: %v\n", explainKVM(err, o.kvmPath, host{"/"}, append([]string{"run"}, args...)))
@@ -250,10 +251,12 @@ func cmdRun(args []string, stdout, stderr io.Writer) int {
 		return vcpu.StatusFailed
 	}
 	end := m.RunOwn(own, o.timeout)
+	// The console first: its input and signals reach the machine until
+	// it is detached.
+	detach()
 	if err := m.Close(); err != nil {
 		log.Warnf("vmm run: closing the VM: %v", err)
 	}
-	detach()
 	return o.finish(end, own.Stats(), &out, stderr)
 }
 
