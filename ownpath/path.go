@@ -295,7 +295,10 @@ func (p *Path) load() error {
 			p.sites.noteSregs(&k.sregs)
 		}
 	}
-	x.st.PKRU = p.pkru()
+	x.st.PKRU = 0
+	if k.sregs.CR4&x86.CR4PKE != 0 && p.cfg.PKRUOffset != 0 {
+		x.st.PKRU = p.pkru()
+	}
 	x.cs, x.rip = k.sregs.CS.Selector, k.regs.RIP
 	if !walker && x.st.PKRU == pkru && p.memo.walkerOK {
 		return nil
@@ -351,12 +354,9 @@ func (p *Path) loadRegs() (same bool, err error) {
 }
 
 // pkru reads PKRU from the XSAVE area; it matters only with CR4.PKE, so
-// only then does an exit pay for KVM_GET_XSAVE.
+// only then does an exit pay for KVM_GET_XSAVE (load).
 func (p *Path) pkru() uint32 {
 	k := &p.kvm
-	if k.sregs.CR4&x86.CR4PKE == 0 || p.cfg.PKRUOffset == 0 {
-		return 0
-	}
 	if err := p.cfg.CPU.GetXSave(&k.xsave); err != nil {
 		return 0
 	}
@@ -370,20 +370,22 @@ func (p *Path) pkru() uint32 {
 func (p *Path) csrip() string { return trace.FormatCSRIP(p.exit.cs, p.exit.rip) }
 
 // BeginExit implements vcpu.Observer: it logs the mode of every exit.
-// Where KVM syncs the registers, the mode comes from kvm_run's copy
-// (observeMode) and the state is loaded only by the entry points that use
-// it; otherwise, or with a trace, every exit loads the state here. Under
-// -verify off without a trace and without synced registers the mode log
-// has only the exits whose state the path reads (emulation failures):
-// reading the state at every exit would cost an exit two ioctls.
+// The entry points (MMIORead, MMIOWrite, EmulationFailure) load the state
+// of the exits they handle and log their mode. Of the other exits, where
+// KVM syncs the registers, the mode comes from kvm_run's copy
+// (observeMode); otherwise, or with a trace, every exit loads the state
+// here. Under -verify off without a trace and without synced registers
+// the mode log has only the exits whose state the path reads (emulation
+// failures): reading the state at every exit would cost an exit two
+// ioctls.
 func (p *Path) BeginExit(e *kvm.Exit) error {
 	if p.cfg.Verify != VerifyOff {
 		p.ins.observe(e, false)
 	}
-	handled := e.Kind == kvm.KindMMIO && p.cfg.Verify != VerifyOff || e.Kind == kvm.KindEmulationFailure
 	switch {
-	case p.cfg.Trace != nil, handled:
-		// The entry point loads the state anyway.
+	case e.Kind == kvm.KindMMIO && p.cfg.Verify != VerifyOff, e.Kind == kvm.KindEmulationFailure:
+		// The entry point loads the state.
+	case p.cfg.Trace != nil:
 		return p.begin(e)
 	case p.cfg.SyncRegs:
 		p.observeMode(e)
