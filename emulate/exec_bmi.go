@@ -3,6 +3,7 @@ package emulate
 import (
 	"hash/crc32"
 	"math/bits"
+	"sync"
 
 	"walkvm/emulate/decode"
 	"walkvm/x86"
@@ -11,8 +12,8 @@ import (
 // The VEX-encoded general-purpose instructions (BMI1, BMI2), ADCX/ADOX and
 // CRC32 (SDM Vol. 2A/2B, each instruction's page).
 
-// castagnoli is the CRC-32C table CRC32 needs.
-var castagnoli = crc32.MakeTable(crc32.Castagnoli)
+// castagnoli is the CRC-32C table CRC32 needs, made at its first use.
+var castagnoli = sync.OnceValue(func() *crc32.Table { return crc32.MakeTable(crc32.Castagnoli) })
 
 // gprArg reads a register or (resolved) memory operand of n bytes.
 func (e *Emulator) gprArg(s *State, m x86.Mode, inst *decode.Inst, a *decode.Arg, n uint8) (uint64, error) {
@@ -203,7 +204,7 @@ func (e *Emulator) execCRC32(s *State, m x86.Mode, inst *decode.Inst) error {
 	b := e.buf[:n]
 	putLE(b, v)
 	crc := uint32(s.GPR[inst.Args[0].Reg&15])
-	crc = ^crc32.Update(^crc, castagnoli, b)
+	crc = ^crc32.Update(^crc, castagnoli(), b)
 	s.regWrite(inst.Args[0].Reg, inst.OpSize, false, uint64(crc))
 	return nil
 }

@@ -7,6 +7,7 @@ import (
 	"regexp"
 	"sort"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/sirupsen/logrus"
@@ -123,17 +124,21 @@ func opName(mode Mode, b []byte, disasm string) string {
 	return "undefined"
 }
 
-var hexRE = regexp.MustCompile(`0x[0-9a-f]+|\b[0-9a-f]{2}( [0-9a-f]{2})+\b|\b[0-9]+\b`)
+// hexRE matches the numbers in a message; compiled at first use, not at
+// every start of vmm.
+var hexRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`0x[0-9a-f]+|\b[0-9a-f]{2}( [0-9a-f]{2})+\b|\b[0-9]+\b`)
+})
 
 // fieldKind drops the address from a field name ("ram 0x1000" -> "ram").
 func fieldKind(f string) string {
-	return strings.TrimSpace(hexRE.ReplaceAllString(f, ""))
+	return strings.TrimSpace(hexRE().ReplaceAllString(f, ""))
 }
 
 // normalize drops the numbers from a message, so that failures of one
 // kind at different places are one class.
 func normalize(s string) string {
-	s = hexRE.ReplaceAllString(s, "N")
+	s = hexRE().ReplaceAllString(s, "N")
 	if len(s) > 160 {
 		s = s[:160]
 	}

@@ -11,6 +11,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 
 	"walkvm/unittests"
 )
@@ -118,7 +119,9 @@ func (p *nestedPlan) runnerArgs() []string {
 // outputFlags are the flags of `vmm run` that name a file it writes.
 var outputFlags = []string{"trace", "report", "stats-file"}
 
-var unsafeName = regexp.MustCompile(`[^A-Za-z0-9._-]`)
+// unsafeName matches what a path inside the guest leaves out; compiled at
+// first use.
+var unsafeName = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`[^A-Za-z0-9._-]`) })
 
 // planNested rewrites the paths in a vmm command line to paths inside the
 // guest: /in/N-NAME for files read, /out/N-NAME for files written.
@@ -143,7 +146,7 @@ func planNested(args []string) (*nestedPlan, error) {
 	n := 0
 	guestPath := func(dir, host string) string {
 		n++
-		return fmt.Sprintf("/%s/%d-%s", dir, n, unsafeName.ReplaceAllString(filepath.Base(host), "_"))
+		return fmt.Sprintf("/%s/%d-%s", dir, n, unsafeName().ReplaceAllString(filepath.Base(host), "_"))
 	}
 	in := func(host string) (string, error) {
 		if _, err := os.Stat(host); err != nil {
