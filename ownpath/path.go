@@ -177,8 +177,8 @@ type exitState struct {
 // memos are what one exit leaves to spare work at the next ones.
 type memos struct {
 	// sregs says exit.st's segments, control and table registers are
-	// those of kvm.synced, so that an exit whose special registers are
-	// byte for byte the same reloads only the general registers.
+	// those of kvm.synced, so that an exit whose special registers build
+	// the same state (sameSregs) reloads only the general registers.
 	// Whatever changes exit.st other than through load clears it.
 	sregs bool
 	// mode is the mode observeMode classified last, for modeKey.
@@ -266,9 +266,9 @@ func (p *Path) begin(e *kvm.Exit) error {
 }
 
 // load reads registers and special registers and rebuilds the emulator and
-// walker state from them. Special registers byte for byte those of the
-// last load (the steady state of a guest between mode changes) keep the
-// state built from them: only the general registers, RIP and RFLAGS are
+// walker state from them. Special registers that build the state the
+// last load's built (sameSregs: the steady state of a guest between mode
+// changes) keep that state: only the general registers, RIP and RFLAGS are
 // reloaded, and the mode is classified again only when RFLAGS.VM moved.
 func (p *Path) load() error {
 	k, x := &p.kvm, &p.exit
