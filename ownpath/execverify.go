@@ -543,22 +543,13 @@ func excString(vec uint8, hasCode bool, code uint32) string {
 	return x86.VectorName(vec)
 }
 
-// kvmGPR orders KVM's registers by encoding.
-func kvmGPR(r *kvm.Regs) [x86.NumGPR]uint64 {
-	return [x86.NumGPR]uint64{
-		x86.RAX: r.RAX, x86.RCX: r.RCX, x86.RDX: r.RDX, x86.RBX: r.RBX,
-		x86.RSP: r.RSP, x86.RBP: r.RBP, x86.RSI: r.RSI, x86.RDI: r.RDI,
-		x86.R8: r.R8, x86.R9: r.R9, x86.R10: r.R10, x86.R11: r.R11,
-		x86.R12: r.R12, x86.R13: r.R13, x86.R14: r.R14, x86.R15: r.R15,
-	}
-}
-
 // compareRegs compares GPRs, RIP, RFLAGS, segment registers and, for an
 // instruction that can change them, CR0, GDTR and IDTR.
 func (p *Path) compareRegs(f *emulate.Facts) {
 	xv := &p.xv
 	own, k := &xv.fx.State, &xv.regs
-	kg := kvmGPR(k)
+	var kg [x86.NumGPR]uint64
+	gprsOf(&kg, k)
 	skip := -1
 	if xv.fx.Result.DestUndefined {
 		if a := &xv.inst.Args[0]; a.Kind == decode.ArgReg {

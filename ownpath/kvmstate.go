@@ -12,7 +12,8 @@ import (
 // KVM orders the GPRs rax, rbx, rcx, rdx, rsi, rdi, rsp, rbp; the
 // emulator uses the encoding order.
 func stateFromKVM(s *emulate.State, r *kvm.Regs, sr *kvm.Sregs2) {
-	gprsFromKVM(s, r)
+	gprsOf(&s.GPR, r)
+	s.RIP, s.RFLAGS = r.RIP, r.RFLAGS
 	s.Seg[x86.ES] = segFromKVM(&sr.ES)
 	s.Seg[x86.CS] = segFromKVM(&sr.CS)
 	s.Seg[x86.SS] = segFromKVM(&sr.SS)
@@ -24,18 +25,6 @@ func stateFromKVM(s *emulate.State, r *kvm.Regs, sr *kvm.Sregs2) {
 	s.IDTR = emulate.TableReg{Base: sr.IDT.Base, Limit: sr.IDT.Limit}
 	s.LDTR, s.TR = segFromKVM(&sr.LDT), segFromKVM(&sr.TR)
 	s.PDPTEs, s.HasPDPTEs = sr.PDptrs, sr.Flags&kvm.Sregs2PDPTRsValid != 0
-}
-
-// gprsFromKVM is stateFromKVM for the general registers, RIP and RFLAGS
-// alone.
-func gprsFromKVM(s *emulate.State, r *kvm.Regs) {
-	s.GPR = [x86.NumGPR]uint64{
-		x86.RAX: r.RAX, x86.RCX: r.RCX, x86.RDX: r.RDX, x86.RBX: r.RBX,
-		x86.RSP: r.RSP, x86.RBP: r.RBP, x86.RSI: r.RSI, x86.RDI: r.RDI,
-		x86.R8: r.R8, x86.R9: r.R9, x86.R10: r.R10, x86.R11: r.R11,
-		x86.R12: r.R12, x86.R13: r.R13, x86.R14: r.R14, x86.R15: r.R15,
-	}
-	s.RIP, s.RFLAGS = r.RIP, r.RFLAGS
 }
 
 // sameSregs reports whether special registers a and b build the same
@@ -82,4 +71,37 @@ func sregs2From(d *kvm.Sregs2, s *kvm.Sregs) {
 // fpuBytes views struct kvm_fpu as the bytes the emulator marshals.
 func fpuBytes(f *kvm.FPU) []byte {
 	return unsafe.Slice((*byte)(unsafe.Pointer(f)), unsafe.Sizeof(*f))
+}
+
+// kvmGPR is where struct kvm_regs keeps each general register, by its
+// encoding (x86.RAX...): KVM orders them rax, rbx, rcx, rdx, rsi, rdi,
+// rsp, rbp, r8 to r15, then rip and rflags.
+var kvmGPR = [x86.NumGPR]uint8{
+	x86.RAX: 0, x86.RCX: 2, x86.RDX: 3, x86.RBX: 1, x86.RSP: 6, x86.RBP: 7, x86.RSI: 4, x86.RDI: 5,
+	x86.R8: 8, x86.R9: 9, x86.R10: 10, x86.R11: 11, x86.R12: 12, x86.R13: 13, x86.R14: 14, x86.R15: 15,
+}
+
+// kvmRegWords is struct kvm_regs as its 18 quadwords.
+type kvmRegWords = [18]uint64
+
+// struct kvm_regs is 18 quadwords (KVM's ABI), so that gprOf may index it.
+var (
+	_ [unsafe.Sizeof(kvmRegWords{}) - unsafe.Sizeof(kvm.Regs{})]struct{}
+	_ [unsafe.Sizeof(kvm.Regs{}) - unsafe.Sizeof(kvmRegWords{})]struct{}
+)
+
+// gprOf reads general register i (by its encoding) from KVM's registers.
+func gprOf(r *kvm.Regs, i int) uint64 {
+	return (*kvmRegWords)(unsafe.Pointer(r))[kvmGPR[i]]
+}
+
+// gprsOf orders KVM's general registers by encoding into g, as kvmGPR
+// places them (TestKVMGPR).
+func gprsOf(g *[x86.NumGPR]uint64, r *kvm.Regs) {
+	*g = [x86.NumGPR]uint64{
+		x86.RAX: r.RAX, x86.RCX: r.RCX, x86.RDX: r.RDX, x86.RBX: r.RBX,
+		x86.RSP: r.RSP, x86.RBP: r.RBP, x86.RSI: r.RSI, x86.RDI: r.RDI,
+		x86.R8: r.R8, x86.R9: r.R9, x86.R10: r.R10, x86.R11: r.R11,
+		x86.R12: r.R12, x86.R13: r.R13, x86.R14: r.R14, x86.R15: r.R15,
+	}
 }

@@ -157,6 +157,9 @@ type kvmCache struct {
 	// base and interrupt bitmap may be older; sregs has the latest).
 	synced   kvm.Sregs
 	syncedOK bool
+	// sameSregs tells the load that siteExit makes that kvm_run's special
+	// registers were just found the same as synced (sameSregs).
+	sameSregs bool
 }
 
 // exitState is the current exit: the emulator's view of the vCPU, the
@@ -282,7 +285,8 @@ func (p *Path) load() error {
 	pkru := x.st.PKRU
 	walker := true
 	if same && p.memo.sregs {
-		gprsFromKVM(&x.st, &k.regs)
+		gprsOf(&x.st.GPR, &k.regs)
+		x.st.RIP, x.st.RFLAGS = k.regs.RIP, k.regs.RFLAGS
 		if flags&x86.FlagVM != 0 {
 			x.mode = trace.ClassifyMode(&k.sregs, k.regs.RFLAGS)
 		}
@@ -327,7 +331,7 @@ func (p *Path) loadRegs() (same bool, err error) {
 		s := cpu.SyncedSregs()
 		pae := s.CR0&x86.CR0PG != 0 && s.CR4&x86.CR4PAE != 0 && s.EFER&x86.EFERLMA == 0
 		if !pae || !k.sregs2 {
-			if k.syncedOK && sameSregs(s, &k.synced) {
+			if k.syncedOK && (k.sameSregs || sameSregs(s, &k.synced)) {
 				k.sregs.CR8, k.sregs.APICBase = s.CR8, s.ApicBase
 				return true, nil
 			}
@@ -593,7 +597,12 @@ func (p *Path) DirectMMIO() (*memory.Bus, *trace.Stats) {
 }
 
 func (p *Path) mmio(e *kvm.Exit, write bool) error {
-	if err := p.begin(e); err != nil {
+	if p.sitesOn() {
+		// siteExit loads the exit it does not answer.
+		if done, err := p.siteExit(e, write); done || err != nil {
+			return err
+		}
+	} else if err := p.begin(e); err != nil {
 		return err
 	}
 	err := p.checkMMIO(e, write)
@@ -644,9 +653,6 @@ func (p *Path) serve(m *kvm.MMIOExit, write bool) error {
 func (p *Path) readExit(exit *kvm.MMIOExit, n int) error {
 	x, off := &p.exit, p.cfg.Verify == VerifyOff
 	p.memo.pending.valid = false
-	if p.sitesOn() && p.readSiteHit(exit, n) {
-		return nil
-	}
 	keep := p.wantSite(false)
 	inst, err := p.emu.Fetch(&x.st)
 	insn := p.emu.InstBytes()

@@ -154,14 +154,14 @@ func siteSlot(rip uint64, write bool) int {
 const siteSlotBits = 4
 
 // lookupSite returns the kept site of this exit when its register, flag,
-// exit and walk inputs are unchanged; the caller checks the code bytes.
-func (p *Path) lookupSite(write bool, exit *kvm.MMIOExit, n int) *site {
-	x := &p.exit.st
-	s := &p.sites.e[siteSlot(x.RIP, write)]
-	if !s.valid || s.write != write || s.rip != x.RIP {
+// exit and walk inputs are unchanged, r being the exit's registers; the
+// caller checks the code bytes.
+func (p *Path) lookupSite(write bool, r *kvm.Regs, exit *kvm.MMIOExit, n int) *site {
+	s := &p.sites.e[siteSlot(r.RIP, write)]
+	if !s.valid || s.write != write || s.rip != r.RIP {
 		return nil
 	}
-	if p.sameInputs(s, exit, n) {
+	if p.sameInputs(s, r, exit, n) {
 		return s
 	}
 	return nil
@@ -169,18 +169,17 @@ func (p *Path) lookupSite(write bool, exit *kvm.MMIOExit, n int) *site {
 
 // sameInputs reports whether the exit's inputs are site s's, but for the
 // code bytes.
-func (p *Path) sameInputs(s *site, exit *kvm.MMIOExit, n int) bool {
-	x := &p.exit.st
+func (p *Path) sameInputs(s *site, r *kvm.Regs, exit *kvm.MMIOExit, n int) bool {
 	if s.gpa != exit.PhysAddr || int(s.n) != n || s.gen != p.sites.gen || s.walkerGen != p.mem.ctx.Gen() ||
-		s.flags != x.RFLAGS&emulate.AddressFlags {
+		s.flags != r.RFLAGS&emulate.AddressFlags {
 		return false
 	}
 	if s.write && s.data != x86.Value(exit.Data[:n]) {
 		return false
 	}
-	for r := s.regs; r != 0; r &= r - 1 {
-		i := bits.TrailingZeros16(r)
-		if s.gpr[i] != x.GPR[i] {
+	for m := s.regs; m != 0; m &= m - 1 {
+		i := bits.TrailingZeros16(m)
+		if s.gpr[i] != gprOf(r, i) {
 			return false
 		}
 	}
@@ -225,49 +224,111 @@ func (m *siteMemo) want(s *site) bool {
 }
 
 // siteHit gives the exit site s's verdict: agreement, with its walks
-// counted as the whole path would have counted them.
+// counted as the whole path would have counted them, and a read site's
+// pending read-modify-write.
 func (p *Path) siteHit(s *site) {
 	for i := range s.nkinds {
 		p.stats.CountWalkOf(s.kinds[i].kind, s.kinds[i].levels)
 	}
-	p.mem.checks += uint64(s.checked)
+	p.stats.Translate.Checks += uint64(s.checked)
 	s.hit, s.misses = true, 0
+	if s.pend.valid {
+		p.memo.pending = s.pend
+	}
 	p.stats.MMIO.Remembered++
 	p.agree()
 }
 
-// readSiteHit answers a read exit from its kept site, if the site and the
-// instruction's bytes are unchanged.
-func (p *Path) readSiteHit(exit *kvm.MMIOExit, n int) bool {
-	s := p.lookupSite(false, exit, n)
+// keptSite returns the kept site that answers an exit at registers r:
+// its inputs (lookupSite) and its code bytes unchanged, a read site's
+// instruction or a write site's window.
+func (p *Path) keptSite(write bool, r *kvm.Regs, exit *kvm.MMIOExit, n int) *site {
+	s := p.lookupSite(write, r, exit, n)
 	if s == nil {
-		return false
+		return nil
 	}
-	if string(s.codeHost) != string(s.code[:s.ncode]) {
-		return false
-	}
-	if s.pend.valid {
-		p.memo.pending = s.pend
-	}
-	p.siteHit(s)
-	return true
-}
-
-// writeSiteHit answers a write exit from its kept site, if the site and
-// the code window around RIP are unchanged.
-func (p *Path) writeSiteHit(exit *kvm.MMIOExit, n int) bool {
-	s := p.lookupSite(true, exit, n)
-	if s == nil {
-		return false
+	if !write {
+		if string(s.codeHost) != string(s.code[:s.ncode]) {
+			return nil
+		}
+		return s
 	}
 	for i := range s.nruns {
-		r := &s.runs[i]
-		if string(r.host) != string(s.win.b[r.at:r.at+uint8(len(r.host))]) {
-			return false
+		run := &s.runs[i]
+		if string(run.host) != string(s.win.b[run.at:run.at+uint8(len(run.host))]) {
+			return nil
 		}
 	}
+	return s
+}
+
+// siteExit answers MMIO exit e from a kept site where one holds, and
+// otherwise loads the exit's state (begin) for the whole path. Where KVM
+// synced the registers it looks before loading: special registers that
+// build the state the last load built (sameSregs) and no protection keys
+// (PKRU changes without an exit, and only a load reads it) leave the
+// exit's state the last load's but for the general registers, RIP and
+// RFLAGS, which the site compares in kvm_run. The site's walker
+// generation being the walker's then says the last load had the site's
+// RFLAGS.AC and VM (the walker's state holds them), so the mode that load
+// classified is the exit's. An exit answered so is not loaded; whatever
+// reads its state next loads it. A write exit with a read-modify-write
+// pending takes the whole path, which checks it against that. siteExit
+// reports whether it answered the exit, and the error of the load or the
+// device.
+func (p *Path) siteExit(e *kvm.Exit, write bool) (bool, error) {
+	k, x := &p.kvm, &p.exit
+	r := p.syncedSame()
+	if r == nil {
+		if err := p.begin(e); err != nil {
+			return false, err
+		}
+		r = &k.regs
+	}
+	m := e.MMIO
+	data := m.Bytes()
+	var s *site
+	if !write || !p.memo.pending.valid {
+		s = p.keptSite(write, r, m, len(data))
+	}
+	if s == nil {
+		if r != &k.regs {
+			// The special registers were compared above.
+			k.sameSregs = true
+			err := p.begin(e)
+			k.sameSregs = false
+			return false, err
+		}
+		return false, nil
+	}
+	if r != &k.regs {
+		x.loaded = false
+		p.stats.ObserveMode(x.mode, k.synced.CS.Selector, r.RIP)
+		x.observed, x.observedSeq = true, e.Seq
+	}
+	if write {
+		p.stats.MMIO.Writes++
+	} else {
+		p.stats.MMIO.Reads++
+		p.memo.pending.valid = false
+	}
 	p.siteHit(s)
-	return true
+	return true, p.mem.phys.device(m.PhysAddr, data, write)
+}
+
+// syncedSame returns kvm_run's registers when an exit may be answered
+// from them without a load (siteExit), else nil.
+func (p *Path) syncedSame() *kvm.Regs {
+	k := &p.kvm
+	if !p.cfg.SyncRegs || !p.memo.sregs || !k.syncedOK {
+		return nil
+	}
+	cpu := p.cfg.CPU
+	r, s := cpu.SyncedRegs(), cpu.SyncedSregs()
+	if s.CR4&x86.CR4PKE != 0 || !sameSregs(s, &k.synced) {
+		return nil
+	}
+	return r
 }
 
 // newSite starts keeping the site of the exit being verified: its

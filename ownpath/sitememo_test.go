@@ -2,6 +2,7 @@ package ownpath
 
 import (
 	"encoding/binary"
+	"fmt"
 	"testing"
 
 	"walkvm/devices"
@@ -224,5 +225,132 @@ func TestSiteMemoNearbySites(t *testing.T) {
 	}
 	if r := p.Stats().MMIO.Remembered; r != 8 {
 		t.Errorf("%d of 10 alternating reads at two sites remembered, want 8", r)
+	}
+}
+
+// Where KVM syncs the registers, a repeated exit is answered from its
+// kept site before the exit's state is loaded; what the state then lacks
+// is loaded by the next exit that needs it.
+func TestSiteExitBeforeLoad(t *testing.T) {
+	p, c, _, _ := newSitePath(t)
+	const win = devices.TestWindowLow
+	seq := uint64(0)
+	read := func(gpa uint64) error {
+		seq++
+		return p.MMIORead(mmioExit(seq, gpa, 4, false, 0))
+	}
+	for range 2 {
+		if err := read(win); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if p.exit.loaded || p.Stats().MMIO.Remembered != 1 {
+		t.Fatalf("a repeated read: loaded %v, %d remembered; want it answered before the load", p.exit.loaded, p.Stats().MMIO.Remembered)
+	}
+	// RCX places nothing: still answered so. RBX moves: the whole path,
+	// with the registers of this exit, not those the state last had.
+	c.regs.RCX = 7
+	if err := read(win); err != nil || p.exit.loaded {
+		t.Fatalf("RCX changed: %v, loaded %v", err, p.exit.loaded)
+	}
+	c.regs.RBX = win + 0x20
+	if err := read(win + 0x20); err != nil {
+		t.Fatalf("RBX moved, KVM agrees: %v", err)
+	}
+	if !p.exit.loaded || p.exit.st.GPR[x86.RCX] != 7 || p.exit.st.GPR[x86.RBX] != win+0x20 {
+		t.Errorf("after the whole path: loaded %v, RCX %#x, RBX %#x", p.exit.loaded, p.exit.st.GPR[x86.RCX], p.exit.st.GPR[x86.RBX])
+	}
+	if s := p.Stats(); s.MMIO.Remembered != 2 || s.MMIO.Agreed != 4 || len(s.Modes) != 1 || s.Modes[0].Exits != 4 {
+		t.Errorf("%+v, modes %+v", s.MMIO, s.Modes)
+	}
+}
+
+// pkruCPU is tableCPU whose XSAVE area holds PKRU at pkruAt.
+type pkruCPU struct {
+	*tableCPU
+	pkru uint32
+}
+
+const pkruAt = 0xa80
+
+func (c *pkruCPU) GetXSave(x *kvm.XSave) error {
+	binary.LittleEndian.PutUint32(x.Bytes()[pkruAt:], c.pkru)
+	return nil
+}
+
+// Under CR4.PKE, PKRU changes without an exit and only a load reads it:
+// no exit is answered before its load, and a kept site whose accesses
+// PKRU now denies takes the whole path.
+func TestSiteExitPKRU(t *testing.T) {
+	p, c, ram, pte := newSitePath(t)
+	const win = devices.TestWindowLow
+	// The window a user-mode page (U at every level), of protection key 0.
+	for _, e := range []struct{ gpa, v uint64 }{{0x10000, 0x11007}, {0x11000, 0x12007}, {0x12000, 0x13007}, {pte(win >> 12), win | 7}} {
+		if err := ram.WriteUint64(e.gpa, e.v); err != nil {
+			t.Fatal(err)
+		}
+	}
+	pc := &pkruCPU{tableCPU: c}
+	cfg := p.cfg
+	cfg.CPU, cfg.PKRUOffset, cfg.Stats = pc, pkruAt, nil
+	p = New(cfg)
+	c.synced.CR4 |= x86.CR4PKE
+	seq := uint64(0)
+	read := func() error {
+		seq++
+		return p.MMIORead(mmioExit(seq, win, 4, false, 0))
+	}
+	for range 2 {
+		if err := read(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if !p.exit.loaded || p.Stats().MMIO.Remembered != 1 {
+		t.Fatalf("under CR4.PKE: loaded %v, %d remembered; want the site's verdict after a load", p.exit.loaded, p.Stats().MMIO.Remembered)
+	}
+	pc.pkru = 1 // AD for key 0: a data access to the window faults
+	if err := read(); err == nil || p.Stats().MMIO.Remembered != 1 {
+		t.Errorf("PKRU denies the access: %v, %d remembered; want the whole path's disagreement", err, p.Stats().MMIO.Remembered)
+	}
+}
+
+// An exit answered before its load logs the mode of the last load's
+// state, which is the exit's: a site kept under another RFLAGS.VM than the
+// last load's no longer holds.
+func TestSiteExitMode(t *testing.T) {
+	// mov 0x10(%bx),%ax; mov %ax,0x10(%bx) in 16-bit protected mode and,
+	// with RFLAGS.VM, virtual-8086 mode: DS's base 0xd0000 either way.
+	p, c := newSyncPath(t, []byte{0x8b, 0x47, 0x10, 0x89, 0x47, 0x10})
+	c.synced.CR0 |= x86.CR0PE
+	c.regs.RBX, c.regs.RAX = 0x20, 0x1234
+	seq := uint64(0)
+	exit := func(rip uint64, write bool) {
+		t.Helper()
+		seq++
+		c.regs.RIP = rip
+		e := mmioExit(seq, 0xd0030, 2, write, 0x1234)
+		var err error
+		if write {
+			err = p.MMIOWrite(e)
+		} else {
+			err = p.MMIORead(e)
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	exit(0x1000, false)
+	exit(0x1000, false) // kept under RFLAGS.VM = 0
+	c.regs.RFLAGS |= x86.FlagVM
+	exit(0x1006, true) // the state built in virtual-8086 mode
+	c.regs.RFLAGS &^= x86.FlagVM
+	exit(0x1000, false)
+	s := p.Stats()
+	var got []string
+	for _, m := range s.Modes {
+		got = append(got, fmt.Sprintf("%v×%d", m.Mode, m.Exits))
+	}
+	if want := "[protected16×2 vm86×1 protected16×1]"; fmt.Sprint(got) != want {
+		t.Errorf("modes %v, want %s", got, want)
 	}
 }

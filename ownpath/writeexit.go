@@ -101,9 +101,6 @@ func (p *Path) writeExit(exit *kvm.MMIOExit, n int) error {
 			}
 		}
 	}
-	if p.sitesOn() && p.writeSiteHit(exit, n) {
-		return nil
-	}
 	keep := p.wantSite(true)
 	// The window and the matches live in the path: zeroing them at
 	// every write exit would cost more than the search.
