@@ -32,13 +32,7 @@ func BenchmarkExit(b *testing.B) {
 					cpu.regs, cpu.completed = start, false
 					cpu.regs.RIP = rip
 					e.Seq++
-					var err error
-					if write {
-						err = p.MMIOWrite(e)
-					} else {
-						err = p.MMIORead(e)
-					}
-					if err != nil {
+					if err := mmioEntry(p, e); err != nil {
 						b.Fatal(err)
 					}
 				}

@@ -74,6 +74,15 @@ func newEntryPath(t testing.TB, code []byte, tr *trace.Tracer) (*Path, *fakeCPU,
 	return p, cpu, w
 }
 
+// mmioEntry calls the path's entry point for MMIO exit e, as the loop
+// does.
+func mmioEntry(p *Path, e *kvm.Exit) error {
+	if e.MMIO.IsWrite != 0 {
+		return p.MMIOWrite(e)
+	}
+	return p.MMIORead(e)
+}
+
 func mmioExit(seq, gpa uint64, n uint32, write bool, v uint64) *kvm.Exit {
 	m := &kvm.MMIOExit{PhysAddr: gpa, Len: n}
 	if write {

@@ -69,11 +69,7 @@ func TestSiteMemo(t *testing.T) {
 	seq := uint64(0)
 	exit := func(write bool, gpa, data uint64) error {
 		seq++
-		e := mmioExit(seq, gpa, 4, write, data)
-		if write {
-			return p.MMIOWrite(e)
-		}
-		return p.MMIORead(e)
+		return mmioEntry(p, mmioExit(seq, gpa, 4, write, data))
 	}
 	remembered := func() uint64 { return p.Stats().MMIO.Remembered }
 	put := func(gpa uint64, b ...byte) {
@@ -328,14 +324,7 @@ func TestSiteExitMode(t *testing.T) {
 		t.Helper()
 		seq++
 		c.regs.RIP = rip
-		e := mmioExit(seq, 0xd0030, 2, write, 0x1234)
-		var err error
-		if write {
-			err = p.MMIOWrite(e)
-		} else {
-			err = p.MMIORead(e)
-		}
-		if err != nil {
+		if err := mmioEntry(p, mmioExit(seq, 0xd0030, 2, write, 0x1234)); err != nil {
 			t.Fatal(err)
 		}
 	}
