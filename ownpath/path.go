@@ -157,9 +157,10 @@ type kvmCache struct {
 	// base and interrupt bitmap may be older; sregs has the latest).
 	synced   kvm.Sregs
 	syncedOK bool
-	// sameSregs tells the load that siteExit makes that kvm_run's special
-	// registers were just found the same as synced (sameSregs).
-	sameSregs bool
+	// sregsChecked tells the load that siteExit makes that kvm_run's
+	// special registers were just found to build synced's state
+	// (sameSregs).
+	sregsChecked bool
 }
 
 // exitState is the current exit: the emulator's view of the vCPU, the
@@ -331,7 +332,7 @@ func (p *Path) loadRegs() (same bool, err error) {
 		s := cpu.SyncedSregs()
 		pae := s.CR0&x86.CR0PG != 0 && s.CR4&x86.CR4PAE != 0 && s.EFER&x86.EFERLMA == 0
 		if !pae || !k.sregs2 {
-			if k.syncedOK && (k.sameSregs || sameSregs(s, &k.synced)) {
+			if k.syncedOK && (k.sregsChecked || sameSregs(s, &k.synced)) {
 				k.sregs.CR8, k.sregs.APICBase = s.CR8, s.ApicBase
 				return true, nil
 			}

@@ -294,9 +294,9 @@ func (p *Path) siteExit(e *kvm.Exit, write bool) (bool, error) {
 	if s == nil {
 		if r != &k.regs {
 			// The special registers were compared above.
-			k.sameSregs = true
+			k.sregsChecked = true
 			err := p.begin(e)
-			k.sameSregs = false
+			k.sregsChecked = false
 			return false, err
 		}
 		return false, nil
