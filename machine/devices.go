@@ -137,7 +137,17 @@ func (m *Machine) irqLine(irq int) devices.IRQLine {
 	if !m.irqchip {
 		return nil
 	}
-	return devices.IRQFunc(func(high bool) error { return m.VM.SetIRQLine(uint32(irq), high) })
+	return devices.IRQFunc(func(high bool) error { return m.setIRQLine(irq, high) })
+}
+
+// setIRQLine drives GSI irq: an error, not a panic, for a device that
+// drives its line while the machine has no VM (before Create, after
+// Close).
+func (m *Machine) setIRQLine(irq int, high bool) error {
+	if m.VM == nil {
+		return fmt.Errorf("IRQ %d: the machine has no VM (not created yet, or closed)", irq)
+	}
+	return m.VM.SetIRQLine(uint32(irq), high)
 }
 
 // setIRQ drives any ISA IRQ line; nil while the machine has no irqchip.
@@ -149,7 +159,7 @@ func (m *Machine) setIRQ() devices.ISAIRQFunc {
 		if irq < 0 || irq > 23 {
 			return fmt.Errorf("IRQ %d is not an ISA or I/O APIC line (0-23)", irq)
 		}
-		return m.VM.SetIRQLine(uint32(irq), high)
+		return m.setIRQLine(irq, high)
 	}
 }
 

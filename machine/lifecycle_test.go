@@ -123,3 +123,15 @@ func TestCreateClose(t *testing.T) {
 		t.Error("Create on a closed machine succeeded")
 	}
 }
+
+// A device that drives its interrupt line while the machine has no VM
+// (before Create, after Close) gets an error, not a panic.
+func TestIRQLineWithoutVM(t *testing.T) {
+	m := &Machine{irqchip: true}
+	if err := m.irqLine(4).SetLevel(true); err == nil || !strings.Contains(err.Error(), "no VM") {
+		t.Errorf("UART line without a VM: %v", err)
+	}
+	if err := m.setIRQ()(14, true); err == nil || !strings.Contains(err.Error(), "no VM") {
+		t.Errorf("pc-testdev's line without a VM: %v", err)
+	}
+}
