@@ -124,8 +124,9 @@ func TestCreateClose(t *testing.T) {
 	}
 }
 
-// A device that drives its interrupt line while the machine has no VM
-// (before Create, after Close) gets an error, not a panic.
+// A device that drives its interrupt line, or a caller that reads the
+// PICs, while the machine has no VM (before Create, after Close) gets an
+// error, not a panic.
 func TestIRQLineWithoutVM(t *testing.T) {
 	m := &Machine{irqchip: true}
 	if err := m.irqLine(4).SetLevel(true); err == nil || !strings.Contains(err.Error(), "no VM") {
@@ -133,5 +134,8 @@ func TestIRQLineWithoutVM(t *testing.T) {
 	}
 	if err := m.setIRQ()(14, true); err == nil || !strings.Contains(err.Error(), "no VM") {
 		t.Errorf("pc-testdev's line without a VM: %v", err)
+	}
+	if _, _, err := m.PICBases(); err == nil || !strings.Contains(err.Error(), "no VM") {
+		t.Errorf("PIC bases without a VM: %v", err)
 	}
 }

@@ -63,6 +63,9 @@ func (m *Machine) PICBases() (master, slave uint8, err error) {
 	if !m.irqchip {
 		return 0, 0, fmt.Errorf("no in-kernel irqchip")
 	}
+	if m.VM == nil {
+		return 0, 0, fmt.Errorf("PIC bases: the machine has no VM (not created yet, or closed)")
+	}
 	ms, err := m.VM.PIC(kvm.PICMaster)
 	if err != nil {
 		return 0, 0, err
