@@ -88,10 +88,10 @@ var uartTrigger = [4]int{1, 4, 8, 14}
 // loopback is off, as on a PC's COM port. The line is recomputed after every
 // register access that can change it (reads of IER, LCR, MCR and SCR and
 // writes of LCR, SCR and the divisor latch cannot) and every Receive, and
-// driven only when its level changes; a THR write that clears a pending THRE interrupt and raises it
-// again when the byte has gone drives the line low and then high, so an
-// edge-triggered interrupt controller sees one edge per byte as it would
-// from hardware.
+// driven only when its level changes; a THR write that clears a pending
+// THRE interrupt and raises it again when the byte has gone drives the
+// line low and then high, so an edge-triggered interrupt controller sees
+// one edge per byte as it would from hardware.
 //
 // The modem inputs read DCD, DSR and CTS asserted (a terminal is attached);
 // in loopback they follow MCR (RTS->CTS, DTR->DSR, OUT1->RI, OUT2->DCD) and
